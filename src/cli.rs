@@ -1,0 +1,322 @@
+//! What the user can type: clap definitions with certstrap's flag names and
+//! aliases, so existing certstrap scripts run unchanged. What the program
+//! decides from these lives in `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::pki::crl::Reason;
+use crate::pki::keys::KeyType;
+use crate::pki::profile::LeafProfile;
+
+const MAIN_HELP: &str = "\
+Examples (the certstrap blog workflow for gRPC mutual TLS):
+  certforge --depot-path certs init --common-name \"gRPC Root CA\"
+  certforge --depot-path certs request-cert --domain localhost
+  certforge --depot-path certs request-cert --cn grpc_client
+  certforge --depot-path certs sign --CA \"gRPC Root CA\" localhost
+  certforge --depot-path certs sign --CA \"gRPC Root CA\" grpc_client
+
+The depot directory defaults to ./out (or $CERTFORGE_DEPOT_PATH). Keys are
+written 0600, nothing is ever overwritten, and a failed command changes nothing.";
+
+/// A certstrap-compatible private CA for development, CI and staging.
+#[derive(Debug, Parser)]
+#[command(name = "certforge", version, about, after_help = MAIN_HELP, propagate_version = true)]
+pub struct Cli {
+    /// Directory holding keys, CSRs, certificates and CRLs.
+    #[arg(
+        long = "depot-path",
+        global = true,
+        env = "CERTFORGE_DEPOT_PATH",
+        default_value = "out",
+        value_name = "DIR"
+    )]
+    pub depot_path: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a certificate authority: NAME.key, NAME.crt and an empty NAME.crl.
+    #[command(
+        after_help = "Example:\n  certforge --depot-path certs init --common-name \"gRPC Root CA\"\n  certforge init --cn \"Test CA\" --key-type ed25519 --expires \"5 years\" --permit-domain example.com"
+    )]
+    Init(InitArgs),
+    /// Create a private key and a certificate signing request (NAME.key, NAME.csr).
+    #[command(
+        after_help = "Examples:\n  certforge --depot-path certs request-cert --domain localhost --ip 127.0.0.1,::1\n  certforge --depot-path certs request-cert --cn grpc_client\n\nFiles are named after --cn, else the first --domain, --uri, --ip or --email."
+    )]
+    RequestCert(RequestCertArgs),
+    /// Sign NAME.csr with a CA, writing NAME.crt.
+    #[command(
+        after_help = "Examples:\n  certforge --depot-path certs sign --CA \"gRPC Root CA\" localhost\n  certforge sign --CA \"gRPC Root CA\" --profile client grpc_client\n  certforge sign --CA \"gRPC Root CA\" --intermediate \"Issuing CA\""
+    )]
+    Sign(SignArgs),
+    /// Revoke a certificate: add it to its CA's CRL (CA.crl), once.
+    #[command(
+        after_help = "Example:\n  certforge --depot-path certs revoke --CN localhost --CA \"gRPC Root CA\" --reason keyCompromise"
+    )]
+    Revoke(RevokeArgs),
+}
+
+/// Subject fields other than the common name (certstrap's names and short flags).
+#[derive(Debug, Args, Default, Clone)]
+pub struct SubjectArgs {
+    /// Organization (O).
+    #[arg(short = 'o', long = "organization", value_name = "O")]
+    pub organization: Option<String>,
+    /// Organizational unit (OU).
+    #[arg(long = "organizational-unit", visible_alias = "ou", value_name = "OU")]
+    pub organizational_unit: Option<String>,
+    /// Country (C), two letters.
+    #[arg(short = 'c', long = "country", value_name = "C")]
+    pub country: Option<String>,
+    /// State or province (ST).
+    #[arg(long = "province", visible_alias = "st", value_name = "ST")]
+    pub province: Option<String>,
+    /// Locality (L).
+    #[arg(short = 'l', long = "locality", value_name = "L")]
+    pub locality: Option<String>,
+}
+
+/// Key choice.
+#[derive(Debug, Args, Default, Clone)]
+pub struct KeyArgs {
+    /// Key type [default: ecdsa-p256].
+    #[arg(long = "key-type", value_enum, value_name = "TYPE")]
+    pub key_type: Option<KeyType>,
+    /// Elliptic curve, as certstrap names it: P-256, P-384, P-521 or Ed25519.
+    #[arg(long = "curve", value_name = "CURVE")]
+    pub curve: Option<String>,
+    /// RSA key size: 2048, 3072 or 4096 (implies an RSA key).
+    #[arg(long = "key-bits", value_name = "BITS")]
+    pub key_bits: Option<u32>,
+}
+
+/// Passphrase sources. `--passphrase ""` means no passphrase, as in certstrap.
+#[derive(Debug, Args, Default, Clone)]
+pub struct PassArgs {
+    /// Passphrase for the private key ("" for none). Prefer --passphrase-file: arguments show in `ps`.
+    #[arg(
+        long = "passphrase",
+        env = "CERTFORGE_PASSPHRASE",
+        hide_env_values = true,
+        value_name = "PASS"
+    )]
+    pub passphrase: Option<String>,
+    /// Read the passphrase from the first line of FILE.
+    #[arg(
+        long = "passphrase-file",
+        value_name = "FILE",
+        conflicts_with = "passphrase"
+    )]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+/// Validity flags.
+#[derive(Debug, Args, Default, Clone)]
+pub struct ValidityArgs {
+    /// How long until it expires, e.g. "2 years", "18 months", "1 year 6 months", "90 days", "12 hours".
+    #[arg(long = "expires", value_name = "SPAN", conflicts_with = "not_after")]
+    pub expires: Option<String>,
+    /// certstrap's hidden --years N, the same as --expires "N years".
+    #[arg(long = "years", hide = true, conflicts_with_all = ["expires", "not_after"])]
+    pub years: Option<u32>,
+    /// Start of validity, RFC 3339 (default: now less 10 minutes).
+    #[arg(long = "not-before", value_name = "TIME")]
+    pub not_before: Option<String>,
+    /// End of validity, RFC 3339; may be in the past, for expired test certificates.
+    #[arg(long = "not-after", value_name = "TIME")]
+    pub not_after: Option<String>,
+}
+
+/// `init` arguments.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The CA's common name; the files are named after it.
+    #[arg(
+        long = "common-name",
+        visible_alias = "cn",
+        value_name = "NAME",
+        required = true
+    )]
+    pub common_name: String,
+    #[command(flatten)]
+    pub subject: SubjectArgs,
+    #[command(flatten)]
+    pub key: KeyArgs,
+    #[command(flatten)]
+    pub pass: PassArgs,
+    #[command(flatten)]
+    pub validity: ValidityArgs,
+    /// Use this existing private key instead of generating one (it is copied into the depot).
+    #[arg(long = "key", value_name = "PATH")]
+    pub existing_key: Option<PathBuf>,
+    /// Also print the certificate to stdout.
+    #[arg(long = "stdout")]
+    pub stdout: bool,
+    /// Restrict the CA to these domains and their subdomains (name constraints); comma list, repeatable.
+    #[arg(long = "permit-domain", value_delimiter = ',', value_name = "DOMAIN")]
+    pub permit_domain: Vec<String>,
+    /// Maximum number of intermediates below this CA (default: no limit).
+    #[arg(
+        long = "path-length",
+        value_name = "N",
+        conflicts_with = "exclude_path_length"
+    )]
+    pub path_length: Option<u8>,
+    /// Leave pathLenConstraint out (the default; kept for certstrap scripts).
+    #[arg(long = "exclude-path-length")]
+    pub exclude_path_length: bool,
+}
+
+/// `request-cert` arguments.
+#[derive(Debug, Args)]
+pub struct RequestCertArgs {
+    /// Common name; the files are named after it.
+    #[arg(long = "common-name", visible_alias = "cn", value_name = "NAME")]
+    pub common_name: Option<String>,
+    /// DNS names for the SAN (comma list, repeatable). An IP here becomes an IP SAN.
+    #[arg(long = "domain", value_delimiter = ',', value_name = "NAMES")]
+    pub domain: Vec<String>,
+    /// IP addresses for the SAN (comma list, repeatable).
+    #[arg(long = "ip", value_delimiter = ',', value_name = "IPS")]
+    pub ip: Vec<String>,
+    /// URIs for the SAN, e.g. spiffe://example.org/svc (comma list, repeatable).
+    #[arg(long = "uri", value_delimiter = ',', value_name = "URIS")]
+    pub uri: Vec<String>,
+    /// Email addresses for the SAN (comma list, repeatable).
+    #[arg(long = "email", value_delimiter = ',', value_name = "ADDRS")]
+    pub email: Vec<String>,
+    #[command(flatten)]
+    pub subject: SubjectArgs,
+    #[command(flatten)]
+    pub key: KeyArgs,
+    #[command(flatten)]
+    pub pass: PassArgs,
+    /// Use this existing private key instead of generating one (it is copied into the depot).
+    #[arg(long = "key", value_name = "PATH")]
+    pub existing_key: Option<PathBuf>,
+    /// Write the CSR to PATH instead of the depot (never overwriting).
+    #[arg(long = "csr", value_name = "PATH")]
+    pub csr: Option<PathBuf>,
+    /// Also print the CSR to stdout.
+    #[arg(long = "stdout")]
+    pub stdout: bool,
+}
+
+/// `sign` arguments.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The entry to sign: reads NAME.csr and writes NAME.crt in the depot.
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+    /// The CA to sign with (its name as given to init, or the depot file stem).
+    #[arg(long = "CA", visible_alias = "ca", value_name = "CA", required = true)]
+    pub ca: String,
+    /// What the certificate is for: server (serverAuth), client (clientAuth) or peer (both).
+    #[arg(
+        long = "profile",
+        value_enum,
+        value_name = "PROFILE",
+        conflicts_with = "intermediate"
+    )]
+    pub profile: Option<LeafProfile>,
+    /// Make an intermediate CA instead of a leaf.
+    #[arg(long = "intermediate")]
+    pub intermediate: bool,
+    /// With --intermediate: maximum number of intermediates below it (default: none set).
+    #[arg(
+        long = "path-length",
+        value_name = "N",
+        requires = "intermediate",
+        conflicts_with = "exclude_path_length"
+    )]
+    pub path_length: Option<u8>,
+    /// With --intermediate: leave pathLenConstraint out.
+    #[arg(long = "exclude-path-length", requires = "intermediate")]
+    pub exclude_path_length: bool,
+    /// Add the codeSigning extended key usage (certstrap's --codesigning).
+    #[arg(long = "codesigning", conflicts_with = "intermediate")]
+    pub codesigning: bool,
+    #[command(flatten)]
+    pub pass: PassArgs,
+    #[command(flatten)]
+    pub validity: ValidityArgs,
+    /// Read the CSR from PATH instead of the depot.
+    #[arg(long = "csr", value_name = "PATH")]
+    pub csr: Option<PathBuf>,
+    /// Write the certificate to PATH instead of the depot (never overwriting).
+    #[arg(long = "cert", value_name = "PATH")]
+    pub cert: Option<PathBuf>,
+    /// Also print the certificate to stdout.
+    #[arg(long = "stdout")]
+    pub stdout: bool,
+}
+
+/// `revoke` arguments.
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// The certificate to revoke (the depot name it was signed under).
+    #[arg(
+        long = "CN",
+        visible_alias = "cn",
+        value_name = "NAME",
+        required = true
+    )]
+    pub cn: String,
+    /// The CA that issued it.
+    #[arg(long = "CA", visible_alias = "ca", value_name = "CA", required = true)]
+    pub ca: String,
+    /// Why it is revoked (RFC 5280 §5.3.1).
+    #[arg(long = "reason", value_enum, value_name = "REASON")]
+    pub reason: Option<Reason>,
+    #[command(flatten)]
+    pub pass: PassArgs,
+}
+
+/// certstrap runs on Go's flag package, which also takes long flags with one
+/// dash (`-cn`, `-depot-path`). Scripts written that way keep working: an
+/// argument of one dash and a known long name gets its second dash.
+pub fn normalize_args(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let mut longs: Vec<String> = Vec::new();
+    let mut collect = |c: &clap::Command| {
+        for a in c.get_arguments() {
+            longs.extend(a.get_long().map(str::to_string));
+            longs.extend(
+                a.get_all_aliases()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(str::to_string),
+            );
+        }
+    };
+    collect(&cmd);
+    for sub in cmd.get_subcommands() {
+        collect(sub);
+    }
+    longs.push("help".into());
+    longs.push("version".into());
+    args.into_iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let Some(s) = a.to_str() else { return a };
+            if i == 0 || s.starts_with("--") || !s.starts_with('-') || s.len() <= 2 {
+                return a;
+            }
+            let name = s[1..].split('=').next().unwrap_or("");
+            if longs.iter().any(|l| l == name) {
+                format!("-{s}").into()
+            } else {
+                a
+            }
+        })
+        .collect()
+}

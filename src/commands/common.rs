@@ -1,0 +1,154 @@
+//! What several commands share: turning passphrase and validity flags into
+//! values, reading keys, and printing.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use zeroize::Zeroizing;
+
+use crate::cli::{PassArgs, ValidityArgs};
+use crate::depot;
+use crate::pki::keys::{PassphraseSource, PrivateKey};
+use crate::pki::validity::{parse_rfc3339, Expiry, ValidityRequest};
+
+/// A mistake in how the command was called: exit status 2, like clap's own.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Builds a usage error.
+pub fn usage(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
+}
+
+impl PassArgs {
+    /// The passphrase given by flag, file or environment, if any.
+    /// `Some("")` means "explicitly none".
+    pub fn given(&self) -> Result<Option<Zeroizing<String>>> {
+        if let Some(p) = &self.passphrase {
+            return Ok(Some(Zeroizing::new(p.clone())));
+        }
+        if let Some(path) = &self.passphrase_file {
+            let bytes = Zeroizing::new(
+                depot::read_file(path).with_context(|| "--passphrase-file".to_string())?,
+            );
+            let text = std::str::from_utf8(&bytes).map_err(|_| {
+                usage(format!(
+                    "--passphrase-file {}: the passphrase is not UTF-8 text",
+                    path.display()
+                ))
+            })?;
+            let line = text.lines().next().unwrap_or("");
+            return Ok(Some(Zeroizing::new(line.to_string())));
+        }
+        Ok(None)
+    }
+
+    /// The passphrase to encrypt a new key with. When none was given and a
+    /// person is at a terminal, asks twice, as certstrap does; with no
+    /// terminal (CI) it never asks and the key is left unencrypted.
+    pub fn for_new_key(&self, file: &str) -> Result<Option<Zeroizing<String>>> {
+        if let Some(p) = self.given()? {
+            return Ok(Some(p).filter(|p| !p.is_empty()));
+        }
+        if !std::io::stdin().is_terminal() {
+            return Ok(None);
+        }
+        let first = Zeroizing::new(
+            rpassword::prompt_password(format!("Passphrase for {file} (empty for none): "))
+                .context("cannot read the passphrase from the terminal")?,
+        );
+        if first.is_empty() {
+            return Ok(None);
+        }
+        let again = Zeroizing::new(
+            rpassword::prompt_password("Repeat the passphrase: ")
+                .context("cannot read the passphrase from the terminal")?,
+        );
+        if *first != *again {
+            return Err(usage("the two passphrases differ; nothing was written"));
+        }
+        Ok(Some(first))
+    }
+
+    /// A source that gives the passphrase from the flags, or asks at a
+    /// terminal, only when a key turns out to be encrypted.
+    pub fn source(&self) -> Result<Prompt> {
+        Ok(Prompt {
+            given: self.given()?,
+        })
+    }
+}
+
+/// See [`PassArgs::source`].
+pub struct Prompt {
+    given: Option<Zeroizing<String>>,
+}
+
+impl PassphraseSource for Prompt {
+    fn passphrase_for(&mut self, what: &str) -> Option<Zeroizing<String>> {
+        if let Some(p) = &self.given {
+            return Some(p.clone());
+        }
+        if !std::io::stdin().is_terminal() {
+            return None;
+        }
+        rpassword::prompt_password(format!("Passphrase for {what}: "))
+            .ok()
+            .map(Zeroizing::new)
+    }
+}
+
+/// Reads a private key file, decrypting it when needed.
+pub fn read_key(path: &Path, pass: &mut dyn PassphraseSource) -> Result<PrivateKey> {
+    let bytes = Zeroizing::new(depot::read_file(path)?);
+    Ok(PrivateKey::from_bytes(
+        &bytes,
+        &path.display().to_string(),
+        pass,
+    )?)
+}
+
+impl ValidityArgs {
+    /// The validity the flags ask for.
+    pub fn request(&self) -> Result<ValidityRequest> {
+        let mut expires = self.expires.as_deref().map(Expiry::parse).transpose()?;
+        if let Some(years) = self.years {
+            expires = Some(Expiry::parse(&format!("{years} years"))?);
+        }
+        Ok(ValidityRequest {
+            expires,
+            not_before: self
+                .not_before
+                .as_deref()
+                .map(|t| parse_rfc3339("--not-before", t))
+                .transpose()?,
+            not_after: self
+                .not_after
+                .as_deref()
+                .map(|t| parse_rfc3339("--not-after", t))
+                .transpose()?,
+        })
+    }
+}
+
+/// Prints to stdout. A closed pipe (`certforge … --stdout | head -1`) ends
+/// the output quietly instead of panicking; the files are written already.
+pub fn print_stdout(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("cannot write to stdout"),
+    }
+}
+
+/// Prints a warning on stderr.
+pub fn warn(msg: &str) {
+    eprintln!("warning: {msg}");
+}
+
+/// Prints a note on stderr.
+pub fn note(msg: &str) {
+    eprintln!("note: {msg}");
+}

@@ -1,0 +1,25 @@
+//! One module per subcommand: each reads its arguments, calls the pure core
+//! and the depot, and reports.
+
+pub mod common;
+pub mod init;
+pub mod report;
+pub mod request_cert;
+pub mod revoke;
+pub mod sign;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+use crate::depot::Depot;
+
+/// Runs the parsed command line.
+pub fn run(cli: &Cli) -> Result<()> {
+    let depot = Depot::new(&cli.depot_path);
+    match &cli.command {
+        Command::Init(a) => init::run(&depot, a),
+        Command::RequestCert(a) => request_cert::run(&depot, a),
+        Command::Sign(a) => sign::run(&depot, a),
+        Command::Revoke(a) => revoke::run(&depot, a),
+    }
+}

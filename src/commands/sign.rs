@@ -1,0 +1,250 @@
+//! `certforge sign`: turn a CSR into a leaf or intermediate certificate.
+
+use anyhow::{bail, Result};
+use time::OffsetDateTime;
+
+use super::common::{note, print_stdout, read_key, usage, warn};
+use super::init::shell_word;
+use super::report;
+use super::request_cert::list;
+use crate::cli::SignArgs;
+use crate::depot::{self, Depot, Write1, PUBLIC_MODE};
+use crate::pki::ca::CaSigner;
+use crate::pki::csr::parse_csr;
+use crate::pki::issue::{self, CertSpec};
+use crate::pki::names::EntryName;
+use crate::pki::profile::{Kind, LeafProfile};
+use crate::pki::validity::{fmt_time, Expiry};
+use crate::pki::{from_pem_or_der, to_pem};
+
+/// A leaf lasts 2 years unless told otherwise (certstrap's default).
+const LEAF_DEFAULT: Expiry = Expiry {
+    months: 24,
+    seconds: 0,
+};
+/// An intermediate lasts 5 years unless told otherwise, capped at its CA.
+const INTERMEDIATE_DEFAULT: Expiry = Expiry {
+    months: 60,
+    seconds: 0,
+};
+
+/// Loads the CA named `ca_raw` from the depot and checks it can sign.
+pub fn load_ca(depot: &Depot, ca_raw: &str, pass: &crate::cli::PassArgs) -> Result<CaSigner> {
+    let ca_name = EntryName::new(ca_raw).map_err(|e| usage(format!("--CA: {e}")))?;
+    let hint = format!("make the CA with `certforge --depot-path {} init --common-name {}`, or check --CA and --depot-path", shell_word(&depot.root().display().to_string()), shell_word(ca_raw));
+    let cert_bytes = depot.read(&ca_name, "crt", &hint)?;
+    let crt_what = depot.path(&ca_name, "crt").display().to_string();
+    let cert_der = from_pem_or_der(&cert_bytes, "CERTIFICATE")
+        .map_err(|e| anyhow::anyhow!("{crt_what}: {e}"))?;
+    let key_path = depot.path(&ca_name, "key");
+    if !key_path.exists() {
+        bail!(
+            "{} does not exist, so {:?} cannot sign; a CA needs its key beside its certificate",
+            key_path.display(),
+            ca_raw
+        );
+    }
+    let key = read_key(&key_path, &mut pass.source()?)?;
+    Ok(CaSigner::new(
+        cert_der,
+        key,
+        &crt_what,
+        &key_path.display().to_string(),
+    )?)
+}
+
+/// Runs `sign`.
+pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
+    let raw_name =
+        match (&args.name, &args.csr) {
+            (Some(n), _) => n.clone(),
+            (None, Some(path)) => path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            (None, None) => return Err(usage(
+                "name the request to sign, e.g. `certforge sign --CA \"gRPC Root CA\" localhost`",
+            )),
+        };
+    let name = EntryName::new(&raw_name).map_err(|e| usage(format!("{raw_name:?}: {e}")))?;
+    let request = args.validity.request().map_err(|e| usage(e.to_string()))?;
+
+    let _lock = depot.lock()?;
+    let cert_path = args
+        .cert
+        .clone()
+        .unwrap_or_else(|| depot.path(&name, "crt"));
+    if std::fs::symlink_metadata(&cert_path).is_ok() {
+        bail!("{} already exists; certforge never overwrites a certificate. Revoke or move the old one aside first", cert_path.display());
+    }
+    let csr_path = args.csr.clone().unwrap_or_else(|| depot.path(&name, "csr"));
+    if !csr_path.exists() {
+        bail!(
+            "{} does not exist; make the request first with `certforge --depot-path {} request-cert --cn {}`",
+            csr_path.display(),
+            shell_word(&depot.root().display().to_string()),
+            shell_word(&raw_name)
+        );
+    }
+    let csr = parse_csr(
+        &depot::read_file(&csr_path)?,
+        &csr_path.display().to_string(),
+    )?;
+    let ca = load_ca(depot, &args.ca, &args.pass)?;
+
+    let now = OffsetDateTime::now_utc();
+    let kind = if args.intermediate {
+        Kind::Intermediate {
+            path_len: intermediate_path_len(&ca, args)?,
+        }
+    } else {
+        Kind::Leaf {
+            profile: args.profile.unwrap_or(LeafProfile::Peer),
+            code_signing: args.codesigning,
+        }
+    };
+    let default = if args.intermediate {
+        INTERMEDIATE_DEFAULT
+    } else {
+        LEAF_DEFAULT
+    };
+    let mut validity = request
+        .resolve(now, default)
+        .map_err(|e| usage(e.to_string()))?;
+    if ca.not_after <= now && request.not_after.is_none() {
+        bail!(
+            "the CA {:?} expired on {}; it cannot sign new certificates. Make a new CA (or, for a deliberately expired test chain, give --not-before and --not-after inside the CA's validity)",
+            ca.name,
+            fmt_time(ca.not_after)
+        );
+    }
+    if validity.not_after > ca.not_after {
+        warn(&format!(
+            "the certificate would outlive its CA {:?}, which expires on {}; its notAfter is capped there (a client rejects a chain once any certificate in it expires)",
+            ca.name,
+            fmt_time(ca.not_after)
+        ));
+        validity.not_after = ca.not_after;
+        if validity.not_after <= validity.not_before {
+            bail!("after capping at the CA's expiry, the validity period is empty; give a --not-before inside the CA's validity");
+        }
+    }
+    let outside = ca.names_outside_constraints(&csr.sans);
+    if !outside.is_empty() {
+        let names: Vec<String> = outside.iter().map(ToString::to_string).collect();
+        bail!(
+            "the CA {:?} may only sign names under {}, but the request asks for {}; clients would reject the certificate. Re-run request-cert without those names",
+            ca.name,
+            ca.permitted_dns.join(", "),
+            names.join(", ")
+        );
+    }
+
+    let spec = CertSpec {
+        subject: csr.subject.clone(),
+        subject_raw: Some(csr.subject_raw.clone()),
+        sans: csr.sans.clone(),
+        kind: kind.clone(),
+        validity,
+    };
+    let der = issue::signed_by(&spec, &csr.spki_der, &ca)?;
+    let pem = to_pem("CERTIFICATE", &der);
+    depot::write_all(&[Write1 {
+        path: cert_path.clone(),
+        bytes: pem.clone().into_bytes(),
+        mode: PUBLIC_MODE,
+        replace: false,
+    }])?;
+
+    let who = csr.common_name.clone().unwrap_or_else(|| raw_name.clone());
+    let mut details = vec![format!(
+        "names: {}",
+        if csr.sans.is_empty() {
+            "none".to_string()
+        } else {
+            list(&csr.sans)
+        }
+    )];
+    details.push(match &kind {
+        Kind::Leaf {
+            profile,
+            code_signing,
+        } => format!(
+            "usage: {}{}",
+            match profile {
+                LeafProfile::Server => "serverAuth (TLS server)",
+                LeafProfile::Client => "clientAuth (TLS client, e.g. gRPC mTLS)",
+                LeafProfile::Peer => "serverAuth + clientAuth (TLS server and client)",
+            },
+            if *code_signing { " + codeSigning" } else { "" }
+        ),
+        Kind::Intermediate { path_len } => format!(
+            "CA:TRUE{}; sign with it using --CA {}",
+            path_len.map_or(String::new(), |n| format!(", pathLen {n}")),
+            shell_word(name.as_str())
+        ),
+        Kind::Root { .. } => unreachable!("sign never makes a root"),
+    });
+    details.push(format!("signed by: {:?}", ca.name));
+    report::print(&report::Made {
+        what: format!("{} for {:?}", kind.describe(), who),
+        details,
+        files: vec![("certificate", cert_path)],
+        not_after: Some(validity.not_after),
+        now,
+    });
+    if csr.sans.is_empty()
+        && matches!(
+            kind,
+            Kind::Leaf {
+                profile: LeafProfile::Server | LeafProfile::Peer,
+                ..
+            }
+        )
+    {
+        note(&format!(
+            "{} has no SANs: fine as a client certificate, but TLS clients (Go >= 1.15, grpcio, rustls) match server names against SANs only and will refuse it as a server certificate. Use --profile client to say so, or re-run request-cert with --domain/--ip",
+            name.file("crt")
+        ));
+    }
+    if !csr.ignored.is_empty() {
+        note(&format!(
+            "ignored the CSR's requested {}: the {} profile decides these",
+            csr.ignored.join(", "),
+            kind.describe()
+        ));
+    }
+    if args.stdout {
+        print_stdout(&pem)?;
+    }
+    Ok(())
+}
+
+/// The pathLen for a new intermediate. Under a CA with pathLen N the
+/// intermediate may have at most N-1 (RFC 5280 §4.2.1.9); N = 0 forbids
+/// intermediates entirely, which certstrap only discovered at verify time.
+fn intermediate_path_len(ca: &CaSigner, args: &SignArgs) -> Result<Option<u8>> {
+    let asked = if args.exclude_path_length {
+        None
+    } else {
+        args.path_length
+    };
+    match ca.path_len {
+        None => Ok(asked),
+        Some(0) => bail!(
+            "the CA {:?} has pathLen 0: it may sign leaf certificates only, and an intermediate under it would fail verification. Sign the intermediate with a CA made without --path-length, or with --path-length 1 or more",
+            ca.name
+        ),
+        Some(n) => {
+            let max = u8::try_from(n - 1).unwrap_or(u8::MAX);
+            match asked {
+                Some(a) if a > max => Err(usage(format!(
+                    "--path-length {a} is more than the CA {:?} allows below it (its pathLen is {n}, so at most {max})",
+                    ca.name
+                ))),
+                Some(a) => Ok(Some(a)),
+                None => Ok(Some(max)),
+            }
+        }
+    }
+}

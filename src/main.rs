@@ -1,0 +1,27 @@
+//! The certforge binary: parse, run, print the error, pick the exit code.
+
+use std::process::ExitCode;
+
+use certforge::cli::{normalize_args, Cli};
+use certforge::commands::{self, common::UsageError};
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse_from(normalize_args(std::env::args_os().collect()));
+    match commands::run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let mut msg = format!("error: {e}");
+            for cause in e.chain().skip(1) {
+                msg.push_str(&format!(": {cause}"));
+            }
+            eprintln!("{msg}");
+            // 2 for a mistake in the call, as clap does; 1 for a failure.
+            if e.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}

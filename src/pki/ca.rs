@@ -1,0 +1,161 @@
+//! A CA ready to sign: its certificate and key, checked to belong together
+//! and to be allowed to sign. rcgen's `Issuer::from_ca_cert_pem` checks
+//! neither (PKI-NOTES §4 trap 6), and certstrap happily signed with a leaf.
+
+use time::OffsetDateTime;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use super::keys::PrivateKey;
+use super::san::San;
+
+/// A loaded, checked CA.
+pub struct CaSigner {
+    cert_der: Vec<u8>,
+    key: PrivateKey,
+    /// The CA's display name (its CN, else the file name).
+    pub name: String,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    /// basicConstraints pathLenConstraint, if any.
+    pub path_len: Option<u32>,
+    /// Permitted DNS subtrees from nameConstraints.
+    pub permitted_dns: Vec<String>,
+}
+
+/// Why a certificate and key cannot act as a CA.
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    #[error("{what} is not a certificate certforge can read: {detail}")]
+    Unreadable { what: String, detail: String },
+    #[error("{what} is not a CA certificate (basicConstraints CA:TRUE is missing), so it cannot sign; use a CA made with `certforge init`, or a cert made with `sign --intermediate`")]
+    NotCa { what: String },
+    #[error("{what} is a CA whose keyUsage lacks keyCertSign, so clients would refuse what it signs; use another CA")]
+    NoKeyCertSign { what: String },
+    #[error("{key_what} does not belong to {what}: their public keys differ; put the CA's own key beside its certificate")]
+    KeyMismatch { what: String, key_what: String },
+}
+
+impl CaSigner {
+    /// Checks that `cert_der` is a CA certificate and that `key` is its key.
+    pub fn new(
+        cert_der: Vec<u8>,
+        key: PrivateKey,
+        what: &str,
+        key_what: &str,
+    ) -> Result<CaSigner, CaError> {
+        let unreadable = |detail: String| CaError::Unreadable {
+            what: what.to_string(),
+            detail,
+        };
+        let (rest, cert) =
+            X509Certificate::from_der(&cert_der).map_err(|e| unreadable(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(unreadable("trailing bytes after the certificate".into()));
+        }
+        let bc = cert
+            .basic_constraints()
+            .map_err(|e| unreadable(e.to_string()))?;
+        let Some(bc) = bc.filter(|bc| bc.value.ca) else {
+            return Err(CaError::NotCa {
+                what: what.to_string(),
+            });
+        };
+        let path_len = bc.value.path_len_constraint;
+        if let Ok(Some(ku)) = cert.key_usage() {
+            if !ku.value.key_cert_sign() {
+                return Err(CaError::NoKeyCertSign {
+                    what: what.to_string(),
+                });
+            }
+        }
+        if cert.public_key().raw != key.spki_der().as_slice() {
+            return Err(CaError::KeyMismatch {
+                what: what.to_string(),
+                key_what: key_what.to_string(),
+            });
+        }
+        let permitted_dns = match cert.name_constraints() {
+            Ok(Some(nc)) => nc
+                .value
+                .permitted_subtrees
+                .iter()
+                .flatten()
+                .filter_map(|s| match &s.base {
+                    x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_string()),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let name = super::subject::common_name(cert.subject()).unwrap_or_else(|| what.to_string());
+        let not_before = cert.validity().not_before.to_datetime();
+        let not_after = cert.validity().not_after.to_datetime();
+        drop(cert);
+        Ok(CaSigner {
+            cert_der,
+            key,
+            name,
+            not_before,
+            not_after,
+            path_len,
+            permitted_dns,
+        })
+    }
+
+    /// The CA certificate, DER.
+    pub fn cert_der(&self) -> &[u8] {
+        &self.cert_der
+    }
+
+    /// The CA's key.
+    pub fn key(&self) -> &PrivateKey {
+        &self.key
+    }
+
+    /// The CA certificate, parsed.
+    pub fn cert(&self) -> X509Certificate<'_> {
+        X509Certificate::from_der(&self.cert_der)
+            .expect("checked in CaSigner::new")
+            .1
+    }
+
+    /// The SANs that fall outside this CA's permitted DNS subtrees (RFC 5280
+    /// §4.2.1.10): clients refuse a certificate carrying any of them.
+    pub fn names_outside_constraints<'a>(&self, sans: &'a [San]) -> Vec<&'a San> {
+        if self.permitted_dns.is_empty() {
+            return Vec::new();
+        }
+        sans.iter()
+            .filter(|san| match san {
+                San::Dns(d) => !self.permitted_dns.iter().any(|base| dns_within(d, base)),
+                _ => false,
+            })
+            .collect()
+    }
+}
+
+/// True when `name` is `base` or a subdomain of it; a leading dot on `base`
+/// means subdomains only.
+fn dns_within(name: &str, base: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    let base = base.to_ascii_lowercase();
+    if let Some(sub) = base.strip_prefix('.') {
+        return name.ends_with(&format!(".{sub}"));
+    }
+    name == base || name.ends_with(&format!(".{base}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dns_within;
+
+    #[test]
+    fn dns_constraints_match_the_domain_and_its_subdomains() {
+        assert!(dns_within("example.com", "example.com"));
+        assert!(dns_within("a.b.example.com", "example.com"));
+        assert!(dns_within("*.example.com", "example.com"));
+        assert!(!dns_within("badexample.com", "example.com"));
+        assert!(!dns_within("example.com", ".example.com"));
+        assert!(dns_within("a.example.com", ".example.com"));
+    }
+}

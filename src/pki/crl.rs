@@ -1,0 +1,223 @@
+//! Certificate revocation lists. Every CRL certforge writes is a v2 CRL with
+//! a CRL number and an AKI, and no empty revokedCertificates list (RFC 5280
+//! §5.1.2.6, §5.2.1, §5.2.3), which is where certstrap's CRLs failed pkilint.
+
+use rcgen::{
+    CertificateRevocationListParams, Issuer, KeyIdMethod, RevocationReason, RevokedCertParams,
+    SerialNumber,
+};
+use time::{Duration, OffsetDateTime};
+use x509_parser::prelude::FromDer;
+use x509_parser::revocation_list::CertificateRevocationList;
+
+use super::ca::CaSigner;
+use super::validity::BACKDATE;
+
+/// How long a CRL stays current. A development or staging PKI has no job
+/// that re-signs CRLs every few days, so a short nextUpdate would make
+/// CRL-checking clients (`openssl verify -crl_check`, Java) fail on their
+/// own after a week; a year, capped at the CA's own expiry, does not.
+pub const CRL_LIFETIME: Duration = Duration::days(365);
+
+/// `revoke --reason` values, named as in RFC 5280 §5.3.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Reason {
+    #[value(name = "unspecified")]
+    Unspecified,
+    #[value(name = "keyCompromise", alias = "key-compromise")]
+    KeyCompromise,
+    #[value(name = "caCompromise", alias = "ca-compromise")]
+    CaCompromise,
+    #[value(name = "affiliationChanged", alias = "affiliation-changed")]
+    AffiliationChanged,
+    #[value(name = "superseded")]
+    Superseded,
+    #[value(name = "cessationOfOperation", alias = "cessation-of-operation")]
+    CessationOfOperation,
+    #[value(name = "certificateHold", alias = "certificate-hold")]
+    CertificateHold,
+    #[value(name = "privilegeWithdrawn", alias = "privilege-withdrawn")]
+    PrivilegeWithdrawn,
+}
+
+impl Reason {
+    fn to_rcgen(self) -> RevocationReason {
+        match self {
+            Reason::Unspecified => RevocationReason::Unspecified,
+            Reason::KeyCompromise => RevocationReason::KeyCompromise,
+            Reason::CaCompromise => RevocationReason::CaCompromise,
+            Reason::AffiliationChanged => RevocationReason::AffiliationChanged,
+            Reason::Superseded => RevocationReason::Superseded,
+            Reason::CessationOfOperation => RevocationReason::CessationOfOperation,
+            Reason::CertificateHold => RevocationReason::CertificateHold,
+            Reason::PrivilegeWithdrawn => RevocationReason::PrivilegeWithdrawn,
+        }
+    }
+}
+
+fn reason_from_code(code: u8) -> Option<RevocationReason> {
+    Some(match code {
+        0 => RevocationReason::Unspecified,
+        1 => RevocationReason::KeyCompromise,
+        2 => RevocationReason::CaCompromise,
+        3 => RevocationReason::AffiliationChanged,
+        4 => RevocationReason::Superseded,
+        5 => RevocationReason::CessationOfOperation,
+        6 => RevocationReason::CertificateHold,
+        8 => RevocationReason::RemoveFromCrl,
+        9 => RevocationReason::PrivilegeWithdrawn,
+        10 => RevocationReason::AaCompromise,
+        _ => return None,
+    })
+}
+
+/// One revoked certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The serial's big-endian magnitude, without leading zero bytes.
+    pub serial: Vec<u8>,
+    pub revoked_at: OffsetDateTime,
+    pub reason: Option<RevocationReason>,
+}
+
+/// The content of a CA's CRL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CrlState {
+    pub number: u64,
+    pub entries: Vec<Entry>,
+}
+
+/// Why a CRL could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum CrlError {
+    #[error("{what} is not a CRL certforge can read: {detail}; move it aside and run revoke again to start a fresh one")]
+    Unreadable { what: String, detail: String },
+    #[error("{what} was not signed by {ca}'s key, so it cannot be extended; move it aside and run revoke again to start a fresh one")]
+    ForeignSignature { what: String, ca: String },
+    #[error("could not sign the CRL: {0}")]
+    Build(String),
+}
+
+/// Strips leading zero bytes, so serials compare by value.
+pub fn normalize_serial(bytes: &[u8]) -> Vec<u8> {
+    let start = bytes
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(bytes.len().saturating_sub(1));
+    bytes[start..].to_vec()
+}
+
+impl CrlState {
+    /// Reads a CRL (PEM or DER), checking that `ca` signed it.
+    pub fn read(bytes: &[u8], what: &str, ca: &CaSigner) -> Result<CrlState, CrlError> {
+        let unreadable = |detail: String| CrlError::Unreadable {
+            what: what.to_string(),
+            detail,
+        };
+        let der = match pem::parse(bytes) {
+            Ok(block) if block.tag() == "X509 CRL" => block.into_contents(),
+            Ok(block) => {
+                return Err(unreadable(format!(
+                    "a {} PEM block, not an X509 CRL",
+                    block.tag()
+                )))
+            }
+            Err(_) => bytes.to_vec(),
+        };
+        let (_, crl) =
+            CertificateRevocationList::from_der(&der).map_err(|e| unreadable(e.to_string()))?;
+        let ca_cert = ca.cert();
+        super::signature::verify(
+            ca_cert.public_key(),
+            &crl.signature_algorithm,
+            &crl.signature_value,
+            crl.tbs_cert_list.as_ref(),
+        )
+        .map_err(|_| CrlError::ForeignSignature {
+            what: what.to_string(),
+            ca: ca.name.clone(),
+        })?;
+        let number = match crl.crl_number() {
+            None => 0,
+            Some(n) => u64::try_from(n)
+                .map_err(|_| unreadable("its CRL number does not fit in 64 bits".into()))?,
+        };
+        let entries = crl
+            .iter_revoked_certificates()
+            .map(|r| Entry {
+                serial: normalize_serial(r.raw_serial()),
+                revoked_at: r.revocation_date.to_datetime(),
+                reason: r
+                    .reason_code()
+                    .and_then(|(_, code)| reason_from_code(code.0)),
+            })
+            .collect();
+        Ok(CrlState { number, entries })
+    }
+
+    /// The entry for `serial`, if it is already revoked.
+    pub fn find(&self, serial: &[u8]) -> Option<&Entry> {
+        let serial = normalize_serial(serial);
+        self.entries.iter().find(|e| e.serial == serial)
+    }
+
+    /// Adds a revocation unless the serial is already listed; returns whether
+    /// it was added. A serial is never listed twice (certstrap's was).
+    pub fn revoke(&mut self, serial: &[u8], at: OffsetDateTime, reason: Option<Reason>) -> bool {
+        if self.find(serial).is_some() {
+            return false;
+        }
+        self.entries.push(Entry {
+            serial: normalize_serial(serial),
+            revoked_at: at,
+            reason: reason.map(Reason::to_rcgen),
+        });
+        true
+    }
+
+    /// Signs the next CRL: the CRL number goes up by one, thisUpdate is
+    /// `now` (backdated for clock skew), nextUpdate is [`CRL_LIFETIME`] later
+    /// but never past the CA's notAfter.
+    pub fn sign(&mut self, ca: &CaSigner, now: OffsetDateTime) -> Result<Vec<u8>, CrlError> {
+        self.number += 1;
+        let this_update = now - BACKDATE;
+        let next_update = (now + CRL_LIFETIME)
+            .min(ca.not_after)
+            .max(this_update + Duration::hours(1));
+        let ca_cert = ca.cert();
+        let ski = ca_cert
+            .iter_extensions()
+            .find_map(|e| match e.parsed_extension() {
+                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(k) => {
+                    Some(k.0.to_vec())
+                }
+                _ => None,
+            });
+        let params = CertificateRevocationListParams {
+            this_update,
+            next_update,
+            crl_number: SerialNumber::from_slice(
+                &self.number.to_be_bytes()[self.number.leading_zeros() as usize / 8..],
+            ),
+            issuing_distribution_point: None,
+            revoked_certs: self
+                .entries
+                .iter()
+                .map(|e| RevokedCertParams {
+                    serial_number: SerialNumber::from_slice(&e.serial),
+                    revocation_time: e.revoked_at,
+                    reason_code: e.reason,
+                    invalidity_date: None,
+                })
+                .collect(),
+            // The AKI must equal the CA's SKI (RFC 5280 §5.2.1).
+            key_identifier_method: ski.map_or(KeyIdMethod::Sha256, KeyIdMethod::PreSpecified),
+        };
+        let issuer = Issuer::from_ca_cert_der(&ca.cert_der().into(), ca.key().pair())
+            .map_err(|e| CrlError::Build(e.to_string()))?;
+        let crl = params
+            .signed_by(&issuer)
+            .map_err(|e| CrlError::Build(e.to_string()))?;
+        Ok(crl.der().to_vec())
+    }
+}

@@ -1,0 +1,327 @@
+//! Subject alternative names, parsed once at the edge. gRPC's TLS stacks
+//! (BoringSSL in grpcio, Go since 1.15, rustls) match host names against
+//! SANs only and never the CN, so these are what make a server cert work.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use rcgen::SanType;
+
+/// One SAN, validated.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum San {
+    Dns(String),
+    Ip(IpAddr),
+    Uri(String),
+    Email(String),
+}
+
+/// Why a SAN value was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{flag} {value:?}: {why}")]
+pub struct SanError {
+    pub flag: &'static str,
+    pub value: String,
+    pub why: String,
+}
+
+fn err(flag: &'static str, value: &str, why: impl Into<String>) -> SanError {
+    SanError {
+        flag,
+        value: value.to_string(),
+        why: why.into(),
+    }
+}
+
+impl San {
+    /// A `--domain` value. An IP address given here becomes an IP SAN,
+    /// because clients never match an IP against a DNS SAN (RFC 6125 §6.2.1;
+    /// Go, BoringSSL and rustls all refuse it).
+    pub fn domain(value: &str) -> Result<San, SanError> {
+        if let Ok(ip) = value.parse::<IpAddr>() {
+            return Ok(San::Ip(ip));
+        }
+        check_dns_name(value).map_err(|why| err("--domain", value, why))?;
+        Ok(San::Dns(value.to_string()))
+    }
+
+    /// An `--ip` value: IPv4 or IPv6, without a zone.
+    pub fn ip(value: &str) -> Result<San, SanError> {
+        if value.contains('%') {
+            return Err(err(
+                "--ip",
+                value,
+                "an IPv6 zone (%...) cannot go in a certificate; drop it",
+            ));
+        }
+        let trimmed = value.trim_start_matches('[').trim_end_matches(']');
+        trimmed
+            .parse::<IpAddr>()
+            .map(San::Ip)
+            .map_err(|_| err("--ip", value, "not an IPv4 or IPv6 address; write e.g. 127.0.0.1 or ::1, and put host names in --domain"))
+    }
+
+    /// A `--uri` value such as `spiffe://example.org/service`: it needs a
+    /// scheme (RFC 3986 §3.1) and no spaces.
+    pub fn uri(value: &str) -> Result<San, SanError> {
+        let Some((scheme, rest)) = value.split_once(':') else {
+            return Err(err(
+                "--uri",
+                value,
+                "a URI needs a scheme, e.g. spiffe://example.org/service",
+            ));
+        };
+        let scheme_ok = scheme
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+        if !scheme_ok {
+            return Err(err(
+                "--uri",
+                value,
+                format!("{scheme:?} is not a URI scheme; write e.g. spiffe://example.org/service"),
+            ));
+        }
+        if rest.is_empty() {
+            return Err(err("--uri", value, "nothing follows the scheme"));
+        }
+        if value
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || !c.is_ascii())
+        {
+            return Err(err(
+                "--uri",
+                value,
+                "URIs in certificates are ASCII without spaces; percent-encode the rest",
+            ));
+        }
+        Ok(San::Uri(value.to_string()))
+    }
+
+    /// An `--email` value: `local@domain`, ASCII (RFC 5280 §4.2.1.6 rfc822Name).
+    pub fn email(value: &str) -> Result<San, SanError> {
+        let Some((local, domain)) = value.rsplit_once('@') else {
+            return Err(err(
+                "--email",
+                value,
+                "an email address needs an @, e.g. ops@example.com",
+            ));
+        };
+        if local.is_empty() || !local.chars().all(|c| c.is_ascii_graphic() && c != '@') {
+            return Err(err(
+                "--email",
+                value,
+                "the part before @ must be non-empty printable ASCII",
+            ));
+        }
+        check_dns_name(domain)
+            .map_err(|why| err("--email", value, format!("its domain: {why}")))?;
+        if domain.starts_with('*') {
+            return Err(err(
+                "--email",
+                value,
+                "an email domain cannot be a wildcard",
+            ));
+        }
+        Ok(San::Email(value.to_string()))
+    }
+
+    /// The rcgen form.
+    pub fn to_rcgen(&self) -> Result<SanType, rcgen::Error> {
+        Ok(match self {
+            San::Dns(d) => SanType::DnsName(d.as_str().try_into()?),
+            San::Ip(ip) => SanType::IpAddress(*ip),
+            San::Uri(u) => SanType::URI(u.as_str().try_into()?),
+            San::Email(e) => SanType::Rfc822Name(e.as_str().try_into()?),
+        })
+    }
+
+    /// A warning for a SAN that is valid but that no client will match.
+    pub fn warning(&self) -> Option<String> {
+        match self {
+            San::Ip(ip) if ip.is_unspecified() => Some(format!(
+                "IP:{ip} is the unspecified address: clients dial a real address such as 127.0.0.1, so this SAN matches nothing"
+            )),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for San {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            San::Dns(d) => write!(f, "DNS:{d}"),
+            San::Ip(ip) => write!(f, "IP:{ip}"),
+            San::Uri(u) => write!(f, "URI:{u}"),
+            San::Email(e) => write!(f, "email:{e}"),
+        }
+    }
+}
+
+/// Checks a DNS name as TLS clients will: ASCII labels of 1-63 letters,
+/// digits, `-` or `_`, no leading or trailing `-`, at most 253 bytes. A `*`
+/// may only be the whole leftmost label, with at least two labels after it
+/// (browsers and BoringSSL refuse `*.com`), since a wildcard covers exactly
+/// one label (RFC 6125 §6.4.3).
+pub fn check_dns_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("empty name".into());
+    }
+    if !name.is_ascii() {
+        return Err(
+            "not ASCII: write internationalised names in their punycode (xn--) form".into(),
+        );
+    }
+    if name.ends_with('.') {
+        return Err("ends with a dot: write the name without the trailing dot".into());
+    }
+    if name.len() > 253 {
+        return Err(format!("{} bytes long; DNS names stop at 253", name.len()));
+    }
+    let labels: Vec<&str> = name.split('.').collect();
+    for (i, label) in labels.iter().enumerate() {
+        if label.is_empty() {
+            return Err("has an empty label (two dots in a row, or a leading dot)".into());
+        }
+        if *label == "*" {
+            if i != 0 {
+                return Err(
+                    "a * wildcard may only be the leftmost label, as in *.example.com".into(),
+                );
+            }
+            if labels.len() < 3 {
+                return Err("a wildcard needs at least two labels after it (*.example.com); clients refuse *.com".into());
+            }
+            continue;
+        }
+        if label.contains('*') {
+            return Err("a * must be a whole label on its own, as in *.example.com".into());
+        }
+        if label.len() > 63 {
+            return Err(format!(
+                "the label {label:?} is {} bytes; DNS labels stop at 63",
+                label.len()
+            ));
+        }
+        if !label
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(format!(
+                "the label {label:?} has a character outside letters, digits, - and _"
+            ));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(format!("the label {label:?} starts or ends with -"));
+        }
+    }
+    Ok(())
+}
+
+/// Converts a SAN read from a certificate or CSR.
+pub fn from_general_name(name: &x509_parser::extensions::GeneralName<'_>) -> Result<San, String> {
+    use x509_parser::extensions::GeneralName as G;
+    Ok(match name {
+        G::DNSName(d) => San::Dns(d.to_string()),
+        G::URI(u) => San::Uri(u.to_string()),
+        G::RFC822Name(e) => San::Email(e.to_string()),
+        G::IPAddress(bytes) => match bytes.len() {
+            4 => San::Ip(IpAddr::from(
+                <[u8; 4]>::try_from(*bytes).expect("length checked"),
+            )),
+            16 => San::Ip(IpAddr::from(
+                <[u8; 16]>::try_from(*bytes).expect("length checked"),
+            )),
+            n => return Err(format!("an IP address SAN of {n} bytes")),
+        },
+        other => return Err(format!("a SAN of a kind certforge cannot copy ({other})")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domains_accept_hosts_and_wildcards() {
+        for ok in [
+            "localhost",
+            "grpc-server",
+            "a.example.com",
+            "*.example.com",
+            "_svc.example.com",
+            "xn--bcher-kva.example",
+        ] {
+            assert_eq!(San::domain(ok).unwrap(), San::Dns(ok.to_string()));
+        }
+    }
+
+    #[test]
+    fn an_ip_given_as_a_domain_becomes_an_ip_san() {
+        assert_eq!(
+            San::domain("127.0.0.1").unwrap(),
+            San::Ip("127.0.0.1".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn domains_refuse_what_clients_refuse() {
+        for bad in [
+            "",
+            "a..b",
+            ".a",
+            "a.",
+            "foo.*.com",
+            "*.com",
+            "f*o.example.com",
+            "bad host",
+            "-a.com",
+            "a-.com",
+            "bücher.de",
+            &"a".repeat(64),
+        ] {
+            assert!(San::domain(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn ips_parse_v4_and_v6_and_refuse_zones() {
+        assert_eq!(San::ip("::1").unwrap(), San::Ip("::1".parse().unwrap()));
+        assert_eq!(San::ip("[::1]").unwrap(), San::Ip("::1".parse().unwrap()));
+        assert!(San::ip("fe80::1%eth0").unwrap_err().why.contains("zone"));
+        assert!(San::ip("300.1.1.1").is_err());
+        assert!(San::ip("localhost").is_err());
+    }
+
+    #[test]
+    fn uris_need_a_scheme() {
+        assert!(San::uri("spiffe://example.org/svc").is_ok());
+        assert!(San::uri("urn:example:a").is_ok());
+        for bad in [
+            "example.org/svc",
+            "://x",
+            "1abc:x",
+            "spiffe:",
+            "spiffe://a b",
+        ] {
+            assert!(San::uri(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn emails_need_a_local_part_and_a_domain() {
+        assert!(San::email("ops@example.com").is_ok());
+        for bad in ["ops", "@example.com", "ops@", "ops@bad..com"] {
+            assert!(San::email(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn unspecified_address_gets_a_warning() {
+        assert!(San::ip("0.0.0.0").unwrap().warning().is_some());
+        assert!(San::ip("127.0.0.1").unwrap().warning().is_none());
+    }
+}

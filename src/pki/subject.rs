@@ -1,0 +1,234 @@
+//! Subject distinguished names: built from certstrap's subject flags, or
+//! copied from a CSR attribute by attribute.
+
+use rcgen::{DistinguishedName, DnType, DnValue};
+use x509_parser::der_parser::asn1_rs::Tag;
+use x509_parser::x509::X509Name;
+
+/// The subject fields a user can set (certstrap's `--cn`, `-o`, `--ou`,
+/// `-c`, `--st`, `-l`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Subject {
+    pub common_name: Option<String>,
+    pub organization: Option<String>,
+    pub organizational_unit: Option<String>,
+    pub country: Option<String>,
+    pub province: Option<String>,
+    pub locality: Option<String>,
+}
+
+/// Why a subject was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SubjectError {
+    #[error("{flag} {value:?} is {len} characters; RFC 5280 allows at most {max} (ub-{what}), and strict clients and pkilint refuse longer values")]
+    TooLong {
+        flag: &'static str,
+        value: String,
+        len: usize,
+        max: usize,
+        what: &'static str,
+    },
+    #[error("{flag} is empty; give a value or leave the flag out")]
+    Empty { flag: &'static str },
+    #[error("--country {value:?} must be a two-letter ISO 3166 code such as US or DE (RFC 5280 X520countryName)")]
+    Country { value: String },
+    #[error("{what}: the subject has a multi-valued RDN (several attributes joined with +), which certforge cannot copy exactly; request a subject with one attribute per RDN")]
+    MultiValued { what: String },
+    #[error("{what}: the subject repeats the attribute {attr}, which certforge cannot copy exactly; request a subject with each attribute once")]
+    Repeated { what: String, attr: String },
+    #[error("{what}: the subject attribute {attr} uses a string type certforge cannot copy")]
+    StringType { what: String, attr: String },
+}
+
+impl Subject {
+    /// Checks lengths (RFC 5280 Appendix A upper bounds) and builds the DN in
+    /// the order C, ST, L, O, OU, CN that openssl and certstrap use.
+    pub fn to_dn(&self) -> Result<DistinguishedName, SubjectError> {
+        let mut dn = DistinguishedName::new();
+        if let Some(c) = &self.country {
+            if c.len() != 2 || !c.chars().all(|ch| ch.is_ascii_alphabetic()) {
+                return Err(SubjectError::Country { value: c.clone() });
+            }
+            // X520countryName is a PrintableString (RFC 5280 Appendix A).
+            let value = c
+                .to_ascii_uppercase()
+                .try_into()
+                .map_err(|_| SubjectError::Country { value: c.clone() })?;
+            dn.push(DnType::CountryName, DnValue::PrintableString(value));
+        }
+        let fields = [
+            (
+                "--province",
+                &self.province,
+                DnType::StateOrProvinceName,
+                128,
+                "state-name",
+            ),
+            (
+                "--locality",
+                &self.locality,
+                DnType::LocalityName,
+                128,
+                "locality-name",
+            ),
+            (
+                "--organization",
+                &self.organization,
+                DnType::OrganizationName,
+                64,
+                "organization-name",
+            ),
+            (
+                "--organizational-unit",
+                &self.organizational_unit,
+                DnType::OrganizationalUnitName,
+                64,
+                "organizational-unit-name",
+            ),
+            (
+                "--common-name",
+                &self.common_name,
+                DnType::CommonName,
+                64,
+                "common-name",
+            ),
+        ];
+        for (flag, value, ty, max, what) in fields {
+            let Some(v) = value else { continue };
+            let len = v.chars().count();
+            if len == 0 {
+                return Err(SubjectError::Empty { flag });
+            }
+            if len > max {
+                return Err(SubjectError::TooLong {
+                    flag,
+                    value: v.clone(),
+                    len,
+                    max,
+                    what,
+                });
+            }
+            dn.push(ty, DnValue::Utf8String(v.clone()));
+        }
+        Ok(dn)
+    }
+}
+
+/// Copies a subject read from a CSR into rcgen's form, keeping each value's
+/// string type. rcgen keeps one value per attribute type (PKI-NOTES §4 trap
+/// 5), so subjects it cannot reproduce exactly are refused rather than
+/// silently changed.
+pub fn dn_from_x509(name: &X509Name<'_>, what: &str) -> Result<DistinguishedName, SubjectError> {
+    let mut dn = DistinguishedName::new();
+    let mut seen = Vec::new();
+    for rdn in name.iter() {
+        let mut attrs = rdn.iter();
+        let (Some(attr), None) = (attrs.next(), attrs.next()) else {
+            return Err(SubjectError::MultiValued {
+                what: what.to_string(),
+            });
+        };
+        let oid = attr.attr_type().to_id_string();
+        let label =
+            x509_parser::objects::oid2sn(attr.attr_type(), x509_parser::objects::oid_registry())
+                .map(str::to_string)
+                .unwrap_or_else(|_| oid.clone());
+        if seen.contains(&oid) {
+            return Err(SubjectError::Repeated {
+                what: what.to_string(),
+                attr: label,
+            });
+        }
+        seen.push(oid);
+        let components: Vec<u64> = attr
+            .attr_type()
+            .iter()
+            .ok_or_else(|| SubjectError::StringType {
+                what: what.to_string(),
+                attr: label.clone(),
+            })?
+            .collect();
+        let data = attr.attr_value().data;
+        let bad = || SubjectError::StringType {
+            what: what.to_string(),
+            attr: label.clone(),
+        };
+        let text = || std::str::from_utf8(data).map_err(|_| bad());
+        let value = match attr.attr_value().header.tag() {
+            Tag::Utf8String => DnValue::Utf8String(text()?.to_string()),
+            Tag::PrintableString => {
+                DnValue::PrintableString(text()?.try_into().map_err(|_| bad())?)
+            }
+            Tag::Ia5String => DnValue::Ia5String(text()?.try_into().map_err(|_| bad())?),
+            Tag::T61String => DnValue::TeletexString(text()?.try_into().map_err(|_| bad())?),
+            Tag::BmpString => DnValue::BmpString(
+                rcgen::string::BmpString::from_utf16be(data.to_vec()).map_err(|_| bad())?,
+            ),
+            Tag::UniversalString => DnValue::UniversalString(
+                rcgen::string::UniversalString::from_utf32be(data.to_vec()).map_err(|_| bad())?,
+            ),
+            _ => return Err(bad()),
+        };
+        dn.push(DnType::from_oid(&components), value);
+    }
+    Ok(dn)
+}
+
+/// The common name of a parsed name, if any.
+pub fn common_name(name: &X509Name<'_>) -> Option<String> {
+    name.iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_a_dn_in_openssl_order_with_printable_country() {
+        let s = Subject {
+            common_name: Some("gRPC Root CA".into()),
+            organization: Some("MyOrg".into()),
+            country: Some("us".into()),
+            ..Default::default()
+        };
+        let dn = s.to_dn().unwrap();
+        let kinds: Vec<_> = dn.iter().map(|(t, _)| t.clone()).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                DnType::CountryName,
+                DnType::OrganizationName,
+                DnType::CommonName
+            ]
+        );
+        assert!(matches!(
+            dn.get(&DnType::CountryName),
+            Some(DnValue::PrintableString(_))
+        ));
+    }
+
+    #[test]
+    fn refuses_bad_country_and_overlong_cn() {
+        let bad_c = Subject {
+            country: Some("USA".into()),
+            ..Default::default()
+        };
+        assert!(matches!(bad_c.to_dn(), Err(SubjectError::Country { .. })));
+        let long_cn = Subject {
+            common_name: Some("x".repeat(65)),
+            ..Default::default()
+        };
+        assert!(matches!(
+            long_cn.to_dn(),
+            Err(SubjectError::TooLong { max: 64, .. })
+        ));
+        let empty = Subject {
+            organization: Some(String::new()),
+            ..Default::default()
+        };
+        assert!(matches!(empty.to_dn(), Err(SubjectError::Empty { .. })));
+    }
+}

@@ -1,0 +1,148 @@
+//! Helpers shared by the integration tests: run the real binary against a
+//! throw-away depot, run openssl, and snapshot a depot byte for byte.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use assert_cmd::cargo::CommandCargoExt;
+
+/// A temporary directory holding a depot at `<tmp>/certs`.
+pub struct Env {
+    pub tmp: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env {
+            tmp: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    /// The depot directory.
+    pub fn depot(&self) -> PathBuf {
+        self.tmp.path().join("certs")
+    }
+
+    /// A path in the depot.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.depot().join(name)
+    }
+
+    /// `certforge --depot-path <depot> ARGS...`, run in the temp dir with no
+    /// stdin and without the caller's CERTFORGE_* environment.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::cargo_bin("certforge").expect("binary");
+        c.current_dir(self.tmp.path())
+            .env_remove("CERTFORGE_DEPOT_PATH")
+            .env_remove("CERTFORGE_PASSPHRASE")
+            .stdin(std::process::Stdio::null())
+            .arg("--depot-path")
+            .arg(self.depot())
+            .args(args);
+        c
+    }
+
+    /// Runs certforge and returns its output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run certforge")
+    }
+
+    /// Runs certforge and panics, showing stderr, unless it succeeds.
+    pub fn ok(&self, args: &[&str]) -> Output {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "certforge {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Runs certforge, expects exit code `code`, and returns stderr.
+    pub fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.run(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "certforge {args:?}: expected exit {code}, stderr:\n{err}"
+        );
+        err
+    }
+
+    /// The blog workflow of seed 002: a CA, a localhost server and a client.
+    pub fn blog_workflow(&self) {
+        self.ok(&["init", "--common-name", "gRPC Root CA"]);
+        self.ok(&["request-cert", "--domain", "localhost"]);
+        self.ok(&["request-cert", "--cn", "grpc_client"]);
+        self.ok(&["sign", "--CA", "gRPC Root CA", "localhost"]);
+        self.ok(&["sign", "--CA", "gRPC Root CA", "grpc_client"]);
+    }
+
+    /// Every file under the depot with its bytes and mode.
+    pub fn snapshot(&self) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
+        snapshot(&self.depot())
+    }
+}
+
+/// Every file under `dir` (hidden ones included) with its bytes and mode.
+pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
+    let mut out = BTreeMap::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            if meta.is_dir() {
+                out.extend(snapshot(&p));
+            } else {
+                out.insert(
+                    p.clone(),
+                    (
+                        std::fs::read(&p).unwrap_or_default(),
+                        meta.permissions().mode() & 0o7777,
+                    ),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Runs openssl with ARGS in `dir`; returns (success, stdout+stderr).
+pub fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl is installed (.ci/run installs it)");
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// Runs openssl and panics unless it succeeds.
+pub fn openssl_ok(dir: &Path, args: &[&str]) -> String {
+    let (ok, text) = openssl(dir, args);
+    assert!(ok, "openssl {args:?} failed:\n{text}");
+    text
+}
+
+/// Parses a PEM certificate file and calls `f` with it.
+pub fn with_cert<T>(
+    path: &Path,
+    f: impl FnOnce(&x509_parser::certificate::X509Certificate<'_>) -> T,
+) -> T {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let block = pem::parse(&bytes).expect("PEM");
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(block.contents()).expect("certificate parses");
+    f(&cert)
+}
+
+/// The mode bits of a file.
+pub fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
