@@ -83,7 +83,10 @@ pub fn run(depot: &Depot, args: &RevokeArgs) -> Result<()> {
     eprintln!("  CRL number   {}", state.number);
     eprintln!("  entries      {}", state.entries.len());
     if let Some(reason) = args.reason {
-        eprintln!("  reason       {reason:?}");
+        let name = clap::ValueEnum::to_possible_value(&reason)
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default();
+        eprintln!("  reason       {name}");
     }
     Ok(())
 }

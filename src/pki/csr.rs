@@ -90,8 +90,13 @@ pub fn parse_csr(bytes: &[u8], what: &str) -> Result<ParsedCsr, CsrError> {
     } else {
         bytes.to_vec()
     };
-    let (rest, csr) =
-        X509CertificationRequest::from_der(&der).map_err(|e| unreadable(e.to_string()))?;
+    if der.first() != Some(&0x30) {
+        return Err(unreadable(
+            "it is neither PEM (no -----BEGIN line) nor DER".into(),
+        ));
+    }
+    let (rest, csr) = X509CertificationRequest::from_der(&der)
+        .map_err(|_| unreadable("its DER is malformed or truncated".into()))?;
     if !rest.is_empty() {
         return Err(unreadable(format!(
             "{} bytes follow the request",
