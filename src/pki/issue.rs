@@ -137,3 +137,157 @@ fn check_issued(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::ca::CaSigner;
+    use crate::pki::csr::{make_csr, parse_csr};
+    use crate::pki::keys::{KeySpec, PrivateKey};
+    use crate::pki::profile::LeafProfile;
+    use crate::pki::subject::Subject;
+    use crate::pki::validity::{Expiry, ValidityRequest};
+    use time::OffsetDateTime;
+
+    fn subject(cn: &str) -> rcgen::DistinguishedName {
+        Subject {
+            common_name: Some(cn.into()),
+            ..Default::default()
+        }
+        .to_dn()
+        .unwrap()
+    }
+
+    fn validity() -> Validity {
+        ValidityRequest::default()
+            .resolve(
+                OffsetDateTime::now_utc(),
+                Expiry {
+                    months: 12,
+                    seconds: 0,
+                },
+            )
+            .unwrap()
+    }
+
+    fn root(spec: KeySpec) -> CaSigner {
+        let key = PrivateKey::generate(spec).unwrap();
+        let kind = Kind::Root {
+            path_len: None,
+            permit_domains: vec![],
+        };
+        let der = self_signed(
+            &CertSpec {
+                subject: subject("Unit CA"),
+                subject_raw: None,
+                sans: vec![],
+                kind,
+                validity: validity(),
+            },
+            &key,
+        )
+        .unwrap();
+        CaSigner::new(der, key, "ca.crt", "ca.key").unwrap()
+    }
+
+    #[test]
+    fn a_csr_round_trip_keeps_key_subject_and_sans_for_every_key_type() {
+        for ca_spec in [KeySpec::EcdsaP256, KeySpec::Ed25519, KeySpec::EcdsaP521] {
+            let ca = root(ca_spec);
+            for leaf_spec in [KeySpec::EcdsaP384, KeySpec::Ed25519, KeySpec::EcdsaP521] {
+                let key = PrivateKey::generate(leaf_spec).unwrap();
+                let sans = vec![
+                    San::domain("svc.example.com").unwrap(),
+                    San::ip("::1").unwrap(),
+                ];
+                let csr = parse_csr(&make_csr(&subject("svc"), &sans, &key).unwrap(), "unit.csr")
+                    .unwrap();
+                assert_eq!(csr.sans, sans);
+                let kind = Kind::Leaf {
+                    profile: LeafProfile::Server,
+                    code_signing: false,
+                };
+                let spec = CertSpec {
+                    subject: csr.subject.clone(),
+                    subject_raw: Some(csr.subject_raw.clone()),
+                    sans: csr.sans.clone(),
+                    kind,
+                    validity: validity(),
+                };
+                let der = signed_by(&spec, &csr.spki_der, &ca).unwrap();
+                let (_, cert) = X509Certificate::from_der(&der).unwrap();
+                assert_eq!(
+                    cert.public_key().raw,
+                    key.spki_der().as_slice(),
+                    "{ca_spec} signing {leaf_spec}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_ca_refuses_a_key_that_is_not_its_own_and_a_leaf_is_not_a_ca() {
+        let ca = root(KeySpec::EcdsaP256);
+        let other = PrivateKey::generate(KeySpec::EcdsaP256).unwrap();
+        assert!(matches!(
+            CaSigner::new(ca.cert_der().to_vec(), other, "a", "b"),
+            Err(crate::pki::ca::CaError::KeyMismatch { .. })
+        ));
+        let key = PrivateKey::generate(KeySpec::EcdsaP256).unwrap();
+        let kind = Kind::Leaf {
+            profile: LeafProfile::Peer,
+            code_signing: false,
+        };
+        let leaf = signed_by(
+            &CertSpec {
+                subject: subject("leaf"),
+                subject_raw: None,
+                sans: vec![],
+                kind,
+                validity: validity(),
+            },
+            &key.spki_der(),
+            &ca,
+        )
+        .unwrap();
+        assert!(matches!(
+            CaSigner::new(leaf, key, "leaf", "leaf.key"),
+            Err(crate::pki::ca::CaError::NotCa { .. })
+        ));
+    }
+
+    #[test]
+    fn a_tampered_csr_is_refused() {
+        let key = PrivateKey::generate(KeySpec::EcdsaP256).unwrap();
+        let mut der = make_csr(&subject("honest"), &[], &key).unwrap();
+        let at = der.windows(6).position(|w| w == b"honest").unwrap();
+        der[at] = b'H';
+        assert!(matches!(
+            parse_csr(&der, "t.csr"),
+            Err(crate::pki::csr::CsrError::BadSignature { .. })
+        ));
+    }
+
+    #[test]
+    fn crls_list_a_serial_once_and_count_up() {
+        use crate::pki::crl::CrlState;
+        let ca = root(KeySpec::EcdsaP256);
+        let now = OffsetDateTime::now_utc();
+        let mut state = CrlState::default();
+        let first = state.sign(&ca, now).unwrap();
+        assert_eq!(CrlState::read(&first, "c", &ca).unwrap().number, 1);
+        assert!(state.revoke(&[0, 0x42, 0x01], now, None));
+        assert!(
+            !state.revoke(&[0x42, 0x01], now, None),
+            "the same serial, by value"
+        );
+        let second = state.sign(&ca, now).unwrap();
+        let back = CrlState::read(&second, "c", &ca).unwrap();
+        assert_eq!((back.number, back.entries.len()), (2, 1));
+        let stranger = root(KeySpec::EcdsaP256);
+        assert!(matches!(
+            CrlState::read(&second, "c", &stranger),
+            Err(crate::pki::crl::CrlError::ForeignSignature { .. })
+        ));
+    }
+}
