@@ -26,13 +26,7 @@ written 0600, nothing is ever overwritten, and a failed command changes nothing.
 #[command(name = "certforge", version, about, after_help = MAIN_HELP, propagate_version = true)]
 pub struct Cli {
     /// Directory holding keys, CSRs, certificates and CRLs.
-    #[arg(
-        long = "depot-path",
-        global = true,
-        env = "CERTFORGE_DEPOT_PATH",
-        default_value = "out",
-        value_name = "DIR"
-    )]
+    #[arg(long = "depot-path", global = true, env = "CERTFORGE_DEPOT_PATH", default_value = "out", value_name = "DIR")]
     pub depot_path: PathBuf,
 
     #[command(subcommand)]
@@ -96,25 +90,19 @@ pub struct KeyArgs {
     /// RSA key size: 2048, 3072 or 4096 (implies an RSA key).
     #[arg(long = "key-bits", value_name = "BITS")]
     pub key_bits: Option<u32>,
+    /// Use this existing private key instead of generating one (it is copied into the depot).
+    #[arg(long = "key", value_name = "PATH")]
+    pub existing_key: Option<PathBuf>,
 }
 
 /// Passphrase sources. `--passphrase ""` means no passphrase, as in certstrap.
 #[derive(Debug, Args, Default, Clone)]
 pub struct PassArgs {
     /// Passphrase for the private key ("" for none). Prefer --passphrase-file: arguments show in `ps`.
-    #[arg(
-        long = "passphrase",
-        env = "CERTFORGE_PASSPHRASE",
-        hide_env_values = true,
-        value_name = "PASS"
-    )]
+    #[arg(long = "passphrase", env = "CERTFORGE_PASSPHRASE", hide_env_values = true, value_name = "PASS")]
     pub passphrase: Option<String>,
     /// Read the passphrase from the first line of FILE.
-    #[arg(
-        long = "passphrase-file",
-        value_name = "FILE",
-        conflicts_with = "passphrase"
-    )]
+    #[arg(long = "passphrase-file", value_name = "FILE", conflicts_with = "passphrase")]
     pub passphrase_file: Option<PathBuf>,
 }
 
@@ -139,12 +127,7 @@ pub struct ValidityArgs {
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// The CA's common name; the files are named after it.
-    #[arg(
-        long = "common-name",
-        visible_alias = "cn",
-        value_name = "NAME",
-        required = true
-    )]
+    #[arg(long = "common-name", visible_alias = "cn", value_name = "NAME", required = true)]
     pub common_name: String,
     #[command(flatten)]
     pub subject: SubjectArgs,
@@ -154,9 +137,6 @@ pub struct InitArgs {
     pub pass: PassArgs,
     #[command(flatten)]
     pub validity: ValidityArgs,
-    /// Use this existing private key instead of generating one (it is copied into the depot).
-    #[arg(long = "key", value_name = "PATH")]
-    pub existing_key: Option<PathBuf>,
     /// Also print the certificate to stdout.
     #[arg(long = "stdout")]
     pub stdout: bool,
@@ -164,11 +144,7 @@ pub struct InitArgs {
     #[arg(long = "permit-domain", value_delimiter = ',', value_name = "DOMAIN")]
     pub permit_domain: Vec<String>,
     /// Maximum number of intermediates below this CA (default: no limit).
-    #[arg(
-        long = "path-length",
-        value_name = "N",
-        conflicts_with = "exclude_path_length"
-    )]
+    #[arg(long = "path-length", value_name = "N", conflicts_with = "exclude_path_length")]
     pub path_length: Option<u8>,
     /// Leave pathLenConstraint out (the default; kept for certstrap scripts).
     #[arg(long = "exclude-path-length")]
@@ -199,9 +175,6 @@ pub struct RequestCertArgs {
     pub key: KeyArgs,
     #[command(flatten)]
     pub pass: PassArgs,
-    /// Use this existing private key instead of generating one (it is copied into the depot).
-    #[arg(long = "key", value_name = "PATH")]
-    pub existing_key: Option<PathBuf>,
     /// Write the CSR to PATH instead of the depot (never overwriting).
     #[arg(long = "csr", value_name = "PATH")]
     pub csr: Option<PathBuf>,
@@ -220,23 +193,13 @@ pub struct SignArgs {
     #[arg(long = "CA", visible_alias = "ca", value_name = "CA", required = true)]
     pub ca: String,
     /// What the certificate is for: server (serverAuth), client (clientAuth) or peer (both).
-    #[arg(
-        long = "profile",
-        value_enum,
-        value_name = "PROFILE",
-        conflicts_with = "intermediate"
-    )]
+    #[arg(long = "profile", value_enum, value_name = "PROFILE", conflicts_with = "intermediate")]
     pub profile: Option<LeafProfile>,
     /// Make an intermediate CA instead of a leaf.
     #[arg(long = "intermediate")]
     pub intermediate: bool,
     /// With --intermediate: maximum number of intermediates below it (default: none set).
-    #[arg(
-        long = "path-length",
-        value_name = "N",
-        requires = "intermediate",
-        conflicts_with = "exclude_path_length"
-    )]
+    #[arg(long = "path-length", value_name = "N", requires = "intermediate", conflicts_with = "exclude_path_length")]
     pub path_length: Option<u8>,
     /// With --intermediate: leave pathLenConstraint out.
     #[arg(long = "exclude-path-length", requires = "intermediate")]
@@ -263,12 +226,7 @@ pub struct SignArgs {
 #[derive(Debug, Args)]
 pub struct RevokeArgs {
     /// The certificate to revoke (the depot name it was signed under).
-    #[arg(
-        long = "CN",
-        visible_alias = "cn",
-        value_name = "NAME",
-        required = true
-    )]
+    #[arg(long = "CN", visible_alias = "cn", value_name = "NAME", required = true)]
     pub cn: String,
     /// The CA that issued it.
     #[arg(long = "CA", visible_alias = "ca", value_name = "CA", required = true)]
@@ -290,12 +248,7 @@ pub fn normalize_args(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> 
     let mut collect = |c: &clap::Command| {
         for a in c.get_arguments() {
             longs.extend(a.get_long().map(str::to_string));
-            longs.extend(
-                a.get_all_aliases()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(str::to_string),
-            );
+            longs.extend(a.get_all_aliases().unwrap_or_default().into_iter().map(str::to_string));
         }
     };
     collect(&cmd);

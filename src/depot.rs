@@ -80,17 +80,15 @@ impl Depot {
         }
         let dir = File::open(&self.root)
             .with_context(|| format!("cannot open the depot directory {}", self.root.display()))?;
-        dir.lock()
-            .with_context(|| format!("cannot lock the depot directory {}", self.root.display()))?;
+        dir.lock().with_context(|| format!("cannot lock the depot directory {}", self.root.display()))?;
         Ok(Some(dir))
     }
 
     /// Creates the depot directory if needed.
     pub fn ensure_dir(&self) -> Result<()> {
         if !self.root.is_dir() {
-            fs::create_dir_all(&self.root).with_context(|| {
-                format!("cannot create the depot directory {}", self.root.display())
-            })?;
+            fs::create_dir_all(&self.root)
+                .with_context(|| format!("cannot create the depot directory {}", self.root.display()))?;
         }
         Ok(())
     }
@@ -118,10 +116,16 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>> {
 pub fn write_all(set: &[Write1]) -> Result<()> {
     for w in set {
         if !w.replace && fs::symlink_metadata(&w.path).is_ok() {
-            bail!("{} already exists; certforge never overwrites a file. Move it aside or choose another name", w.path.display());
+            bail!(
+                "{} already exists; certforge never overwrites a file. Move it aside or choose another name",
+                w.path.display()
+            );
         }
         if w.replace && fs::symlink_metadata(&w.path).is_ok_and(|m| m.file_type().is_symlink()) {
-            bail!("{} is a symbolic link; certforge does not write through links. Replace it with a regular file", w.path.display());
+            bail!(
+                "{} is a symbolic link; certforge does not write through links. Replace it with a regular file",
+                w.path.display()
+            );
         }
     }
     let mut staged: Vec<(PathBuf, &Write1)> = Vec::new();
@@ -189,21 +193,13 @@ fn parent_dir(path: &Path) -> &Path {
 /// and fsyncs it.
 fn stage(w: &Write1) -> io::Result<PathBuf> {
     let dir = parent_dir(&w.path);
-    let base = w
-        .path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let base = w.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     for attempt in 0..16u32 {
         let mut rnd = [0u8; 6];
         aws_lc_rs::rand::fill(&mut rnd).map_err(|_| io::Error::other("no randomness"))?;
         let suffix: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
         let tmp = dir.join(format!(".{base}.{suffix}.tmp"));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(w.mode)
-            .open(&tmp);
+        let file = OpenOptions::new().write(true).create_new(true).mode(w.mode).open(&tmp);
         let mut file = match file {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 15 => continue,

@@ -15,33 +15,17 @@ fn populated() -> Env {
     env.ok(&["init", "--cn", "Mis CA"]);
     std::fs::copy(env.file("localhost.key"), env.file("Mis_CA.key")).unwrap();
     env.ok(&["request-cert", "--cn", "pending"]);
-    env.ok(&[
-        "init",
-        "--cn",
-        "Old CA",
-        "--not-before",
-        "2020-01-01T00:00:00Z",
-        "--not-after",
-        "2021-01-01T00:00:00Z",
-    ]);
+    env.ok(&["init", "--cn", "Old CA", "--not-before", "2020-01-01T00:00:00Z", "--not-after", "2021-01-01T00:00:00Z"]);
     let t = env.tmp.path();
     std::fs::write(t.join("garbage.csr"), "this is not a CSR\n").unwrap();
-    std::fs::write(
-        t.join("der-garbage.csr"),
-        [0x30u8, 0x82, 0x01, 0x00, 0x02, 0x01],
-    )
-    .unwrap();
+    std::fs::write(t.join("der-garbage.csr"), [0x30u8, 0x82, 0x01, 0x00, 0x02, 0x01]).unwrap();
     std::fs::copy(env.file("localhost.crt"), t.join("wronglabel.csr")).unwrap();
     // A tampered CSR: the CN "pending" becomes "Pending" after signing.
     let pem_bytes = std::fs::read(env.file("pending.csr")).unwrap();
     let mut der = pem::parse(&pem_bytes).unwrap().into_contents();
     let at = der.windows(7).position(|w| w == b"pending").unwrap();
     der[at] = b'P';
-    std::fs::write(
-        t.join("tampered.csr"),
-        pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", der)),
-    )
-    .unwrap();
+    std::fs::write(t.join("tampered.csr"), pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", der))).unwrap();
     let csr_text = std::fs::read_to_string(env.file("pending.csr")).unwrap();
     std::fs::write(t.join("truncated.csr"), &csr_text[..csr_text.len() / 2]).unwrap();
     env
@@ -54,282 +38,60 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
     let p = |f: &str| format!("{t}/{f}");
     // (arguments, exit code, words the message must contain)
     let rows: Vec<(Vec<String>, i32, &[&str])> = vec![
-        (
-            s(&["request-cert", "--ip", "300.1.1.1"]),
-            2,
-            &["300.1.1.1", "IPv4"],
-        ),
+        (s(&["request-cert", "--ip", "300.1.1.1"]), 2, &["300.1.1.1", "IPv4"]),
         (s(&["request-cert", "--ip", "fe80::1%eth0"]), 2, &["zone"]),
-        (
-            s(&["request-cert", "--domain", "bad host"]),
-            2,
-            &["bad host"],
-        ),
-        (
-            s(&["request-cert", "--domain", "a..example.com"]),
-            2,
-            &["empty label"],
-        ),
-        (
-            s(&["request-cert", "--domain", "foo.*.example.com"]),
-            2,
-            &["leftmost"],
-        ),
+        (s(&["request-cert", "--domain", "bad host"]), 2, &["bad host"]),
+        (s(&["request-cert", "--domain", "a..example.com"]), 2, &["empty label"]),
+        (s(&["request-cert", "--domain", "foo.*.example.com"]), 2, &["leftmost"]),
         (s(&["request-cert", "--domain", "*.com"]), 2, &["*.com"]),
-        (
-            s(&["request-cert", "--uri", "example.org/x"]),
-            2,
-            &["scheme"],
-        ),
+        (s(&["request-cert", "--uri", "example.org/x"]), 2, &["scheme"]),
         (s(&["request-cert", "--email", "nobody"]), 2, &["@"]),
-        (
-            s(&["request-cert", "--cn", "x", "--country", "USA"]),
-            2,
-            &["two-letter"],
-        ),
+        (s(&["request-cert", "--cn", "x", "--country", "USA"]), 2, &["two-letter"]),
         (s(&["request-cert"]), 2, &["--common-name"]),
-        (
-            s(&["request-cert", "--cn", "x", "--curve", "P-224"]),
-            2,
-            &["P-224"],
-        ),
-        (
-            s(&["request-cert", "--cn", "x", "--key-bits", "1024"]),
-            2,
-            &["1024"],
-        ),
-        (
-            s(&[
-                "request-cert",
-                "--cn",
-                "x",
-                "--key-type",
-                "ed25519",
-                "--key-bits",
-                "2048",
-            ]),
-            2,
-            &["--key-bits"],
-        ),
-        (
-            s(&["request-cert", "--domain", "localhost"]),
-            1,
-            &["localhost.key", "already exists"],
-        ),
-        (
-            s(&["request-cert", "--cn", "x", "--key", &p("missing.key")]),
-            1,
-            &["missing.key"],
-        ),
-        (
-            s(&[
-                "request-cert",
-                "--cn",
-                "x",
-                "--passphrase-file",
-                &p("missing.txt"),
-            ]),
-            1,
-            &["missing.txt"],
-        ),
+        (s(&["request-cert", "--cn", "x", "--curve", "P-224"]), 2, &["P-224"]),
+        (s(&["request-cert", "--cn", "x", "--key-bits", "1024"]), 2, &["1024"]),
+        (s(&["request-cert", "--cn", "x", "--key-type", "ed25519", "--key-bits", "2048"]), 2, &["--key-bits"]),
+        (s(&["request-cert", "--domain", "localhost"]), 1, &["localhost.key", "already exists"]),
+        (s(&["request-cert", "--cn", "x", "--key", &p("missing.key")]), 1, &["missing.key"]),
+        (s(&["request-cert", "--cn", "x", "--passphrase-file", &p("missing.txt")]), 1, &["missing.txt"]),
         (s(&["init", "--cn", "gRPC Root CA"]), 1, &["already exists"]),
-        (
-            s(&["init", "--cn", "../escaped"]),
-            2,
-            &["../escaped", "hidden"],
-        ),
+        (s(&["init", "--cn", "../escaped"]), 2, &["../escaped", "hidden"]),
         (s(&["init", "--cn", "..."]), 2, &["letter or digit"]),
+        (s(&["init", "--cn", "New", "--expires", "two years"]), 2, &["two years", "--expires"]),
+        (s(&["init", "--cn", "New", "--expires", "0 days"]), 2, &["nothing"]),
         (
-            s(&["init", "--cn", "New", "--expires", "two years"]),
-            2,
-            &["two years", "--expires"],
-        ),
-        (
-            s(&["init", "--cn", "New", "--expires", "0 days"]),
-            2,
-            &["nothing"],
-        ),
-        (
-            s(&[
-                "init",
-                "--cn",
-                "New",
-                "--not-before",
-                "2026-01-02T00:00:00Z",
-                "--not-after",
-                "2026-01-01T00:00:00Z",
-            ]),
+            s(&["init", "--cn", "New", "--not-before", "2026-01-02T00:00:00Z", "--not-after", "2026-01-01T00:00:00Z"]),
             2,
             &["not after"],
         ),
-        (
-            s(&["init", "--cn", "New", "--not-after", "next week"]),
-            2,
-            &["RFC 3339"],
-        ),
-        (
-            s(&["init", "--cn", "New", "--permit-domain", "bad domain"]),
-            2,
-            &["--permit-domain"],
-        ),
-        (
-            s(&["sign", "pending", "--CA", "No Such CA"]),
-            1,
-            &["No_Such_CA.crt", "init"],
-        ),
-        (
-            s(&["sign", "nothing-here", "--CA", "gRPC Root CA"]),
-            1,
-            &["nothing-here.csr", "request-cert"],
-        ),
-        (
-            s(&["sign", "pending", "--CA", "localhost"]),
-            1,
-            &["not a CA"],
-        ),
-        (
-            s(&["sign", "pending", "--CA", "Mis CA"]),
-            1,
-            &["does not belong"],
-        ),
-        (
-            s(&["sign", "pending", "--CA", "Locked CA"]),
-            1,
-            &["encrypted", "--passphrase"],
-        ),
-        (
-            s(&[
-                "sign",
-                "pending",
-                "--CA",
-                "Locked CA",
-                "--passphrase",
-                "wrong",
-            ]),
-            1,
-            &["wrong passphrase"],
-        ),
+        (s(&["init", "--cn", "New", "--not-after", "next week"]), 2, &["RFC 3339"]),
+        (s(&["init", "--cn", "New", "--permit-domain", "bad domain"]), 2, &["--permit-domain"]),
+        (s(&["sign", "pending", "--CA", "No Such CA"]), 1, &["No_Such_CA.crt", "init"]),
+        (s(&["sign", "nothing-here", "--CA", "gRPC Root CA"]), 1, &["nothing-here.csr", "request-cert"]),
+        (s(&["sign", "pending", "--CA", "localhost"]), 1, &["not a CA"]),
+        (s(&["sign", "pending", "--CA", "Mis CA"]), 1, &["does not belong"]),
+        (s(&["sign", "pending", "--CA", "Locked CA"]), 1, &["encrypted", "--passphrase"]),
+        (s(&["sign", "pending", "--CA", "Locked CA", "--passphrase", "wrong"]), 1, &["wrong passphrase"]),
         (s(&["sign", "pending", "--CA", "Old CA"]), 1, &["expired"]),
+        (s(&["sign", "pending", "--CA", "gRPC Root CA", "--expires", "soon"]), 2, &["soon"]),
+        (s(&["sign", "localhost", "--CA", "gRPC Root CA"]), 1, &["localhost.crt", "already exists"]),
         (
-            s(&[
-                "sign",
-                "pending",
-                "--CA",
-                "gRPC Root CA",
-                "--expires",
-                "soon",
-            ]),
-            2,
-            &["soon"],
-        ),
-        (
-            s(&["sign", "localhost", "--CA", "gRPC Root CA"]),
-            1,
-            &["localhost.crt", "already exists"],
-        ),
-        (
-            s(&[
-                "sign",
-                "garbage",
-                "--CA",
-                "gRPC Root CA",
-                "--csr",
-                &p("garbage.csr"),
-            ]),
+            s(&["sign", "garbage", "--CA", "gRPC Root CA", "--csr", &p("garbage.csr")]),
             1,
             &["garbage.csr", "not a certificate signing request"],
         ),
+        (s(&["sign", "derg", "--CA", "gRPC Root CA", "--csr", &p("der-garbage.csr")]), 1, &["der-garbage.csr"]),
+        (s(&["sign", "trunc", "--CA", "gRPC Root CA", "--csr", &p("truncated.csr")]), 1, &["truncated.csr"]),
+        (s(&["sign", "wl", "--CA", "gRPC Root CA", "--csr", &p("wronglabel.csr")]), 1, &["CERTIFICATE PEM block"]),
+        (s(&["sign", "tampered", "--CA", "gRPC Root CA", "--csr", &p("tampered.csr")]), 1, &["signature"]),
         (
-            s(&[
-                "sign",
-                "derg",
-                "--CA",
-                "gRPC Root CA",
-                "--csr",
-                &p("der-garbage.csr"),
-            ]),
-            1,
-            &["der-garbage.csr"],
-        ),
-        (
-            s(&[
-                "sign",
-                "trunc",
-                "--CA",
-                "gRPC Root CA",
-                "--csr",
-                &p("truncated.csr"),
-            ]),
-            1,
-            &["truncated.csr"],
-        ),
-        (
-            s(&[
-                "sign",
-                "wl",
-                "--CA",
-                "gRPC Root CA",
-                "--csr",
-                &p("wronglabel.csr"),
-            ]),
-            1,
-            &["CERTIFICATE PEM block"],
-        ),
-        (
-            s(&[
-                "sign",
-                "tampered",
-                "--CA",
-                "gRPC Root CA",
-                "--csr",
-                &p("tampered.csr"),
-            ]),
-            1,
-            &["signature"],
-        ),
-        (
-            s(&[
-                "sign",
-                "pending",
-                "--CA",
-                "gRPC Root CA",
-                "--profile",
-                "server",
-                "--intermediate",
-            ]),
+            s(&["sign", "pending", "--CA", "gRPC Root CA", "--profile", "server", "--intermediate"]),
             2,
             &["--intermediate"],
         ),
-        (
-            s(&[
-                "sign",
-                "pending",
-                "--CA",
-                "gRPC Root CA",
-                "--profile",
-                "admin",
-            ]),
-            2,
-            &["admin"],
-        ),
-        (
-            s(&["revoke", "--CN", "nobody", "--CA", "gRPC Root CA"]),
-            1,
-            &["nobody.crt"],
-        ),
-        (
-            s(&[
-                "revoke",
-                "--CN",
-                "localhost",
-                "--CA",
-                "gRPC Root CA",
-                "--reason",
-                "bored",
-            ]),
-            2,
-            &["bored"],
-        ),
+        (s(&["sign", "pending", "--CA", "gRPC Root CA", "--profile", "admin"]), 2, &["admin"]),
+        (s(&["revoke", "--CN", "nobody", "--CA", "gRPC Root CA"]), 1, &["nobody.crt"]),
+        (s(&["revoke", "--CN", "localhost", "--CA", "gRPC Root CA", "--reason", "bored"]), 2, &["bored"]),
         (s(&["revoke", "--CN", "localhost"]), 2, &["--CA"]),
         (s(&["frobnicate"]), 2, &["frobnicate"]),
     ];
@@ -338,18 +100,11 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let err = env.fails(&refs, *code);
         for w in *words {
-            assert!(
-                err.contains(w),
-                "{args:?}: message should mention {w:?}:\n{err}"
-            );
+            assert!(err.contains(w), "{args:?}: message should mention {w:?}:\n{err}");
         }
         assert!(!err.contains("panicked"), "{args:?} panicked:\n{err}");
         let after = snapshot(env.tmp.path());
-        assert!(
-            before == after,
-            "{args:?} changed files: {:?}",
-            diff(&before, &after)
-        );
+        assert!(before == after, "{args:?} changed files: {:?}", diff(&before, &after));
     }
     assert!(!env.tmp.path().join("escaped.crt").exists());
 }
@@ -413,10 +168,7 @@ fn an_unwritable_depot_fails_cleanly() {
         std::fs::write(env.depot(), "not a directory").unwrap();
         let err = env.fails(&["init", "--cn", "CA"], 1);
         assert!(err.contains("certs"), "{err}");
-        assert_eq!(
-            std::fs::read_to_string(env.depot()).unwrap(),
-            "not a directory"
-        );
+        assert_eq!(std::fs::read_to_string(env.depot()).unwrap(), "not a directory");
         return;
     }
     use std::os::unix::fs::PermissionsExt;

@@ -10,13 +10,7 @@ use x509_parser::prelude::X509Certificate;
 fn sans(c: &X509Certificate<'_>) -> Vec<String> {
     c.subject_alternative_name()
         .unwrap()
-        .map(|s| {
-            s.value
-                .general_names
-                .iter()
-                .map(|g| format!("{g}"))
-                .collect()
-        })
+        .map(|s| s.value.general_names.iter().map(|g| format!("{g}")).collect())
         .unwrap_or_default()
 }
 
@@ -65,30 +59,15 @@ fn ca_has_critical_constraints_no_pathlen_and_a_random_serial() {
     let serial_a = with_cert(&env.file("Root_A.crt"), |c| {
         assert_eq!(path_len(c), (true, None));
         let ku = c.key_usage().unwrap().unwrap();
-        assert!(
-            ku.critical
-                && ku.value.key_cert_sign()
-                && ku.value.crl_sign()
-                && ku.value.digital_signature()
-        );
-        assert!(c.iter_extensions().any(|e| matches!(
-            e.parsed_extension(),
-            ParsedExtension::SubjectKeyIdentifier(_)
-        )));
-        let days =
-            (c.validity().not_after.timestamp() - c.validity().not_before.timestamp()) / 86_400;
-        assert!(
-            (3650..=3654).contains(&days),
-            "CA default is 10 years, got {days} days"
-        );
+        assert!(ku.critical && ku.value.key_cert_sign() && ku.value.crl_sign() && ku.value.digital_signature());
+        assert!(c.iter_extensions().any(|e| matches!(e.parsed_extension(), ParsedExtension::SubjectKeyIdentifier(_))));
+        let days = (c.validity().not_after.timestamp() - c.validity().not_before.timestamp()) / 86_400;
+        assert!((3650..=3654).contains(&days), "CA default is 10 years, got {days} days");
         c.raw_serial().to_vec()
     });
     let serial_b = with_cert(&env.file("Root_B.crt"), |c| c.raw_serial().to_vec());
     assert_ne!(serial_a, serial_b);
-    assert!(
-        serial_a.len() >= 8 && serial_a[0] & 0x80 == 0,
-        "positive serial of at least 64 bits"
-    );
+    assert!(serial_a.len() >= 8 && serial_a[0] & 0x80 == 0, "positive serial of at least 64 bits");
 }
 
 #[test]
@@ -101,47 +80,24 @@ fn leaves_get_profile_ekus_ski_aki_and_backdated_not_before() {
     }
     env.ok(&["request-cert", "--cn", "dflt"]);
     env.ok(&["sign", "dflt", "--ca", "CA"]);
-    with_cert(&env.file("srv.crt"), |c| {
-        assert_eq!(ekus(c), (true, false, false))
-    });
-    with_cert(&env.file("cli.crt"), |c| {
-        assert_eq!(ekus(c), (false, true, false))
-    });
-    with_cert(&env.file("both.crt"), |c| {
-        assert_eq!(ekus(c), (true, true, false))
-    });
+    with_cert(&env.file("srv.crt"), |c| assert_eq!(ekus(c), (true, false, false)));
+    with_cert(&env.file("cli.crt"), |c| assert_eq!(ekus(c), (false, true, false)));
+    with_cert(&env.file("both.crt"), |c| assert_eq!(ekus(c), (true, true, false)));
     with_cert(&env.file("dflt.crt"), |c| {
         assert_eq!(ekus(c), (true, true, false), "peer is the default");
         assert_eq!(path_len(c), (false, None));
         let ku = c.key_usage().unwrap().unwrap();
         assert!(
-            ku.critical
-                && ku.value.digital_signature()
-                && !ku.value.key_encipherment()
-                && !ku.value.key_agreement()
+            ku.critical && ku.value.digital_signature() && !ku.value.key_encipherment() && !ku.value.key_agreement()
         );
-        let has = |f: fn(&ParsedExtension<'_>) -> bool| {
-            c.iter_extensions().any(|e| f(e.parsed_extension()))
-        };
-        assert!(has(|e| matches!(
-            e,
-            ParsedExtension::SubjectKeyIdentifier(_)
-        )));
-        assert!(has(|e| matches!(
-            e,
-            ParsedExtension::AuthorityKeyIdentifier(_)
-        )));
+        let has = |f: fn(&ParsedExtension<'_>) -> bool| c.iter_extensions().any(|e| f(e.parsed_extension()));
+        assert!(has(|e| matches!(e, ParsedExtension::SubjectKeyIdentifier(_))));
+        assert!(has(|e| matches!(e, ParsedExtension::AuthorityKeyIdentifier(_))));
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let nb = c.validity().not_before.timestamp();
-        assert!(
-            now - nb >= 5 * 60 && now - nb <= 15 * 60,
-            "notBefore backdated a few minutes"
-        );
+        assert!(now - nb >= 5 * 60 && now - nb <= 15 * 60, "notBefore backdated a few minutes");
         let days = (c.validity().not_after.timestamp() - now) / 86_400;
-        assert!(
-            (729..=731).contains(&days),
-            "leaf default is 2 years, got {days}"
-        );
+        assert!((729..=731).contains(&days), "leaf default is 2 years, got {days}");
     });
 }
 
@@ -151,9 +107,7 @@ fn codesigning_adds_the_eku() {
     env.ok(&["init", "--cn", "CA"]);
     env.ok(&["request-cert", "--cn", "signer"]);
     env.ok(&["sign", "signer", "--CA", "CA", "--codesigning"]);
-    with_cert(&env.file("signer.crt"), |c| {
-        assert_eq!(ekus(c), (true, true, true))
-    });
+    with_cert(&env.file("signer.crt"), |c| assert_eq!(ekus(c), (true, true, true)));
 }
 
 #[test]
@@ -207,32 +161,11 @@ fn sans_of_every_kind_take_comma_lists_and_repeat() {
 #[test]
 fn request_cert_names_files_after_cn_then_domain_then_uri_then_ip() {
     let env = Env::new();
-    env.ok(&[
-        "request-cert",
-        "--cn",
-        "my client",
-        "--domain",
-        "d.example.com",
-    ]);
-    env.ok(&[
-        "request-cert",
-        "--domain",
-        "first.example.com,second.example.com",
-    ]);
-    env.ok(&[
-        "request-cert",
-        "--uri",
-        "spiffe://example.org/x",
-        "--ip",
-        "10.1.1.1",
-    ]);
+    env.ok(&["request-cert", "--cn", "my client", "--domain", "d.example.com"]);
+    env.ok(&["request-cert", "--domain", "first.example.com,second.example.com"]);
+    env.ok(&["request-cert", "--uri", "spiffe://example.org/x", "--ip", "10.1.1.1"]);
     env.ok(&["request-cert", "--ip", "10.2.2.2"]);
-    for f in [
-        "my_client.csr",
-        "first.example.com.csr",
-        "spiffe_example.org_x.csr",
-        "10.2.2.2.csr",
-    ] {
+    for f in ["my_client.csr", "first.example.com.csr", "spiffe_example.org_x.csr", "10.2.2.2.csr"] {
         assert!(env.file(f).is_file(), "{f}");
     }
 }
@@ -252,55 +185,24 @@ fn one_naming_rule_lets_sign_find_what_request_cert_wrote() {
 fn depot_path_goes_before_or_after_the_subcommand_and_comes_from_the_environment() {
     let env = Env::new();
     let elsewhere = env.tmp.path().join("elsewhere");
-    let mut c = env.cmd(&[
-        "init",
-        "--cn",
-        "A",
-        "--depot-path",
-        elsewhere.to_str().unwrap(),
-    ]);
+    let mut c = env.cmd(&["init", "--cn", "A", "--depot-path", elsewhere.to_str().unwrap()]);
     assert!(c.output().unwrap().status.success());
     assert!(elsewhere.join("A.crt").is_file());
 
     let via_env = env.tmp.path().join("from-env");
     let mut c = assert_cmd::Command::cargo_bin("certforge").unwrap();
-    c.current_dir(env.tmp.path())
-        .env("CERTFORGE_DEPOT_PATH", &via_env)
-        .args(["init", "--cn", "B"])
-        .assert()
-        .success();
+    c.current_dir(env.tmp.path()).env("CERTFORGE_DEPOT_PATH", &via_env).args(["init", "--cn", "B"]).assert().success();
     assert!(via_env.join("B.crt").is_file());
 
     let mut c = assert_cmd::Command::cargo_bin("certforge").unwrap();
-    c.current_dir(env.tmp.path())
-        .env_remove("CERTFORGE_DEPOT_PATH")
-        .args(["init", "--cn", "C"])
-        .assert()
-        .success();
-    assert!(
-        env.tmp.path().join("out/C.crt").is_file(),
-        "default depot is ./out"
-    );
+    c.current_dir(env.tmp.path()).env_remove("CERTFORGE_DEPOT_PATH").args(["init", "--cn", "C"]).assert().success();
+    assert!(env.tmp.path().join("out/C.crt").is_file(), "default depot is ./out");
 }
 
 #[test]
 fn flags_may_follow_the_positional_name_and_take_certstrap_single_dash_forms() {
     let env = Env::new();
-    env.ok(&[
-        "init",
-        "-common-name",
-        "CA",
-        "-o",
-        "Org",
-        "-c",
-        "US",
-        "--st",
-        "CA",
-        "-l",
-        "Town",
-        "--ou",
-        "Unit",
-    ]);
+    env.ok(&["init", "-common-name", "CA", "-o", "Org", "-c", "US", "--st", "CA", "-l", "Town", "--ou", "Unit"]);
     with_cert(&env.file("CA.crt"), |c| {
         let s = c.subject().to_string();
         for part in ["C=US", "ST=CA", "L=Town", "O=Org", "OU=Unit", "CN=CA"] {
@@ -323,9 +225,7 @@ fn flags_may_follow_the_positional_name_and_take_certstrap_single_dash_forms() {
         "U",
     ]);
     env.ok(&["sign", "n1", "-CA", "CA", "--expires", "30 days"]);
-    with_cert(&env.file("n1.crt"), |c| {
-        assert!(c.subject().to_string().contains("C=DE"))
-    });
+    with_cert(&env.file("n1.crt"), |c| assert!(c.subject().to_string().contains("C=DE")));
 }
 
 #[test]
@@ -350,53 +250,24 @@ fn key_type_curve_and_key_bits_choose_the_key() {
             let spki = c.public_key();
             let got = match spki.parsed().unwrap() {
                 x509_parser::public_key::PublicKey::RSA(r) => format!("rsa{}", r.key_size()),
-                x509_parser::public_key::PublicKey::EC(_) => spki
-                    .algorithm
-                    .parameters
-                    .as_ref()
-                    .unwrap()
-                    .as_oid()
-                    .unwrap()
-                    .to_id_string(),
+                x509_parser::public_key::PublicKey::EC(_) => {
+                    spki.algorithm.parameters.as_ref().unwrap().as_oid().unwrap().to_id_string()
+                }
                 _ if spki.algorithm.algorithm.to_id_string() == "1.3.101.112" => "ed25519".into(),
                 other => format!("{other:?}"),
             };
             assert_eq!(got, want, "{flags:?}");
             if want.starts_with("rsa") {
-                assert!(
-                    c.key_usage().unwrap().unwrap().value.key_encipherment(),
-                    "RSA leaves get keyEncipherment"
-                );
+                assert!(c.key_usage().unwrap().unwrap().value.key_encipherment(), "RSA leaves get keyEncipherment");
             }
         });
     }
-    env.ok(&[
-        "init",
-        "--cn",
-        "RSA CA",
-        "--key-type",
-        "rsa",
-        "--key-bits",
-        "3072",
-    ]);
-    with_cert(&env.file("RSA_CA.crt"), |c| {
-        match c.public_key().parsed().unwrap() {
-            x509_parser::public_key::PublicKey::RSA(r) => assert_eq!(r.key_size(), 3072),
-            _ => panic!("expected RSA"),
-        }
+    env.ok(&["init", "--cn", "RSA CA", "--key-type", "rsa", "--key-bits", "3072"]);
+    with_cert(&env.file("RSA_CA.crt"), |c| match c.public_key().parsed().unwrap() {
+        x509_parser::public_key::PublicKey::RSA(r) => assert_eq!(r.key_size(), 3072),
+        _ => panic!("expected RSA"),
     });
-    env.fails(
-        &[
-            "request-cert",
-            "--cn",
-            "bad",
-            "--key-type",
-            "ed25519",
-            "--key-bits",
-            "2048",
-        ],
-        2,
-    );
+    env.fails(&["request-cert", "--cn", "bad", "--key-type", "ed25519", "--key-bits", "2048"], 2);
     env.fails(&["request-cert", "--cn", "bad", "--curve", "P-224"], 2);
     env.fails(&["request-cert", "--cn", "bad", "--key-bits", "1024"], 2);
     assert!(!env.file("bad.key").exists());
@@ -407,17 +278,13 @@ fn expires_not_before_and_not_after_set_validity() {
     let env = Env::new();
     env.ok(&["init", "--cn", "CA", "--expires", "1 year 6 months"]);
     with_cert(&env.file("CA.crt"), |c| {
-        let days = (c.validity().not_after.timestamp()
-            - time::OffsetDateTime::now_utc().unix_timestamp())
-            / 86_400;
+        let days = (c.validity().not_after.timestamp() - time::OffsetDateTime::now_utc().unix_timestamp()) / 86_400;
         assert!((545..=548).contains(&days), "18 months, got {days} days");
     });
     env.ok(&["request-cert", "--cn", "short"]);
     env.ok(&["sign", "short", "--CA", "CA", "--expires", "12 hours"]);
     with_cert(&env.file("short.crt"), |c| {
-        let hours = (c.validity().not_after.timestamp()
-            - time::OffsetDateTime::now_utc().unix_timestamp())
-            / 3600;
+        let hours = (c.validity().not_after.timestamp() - time::OffsetDateTime::now_utc().unix_timestamp()) / 3600;
         assert!((11..=12).contains(&hours), "{hours}");
     });
     env.ok(&["request-cert", "--cn", "expired"]);
@@ -441,9 +308,7 @@ fn expires_not_before_and_not_after_set_validity() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("capped"), "capping warns: {err}");
     let ca_end = with_cert(&env.file("CA.crt"), |c| c.validity().not_after.timestamp());
-    with_cert(&env.file("long.crt"), |c| {
-        assert_eq!(c.validity().not_after.timestamp(), ca_end)
-    });
+    with_cert(&env.file("long.crt"), |c| assert_eq!(c.validity().not_after.timestamp(), ca_end));
     env.ok(&["request-cert", "--cn", "yrs"]);
     env.ok(&["sign", "yrs", "--CA", "CA", "--years", "1"]);
 }
@@ -462,101 +327,46 @@ fn intermediates_verify_by_default_and_honour_path_length() {
     env.ok(&["request-cert", "--domain", "leaf.example.com"]);
     env.ok(&["sign", "leaf.example.com", "--CA", "Issuing CA"]);
     env.ok(&["request-cert", "--cn", "Sub CA"]);
-    env.ok(&[
-        "sign",
-        "Sub CA",
-        "--CA",
-        "Issuing CA",
-        "--intermediate",
-        "--path-length",
-        "0",
-    ]);
-    with_cert(&env.file("Sub_CA.crt"), |c| {
-        assert_eq!(path_len(c), (true, Some(0)))
-    });
+    env.ok(&["sign", "Sub CA", "--CA", "Issuing CA", "--intermediate", "--path-length", "0"]);
+    with_cert(&env.file("Sub_CA.crt"), |c| assert_eq!(path_len(c), (true, Some(0))));
     env.ok(&["request-cert", "--cn", "Sub Sub"]);
     let err = env.fails(&["sign", "Sub Sub", "--CA", "Sub CA", "--intermediate"], 1);
     assert!(err.contains("pathLen 0"), "{err}");
     env.ok(&["request-cert", "--cn", "X"]);
-    env.ok(&[
-        "sign",
-        "X",
-        "--CA",
-        "Root",
-        "--intermediate",
-        "--exclude-path-length",
-    ]);
-    with_cert(&env.file("X.crt"), |c| {
-        assert_eq!(path_len(c), (true, None))
-    });
+    env.ok(&["sign", "X", "--CA", "Root", "--intermediate", "--exclude-path-length"]);
+    with_cert(&env.file("X.crt"), |c| assert_eq!(path_len(c), (true, None)));
 }
 
 #[test]
 fn init_path_length_and_exclude_path_length() {
     let env = Env::new();
     env.ok(&["init", "--cn", "P1", "--path-length", "1"]);
-    with_cert(&env.file("P1.crt"), |c| {
-        assert_eq!(path_len(c), (true, Some(1)))
-    });
+    with_cert(&env.file("P1.crt"), |c| assert_eq!(path_len(c), (true, Some(1))));
     env.ok(&["init", "--cn", "P0", "--exclude-path-length"]);
-    with_cert(&env.file("P0.crt"), |c| {
-        assert_eq!(path_len(c), (true, None))
-    });
+    with_cert(&env.file("P0.crt"), |c| assert_eq!(path_len(c), (true, None)));
     env.ok(&["request-cert", "--cn", "I"]);
     env.ok(&["sign", "I", "--CA", "P1", "--intermediate"]);
-    with_cert(&env.file("I.crt"), |c| {
-        assert_eq!(path_len(c), (true, Some(0)))
-    });
+    with_cert(&env.file("I.crt"), |c| assert_eq!(path_len(c), (true, Some(0))));
     env.ok(&["request-cert", "--cn", "J"]);
-    assert!(env
-        .fails(
-            &[
-                "sign",
-                "J",
-                "--CA",
-                "P1",
-                "--intermediate",
-                "--path-length",
-                "3"
-            ],
-            2
-        )
-        .contains("at most 0"));
+    assert!(env.fails(&["sign", "J", "--CA", "P1", "--intermediate", "--path-length", "3"], 2).contains("at most 0"));
 }
 
 #[test]
 fn permit_domain_writes_name_constraints_and_sign_refuses_names_outside() {
     let env = Env::new();
-    env.ok(&[
-        "init",
-        "--cn",
-        "Scoped",
-        "--permit-domain",
-        "example.com,example.org",
-        "--permit-domain",
-        "internal",
-    ]);
+    env.ok(&["init", "--cn", "Scoped", "--permit-domain", "example.com,example.org", "--permit-domain", "internal"]);
     with_cert(&env.file("Scoped.crt"), |c| {
         let nc = c.name_constraints().unwrap().expect("nameConstraints");
         assert!(nc.critical);
-        let bases: Vec<String> = nc
-            .value
-            .permitted_subtrees
-            .as_ref()
-            .unwrap()
-            .iter()
-            .map(|s| format!("{}", s.base))
-            .collect();
+        let bases: Vec<String> =
+            nc.value.permitted_subtrees.as_ref().unwrap().iter().map(|s| format!("{}", s.base)).collect();
         assert_eq!(bases.len(), 3, "{bases:?}");
     });
     env.ok(&["request-cert", "--domain", "api.example.com"]);
     env.ok(&["sign", "api.example.com", "--CA", "Scoped"]);
     env.ok(&["request-cert", "--domain", "evil.test"]);
     let err = env.fails(&["sign", "evil.test", "--CA", "Scoped"], 1);
-    assert!(
-        err.contains("evil.test") && err.contains("example.com"),
-        "{err}"
-    );
+    assert!(err.contains("evil.test") && err.contains("example.com"), "{err}");
     assert!(!env.file("evil.test.crt").exists());
 }
 
@@ -565,30 +375,13 @@ fn key_flag_reuses_an_existing_key() {
     let env = Env::new();
     env.ok(&["request-cert", "--cn", "first"]);
     let key = env.file("first.key");
-    env.ok(&[
-        "request-cert",
-        "--cn",
-        "second",
-        "--key",
-        key.to_str().unwrap(),
-    ]);
+    env.ok(&["request-cert", "--cn", "second", "--key", key.to_str().unwrap()]);
     env.ok(&["init", "--cn", "CA", "--key", key.to_str().unwrap()]);
     env.ok(&["sign", "second", "--CA", "CA"]);
     let spki = |f: &str| with_cert(&env.file(f), |c| c.public_key().raw.to_vec());
     assert_eq!(spki("second.crt"), spki("CA.crt"));
     assert_eq!(mode(&env.file("second.key")), 0o600);
-    let err = env.fails(
-        &[
-            "request-cert",
-            "--cn",
-            "third",
-            "--key",
-            key.to_str().unwrap(),
-            "--key-type",
-            "rsa",
-        ],
-        2,
-    );
+    let err = env.fails(&["request-cert", "--cn", "third", "--key", key.to_str().unwrap(), "--key-type", "rsa"], 2);
     assert!(err.contains("--key"), "{err}");
 }
 
@@ -597,42 +390,14 @@ fn csr_and_cert_flags_read_and_write_explicit_paths() {
     let env = Env::new();
     env.ok(&["init", "--cn", "CA"]);
     let csr = env.tmp.path().join("outside.csr");
-    env.ok(&[
-        "request-cert",
-        "--cn",
-        "ext",
-        "--csr",
-        csr.to_str().unwrap(),
-    ]);
+    env.ok(&["request-cert", "--cn", "ext", "--csr", csr.to_str().unwrap()]);
     assert!(csr.is_file() && !env.file("ext.csr").exists() && env.file("ext.key").is_file());
     let crt = env.tmp.path().join("outside.crt");
-    env.ok(&[
-        "sign",
-        "ext",
-        "--CA",
-        "CA",
-        "--csr",
-        csr.to_str().unwrap(),
-        "--cert",
-        crt.to_str().unwrap(),
-    ]);
+    env.ok(&["sign", "ext", "--CA", "CA", "--csr", csr.to_str().unwrap(), "--cert", crt.to_str().unwrap()]);
     assert!(crt.is_file() && !env.file("ext.crt").exists());
-    with_cert(&crt, |c| {
-        assert!(c.subject().to_string().contains("CN=ext"))
-    });
-    let err = env.fails(
-        &[
-            "sign",
-            "ext",
-            "--CA",
-            "CA",
-            "--csr",
-            csr.to_str().unwrap(),
-            "--cert",
-            crt.to_str().unwrap(),
-        ],
-        1,
-    );
+    with_cert(&crt, |c| assert!(c.subject().to_string().contains("CN=ext")));
+    let err =
+        env.fails(&["sign", "ext", "--CA", "CA", "--csr", csr.to_str().unwrap(), "--cert", crt.to_str().unwrap()], 1);
     assert!(err.contains("already exists"), "{err}");
 }
 
@@ -641,19 +406,11 @@ fn stdout_prints_the_pem_and_still_writes_the_file() {
     let env = Env::new();
     let out = env.ok(&["init", "--cn", "CA", "--stdout"]);
     let printed = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(
-        printed,
-        std::fs::read_to_string(env.file("CA.crt")).unwrap()
-    );
+    assert_eq!(printed, std::fs::read_to_string(env.file("CA.crt")).unwrap());
     let out = env.ok(&["request-cert", "--cn", "s", "--stdout"]);
-    assert!(String::from_utf8(out.stdout)
-        .unwrap()
-        .starts_with("-----BEGIN CERTIFICATE REQUEST-----"));
+    assert!(String::from_utf8(out.stdout).unwrap().starts_with("-----BEGIN CERTIFICATE REQUEST-----"));
     let out = env.ok(&["sign", "s", "--CA", "CA", "--stdout"]);
-    assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
-        std::fs::read_to_string(env.file("s.crt")).unwrap()
-    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), std::fs::read_to_string(env.file("s.crt")).unwrap());
 }
 
 #[test]
@@ -677,25 +434,13 @@ fn success_messages_say_what_where_and_when() {
     let env = Env::new();
     let err = String::from_utf8(env.ok(&["init", "--cn", "gRPC Root CA"]).stderr).unwrap();
     assert!(
-        err.contains("Created CA \"gRPC Root CA\"")
-            && err.contains("gRPC_Root_CA.crt")
-            && err.contains("expires"),
+        err.contains("Created CA \"gRPC Root CA\"") && err.contains("gRPC_Root_CA.crt") && err.contains("expires"),
         "{err}"
     );
-    let err = String::from_utf8(
-        env.ok(&["request-cert", "--domain", "localhost", "--ip", "127.0.0.1"])
-            .stderr,
-    )
-    .unwrap();
-    assert!(
-        err.contains("DNS:localhost, IP:127.0.0.1") && err.contains("localhost.key"),
-        "{err}"
-    );
-    let err = String::from_utf8(
-        env.ok(&["sign", "--CA", "gRPC Root CA", "localhost"])
-            .stderr,
-    )
-    .unwrap();
+    let err =
+        String::from_utf8(env.ok(&["request-cert", "--domain", "localhost", "--ip", "127.0.0.1"]).stderr).unwrap();
+    assert!(err.contains("DNS:localhost, IP:127.0.0.1") && err.contains("localhost.key"), "{err}");
+    let err = String::from_utf8(env.ok(&["sign", "--CA", "gRPC Root CA", "localhost"]).stderr).unwrap();
     assert!(
         err.contains("DNS:localhost")
             && err.contains("localhost.crt")
@@ -709,45 +454,23 @@ fn success_messages_say_what_where_and_when() {
 fn passphrase_flag_file_and_environment_encrypt_and_unlock_keys() {
     let env = Env::new();
     env.ok(&["init", "--cn", "CA", "--passphrase", "ca-secret"]);
-    assert!(std::fs::read_to_string(env.file("CA.key"))
-        .unwrap()
-        .starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+    assert!(std::fs::read_to_string(env.file("CA.key")).unwrap().starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
     let pass_file = env.tmp.path().join("pass.txt");
     std::fs::write(&pass_file, "ca-secret\n").unwrap();
     env.ok(&["request-cert", "--cn", "a", "--passphrase", ""]);
     assert!(
-        std::fs::read_to_string(env.file("a.key"))
-            .unwrap()
-            .starts_with("-----BEGIN PRIVATE KEY-----"),
+        std::fs::read_to_string(env.file("a.key")).unwrap().starts_with("-----BEGIN PRIVATE KEY-----"),
         "--passphrase \"\" means none"
     );
-    env.ok(&[
-        "sign",
-        "a",
-        "--CA",
-        "CA",
-        "--passphrase-file",
-        pass_file.to_str().unwrap(),
-    ]);
+    env.ok(&["sign", "a", "--CA", "CA", "--passphrase-file", pass_file.to_str().unwrap()]);
     env.ok(&["request-cert", "--cn", "b"]);
     let mut c = env.cmd(&["sign", "b", "--CA", "CA"]);
-    assert!(c
-        .env("CERTFORGE_PASSPHRASE", "ca-secret")
-        .output()
-        .unwrap()
-        .status
-        .success());
+    assert!(c.env("CERTFORGE_PASSPHRASE", "ca-secret").output().unwrap().status.success());
     env.ok(&["request-cert", "--cn", "c"]);
     let err = env.fails(&["sign", "c", "--CA", "CA"], 1);
-    assert!(
-        err.contains("encrypted") && err.contains("--passphrase-file"),
-        "no prompt without a terminal: {err}"
-    );
+    assert!(err.contains("encrypted") && err.contains("--passphrase-file"), "no prompt without a terminal: {err}");
     let err = env.fails(&["sign", "c", "--CA", "CA", "--passphrase", "wrong"], 1);
-    assert!(
-        err.contains("wrong passphrase") && !err.contains("wrong\""),
-        "{err}"
-    );
+    assert!(err.contains("wrong passphrase") && !err.contains("wrong\""), "{err}");
     assert!(!env.file("c.crt").exists());
 }
 
@@ -760,42 +483,20 @@ fn revoke_lists_a_serial_once_and_counts_crl_numbers() {
         let block = pem::parse(&bytes).unwrap();
         let (_, crl) = x509_parser::parse_x509_crl(block.contents()).unwrap();
         let number = crl.crl_number().unwrap().to_string();
-        let serials: Vec<Vec<u8>> = crl
-            .iter_revoked_certificates()
-            .map(|r| r.raw_serial().to_vec())
-            .collect();
+        let serials: Vec<Vec<u8>> = crl.iter_revoked_certificates().map(|r| r.raw_serial().to_vec()).collect();
         let next = crl.next_update().unwrap().timestamp() - crl.last_update().timestamp();
         (number, serials, next)
     };
     assert_eq!(crl(&env).0, "1");
     assert!(crl(&env).1.is_empty());
-    env.ok(&[
-        "revoke",
-        "--CN",
-        "localhost",
-        "--CA",
-        "gRPC Root CA",
-        "--reason",
-        "keyCompromise",
-    ]);
+    env.ok(&["revoke", "--CN", "localhost", "--CA", "gRPC Root CA", "--reason", "keyCompromise"]);
     let (n, serials, next) = crl(&env);
     assert_eq!((n.as_str(), serials.len()), ("2", 1));
-    assert!(
-        next > 7 * 86_400,
-        "nextUpdate leaves time to re-sign: {next}"
-    );
+    assert!(next > 7 * 86_400, "nextUpdate leaves time to re-sign: {next}");
     let out = env.ok(&["revoke", "--cn", "localhost", "--ca", "gRPC Root CA"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("already revoked"));
     assert_eq!(crl(&env).1.len(), 1, "a serial is listed once");
-    env.ok(&[
-        "revoke",
-        "--CN",
-        "grpc_client",
-        "--CA",
-        "gRPC Root CA",
-        "--reason",
-        "superseded",
-    ]);
+    env.ok(&["revoke", "--CN", "grpc_client", "--CA", "gRPC Root CA", "--reason", "superseded"]);
     let (n, serials, _) = crl(&env);
     assert_eq!((n.as_str(), serials.len()), ("3", 2));
 }
@@ -827,9 +528,6 @@ fn version_and_help_with_examples_on_every_command() {
     ] {
         let out = env.ok(&sub);
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            text.contains("Example"),
-            "{sub:?} help has an example:\n{text}"
-        );
+        assert!(text.contains("Example"), "{sub:?} help has an example:\n{text}");
     }
 }

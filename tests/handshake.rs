@@ -12,29 +12,18 @@ use std::sync::Arc;
 use common::Env;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{
-    ClientConfig, ClientConnection, RootCertStore, ServerConfig, ServerConnection, StreamOwned,
-};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, ServerConnection, StreamOwned};
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
 fn cert(path: &Path) -> CertificateDer<'static> {
-    CertificateDer::from(
-        pem::parse(std::fs::read(path).unwrap())
-            .unwrap()
-            .into_contents(),
-    )
+    CertificateDer::from(pem::parse(std::fs::read(path).unwrap()).unwrap().into_contents())
 }
 
 fn key(path: &Path) -> PrivateKeyDer<'static> {
-    PrivateKeyDer::try_from(
-        pem::parse(std::fs::read(path).unwrap())
-            .unwrap()
-            .into_contents(),
-    )
-    .unwrap()
+    PrivateKeyDer::try_from(pem::parse(std::fs::read(path).unwrap()).unwrap().into_contents()).unwrap()
 }
 
 fn roots(ca: &Path) -> Arc<RootCertStore> {
@@ -56,9 +45,7 @@ fn handshake(
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_client_cert_verifier(
-            WebPkiClientVerifier::builder_with_provider(roots(server_ca), provider())
-                .build()
-                .unwrap(),
+            WebPkiClientVerifier::builder_with_provider(roots(server_ca), provider()).build().unwrap(),
         )
         .with_single_cert(vec![cert(server.0)], key(server.1))
         .unwrap();
@@ -72,8 +59,7 @@ fn handshake(
     let addr = listener.local_addr().unwrap();
     let server_thread = std::thread::spawn(move || -> Result<(), String> {
         let (sock, _) = listener.accept().map_err(|e| e.to_string())?;
-        sock.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-            .unwrap();
+        sock.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
         let conn = ServerConnection::new(Arc::new(server_cfg)).map_err(|e| e.to_string())?;
         let mut tls = StreamOwned::new(conn, sock);
         let mut buf = [0u8; 5];
@@ -83,8 +69,7 @@ fn handshake(
     });
     let client_result = (|| -> Result<(), String> {
         let sock = TcpStream::connect(addr).map_err(|e| e.to_string())?;
-        sock.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-            .unwrap();
+        sock.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
         let name = ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
         let conn = ClientConnection::new(Arc::new(client_cfg), name).map_err(|e| e.to_string())?;
         let mut tls = StreamOwned::new(conn, sock);
@@ -100,40 +85,15 @@ fn handshake(
 }
 
 fn pair(env: &Env, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-    (
-        env.file(&format!("{name}.crt")),
-        env.file(&format!("{name}.key")),
-    )
+    (env.file(&format!("{name}.crt")), env.file(&format!("{name}.key")))
 }
 
 fn setup() -> Env {
     let env = Env::new();
     env.blog_workflow();
-    env.ok(&["init", "--cn", "Other CA"]);
-    env.ok(&["request-cert", "--cn", "intruder"]);
-    env.ok(&[
-        "sign",
-        "intruder",
-        "--CA",
-        "Other CA",
-        "--profile",
-        "client",
-    ]);
-    env.ok(&[
-        "request-cert",
-        "--domain",
-        "grpc.example.com",
-        "--ip",
-        "127.0.0.1",
-    ]);
-    env.ok(&[
-        "sign",
-        "grpc.example.com",
-        "--CA",
-        "gRPC Root CA",
-        "--profile",
-        "server",
-    ]);
+    env.intruder();
+    env.ok(&["request-cert", "--domain", "grpc.example.com", "--ip", "127.0.0.1"]);
+    env.ok(&["sign", "grpc.example.com", "--CA", "gRPC Root CA", "--profile", "server"]);
     env
 }
 
@@ -146,11 +106,7 @@ fn the_blog_client_is_accepted_by_the_blog_server() {
     assert_eq!((client, server), (Ok(()), Ok(())));
     let s2 = pair(&env, "grpc.example.com");
     let (client, server) = handshake(&ca, (&s2.0, &s2.1), &ca, (&c.0, &c.1), "127.0.0.1");
-    assert_eq!(
-        (client, server),
-        (Ok(()), Ok(())),
-        "IP SANs match an IP server name"
-    );
+    assert_eq!((client, server), (Ok(()), Ok(())), "IP SANs match an IP server name");
 }
 
 #[test]
@@ -180,7 +136,5 @@ fn a_client_trusting_the_wrong_ca_refuses_the_server() {
     let (ca, other) = (env.file("gRPC_Root_CA.crt"), env.file("Other_CA.crt"));
     let (s, c) = (pair(&env, "localhost"), pair(&env, "grpc_client"));
     let (client, _server) = handshake(&ca, (&s.0, &s.1), &other, (&c.0, &c.1), "localhost");
-    assert!(client
-        .expect_err("wrong trust anchor")
-        .contains("UnknownIssuer"));
+    assert!(client.expect_err("wrong trust anchor").contains("UnknownIssuer"));
 }

@@ -9,13 +9,7 @@ use std::process::Command;
 
 use common::{openssl, openssl_ok, with_cert, Env};
 
-fn verify(
-    dir: &Path,
-    purpose: &str,
-    ca: &str,
-    untrusted: Option<&str>,
-    leaf: &str,
-) -> (bool, String) {
+fn verify(dir: &Path, purpose: &str, ca: &str, untrusted: Option<&str>, leaf: &str) -> (bool, String) {
     let mut args = vec!["verify", "-x509_strict", "-purpose", purpose, "-CAfile", ca];
     if let Some(u) = untrusted {
         args.extend(["-untrusted", u]);
@@ -29,36 +23,16 @@ fn blog_workflow_certs_pass_openssl_verify_x509_strict() {
     let env = Env::new();
     env.blog_workflow();
     let d = env.depot();
-    for (purpose, leaf) in [
-        ("sslserver", "localhost.crt"),
-        ("sslclient", "grpc_client.crt"),
-        ("sslclient", "localhost.crt"),
-    ] {
+    for (purpose, leaf) in
+        [("sslserver", "localhost.crt"), ("sslclient", "grpc_client.crt"), ("sslclient", "localhost.crt")]
+    {
         let (ok, out) = verify(&d, purpose, "gRPC_Root_CA.crt", None, leaf);
         assert!(ok && out.contains("OK"), "{purpose} {leaf}: {out}");
     }
-    openssl_ok(
-        &d,
-        &[
-            "verify",
-            "-x509_strict",
-            "-check_ss_sig",
-            "-CAfile",
-            "gRPC_Root_CA.crt",
-            "gRPC_Root_CA.crt",
-        ],
-    );
+    openssl_ok(&d, &["verify", "-x509_strict", "-check_ss_sig", "-CAfile", "gRPC_Root_CA.crt", "gRPC_Root_CA.crt"]);
     let (ok, out) = openssl(
         &d,
-        &[
-            "verify",
-            "-x509_strict",
-            "-verify_hostname",
-            "localhost",
-            "-CAfile",
-            "gRPC_Root_CA.crt",
-            "localhost.crt",
-        ],
+        &["verify", "-x509_strict", "-verify_hostname", "localhost", "-CAfile", "gRPC_Root_CA.crt", "localhost.crt"],
     );
     assert!(ok, "{out}");
     let (ok, _) = openssl(
@@ -81,27 +55,14 @@ fn profiles_restrict_purpose_as_openssl_sees_it() {
     let env = Env::new();
     env.ok(&["init", "--cn", "CA"]);
     env.ok(&["request-cert", "--domain", "srv.example.com"]);
-    env.ok(&[
-        "sign",
-        "srv.example.com",
-        "--CA",
-        "CA",
-        "--profile",
-        "server",
-    ]);
+    env.ok(&["sign", "srv.example.com", "--CA", "CA", "--profile", "server"]);
     env.ok(&["request-cert", "--cn", "cli"]);
     env.ok(&["sign", "cli", "--CA", "CA", "--profile", "client"]);
     let d = env.depot();
     assert!(verify(&d, "sslserver", "CA.crt", None, "srv.example.com.crt").0);
-    assert!(
-        !verify(&d, "sslclient", "CA.crt", None, "srv.example.com.crt").0,
-        "server profile is not a client cert"
-    );
+    assert!(!verify(&d, "sslclient", "CA.crt", None, "srv.example.com.crt").0, "server profile is not a client cert");
     assert!(verify(&d, "sslclient", "CA.crt", None, "cli.crt").0);
-    assert!(
-        !verify(&d, "sslserver", "CA.crt", None, "cli.crt").0,
-        "client profile is not a server cert"
-    );
+    assert!(!verify(&d, "sslserver", "CA.crt", None, "cli.crt").0, "client profile is not a server cert");
 }
 
 #[test]
@@ -119,64 +80,28 @@ fn every_key_type_is_read_by_openssl_and_every_csr_verifies() {
         let mut args = vec!["request-cert", "--cn", name, "--domain", "h.example.com"];
         args.extend(flags);
         env.ok(&args);
-        openssl_ok(
-            &d,
-            &["req", "-verify", "-noout", "-in", &format!("{name}.csr")],
-        );
+        openssl_ok(&d, &["req", "-verify", "-noout", "-in", &format!("{name}.csr")]);
         let text = std::fs::read_to_string(d.join(format!("{name}.key"))).unwrap();
-        assert!(
-            text.starts_with("-----BEGIN PRIVATE KEY-----"),
-            "PKCS#8 PEM for {name}"
-        );
+        assert!(text.starts_with("-----BEGIN PRIVATE KEY-----"), "PKCS#8 PEM for {name}");
         openssl_ok(&d, &["pkey", "-in", &format!("{name}.key"), "-noout"]);
         env.ok(&["sign", name, "--CA", "CA"]);
         let key_pub = openssl_ok(&d, &["pkey", "-in", &format!("{name}.key"), "-pubout"]);
-        let crt_pub = openssl_ok(
-            &d,
-            &["x509", "-in", &format!("{name}.crt"), "-noout", "-pubkey"],
-        );
+        let crt_pub = openssl_ok(&d, &["x509", "-in", &format!("{name}.crt"), "-noout", "-pubkey"]);
         assert_eq!(key_pub, crt_pub, "{name}: key and certificate match");
-        assert!(
-            verify(&d, "sslserver", "CA.crt", None, &format!("{name}.crt")).0,
-            "{name}"
-        );
+        assert!(verify(&d, "sslserver", "CA.crt", None, &format!("{name}.crt")).0, "{name}");
     }
 }
 
 #[test]
 fn encrypted_keys_open_in_openssl_with_the_passphrase_only() {
     let env = Env::new();
-    env.ok(&[
-        "init",
-        "--cn",
-        "CA",
-        "--passphrase",
-        "s3cret",
-        "--key-type",
-        "rsa",
-        "--key-bits",
-        "2048",
-    ]);
-    env.ok(&[
-        "request-cert",
-        "--cn",
-        "e",
-        "--key-type",
-        "ed25519",
-        "--passphrase",
-        "s3cret",
-    ]);
+    env.ok(&["init", "--cn", "CA", "--passphrase", "s3cret", "--key-type", "rsa", "--key-bits", "2048"]);
+    env.ok(&["request-cert", "--cn", "e", "--key-type", "ed25519", "--passphrase", "s3cret"]);
     let d = env.depot();
     for key in ["CA.key", "e.key"] {
         let text = openssl_ok(&d, &["asn1parse", "-in", key]);
-        assert!(
-            text.contains("PBES2") && text.contains("PBKDF2") && text.contains("aes-256-cbc"),
-            "{key}: {text}"
-        );
-        openssl_ok(
-            &d,
-            &["pkey", "-in", key, "-passin", "pass:s3cret", "-noout"],
-        );
+        assert!(text.contains("PBES2") && text.contains("PBKDF2") && text.contains("aes-256-cbc"), "{key}: {text}");
+        openssl_ok(&d, &["pkey", "-in", key, "-passin", "pass:s3cret", "-noout"]);
         assert!(
             !openssl(&d, &["pkey", "-in", key, "-passin", "pass:wrong", "-noout"]).0,
             "{key}: wrong passphrase must fail"
@@ -190,18 +115,7 @@ fn an_openssl_p384_csr_signed_with_sha256_keeps_its_p384_key() {
     let env = Env::new();
     env.ok(&["init", "--cn", "CA"]);
     let t = env.tmp.path();
-    openssl_ok(
-        t,
-        &[
-            "ecparam",
-            "-name",
-            "secp384r1",
-            "-genkey",
-            "-noout",
-            "-out",
-            "p384.key",
-        ],
-    );
+    openssl_ok(t, &["ecparam", "-name", "secp384r1", "-genkey", "-noout", "-out", "p384.key"]);
     openssl_ok(
         t,
         &[
@@ -218,31 +132,12 @@ fn an_openssl_p384_csr_signed_with_sha256_keeps_its_p384_key() {
             "p384.csr",
         ],
     );
-    env.ok(&[
-        "sign",
-        "p384",
-        "--CA",
-        "CA",
-        "--csr",
-        t.join("p384.csr").to_str().unwrap(),
-    ]);
+    env.ok(&["sign", "p384", "--CA", "CA", "--csr", t.join("p384.csr").to_str().unwrap()]);
     let crt = env.file("p384.crt");
     let key_pub = openssl_ok(t, &["pkey", "-in", "p384.key", "-pubout"]);
-    let crt_pub = openssl_ok(
-        t,
-        &["x509", "-in", crt.to_str().unwrap(), "-noout", "-pubkey"],
-    );
+    let crt_pub = openssl_ok(t, &["x509", "-in", crt.to_str().unwrap(), "-noout", "-pubkey"]);
     assert_eq!(key_pub, crt_pub);
-    assert!(
-        verify(
-            t,
-            "sslserver",
-            env.file("CA.crt").to_str().unwrap(),
-            None,
-            crt.to_str().unwrap()
-        )
-        .0
-    );
+    assert!(verify(t, "sslserver", env.file("CA.crt").to_str().unwrap(), None, crt.to_str().unwrap()).0);
 }
 
 #[test]
@@ -256,19 +151,7 @@ fn the_seed_001_openssl_csr_is_signed_with_its_subject_and_every_san() {
     )
     .unwrap();
     openssl_ok(t, &["genrsa", "-out", "server.key", "2048"]);
-    openssl_ok(
-        t,
-        &[
-            "req",
-            "-new",
-            "-key",
-            "server.key",
-            "-config",
-            "server.cnf",
-            "-out",
-            "server.csr",
-        ],
-    );
+    openssl_ok(t, &["req", "-new", "-key", "server.key", "-config", "server.cnf", "-out", "server.csr"]);
     let out = env.ok(&[
         "sign",
         "server",
@@ -280,45 +163,16 @@ fn the_seed_001_openssl_csr_is_signed_with_its_subject_and_every_san() {
         t.join("server.csr").to_str().unwrap(),
     ]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("ignored the CSR's requested keyUsage, extendedKeyUsage"),
-        "{err}"
-    );
-    let csr_subject = openssl_ok(
-        t,
-        &[
-            "req",
-            "-in",
-            "server.csr",
-            "-noout",
-            "-subject",
-            "-nameopt",
-            "RFC2253",
-        ],
-    );
+    assert!(err.contains("ignored the CSR's requested keyUsage, extendedKeyUsage"), "{err}");
+    let csr_subject = openssl_ok(t, &["req", "-in", "server.csr", "-noout", "-subject", "-nameopt", "RFC2253"]);
     let crt_subject = openssl_ok(
         t,
-        &[
-            "x509",
-            "-in",
-            env.file("server.crt").to_str().unwrap(),
-            "-noout",
-            "-subject",
-            "-nameopt",
-            "RFC2253",
-        ],
+        &["x509", "-in", env.file("server.crt").to_str().unwrap(), "-noout", "-subject", "-nameopt", "RFC2253"],
     );
     assert_eq!(csr_subject, crt_subject);
     let text = openssl_ok(
         t,
-        &[
-            "x509",
-            "-in",
-            env.file("server.crt").to_str().unwrap(),
-            "-noout",
-            "-ext",
-            "subjectAltName,keyUsage",
-        ],
+        &["x509", "-in", env.file("server.crt").to_str().unwrap(), "-noout", "-ext", "subjectAltName,keyUsage"],
     );
     for want in [
         "DNS:localhost",
@@ -330,19 +184,10 @@ fn the_seed_001_openssl_csr_is_signed_with_its_subject_and_every_san() {
     ] {
         assert!(text.contains(want), "{want} missing:\n{text}");
     }
+    assert!(!text.contains("Data Encipherment"), "the profile, not the CSR, decides key usage:\n{text}");
     assert!(
-        !text.contains("Data Encipherment"),
-        "the profile, not the CSR, decides key usage:\n{text}"
-    );
-    assert!(
-        verify(
-            t,
-            "sslserver",
-            env.file("MyCA.crt").to_str().unwrap(),
-            None,
-            env.file("server.crt").to_str().unwrap()
-        )
-        .0
+        verify(t, "sslserver", env.file("MyCA.crt").to_str().unwrap(), None, env.file("server.crt").to_str().unwrap())
+            .0
     );
 }
 
@@ -371,17 +216,8 @@ fn a_csr_asking_for_ca_true_gets_ca_false() {
             "sneaky.csr",
         ],
     );
-    env.ok(&[
-        "sign",
-        "sneaky",
-        "--CA",
-        "CA",
-        "--csr",
-        t.join("sneaky.csr").to_str().unwrap(),
-    ]);
-    with_cert(&env.file("sneaky.crt"), |c| {
-        assert!(!c.basic_constraints().unwrap().unwrap().value.ca)
-    });
+    env.ok(&["sign", "sneaky", "--CA", "CA", "--csr", t.join("sneaky.csr").to_str().unwrap()]);
+    with_cert(&env.file("sneaky.crt"), |c| assert!(!c.basic_constraints().unwrap().unwrap().value.ca));
 }
 
 #[test]
@@ -389,18 +225,7 @@ fn openssl_keys_of_every_format_can_be_reused_and_are_stored_as_pkcs8() {
     let env = Env::new();
     let t = env.tmp.path();
     openssl_ok(t, &["genrsa", "-traditional", "-out", "pkcs1.key", "2048"]);
-    openssl_ok(
-        t,
-        &[
-            "ecparam",
-            "-name",
-            "prime256v1",
-            "-genkey",
-            "-noout",
-            "-out",
-            "sec1.key",
-        ],
-    );
+    openssl_ok(t, &["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "sec1.key"]);
     openssl_ok(t, &["genpkey", "-algorithm", "ed25519", "-out", "ed.key"]);
     openssl_ok(
         t,
@@ -417,80 +242,26 @@ fn openssl_keys_of_every_format_can_be_reused_and_are_stored_as_pkcs8() {
             "enc.key",
         ],
     );
-    openssl_ok(
-        t,
-        &[
-            "genrsa",
-            "-traditional",
-            "-aes256",
-            "-passout",
-            "pass:pw",
-            "-out",
-            "legacy.key",
-            "2048",
-        ],
-    );
-    env.ok(&[
-        "init",
-        "--cn",
-        "CA",
-        "--key",
-        t.join("pkcs1.key").to_str().unwrap(),
-    ]);
-    for (name, extra) in [
-        ("sec1", vec![]),
-        ("ed", vec![]),
-        ("enc", vec!["--passphrase", "pw"]),
-    ] {
+    openssl_ok(t, &["genrsa", "-traditional", "-aes256", "-passout", "pass:pw", "-out", "legacy.key", "2048"]);
+    env.ok(&["init", "--cn", "CA", "--key", t.join("pkcs1.key").to_str().unwrap()]);
+    for (name, extra) in [("sec1", vec![]), ("ed", vec![]), ("enc", vec!["--passphrase", "pw"])] {
         let key = t.join(format!("{name}.key"));
         let mut args = vec!["request-cert", "--cn", name, "--key", key.to_str().unwrap()];
         args.extend(extra.iter().copied());
         env.ok(&args);
         env.ok(&["sign", name, "--CA", "CA"]);
-        let a = openssl_ok(
-            t,
-            &[
-                "pkey",
-                "-in",
-                key.to_str().unwrap(),
-                "-passin",
-                "pass:pw",
-                "-pubout",
-            ],
-        );
-        let b = openssl_ok(
-            t,
-            &[
-                "x509",
-                "-in",
-                env.file(&format!("{name}.crt")).to_str().unwrap(),
-                "-noout",
-                "-pubkey",
-            ],
-        );
+        let a = openssl_ok(t, &["pkey", "-in", key.to_str().unwrap(), "-passin", "pass:pw", "-pubout"]);
+        let b =
+            openssl_ok(t, &["x509", "-in", env.file(&format!("{name}.crt")).to_str().unwrap(), "-noout", "-pubkey"]);
         assert_eq!(a, b, "{name}");
     }
     let stored = std::fs::read_to_string(env.file("CA.key")).unwrap();
-    assert!(
-        stored.starts_with("-----BEGIN PRIVATE KEY-----"),
-        "PKCS#1 input is stored as PKCS#8"
-    );
+    assert!(stored.starts_with("-----BEGIN PRIVATE KEY-----"), "PKCS#1 input is stored as PKCS#8");
     let err = env.fails(
-        &[
-            "request-cert",
-            "--cn",
-            "legacy",
-            "--key",
-            t.join("legacy.key").to_str().unwrap(),
-            "--passphrase",
-            "pw",
-        ],
+        &["request-cert", "--cn", "legacy", "--key", t.join("legacy.key").to_str().unwrap(), "--passphrase", "pw"],
         1,
     );
-    assert!(
-        err.contains("legacy PEM encryption") && err.contains("openssl pkcs8 -topk8"),
-        "{err}"
-    );
+    assert!(err.contains("legacy PEM encryption") && err.contains("openssl pkcs8 -topk8"), "{err}");
 }
 
 #[test]
@@ -510,13 +281,7 @@ fn intermediate_chains_verify_in_openssl() {
         std::fs::read_to_string(d.join("Inter2.crt")).unwrap()
     );
     std::fs::write(d.join("../untrusted.pem"), chain).unwrap();
-    let (ok, out) = verify(
-        &d,
-        "sslserver",
-        "Root.crt",
-        Some("../untrusted.pem"),
-        "deep.example.com.crt",
-    );
+    let (ok, out) = verify(&d, "sslserver", "Root.crt", Some("../untrusted.pem"), "deep.example.com.crt");
     assert!(ok, "{out}");
 }
 
@@ -525,17 +290,7 @@ fn crls_verify_and_revocation_is_seen_by_openssl() {
     let env = Env::new();
     env.blog_workflow();
     let d = env.depot();
-    openssl_ok(
-        &d,
-        &[
-            "crl",
-            "-in",
-            "gRPC_Root_CA.crl",
-            "-CAfile",
-            "gRPC_Root_CA.crt",
-            "-noout",
-        ],
-    );
+    openssl_ok(&d, &["crl", "-in", "gRPC_Root_CA.crl", "-CAfile", "gRPC_Root_CA.crt", "-noout"]);
     let check = |env: &Env| {
         openssl(
             &env.depot(),
@@ -555,30 +310,12 @@ fn crls_verify_and_revocation_is_seen_by_openssl() {
     env.ok(&["revoke", "--CN", "localhost", "--CA", "gRPC Root CA"]);
     let (ok, out) = check(&env);
     assert!(!ok && out.contains("revoked"), "{out}");
-    let text = openssl_ok(
-        &d,
-        &[
-            "crl",
-            "-in",
-            "gRPC_Root_CA.crl",
-            "-CAfile",
-            "gRPC_Root_CA.crt",
-            "-noout",
-            "-text",
-        ],
-    );
-    assert!(
-        text.contains("CRL Number") && text.contains("Authority Key Identifier"),
-        "{text}"
-    );
+    let text = openssl_ok(&d, &["crl", "-in", "gRPC_Root_CA.crl", "-CAfile", "gRPC_Root_CA.crt", "-noout", "-text"]);
+    assert!(text.contains("CRL Number") && text.contains("Authority Key Identifier"), "{text}");
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 #[test]
@@ -638,11 +375,7 @@ fn openssl_s_server_and_s_client_complete_a_mutual_tls_handshake() {
             .stdin(std::process::Stdio::null())
             .output()
             .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
+        let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
         if text.contains("connect:errno") || text.contains("Connection refused") {
             continue;
         }
@@ -664,24 +397,10 @@ fn python_mtls(dir: &Path, ca: &str, srv: &str, cli: &str, host: &str) -> (bool,
     let o = Command::new("python3")
         .current_dir(dir)
         .arg(script)
-        .args([
-            ca,
-            &format!("{srv}.crt"),
-            &format!("{srv}.key"),
-            &format!("{cli}.crt"),
-            &format!("{cli}.key"),
-            host,
-        ])
+        .args([ca, &format!("{srv}.crt"), &format!("{srv}.key"), &format!("{cli}.crt"), &format!("{cli}.key"), host])
         .output()
         .expect("python3 is installed");
-    (
-        o.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-    )
+    (o.status.success(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
 }
 
 #[test]
@@ -689,23 +408,8 @@ fn python_ssl_with_verify_x509_strict_accepts_the_blog_certs() {
     let env = Env::new();
     env.blog_workflow();
     let d = env.depot();
-    let (ok, out) = python_mtls(
-        &d,
-        "gRPC_Root_CA.crt",
-        "localhost",
-        "grpc_client",
-        "localhost",
-    );
+    let (ok, out) = python_mtls(&d, "gRPC_Root_CA.crt", "localhost", "grpc_client", "localhost");
     assert!(ok, "{out}");
-    let (ok, out) = python_mtls(
-        &d,
-        "gRPC_Root_CA.crt",
-        "localhost",
-        "grpc_client",
-        "grpc.example.com",
-    );
-    assert!(
-        !ok && out.contains("CERTIFICATE_VERIFY_FAILED"),
-        "a host outside the SANs must fail: {out}"
-    );
+    let (ok, out) = python_mtls(&d, "gRPC_Root_CA.crt", "localhost", "grpc_client", "grpc.example.com");
+    assert!(!ok && out.contains("CERTIFICATE_VERIFY_FAILED"), "a host outside the SANs must fail: {out}");
 }

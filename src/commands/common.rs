@@ -30,14 +30,9 @@ impl PassArgs {
             return Ok(Some(Zeroizing::new(p.clone())));
         }
         if let Some(path) = &self.passphrase_file {
-            let bytes = Zeroizing::new(
-                depot::read_file(path).with_context(|| "--passphrase-file".to_string())?,
-            );
+            let bytes = Zeroizing::new(depot::read_file(path).with_context(|| "--passphrase-file".to_string())?);
             let text = std::str::from_utf8(&bytes).map_err(|_| {
-                usage(format!(
-                    "--passphrase-file {}: the passphrase is not UTF-8 text",
-                    path.display()
-                ))
+                usage(format!("--passphrase-file {}: the passphrase is not UTF-8 text", path.display()))
             })?;
             let line = text.lines().next().unwrap_or("");
             return Ok(Some(Zeroizing::new(line.to_string())));
@@ -75,9 +70,7 @@ impl PassArgs {
     /// A source that gives the passphrase from the flags, or asks at a
     /// terminal, only when a key turns out to be encrypted.
     pub fn source(&self) -> Result<Prompt> {
-        Ok(Prompt {
-            given: self.given()?,
-        })
+        Ok(Prompt { given: self.given()? })
     }
 }
 
@@ -94,20 +87,14 @@ impl PassphraseSource for Prompt {
         if !std::io::stdin().is_terminal() {
             return None;
         }
-        rpassword::prompt_password(format!("Passphrase for {what}: "))
-            .ok()
-            .map(Zeroizing::new)
+        rpassword::prompt_password(format!("Passphrase for {what}: ")).ok().map(Zeroizing::new)
     }
 }
 
 /// Reads a private key file, decrypting it when needed.
 pub fn read_key(path: &Path, pass: &mut dyn PassphraseSource) -> Result<PrivateKey> {
     let bytes = Zeroizing::new(depot::read_file(path)?);
-    Ok(PrivateKey::from_bytes(
-        &bytes,
-        &path.display().to_string(),
-        pass,
-    )?)
+    Ok(PrivateKey::from_bytes(&bytes, &path.display().to_string(), pass)?)
 }
 
 impl ValidityArgs {
@@ -119,16 +106,8 @@ impl ValidityArgs {
         }
         Ok(ValidityRequest {
             expires,
-            not_before: self
-                .not_before
-                .as_deref()
-                .map(|t| parse_rfc3339("--not-before", t))
-                .transpose()?,
-            not_after: self
-                .not_after
-                .as_deref()
-                .map(|t| parse_rfc3339("--not-after", t))
-                .transpose()?,
+            not_before: self.not_before.as_deref().map(|t| parse_rfc3339("--not-before", t)).transpose()?,
+            not_after: self.not_after.as_deref().map(|t| parse_rfc3339("--not-after", t)).transpose()?,
         })
     }
 }
@@ -151,4 +130,58 @@ pub fn warn(msg: &str) {
 /// Prints a note on stderr.
 pub fn note(msg: &str) {
     eprintln!("note: {msg}");
+}
+
+/// The key a new CA or request gets: an existing one (`--key PATH`) or a
+/// fresh one of the chosen type. Decided before anything slow happens.
+pub enum KeyChoice {
+    Existing(std::path::PathBuf),
+    Generate(crate::pki::keys::KeySpec),
+}
+
+impl crate::cli::KeyArgs {
+    /// Validates the key flags. `rsa_default_bits` applies to
+    /// `--key-type rsa` without `--key-bits`.
+    pub fn choice(&self, rsa_default_bits: u32) -> Result<KeyChoice> {
+        let spec = crate::pki::keys::KeySpec::from_flags(
+            self.key_type,
+            self.curve.as_deref(),
+            self.key_bits,
+            rsa_default_bits,
+        )
+        .map_err(|e| usage(e.to_string()))?;
+        match &self.existing_key {
+            Some(_) if self.key_type.is_some() || self.curve.is_some() || self.key_bits.is_some() => Err(usage(
+                "--key reuses an existing key, so --key-type, --curve and --key-bits do not apply; drop them",
+            )),
+            Some(path) => Ok(KeyChoice::Existing(path.clone())),
+            None => Ok(KeyChoice::Generate(spec)),
+        }
+    }
+}
+
+impl KeyChoice {
+    /// Reads or generates the key.
+    pub fn obtain(&self, pass: &PassArgs) -> Result<PrivateKey> {
+        match self {
+            KeyChoice::Existing(path) => read_key(path, &mut pass.source()?),
+            KeyChoice::Generate(spec) => Ok(PrivateKey::generate(*spec)?),
+        }
+    }
+}
+
+impl crate::cli::SubjectArgs {
+    /// The subject DN with `common_name`, checked against RFC 5280's limits.
+    pub fn dn(&self, common_name: Option<String>) -> Result<rcgen::DistinguishedName> {
+        crate::pki::subject::Subject {
+            common_name,
+            organization: self.organization.clone(),
+            organizational_unit: self.organizational_unit.clone(),
+            country: self.country.clone(),
+            province: self.province.clone(),
+            locality: self.locality.clone(),
+        }
+        .to_dn()
+        .map_err(|e| usage(e.to_string()))
+    }
 }

@@ -3,58 +3,31 @@
 use anyhow::Result;
 use time::OffsetDateTime;
 
-use super::common::{read_key, usage};
+use super::common::usage;
 use super::report;
 use crate::cli::InitArgs;
 use crate::depot::{self, Depot, Write1, KEY_MODE, PUBLIC_MODE};
 use crate::pki::ca::CaSigner;
 use crate::pki::crl::CrlState;
 use crate::pki::issue::{self, CertSpec};
-use crate::pki::keys::{KeySpec, PrivateKey};
 use crate::pki::names::EntryName;
 use crate::pki::profile::Kind;
 use crate::pki::san::check_dns_name;
-use crate::pki::subject::Subject;
 use crate::pki::to_pem;
 use crate::pki::validity::Expiry;
 
 /// A CA lasts 10 years unless told otherwise.
-const CA_DEFAULT: Expiry = Expiry {
-    months: 120,
-    seconds: 0,
-};
+const CA_DEFAULT: Expiry = Expiry { months: 120, seconds: 0 };
 
 /// Runs `init`.
 pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
-    let name =
-        EntryName::new(&args.common_name).map_err(|e| usage(format!("--common-name: {e}")))?;
-    let subject = Subject {
-        common_name: Some(args.common_name.clone()),
-        organization: args.subject.organization.clone(),
-        organizational_unit: args.subject.organizational_unit.clone(),
-        country: args.subject.country.clone(),
-        province: args.subject.province.clone(),
-        locality: args.subject.locality.clone(),
-    }
-    .to_dn()
-    .map_err(|e| usage(e.to_string()))?;
+    let name = EntryName::new(&args.common_name).map_err(|e| usage(format!("--common-name: {e}")))?;
+    let subject = args.subject.dn(Some(args.common_name.clone()))?;
     for d in &args.permit_domain {
-        check_dns_name(d.trim_start_matches('.'))
-            .map_err(|why| usage(format!("--permit-domain {d:?}: {why}")))?;
+        check_dns_name(d.trim_start_matches('.')).map_err(|why| usage(format!("--permit-domain {d:?}: {why}")))?;
     }
     let request = args.validity.request().map_err(|e| usage(e.to_string()))?;
-    let spec = KeySpec::from_flags(
-        args.key.key_type,
-        args.key.curve.as_deref(),
-        args.key.key_bits,
-        4096,
-    )
-    .map_err(|e| usage(e.to_string()))?;
-    if args.existing_key.is_some()
-        && (args.key.key_type.is_some() || args.key.curve.is_some() || args.key.key_bits.is_some())
-    {
-        return Err(usage("--key reuses an existing key, so --key-type, --curve and --key-bits do not apply; drop them"));
-    }
+    let key_choice = args.key.choice(4096)?;
 
     // Refuse before the (possibly slow) key generation.
     let _lock = depot.lock()?;
@@ -68,30 +41,12 @@ pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
         }
     }
 
-    let key = match &args.existing_key {
-        Some(path) => read_key(path, &mut args.pass.source()?)?,
-        None => PrivateKey::generate(spec)?,
-    };
+    let key = key_choice.obtain(&args.pass)?;
     let now = OffsetDateTime::now_utc();
-    let validity = request
-        .resolve(now, CA_DEFAULT)
-        .map_err(|e| usage(e.to_string()))?;
-    let kind_path_len = if args.exclude_path_length {
-        None
-    } else {
-        args.path_length
-    };
-    let kind = Kind::Root {
-        path_len: kind_path_len,
-        permit_domains: args.permit_domain.clone(),
-    };
-    let cert_spec = CertSpec {
-        subject,
-        subject_raw: None,
-        sans: Vec::new(),
-        kind,
-        validity,
-    };
+    let validity = request.resolve(now, CA_DEFAULT).map_err(|e| usage(e.to_string()))?;
+    let kind_path_len = if args.exclude_path_length { None } else { args.path_length };
+    let kind = Kind::Root { path_len: kind_path_len, permit_domains: args.permit_domain.clone() };
+    let cert_spec = CertSpec { subject, subject_raw: None, sans: Vec::new(), kind, validity };
     let cert_der = issue::self_signed(&cert_spec, &key)?;
 
     let key_file = name.file("key");
@@ -104,12 +59,7 @@ pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
 
     depot.ensure_dir()?;
     depot::write_all(&[
-        Write1 {
-            path: depot.path(&name, "key"),
-            bytes: key_pem.as_bytes().to_vec(),
-            mode: KEY_MODE,
-            replace: false,
-        },
+        Write1 { path: depot.path(&name, "key"), bytes: key_pem.as_bytes().to_vec(), mode: KEY_MODE, replace: false },
         Write1 {
             path: depot.path(&name, "crt"),
             bytes: cert_pem.clone().into_bytes(),
@@ -126,15 +76,10 @@ pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
 
     let mut details = vec![report::key_line(&key_desc, passphrase.is_some())];
     if let Some(n) = kind_path_len {
-        details.push(format!(
-            "pathLen: {n} (at most {n} intermediate CA(s) below it)"
-        ));
+        details.push(format!("pathLen: {n} (at most {n} intermediate CA(s) below it)"));
     }
     if !args.permit_domain.is_empty() {
-        details.push(format!(
-            "name constraints: only {} and subdomains",
-            args.permit_domain.join(", ")
-        ));
+        details.push(format!("name constraints: only {} and subdomains", args.permit_domain.join(", ")));
     }
     report::print(&report::Made {
         what: format!("CA {:?}", args.common_name),
@@ -159,10 +104,7 @@ pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
 
 /// Quotes a word for the shell when it needs it, for "Next:" hints.
 pub fn shell_word(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-/+=:@,".contains(c))
-    {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-/+=:@,".contains(c)) {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))

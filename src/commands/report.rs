@@ -26,21 +26,12 @@ pub fn print(m: &Made) {
     for d in &m.details {
         eprintln!("  {d}");
     }
-    let width = m
-        .files
-        .iter()
-        .map(|(label, _)| label.len())
-        .max()
-        .unwrap_or(0);
+    let width = m.files.iter().map(|(label, _)| label.len()).max().unwrap_or(0);
     for (label, path) in &m.files {
         eprintln!("  {label:<width$}  {}", path.display());
     }
     if let Some(t) = m.not_after {
-        let when = if t <= m.now {
-            format!("EXPIRED {}", relative(t, m.now))
-        } else {
-            relative(t, m.now)
-        };
+        let when = if t <= m.now { format!("EXPIRED {}", relative(t, m.now)) } else { relative(t, m.now) };
         eprintln!("  expires {} ({when})", fmt_time(t));
     }
 }
@@ -49,10 +40,6 @@ pub fn print(m: &Made) {
 pub fn key_line(desc: &str, encrypted: bool) -> String {
     format!(
         "key type: {desc}, {}",
-        if encrypted {
-            "encrypted with your passphrase (PKCS#8, AES-256)"
-        } else {
-            "unencrypted"
-        }
+        if encrypted { "encrypted with your passphrase (PKCS#8, AES-256)" } else { "unencrypted" }
     )
 }

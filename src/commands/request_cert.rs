@@ -3,16 +3,14 @@
 use anyhow::Result;
 use time::OffsetDateTime;
 
-use super::common::{print_stdout, read_key, usage, warn};
+use super::common::{print_stdout, usage, warn};
 use super::init::shell_word;
 use super::report;
 use crate::cli::RequestCertArgs;
 use crate::depot::{self, Depot, Write1, KEY_MODE, PUBLIC_MODE};
 use crate::pki::csr::{make_csr, parse_csr};
-use crate::pki::keys::{KeySpec, PrivateKey};
 use crate::pki::names::EntryName;
 use crate::pki::san::San;
-use crate::pki::subject::{Subject, SubjectError};
 use crate::pki::to_pem;
 
 /// Runs `request-cert`.
@@ -27,43 +25,21 @@ pub fn run(depot: &Depot, args: &RequestCertArgs) -> Result<()> {
         .or(args.uri.first().map(String::as_str))
         .or(args.ip.first().map(String::as_str))
         .or(args.email.first().map(String::as_str))
-        .ok_or_else(|| usage("give a --common-name (--cn) or at least one --domain, --ip, --uri or --email to name the request"))?;
-    let name = EntryName::new(raw_name)
-        .map_err(|e| usage(format!("cannot name the files after {raw_name:?}: {e}")))?;
+        .ok_or_else(|| {
+            usage("give a --common-name (--cn) or at least one --domain, --ip, --uri or --email to name the request")
+        })?;
+    let name = EntryName::new(raw_name).map_err(|e| usage(format!("cannot name the files after {raw_name:?}: {e}")))?;
 
     // certstrap puts the first domain (or IP) in the CN when --cn is absent.
     // It is left out when it would break RFC 5280's 64-character limit: the
     // SAN carries the name anyway, and clients match SANs only.
-    let common_name = args.common_name.clone().or_else(|| {
-        args.domain
-            .first()
-            .or(args.ip.first())
-            .filter(|d| d.chars().count() <= 64)
-            .cloned()
-    });
+    let common_name = args
+        .common_name
+        .clone()
+        .or_else(|| args.domain.first().or(args.ip.first()).filter(|d| d.chars().count() <= 64).cloned());
     let cn_text = subject_text(common_name.as_deref());
-    let subject = Subject {
-        common_name,
-        organization: args.subject.organization.clone(),
-        organizational_unit: args.subject.organizational_unit.clone(),
-        country: args.subject.country.clone(),
-        province: args.subject.province.clone(),
-        locality: args.subject.locality.clone(),
-    }
-    .to_dn()
-    .map_err(|e: SubjectError| usage(e.to_string()))?;
-    let spec = KeySpec::from_flags(
-        args.key.key_type,
-        args.key.curve.as_deref(),
-        args.key.key_bits,
-        2048,
-    )
-    .map_err(|e| usage(e.to_string()))?;
-    if args.existing_key.is_some()
-        && (args.key.key_type.is_some() || args.key.curve.is_some() || args.key.key_bits.is_some())
-    {
-        return Err(usage("--key reuses an existing key, so --key-type, --curve and --key-bits do not apply; drop them"));
-    }
+    let subject = args.subject.dn(common_name)?;
+    let key_choice = args.key.choice(2048)?;
 
     let _lock = depot.lock()?;
     let key_path = depot.path(&name, "key");
@@ -78,10 +54,7 @@ pub fn run(depot: &Depot, args: &RequestCertArgs) -> Result<()> {
         }
     }
 
-    let key = match &args.existing_key {
-        Some(path) => read_key(path, &mut args.pass.source()?)?,
-        None => PrivateKey::generate(spec)?,
-    };
+    let key = key_choice.obtain(&args.pass)?;
     let csr_der = make_csr(&subject, &sans, &key)?;
     // Read our own CSR back as `sign` will, so a request we write always signs.
     parse_csr(&csr_der, &csr_path.display().to_string())?;
@@ -91,18 +64,8 @@ pub fn run(depot: &Depot, args: &RequestCertArgs) -> Result<()> {
 
     depot.ensure_dir()?;
     depot::write_all(&[
-        Write1 {
-            path: key_path.clone(),
-            bytes: key_pem.as_bytes().to_vec(),
-            mode: KEY_MODE,
-            replace: false,
-        },
-        Write1 {
-            path: csr_path.clone(),
-            bytes: csr_pem.clone().into_bytes(),
-            mode: PUBLIC_MODE,
-            replace: false,
-        },
+        Write1 { path: key_path.clone(), bytes: key_pem.as_bytes().to_vec(), mode: KEY_MODE, replace: false },
+        Write1 { path: csr_path.clone(), bytes: csr_pem.clone().into_bytes(), mode: PUBLIC_MODE, replace: false },
     ])?;
 
     let mut details = vec![
@@ -110,15 +73,14 @@ pub fn run(depot: &Depot, args: &RequestCertArgs) -> Result<()> {
         format!(
             "names: {}",
             if sans.is_empty() {
-                "none (fine for a client certificate; a server certificate needs --domain or --ip)"
-                    .to_string()
+                "none (fine for a client certificate; a server certificate needs --domain or --ip)".to_string()
             } else {
                 list(&sans)
             }
         ),
         report::key_line(&key.describe(), passphrase.is_some()),
     ];
-    if args.existing_key.is_some() {
+    if args.key.existing_key.is_some() {
         details.push("key reused from --key and copied into the depot".into());
     }
     report::print(&report::Made {
@@ -147,12 +109,8 @@ type SanParser = fn(&str) -> Result<San, crate::pki::san::SanError>;
 
 fn parse_sans(args: &RequestCertArgs) -> Result<Vec<San>> {
     let mut sans: Vec<San> = Vec::new();
-    let groups: [(&Vec<String>, SanParser); 4] = [
-        (&args.domain, San::domain),
-        (&args.ip, San::ip),
-        (&args.uri, San::uri),
-        (&args.email, San::email),
-    ];
+    let groups: [(&Vec<String>, SanParser); 4] =
+        [(&args.domain, San::domain), (&args.ip, San::ip), (&args.uri, San::uri), (&args.email, San::email)];
     for (values, parse) in groups {
         for v in values {
             let san = parse(v.trim()).map_err(|e| usage(e.to_string()))?;
@@ -165,16 +123,10 @@ fn parse_sans(args: &RequestCertArgs) -> Result<Vec<San>> {
 }
 
 fn subject_text(cn: Option<&str>) -> String {
-    cn.map_or_else(
-        || "(empty; the SANs identify it)".to_string(),
-        |cn| format!("CN={cn}"),
-    )
+    cn.map_or_else(|| "(empty; the SANs identify it)".to_string(), |cn| format!("CN={cn}"))
 }
 
 /// "DNS:localhost, IP:127.0.0.1".
 pub fn list(sans: &[San]) -> String {
-    sans.iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
+    sans.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }

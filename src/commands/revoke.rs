@@ -24,13 +24,8 @@ pub fn run(depot: &Depot, args: &RevokeArgs) -> Result<()> {
     let ca = load_ca(depot, &args.ca, &args.pass)?;
 
     let crt_path = depot.path(&name, "crt");
-    let bytes = depot.read(
-        &name,
-        "crt",
-        "give the name the certificate was signed under (the NAME of `sign NAME`)",
-    )?;
-    let der = from_pem_or_der(&bytes, "CERTIFICATE")
-        .map_err(|e| anyhow::anyhow!("{}: {e}", crt_path.display()))?;
+    let bytes = depot.read(&name, "crt", "give the name the certificate was signed under (the NAME of `sign NAME`)")?;
+    let der = from_pem_or_der(&bytes, "CERTIFICATE").map_err(|e| anyhow::anyhow!("{}: {e}", crt_path.display()))?;
     let (_, cert) = X509Certificate::from_der(&der)
         .map_err(|e| anyhow::anyhow!("{} is not a certificate: {e}", crt_path.display()))?;
     let ca_cert = ca.cert();
@@ -73,19 +68,12 @@ pub fn run(depot: &Depot, args: &RevokeArgs) -> Result<()> {
         replace: true,
     }])?;
 
-    eprintln!(
-        "Revoked {} (serial {}) issued by {:?}",
-        name.file("crt"),
-        hex(&serial),
-        ca.name
-    );
+    eprintln!("Revoked {} (serial {}) issued by {:?}", name.file("crt"), hex(&serial), ca.name);
     eprintln!("  CRL          {crl_what}");
     eprintln!("  CRL number   {}", state.number);
     eprintln!("  entries      {}", state.entries.len());
     if let Some(reason) = args.reason {
-        let name = clap::ValueEnum::to_possible_value(&reason)
-            .map(|v| v.get_name().to_string())
-            .unwrap_or_default();
+        let name = clap::ValueEnum::to_possible_value(&reason).map(|v| v.get_name().to_string()).unwrap_or_default();
         eprintln!("  reason       {name}");
     }
     Ok(())

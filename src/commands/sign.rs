@@ -18,24 +18,21 @@ use crate::pki::validity::{fmt_time, Expiry};
 use crate::pki::{from_pem_or_der, to_pem};
 
 /// A leaf lasts 2 years unless told otherwise (certstrap's default).
-const LEAF_DEFAULT: Expiry = Expiry {
-    months: 24,
-    seconds: 0,
-};
+const LEAF_DEFAULT: Expiry = Expiry { months: 24, seconds: 0 };
 /// An intermediate lasts 5 years unless told otherwise, capped at its CA.
-const INTERMEDIATE_DEFAULT: Expiry = Expiry {
-    months: 60,
-    seconds: 0,
-};
+const INTERMEDIATE_DEFAULT: Expiry = Expiry { months: 60, seconds: 0 };
 
 /// Loads the CA named `ca_raw` from the depot and checks it can sign.
 pub fn load_ca(depot: &Depot, ca_raw: &str, pass: &crate::cli::PassArgs) -> Result<CaSigner> {
     let ca_name = EntryName::new(ca_raw).map_err(|e| usage(format!("--CA: {e}")))?;
-    let hint = format!("make the CA with `certforge --depot-path {} init --common-name {}`, or check --CA and --depot-path", shell_word(&depot.root().display().to_string()), shell_word(ca_raw));
+    let hint = format!(
+        "make the CA with `certforge --depot-path {} init --common-name {}`, or check --CA and --depot-path",
+        shell_word(&depot.root().display().to_string()),
+        shell_word(ca_raw)
+    );
     let cert_bytes = depot.read(&ca_name, "crt", &hint)?;
     let crt_what = depot.path(&ca_name, "crt").display().to_string();
-    let cert_der = from_pem_or_der(&cert_bytes, "CERTIFICATE")
-        .map_err(|e| anyhow::anyhow!("{crt_what}: {e}"))?;
+    let cert_der = from_pem_or_der(&cert_bytes, "CERTIFICATE").map_err(|e| anyhow::anyhow!("{crt_what}: {e}"))?;
     let key_path = depot.path(&ca_name, "key");
     if !key_path.exists() {
         bail!(
@@ -45,37 +42,28 @@ pub fn load_ca(depot: &Depot, ca_raw: &str, pass: &crate::cli::PassArgs) -> Resu
         );
     }
     let key = read_key(&key_path, &mut pass.source()?)?;
-    Ok(CaSigner::new(
-        cert_der,
-        key,
-        &crt_what,
-        &key_path.display().to_string(),
-    )?)
+    Ok(CaSigner::new(cert_der, key, &crt_what, &key_path.display().to_string())?)
 }
 
 /// Runs `sign`.
 pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
-    let raw_name =
-        match (&args.name, &args.csr) {
-            (Some(n), _) => n.clone(),
-            (None, Some(path)) => path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            (None, None) => return Err(usage(
-                "name the request to sign, e.g. `certforge sign --CA \"gRPC Root CA\" localhost`",
-            )),
-        };
+    let raw_name = match (&args.name, &args.csr) {
+        (Some(n), _) => n.clone(),
+        (None, Some(path)) => path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        (None, None) => {
+            return Err(usage("name the request to sign, e.g. `certforge sign --CA \"gRPC Root CA\" localhost`"))
+        }
+    };
     let name = EntryName::new(&raw_name).map_err(|e| usage(format!("{raw_name:?}: {e}")))?;
     let request = args.validity.request().map_err(|e| usage(e.to_string()))?;
 
     let _lock = depot.lock()?;
-    let cert_path = args
-        .cert
-        .clone()
-        .unwrap_or_else(|| depot.path(&name, "crt"));
+    let cert_path = args.cert.clone().unwrap_or_else(|| depot.path(&name, "crt"));
     if std::fs::symlink_metadata(&cert_path).is_ok() {
-        bail!("{} already exists; certforge never overwrites a certificate. Revoke or move the old one aside first", cert_path.display());
+        bail!(
+            "{} already exists; certforge never overwrites a certificate. Revoke or move the old one aside first",
+            cert_path.display()
+        );
     }
     let csr_path = args.csr.clone().unwrap_or_else(|| depot.path(&name, "csr"));
     if !csr_path.exists() {
@@ -86,31 +74,17 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
             shell_word(&raw_name)
         );
     }
-    let csr = parse_csr(
-        &depot::read_file(&csr_path)?,
-        &csr_path.display().to_string(),
-    )?;
+    let csr = parse_csr(&depot::read_file(&csr_path)?, &csr_path.display().to_string())?;
     let ca = load_ca(depot, &args.ca, &args.pass)?;
 
     let now = OffsetDateTime::now_utc();
     let kind = if args.intermediate {
-        Kind::Intermediate {
-            path_len: intermediate_path_len(&ca, args)?,
-        }
+        Kind::Intermediate { path_len: intermediate_path_len(&ca, args)? }
     } else {
-        Kind::Leaf {
-            profile: args.profile.unwrap_or(LeafProfile::Peer),
-            code_signing: args.codesigning,
-        }
+        Kind::Leaf { profile: args.profile.unwrap_or(LeafProfile::Peer), code_signing: args.codesigning }
     };
-    let default = if args.intermediate {
-        INTERMEDIATE_DEFAULT
-    } else {
-        LEAF_DEFAULT
-    };
-    let mut validity = request
-        .resolve(now, default)
-        .map_err(|e| usage(e.to_string()))?;
+    let default = if args.intermediate { INTERMEDIATE_DEFAULT } else { LEAF_DEFAULT };
+    let mut validity = request.resolve(now, default).map_err(|e| usage(e.to_string()))?;
     if ca.not_after <= now && request.not_after.is_none() {
         bail!(
             "the CA {:?} expired on {}; it cannot sign new certificates. Make a new CA (or, for a deliberately expired test chain, give --not-before and --not-after inside the CA's validity)",
@@ -157,19 +131,10 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
     }])?;
 
     let who = csr.common_name.clone().unwrap_or_else(|| raw_name.clone());
-    let mut details = vec![format!(
-        "names: {}",
-        if csr.sans.is_empty() {
-            "none".to_string()
-        } else {
-            list(&csr.sans)
-        }
-    )];
+    let mut details =
+        vec![format!("names: {}", if csr.sans.is_empty() { "none".to_string() } else { list(&csr.sans) })];
     details.push(match &kind {
-        Kind::Leaf {
-            profile,
-            code_signing,
-        } => format!(
+        Kind::Leaf { profile, code_signing } => format!(
             "usage: {}{}",
             match profile {
                 LeafProfile::Server => "serverAuth (TLS server)",
@@ -193,15 +158,7 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
         not_after: Some(validity.not_after),
         now,
     });
-    if csr.sans.is_empty()
-        && matches!(
-            kind,
-            Kind::Leaf {
-                profile: LeafProfile::Server | LeafProfile::Peer,
-                ..
-            }
-        )
-    {
+    if csr.sans.is_empty() && matches!(kind, Kind::Leaf { profile: LeafProfile::Server | LeafProfile::Peer, .. }) {
         note(&format!(
             "{} has no SANs: fine as a client certificate, but TLS clients (Go >= 1.15, grpcio, rustls) match server names against SANs only and will refuse it as a server certificate. Use --profile client to say so, or re-run request-cert with --domain/--ip",
             name.file("crt")
@@ -224,11 +181,7 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
 /// intermediate may have at most N-1 (RFC 5280 §4.2.1.9); N = 0 forbids
 /// intermediates entirely, which certstrap only discovered at verify time.
 fn intermediate_path_len(ca: &CaSigner, args: &SignArgs) -> Result<Option<u8>> {
-    let asked = if args.exclude_path_length {
-        None
-    } else {
-        args.path_length
-    };
+    let asked = if args.exclude_path_length { None } else { args.path_length };
     match ca.path_len {
         None => Ok(asked),
         Some(0) => bail!(

@@ -31,48 +31,32 @@ pub enum CaError {
     NotCa { what: String },
     #[error("{what} is a CA whose keyUsage lacks keyCertSign, so clients would refuse what it signs; use another CA")]
     NoKeyCertSign { what: String },
-    #[error("{key_what} does not belong to {what}: their public keys differ; put the CA's own key beside its certificate")]
+    #[error(
+        "{key_what} does not belong to {what}: their public keys differ; put the CA's own key beside its certificate"
+    )]
     KeyMismatch { what: String, key_what: String },
 }
 
 impl CaSigner {
     /// Checks that `cert_der` is a CA certificate and that `key` is its key.
-    pub fn new(
-        cert_der: Vec<u8>,
-        key: PrivateKey,
-        what: &str,
-        key_what: &str,
-    ) -> Result<CaSigner, CaError> {
-        let unreadable = |detail: String| CaError::Unreadable {
-            what: what.to_string(),
-            detail,
-        };
-        let (rest, cert) =
-            X509Certificate::from_der(&cert_der).map_err(|e| unreadable(e.to_string()))?;
+    pub fn new(cert_der: Vec<u8>, key: PrivateKey, what: &str, key_what: &str) -> Result<CaSigner, CaError> {
+        let unreadable = |detail: String| CaError::Unreadable { what: what.to_string(), detail };
+        let (rest, cert) = X509Certificate::from_der(&cert_der).map_err(|e| unreadable(e.to_string()))?;
         if !rest.is_empty() {
             return Err(unreadable("trailing bytes after the certificate".into()));
         }
-        let bc = cert
-            .basic_constraints()
-            .map_err(|e| unreadable(e.to_string()))?;
+        let bc = cert.basic_constraints().map_err(|e| unreadable(e.to_string()))?;
         let Some(bc) = bc.filter(|bc| bc.value.ca) else {
-            return Err(CaError::NotCa {
-                what: what.to_string(),
-            });
+            return Err(CaError::NotCa { what: what.to_string() });
         };
         let path_len = bc.value.path_len_constraint;
         if let Ok(Some(ku)) = cert.key_usage() {
             if !ku.value.key_cert_sign() {
-                return Err(CaError::NoKeyCertSign {
-                    what: what.to_string(),
-                });
+                return Err(CaError::NoKeyCertSign { what: what.to_string() });
             }
         }
         if cert.public_key().raw != key.spki_der().as_slice() {
-            return Err(CaError::KeyMismatch {
-                what: what.to_string(),
-                key_what: key_what.to_string(),
-            });
+            return Err(CaError::KeyMismatch { what: what.to_string(), key_what: key_what.to_string() });
         }
         let permitted_dns = match cert.name_constraints() {
             Ok(Some(nc)) => nc
@@ -91,15 +75,7 @@ impl CaSigner {
         let not_before = cert.validity().not_before.to_datetime();
         let not_after = cert.validity().not_after.to_datetime();
         drop(cert);
-        Ok(CaSigner {
-            cert_der,
-            key,
-            name,
-            not_before,
-            not_after,
-            path_len,
-            permitted_dns,
-        })
+        Ok(CaSigner { cert_der, key, name, not_before, not_after, path_len, permitted_dns })
     }
 
     /// The CA certificate, DER.
@@ -114,9 +90,7 @@ impl CaSigner {
 
     /// The CA certificate, parsed.
     pub fn cert(&self) -> X509Certificate<'_> {
-        X509Certificate::from_der(&self.cert_der)
-            .expect("checked in CaSigner::new")
-            .1
+        X509Certificate::from_der(&self.cert_der).expect("checked in CaSigner::new").1
     }
 
     /// The SANs that fall outside this CA's permitted DNS subtrees (RFC 5280

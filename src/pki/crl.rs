@@ -2,10 +2,7 @@
 //! a CRL number and an AKI, and no empty revokedCertificates list (RFC 5280
 //! §5.1.2.6, §5.2.1, §5.2.3), which is where certstrap's CRLs failed pkilint.
 
-use rcgen::{
-    CertificateRevocationListParams, Issuer, KeyIdMethod, RevocationReason, RevokedCertParams,
-    SerialNumber,
-};
+use rcgen::{CertificateRevocationListParams, Issuer, KeyIdMethod, RevocationReason, RevokedCertParams, SerialNumber};
 use time::{Duration, OffsetDateTime};
 use x509_parser::prelude::FromDer;
 use x509_parser::revocation_list::CertificateRevocationList;
@@ -90,7 +87,9 @@ pub struct CrlState {
 /// Why a CRL could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum CrlError {
-    #[error("{what} is not a CRL certforge can read: {detail}; move it aside and run revoke again to start a fresh one")]
+    #[error(
+        "{what} is not a CRL certforge can read: {detail}; move it aside and run revoke again to start a fresh one"
+    )]
     Unreadable { what: String, detail: String },
     #[error("{what} was not signed by {ca}'s key, so it cannot be extended; move it aside and run revoke again to start a fresh one")]
     ForeignSignature { what: String, ca: String },
@@ -100,32 +99,20 @@ pub enum CrlError {
 
 /// Strips leading zero bytes, so serials compare by value.
 pub fn normalize_serial(bytes: &[u8]) -> Vec<u8> {
-    let start = bytes
-        .iter()
-        .position(|b| *b != 0)
-        .unwrap_or(bytes.len().saturating_sub(1));
+    let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len().saturating_sub(1));
     bytes[start..].to_vec()
 }
 
 impl CrlState {
     /// Reads a CRL (PEM or DER), checking that `ca` signed it.
     pub fn read(bytes: &[u8], what: &str, ca: &CaSigner) -> Result<CrlState, CrlError> {
-        let unreadable = |detail: String| CrlError::Unreadable {
-            what: what.to_string(),
-            detail,
-        };
+        let unreadable = |detail: String| CrlError::Unreadable { what: what.to_string(), detail };
         let der = match pem::parse(bytes) {
             Ok(block) if block.tag() == "X509 CRL" => block.into_contents(),
-            Ok(block) => {
-                return Err(unreadable(format!(
-                    "a {} PEM block, not an X509 CRL",
-                    block.tag()
-                )))
-            }
+            Ok(block) => return Err(unreadable(format!("a {} PEM block, not an X509 CRL", block.tag()))),
             Err(_) => bytes.to_vec(),
         };
-        let (_, crl) =
-            CertificateRevocationList::from_der(&der).map_err(|e| unreadable(e.to_string()))?;
+        let (_, crl) = CertificateRevocationList::from_der(&der).map_err(|e| unreadable(e.to_string()))?;
         let ca_cert = ca.cert();
         super::signature::verify(
             ca_cert.public_key(),
@@ -133,23 +120,17 @@ impl CrlState {
             &crl.signature_value,
             crl.tbs_cert_list.as_ref(),
         )
-        .map_err(|_| CrlError::ForeignSignature {
-            what: what.to_string(),
-            ca: ca.name.clone(),
-        })?;
+        .map_err(|_| CrlError::ForeignSignature { what: what.to_string(), ca: ca.name.clone() })?;
         let number = match crl.crl_number() {
             None => 0,
-            Some(n) => u64::try_from(n)
-                .map_err(|_| unreadable("its CRL number does not fit in 64 bits".into()))?,
+            Some(n) => u64::try_from(n).map_err(|_| unreadable("its CRL number does not fit in 64 bits".into()))?,
         };
         let entries = crl
             .iter_revoked_certificates()
             .map(|r| Entry {
                 serial: normalize_serial(r.raw_serial()),
                 revoked_at: r.revocation_date.to_datetime(),
-                reason: r
-                    .reason_code()
-                    .and_then(|(_, code)| reason_from_code(code.0)),
+                reason: r.reason_code().and_then(|(_, code)| reason_from_code(code.0)),
             })
             .collect();
         Ok(CrlState { number, entries })
@@ -181,18 +162,12 @@ impl CrlState {
     pub fn sign(&mut self, ca: &CaSigner, now: OffsetDateTime) -> Result<Vec<u8>, CrlError> {
         self.number += 1;
         let this_update = now - BACKDATE;
-        let next_update = (now + CRL_LIFETIME)
-            .min(ca.not_after)
-            .max(this_update + Duration::hours(1));
+        let next_update = (now + CRL_LIFETIME).min(ca.not_after).max(this_update + Duration::hours(1));
         let ca_cert = ca.cert();
-        let ski = ca_cert
-            .iter_extensions()
-            .find_map(|e| match e.parsed_extension() {
-                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(k) => {
-                    Some(k.0.to_vec())
-                }
-                _ => None,
-            });
+        let ski = ca_cert.iter_extensions().find_map(|e| match e.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
+            _ => None,
+        });
         let params = CertificateRevocationListParams {
             this_update,
             next_update,
@@ -215,9 +190,7 @@ impl CrlState {
         };
         let issuer = Issuer::from_ca_cert_der(&ca.cert_der().into(), ca.key().pair())
             .map_err(|e| CrlError::Build(e.to_string()))?;
-        let crl = params
-            .signed_by(&issuer)
-            .map_err(|e| CrlError::Build(e.to_string()))?;
+        let crl = params.signed_by(&issuer).map_err(|e| CrlError::Build(e.to_string()))?;
         Ok(crl.der().to_vec())
     }
 }

@@ -51,69 +51,38 @@ pub enum CsrError {
 
 /// Makes a CSR carrying `subject` and `sans`, signed with `key`. It carries
 /// no key usages: the signing profile decides those.
-pub fn make_csr(
-    subject: &DistinguishedName,
-    sans: &[San],
-    key: &PrivateKey,
-) -> Result<Vec<u8>, CsrError> {
+pub fn make_csr(subject: &DistinguishedName, sans: &[San], key: &PrivateKey) -> Result<Vec<u8>, CsrError> {
     let mut params = CertificateParams::default();
     params.distinguished_name = subject.clone();
-    params.subject_alt_names = sans
-        .iter()
-        .map(San::to_rcgen)
-        .collect::<Result<_, _>>()
-        .map_err(|e| CsrError::Make(e.to_string()))?;
-    let csr = params
-        .serialize_request(key.pair())
-        .map_err(|e| CsrError::Make(e.to_string()))?;
+    params.subject_alt_names =
+        sans.iter().map(San::to_rcgen).collect::<Result<_, _>>().map_err(|e| CsrError::Make(e.to_string()))?;
+    let csr = params.serialize_request(key.pair()).map_err(|e| CsrError::Make(e.to_string()))?;
     Ok(csr.der().to_vec())
 }
 
 /// Reads a CSR from PEM or DER and verifies its signature.
 pub fn parse_csr(bytes: &[u8], what: &str) -> Result<ParsedCsr, CsrError> {
-    let unreadable = |detail: String| CsrError::Unreadable {
-        what: what.to_string(),
-        detail,
-    };
+    let unreadable = |detail: String| CsrError::Unreadable { what: what.to_string(), detail };
     let der = if bytes.windows(11).take(4096).any(|w| w == b"-----BEGIN ") {
         let block = pem::parse(bytes).map_err(|e| unreadable(format!("bad PEM ({e})")))?;
-        if !matches!(
-            block.tag(),
-            "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST"
-        ) {
-            return Err(CsrError::WrongLabel {
-                what: what.to_string(),
-                label: block.tag().to_string(),
-            });
+        if !matches!(block.tag(), "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST") {
+            return Err(CsrError::WrongLabel { what: what.to_string(), label: block.tag().to_string() });
         }
         block.into_contents()
     } else {
         bytes.to_vec()
     };
     if der.first() != Some(&0x30) {
-        return Err(unreadable(
-            "it is neither PEM (no -----BEGIN line) nor DER".into(),
-        ));
+        return Err(unreadable("it is neither PEM (no -----BEGIN line) nor DER".into()));
     }
-    let (rest, csr) = X509CertificationRequest::from_der(&der)
-        .map_err(|_| unreadable("its DER is malformed or truncated".into()))?;
+    let (rest, csr) =
+        X509CertificationRequest::from_der(&der).map_err(|_| unreadable("its DER is malformed or truncated".into()))?;
     if !rest.is_empty() {
-        return Err(unreadable(format!(
-            "{} bytes follow the request",
-            rest.len()
-        )));
+        return Err(unreadable(format!("{} bytes follow the request", rest.len())));
     }
     let info = &csr.certification_request_info;
-    super::signature::verify(
-        &info.subject_pki,
-        &csr.signature_algorithm,
-        &csr.signature_value,
-        info.raw,
-    )
-    .map_err(|detail| CsrError::BadSignature {
-        what: what.to_string(),
-        detail,
-    })?;
+    super::signature::verify(&info.subject_pki, &csr.signature_algorithm, &csr.signature_value, info.raw)
+        .map_err(|detail| CsrError::BadSignature { what: what.to_string(), detail })?;
     let spki_der = info.subject_pki.raw.to_vec();
     rcgen::SubjectPublicKeyInfo::from_der(&spki_der).map_err(|_| CsrError::UnsupportedKey {
         what: what.to_string(),
@@ -123,33 +92,23 @@ pub fn parse_csr(bytes: &[u8], what: &str) -> Result<ParsedCsr, CsrError> {
     let mut sans = Vec::new();
     let mut ignored = Vec::new();
     for attr in info.iter_attributes() {
-        let x509_parser::cri_attributes::ParsedCriAttribute::ExtensionRequest(req) =
-            attr.parsed_attribute()
-        else {
+        let x509_parser::cri_attributes::ParsedCriAttribute::ExtensionRequest(req) = attr.parsed_attribute() else {
             continue;
         };
         for ext in &req.extensions {
             match ext.parsed_extension() {
                 ParsedExtension::SubjectAlternativeName(names) => {
                     for name in &names.general_names {
-                        let san = san::from_general_name(name).map_err(|detail| {
-                            CsrError::UnsupportedSan {
-                                what: what.to_string(),
-                                detail,
-                            }
-                        })?;
+                        let san = san::from_general_name(name)
+                            .map_err(|detail| CsrError::UnsupportedSan { what: what.to_string(), detail })?;
                         if !sans.contains(&san) {
                             sans.push(san);
                         }
                     }
                 }
-                ParsedExtension::BasicConstraints(_) => {
-                    ignored.push("basicConstraints".to_string())
-                }
+                ParsedExtension::BasicConstraints(_) => ignored.push("basicConstraints".to_string()),
                 ParsedExtension::KeyUsage(_) => ignored.push("keyUsage".to_string()),
-                ParsedExtension::ExtendedKeyUsage(_) => {
-                    ignored.push("extendedKeyUsage".to_string())
-                }
+                ParsedExtension::ExtendedKeyUsage(_) => ignored.push("extendedKeyUsage".to_string()),
                 _ => ignored.push(
                     x509_parser::objects::oid2sn(&ext.oid, x509_parser::objects::oid_registry())
                         .map(str::to_string)

@@ -36,12 +36,8 @@ pub enum IssueError {
 fn params_for(spec: &CertSpec, rsa_key: bool) -> Result<CertificateParams, IssueError> {
     let mut params = CertificateParams::default();
     params.distinguished_name = spec.subject.clone();
-    params.subject_alt_names = spec
-        .sans
-        .iter()
-        .map(San::to_rcgen)
-        .collect::<Result<_, _>>()
-        .map_err(|e| IssueError::Build(e.to_string()))?;
+    params.subject_alt_names =
+        spec.sans.iter().map(San::to_rcgen).collect::<Result<_, _>>().map_err(|e| IssueError::Build(e.to_string()))?;
     params.not_before = spec.validity.not_before;
     params.not_after = spec.validity.not_after;
     params.serial_number = Some(random_serial());
@@ -52,9 +48,7 @@ fn params_for(spec: &CertSpec, rsa_key: bool) -> Result<CertificateParams, Issue
 /// Makes a self-signed CA certificate.
 pub fn self_signed(spec: &CertSpec, key: &PrivateKey) -> Result<Vec<u8>, IssueError> {
     let params = params_for(spec, key.is_rsa())?;
-    let cert = params
-        .self_signed(key.pair())
-        .map_err(|e| IssueError::Build(e.to_string()))?;
+    let cert = params.self_signed(key.pair()).map_err(|e| IssueError::Build(e.to_string()))?;
     let der = cert.der().to_vec();
     check_issued(&der, &der, &key.spki_der(), spec.subject_raw.as_deref())?;
     Ok(der)
@@ -62,15 +56,12 @@ pub fn self_signed(spec: &CertSpec, key: &PrivateKey) -> Result<Vec<u8>, IssueEr
 
 /// Signs a certificate for `spki_der` with `ca`.
 pub fn signed_by(spec: &CertSpec, spki_der: &[u8], ca: &CaSigner) -> Result<Vec<u8>, IssueError> {
-    let public = rcgen::SubjectPublicKeyInfo::from_der(spki_der)
-        .map_err(|e| IssueError::Build(e.to_string()))?;
+    let public = rcgen::SubjectPublicKeyInfo::from_der(spki_der).map_err(|e| IssueError::Build(e.to_string()))?;
     let rsa_key = super::keys::describe_spki(spki_der).starts_with("RSA");
     let params = params_for(spec, rsa_key)?;
     let issuer = Issuer::from_ca_cert_der(&ca.cert_der().into(), ca.key().pair())
         .map_err(|e| IssueError::Build(e.to_string()))?;
-    let cert = params
-        .signed_by(&public, &issuer)
-        .map_err(|e| IssueError::Build(e.to_string()))?;
+    let cert = params.signed_by(&public, &issuer).map_err(|e| IssueError::Build(e.to_string()))?;
     let der = cert.der().to_vec();
     check_issued(&der, ca.cert_der(), spki_der, spec.subject_raw.as_deref())?;
     Ok(der)
@@ -79,22 +70,14 @@ pub fn signed_by(spec: &CertSpec, spki_der: &[u8], ca: &CaSigner) -> Result<Vec<
 /// Parses `der` back and checks what rcgen never promises: that it verifies
 /// under the issuer's key, names the issuer byte for byte, points at the
 /// issuer's SKI, carries the requested key, and keeps the CSR's subject.
-fn check_issued(
-    der: &[u8],
-    issuer_der: &[u8],
-    spki_der: &[u8],
-    subject_raw: Option<&[u8]>,
-) -> Result<(), IssueError> {
+fn check_issued(der: &[u8], issuer_der: &[u8], spki_der: &[u8], subject_raw: Option<&[u8]>) -> Result<(), IssueError> {
     let fail = |m: String| IssueError::SelfCheck(m);
-    let (rest, cert) =
-        X509Certificate::from_der(der).map_err(|e| fail(format!("does not parse: {e}")))?;
+    let (rest, cert) = X509Certificate::from_der(der).map_err(|e| fail(format!("does not parse: {e}")))?;
     if !rest.is_empty() {
         return Err(fail("trailing bytes".into()));
     }
-    let (_, issuer) = X509Certificate::from_der(issuer_der)
-        .map_err(|e| fail(format!("issuer does not parse: {e}")))?;
-    super::signature::verify_cert(&cert, issuer.public_key())
-        .map_err(|e| fail(format!("signature: {e}")))?;
+    let (_, issuer) = X509Certificate::from_der(issuer_der).map_err(|e| fail(format!("issuer does not parse: {e}")))?;
+    super::signature::verify_cert(&cert, issuer.public_key()).map_err(|e| fail(format!("signature: {e}")))?;
     if cert.issuer().as_raw() != issuer.subject().as_raw() {
         return Err(fail("issuer name differs from the CA's subject".into()));
     }
@@ -107,31 +90,24 @@ fn check_issued(
         }
     }
     let ski_of = |c: &X509Certificate<'_>| {
-        c.iter_extensions()
-            .find_map(|e| match e.parsed_extension() {
-                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(k) => {
-                    Some(k.0.to_vec())
-                }
-                _ => None,
-            })
+        c.iter_extensions().find_map(|e| match e.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
+            _ => None,
+        })
     };
     if ski_of(&cert).is_none() {
         return Err(fail("no subjectKeyIdentifier".into()));
     }
     if der != issuer_der {
-        let aki = cert
-            .iter_extensions()
-            .find_map(|e| match e.parsed_extension() {
-                x509_parser::extensions::ParsedExtension::AuthorityKeyIdentifier(a) => {
-                    a.key_identifier.as_ref().map(|k| k.0.to_vec())
-                }
-                _ => None,
-            });
+        let aki = cert.iter_extensions().find_map(|e| match e.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::AuthorityKeyIdentifier(a) => {
+                a.key_identifier.as_ref().map(|k| k.0.to_vec())
+            }
+            _ => None,
+        });
         if let Some(ca_ski) = ski_of(&issuer) {
             if aki.as_deref() != Some(ca_ski.as_slice()) {
-                return Err(fail(
-                    "authorityKeyIdentifier does not match the CA's subjectKeyIdentifier".into(),
-                ));
+                return Err(fail("authorityKeyIdentifier does not match the CA's subjectKeyIdentifier".into()));
             }
         }
     }
@@ -150,40 +126,18 @@ mod tests {
     use time::OffsetDateTime;
 
     fn subject(cn: &str) -> rcgen::DistinguishedName {
-        Subject {
-            common_name: Some(cn.into()),
-            ..Default::default()
-        }
-        .to_dn()
-        .unwrap()
+        Subject { common_name: Some(cn.into()), ..Default::default() }.to_dn().unwrap()
     }
 
     fn validity() -> Validity {
-        ValidityRequest::default()
-            .resolve(
-                OffsetDateTime::now_utc(),
-                Expiry {
-                    months: 12,
-                    seconds: 0,
-                },
-            )
-            .unwrap()
+        ValidityRequest::default().resolve(OffsetDateTime::now_utc(), Expiry { months: 12, seconds: 0 }).unwrap()
     }
 
     fn root(spec: KeySpec) -> CaSigner {
         let key = PrivateKey::generate(spec).unwrap();
-        let kind = Kind::Root {
-            path_len: None,
-            permit_domains: vec![],
-        };
+        let kind = Kind::Root { path_len: None, permit_domains: vec![] };
         let der = self_signed(
-            &CertSpec {
-                subject: subject("Unit CA"),
-                subject_raw: None,
-                sans: vec![],
-                kind,
-                validity: validity(),
-            },
+            &CertSpec { subject: subject("Unit CA"), subject_raw: None, sans: vec![], kind, validity: validity() },
             &key,
         )
         .unwrap();
@@ -196,17 +150,10 @@ mod tests {
             let ca = root(ca_spec);
             for leaf_spec in [KeySpec::EcdsaP384, KeySpec::Ed25519, KeySpec::EcdsaP521] {
                 let key = PrivateKey::generate(leaf_spec).unwrap();
-                let sans = vec![
-                    San::domain("svc.example.com").unwrap(),
-                    San::ip("::1").unwrap(),
-                ];
-                let csr = parse_csr(&make_csr(&subject("svc"), &sans, &key).unwrap(), "unit.csr")
-                    .unwrap();
+                let sans = vec![San::domain("svc.example.com").unwrap(), San::ip("::1").unwrap()];
+                let csr = parse_csr(&make_csr(&subject("svc"), &sans, &key).unwrap(), "unit.csr").unwrap();
                 assert_eq!(csr.sans, sans);
-                let kind = Kind::Leaf {
-                    profile: LeafProfile::Server,
-                    code_signing: false,
-                };
+                let kind = Kind::Leaf { profile: LeafProfile::Server, code_signing: false };
                 let spec = CertSpec {
                     subject: csr.subject.clone(),
                     subject_raw: Some(csr.subject_raw.clone()),
@@ -216,11 +163,7 @@ mod tests {
                 };
                 let der = signed_by(&spec, &csr.spki_der, &ca).unwrap();
                 let (_, cert) = X509Certificate::from_der(&der).unwrap();
-                assert_eq!(
-                    cert.public_key().raw,
-                    key.spki_der().as_slice(),
-                    "{ca_spec} signing {leaf_spec}"
-                );
+                assert_eq!(cert.public_key().raw, key.spki_der().as_slice(), "{ca_spec} signing {leaf_spec}");
             }
         }
     }
@@ -234,26 +177,14 @@ mod tests {
             Err(crate::pki::ca::CaError::KeyMismatch { .. })
         ));
         let key = PrivateKey::generate(KeySpec::EcdsaP256).unwrap();
-        let kind = Kind::Leaf {
-            profile: LeafProfile::Peer,
-            code_signing: false,
-        };
+        let kind = Kind::Leaf { profile: LeafProfile::Peer, code_signing: false };
         let leaf = signed_by(
-            &CertSpec {
-                subject: subject("leaf"),
-                subject_raw: None,
-                sans: vec![],
-                kind,
-                validity: validity(),
-            },
+            &CertSpec { subject: subject("leaf"), subject_raw: None, sans: vec![], kind, validity: validity() },
             &key.spki_der(),
             &ca,
         )
         .unwrap();
-        assert!(matches!(
-            CaSigner::new(leaf, key, "leaf", "leaf.key"),
-            Err(crate::pki::ca::CaError::NotCa { .. })
-        ));
+        assert!(matches!(CaSigner::new(leaf, key, "leaf", "leaf.key"), Err(crate::pki::ca::CaError::NotCa { .. })));
     }
 
     #[test]
@@ -262,10 +193,7 @@ mod tests {
         let mut der = make_csr(&subject("honest"), &[], &key).unwrap();
         let at = der.windows(6).position(|w| w == b"honest").unwrap();
         der[at] = b'H';
-        assert!(matches!(
-            parse_csr(&der, "t.csr"),
-            Err(crate::pki::csr::CsrError::BadSignature { .. })
-        ));
+        assert!(matches!(parse_csr(&der, "t.csr"), Err(crate::pki::csr::CsrError::BadSignature { .. })));
     }
 
     #[test]
@@ -277,10 +205,7 @@ mod tests {
         let first = state.sign(&ca, now).unwrap();
         assert_eq!(CrlState::read(&first, "c", &ca).unwrap().number, 1);
         assert!(state.revoke(&[0, 0x42, 0x01], now, None));
-        assert!(
-            !state.revoke(&[0x42, 0x01], now, None),
-            "the same serial, by value"
-        );
+        assert!(!state.revoke(&[0x42, 0x01], now, None), "the same serial, by value");
         let second = state.sign(&ca, now).unwrap();
         let back = CrlState::read(&second, "c", &ca).unwrap();
         assert_eq!((back.number, back.entries.len()), (2, 1));

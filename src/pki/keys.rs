@@ -38,7 +38,9 @@ pub enum KeyType {
 pub enum KeyError {
     #[error("{0}")]
     Flags(String),
-    #[error("{what} is encrypted; give its passphrase with --passphrase-file FILE, --passphrase or CERTFORGE_PASSPHRASE")]
+    #[error(
+        "{what} is encrypted; give its passphrase with --passphrase-file FILE, --passphrase or CERTFORGE_PASSPHRASE"
+    )]
     NeedPassphrase { what: String },
     #[error("{what}: wrong passphrase, or the encrypted key is damaged")]
     WrongPassphrase { what: String },
@@ -104,15 +106,15 @@ impl KeySpec {
             KeyType::Rsa => KeySpec::Rsa(key_bits.unwrap_or(rsa_default_bits)),
         });
         match (from_type, from_curve, key_bits) {
-            (Some(t), Some(c), _) if t != c => Err(flags(format!(
-                "--key-type and --curve disagree ({t} vs {c}); give one of them"
-            ))),
-            (Some(t), _, Some(_)) if !matches!(t, KeySpec::Rsa(_)) => Err(flags(format!(
-                "--key-bits sets an RSA key size, but --key-type asks for {t}; drop one of them"
-            ))),
-            (None, Some(c), Some(_)) => Err(flags(format!(
-                "--key-bits sets an RSA key size, but --curve asks for {c}; drop one of them"
-            ))),
+            (Some(t), Some(c), _) if t != c => {
+                Err(flags(format!("--key-type and --curve disagree ({t} vs {c}); give one of them")))
+            }
+            (Some(t), _, Some(_)) if !matches!(t, KeySpec::Rsa(_)) => {
+                Err(flags(format!("--key-bits sets an RSA key size, but --key-type asks for {t}; drop one of them")))
+            }
+            (None, Some(c), Some(_)) => {
+                Err(flags(format!("--key-bits sets an RSA key size, but --curve asks for {c}; drop one of them")))
+            }
             (Some(t), _, _) => Ok(t),
             (None, Some(c), None) => Ok(c),
             (None, None, Some(bits)) => Ok(KeySpec::Rsa(bits)),
@@ -158,21 +160,14 @@ impl PassphraseSource for Option<Zeroizing<String>> {
 impl PrivateKey {
     /// Generates a fresh key.
     pub fn generate(spec: KeySpec) -> Result<PrivateKey, KeyError> {
-        let gen_err = |e: rcgen::Error| KeyError::Generate {
-            spec,
-            detail: e.to_string(),
-        };
+        let gen_err = |e: rcgen::Error| KeyError::Generate { spec, detail: e.to_string() };
         let pair = match spec {
             KeySpec::Rsa(bits) => {
                 let size = match bits {
                     2048 => RsaKeySize::_2048,
                     3072 => RsaKeySize::_3072,
                     4096 => RsaKeySize::_4096,
-                    _ => {
-                        return Err(KeyError::Flags(format!(
-                            "RSA {bits} is not supported; use 2048, 3072 or 4096"
-                        )))
-                    }
+                    _ => return Err(KeyError::Flags(format!("RSA {bits} is not supported; use 2048, 3072 or 4096"))),
                 };
                 KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, size).map_err(gen_err)?
             }
@@ -185,32 +180,19 @@ impl PrivateKey {
 
     /// Reads a key from PEM or DER: PKCS#8 (plain or PBES2-encrypted),
     /// PKCS#1 RSA or SEC1 EC. `what` names the file in errors.
-    pub fn from_bytes(
-        bytes: &[u8],
-        what: &str,
-        pass: &mut dyn PassphraseSource,
-    ) -> Result<PrivateKey, KeyError> {
-        let unreadable = |detail: String| KeyError::Unreadable {
-            what: what.to_string(),
-            detail,
-        };
+    pub fn from_bytes(bytes: &[u8], what: &str, pass: &mut dyn PassphraseSource) -> Result<PrivateKey, KeyError> {
+        let unreadable = |detail: String| KeyError::Unreadable { what: what.to_string(), detail };
         let (label, der) = if looks_like_pem(bytes) {
-            let text = std::str::from_utf8(bytes)
-                .map_err(|_| unreadable("the PEM text is not UTF-8".into()))?;
+            let text = std::str::from_utf8(bytes).map_err(|_| unreadable("the PEM text is not UTF-8".into()))?;
             if text.contains("Proc-Type: 4,ENCRYPTED") || text.contains("DEK-Info:") {
-                return Err(KeyError::LegacyPem {
-                    what: what.to_string(),
-                });
+                return Err(KeyError::LegacyPem { what: what.to_string() });
             }
             let blocks = pem::parse_many(text).map_err(|e| unreadable(format!("bad PEM: {e}")))?;
             let block = blocks
                 .into_iter()
                 .find(|b| b.tag().ends_with("PRIVATE KEY"))
                 .ok_or_else(|| unreadable("no PRIVATE KEY block in the PEM".into()))?;
-            (
-                Some(block.tag().to_string()),
-                Zeroizing::new(block.into_contents()),
-            )
+            (Some(block.tag().to_string()), Zeroizing::new(block.into_contents()))
         } else {
             (None, Zeroizing::new(bytes.to_vec()))
         };
@@ -225,21 +207,12 @@ impl PrivateKey {
                     detail: format!("PBES1 {}", info.encryption_algorithm.oid()),
                 });
             }
-            let pw = pass
-                .passphrase_for(what)
-                .ok_or_else(|| KeyError::NeedPassphrase {
-                    what: what.to_string(),
-                })?;
+            let pw = pass.passphrase_for(what).ok_or_else(|| KeyError::NeedPassphrase { what: what.to_string() })?;
             let doc = info.decrypt(pw.as_bytes()).map_err(|e| match e {
-                pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::UnsupportedAlgorithm {
-                    oid,
-                }) => KeyError::UnsupportedEncryption {
-                    what: what.to_string(),
-                    detail: oid.to_string(),
-                },
-                _ => KeyError::WrongPassphrase {
-                    what: what.to_string(),
-                },
+                pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::UnsupportedAlgorithm { oid }) => {
+                    KeyError::UnsupportedEncryption { what: what.to_string(), detail: oid.to_string() }
+                }
+                _ => KeyError::WrongPassphrase { what: what.to_string() },
             })?;
             Zeroizing::new(doc.as_bytes().to_vec())
         } else {
@@ -258,21 +231,14 @@ impl PrivateKey {
             Some(pw) => {
                 let mut salt = [0u8; 16];
                 let mut iv = [0u8; 16];
-                aws_lc_rs::rand::fill(&mut salt)
-                    .map_err(|_| KeyError::Encrypt("no randomness".into()))?;
-                aws_lc_rs::rand::fill(&mut iv)
-                    .map_err(|_| KeyError::Encrypt("no randomness".into()))?;
-                let params = pkcs8::pkcs5::pbes2::Parameters::generate_pbkdf2_sha256_aes256cbc(
-                    PBKDF2_ROUNDS,
-                    &salt,
-                    iv,
-                )
-                .map_err(|e| KeyError::Encrypt(e.to_string()))?;
-                let info = PrivateKeyInfoRef::from_der(&self.pkcs8)
-                    .map_err(|e| KeyError::Encrypt(e.to_string()))?;
-                let doc = info
-                    .encrypt_with_params(params, pw.as_bytes())
-                    .map_err(|e| KeyError::Encrypt(e.to_string()))?;
+                aws_lc_rs::rand::fill(&mut salt).map_err(|_| KeyError::Encrypt("no randomness".into()))?;
+                aws_lc_rs::rand::fill(&mut iv).map_err(|_| KeyError::Encrypt("no randomness".into()))?;
+                let params =
+                    pkcs8::pkcs5::pbes2::Parameters::generate_pbkdf2_sha256_aes256cbc(PBKDF2_ROUNDS, &salt, iv)
+                        .map_err(|e| KeyError::Encrypt(e.to_string()))?;
+                let info = PrivateKeyInfoRef::from_der(&self.pkcs8).map_err(|e| KeyError::Encrypt(e.to_string()))?;
+                let doc =
+                    info.encrypt_with_params(params, pw.as_bytes()).map_err(|e| KeyError::Encrypt(e.to_string()))?;
                 pem::Pem::new("ENCRYPTED PRIVATE KEY", doc.as_bytes().to_vec())
             }
         };
@@ -328,24 +294,14 @@ fn to_pkcs8_v1(der: &[u8]) -> Result<Zeroizing<Vec<u8>>, String> {
             parameters: Some(AnyRef::NULL),
         };
         let key = OctetStringRef::new(der).map_err(|e| e.to_string())?;
-        return PrivateKeyInfoRef::new(alg, key)
-            .to_der()
-            .map(Zeroizing::new)
-            .map_err(|e| e.to_string());
+        return PrivateKeyInfoRef::new(alg, key).to_der().map(Zeroizing::new).map_err(|e| e.to_string());
     }
     use aws_lc_rs::signature::{
-        EcdsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING,
-        ECDSA_P521_SHA512_ASN1_SIGNING,
+        EcdsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING, ECDSA_P521_SHA512_ASN1_SIGNING,
     };
-    for alg in [
-        &ECDSA_P256_SHA256_ASN1_SIGNING,
-        &ECDSA_P384_SHA384_ASN1_SIGNING,
-        &ECDSA_P521_SHA512_ASN1_SIGNING,
-    ] {
+    for alg in [&ECDSA_P256_SHA256_ASN1_SIGNING, &ECDSA_P384_SHA384_ASN1_SIGNING, &ECDSA_P521_SHA512_ASN1_SIGNING] {
         if let Ok(pair) = EcdsaKeyPair::from_private_key_der(alg, der) {
-            let doc = pair
-                .to_pkcs8v1()
-                .map_err(|_| "could not re-encode the EC key".to_string())?;
+            let doc = pair.to_pkcs8v1().map_err(|_| "could not re-encode the EC key".to_string())?;
             return Ok(Zeroizing::new(doc.as_ref().to_vec()));
         }
     }
@@ -386,26 +342,11 @@ mod tests {
 
     #[test]
     fn default_is_p256_and_key_bits_means_rsa() {
-        assert_eq!(
-            KeySpec::from_flags(None, None, None, 2048).unwrap(),
-            KeySpec::EcdsaP256
-        );
-        assert_eq!(
-            KeySpec::from_flags(None, None, Some(3072), 2048).unwrap(),
-            KeySpec::Rsa(3072)
-        );
-        assert_eq!(
-            KeySpec::from_flags(Some(KeyType::Rsa), None, None, 4096).unwrap(),
-            KeySpec::Rsa(4096)
-        );
-        assert_eq!(
-            KeySpec::from_flags(None, Some("P-384"), None, 2048).unwrap(),
-            KeySpec::EcdsaP384
-        );
-        assert_eq!(
-            KeySpec::from_flags(None, Some("Ed25519"), None, 2048).unwrap(),
-            KeySpec::Ed25519
-        );
+        assert_eq!(KeySpec::from_flags(None, None, None, 2048).unwrap(), KeySpec::EcdsaP256);
+        assert_eq!(KeySpec::from_flags(None, None, Some(3072), 2048).unwrap(), KeySpec::Rsa(3072));
+        assert_eq!(KeySpec::from_flags(Some(KeyType::Rsa), None, None, 4096).unwrap(), KeySpec::Rsa(4096));
+        assert_eq!(KeySpec::from_flags(None, Some("P-384"), None, 2048).unwrap(), KeySpec::EcdsaP384);
+        assert_eq!(KeySpec::from_flags(None, Some("Ed25519"), None, 2048).unwrap(), KeySpec::Ed25519);
     }
 
     #[test]
@@ -413,10 +354,7 @@ mod tests {
         assert!(KeySpec::from_flags(Some(KeyType::EcdsaP256), None, Some(4096), 2048).is_err());
         assert!(KeySpec::from_flags(Some(KeyType::Ed25519), Some("P-256"), None, 2048).is_err());
         assert!(KeySpec::from_flags(None, Some("P-256"), Some(2048), 2048).is_err());
-        assert!(KeySpec::from_flags(None, Some("P-224"), None, 2048)
-            .unwrap_err()
-            .to_string()
-            .contains("P-224"));
+        assert!(KeySpec::from_flags(None, Some("P-224"), None, 2048).unwrap_err().to_string().contains("P-224"));
         assert!(KeySpec::from_flags(None, None, Some(1024), 2048).is_err());
     }
 
@@ -424,10 +362,7 @@ mod tests {
     fn ed25519_keys_are_written_as_pkcs8_v1() {
         let key = PrivateKey::generate(KeySpec::Ed25519).unwrap();
         let info = PrivateKeyInfoRef::from_der(&key.pkcs8).unwrap();
-        assert!(
-            info.public_key.is_none(),
-            "OpenSSL 3.0 cannot read PKCS#8 v2 Ed25519"
-        );
+        assert!(info.public_key.is_none(), "OpenSSL 3.0 cannot read PKCS#8 v2 Ed25519");
     }
 
     #[test]
@@ -435,18 +370,10 @@ mod tests {
         let key = PrivateKey::generate(KeySpec::EcdsaP256).unwrap();
         let pem = key.to_pem(Some("s3cret")).unwrap();
         assert!(pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
-        let back = PrivateKey::from_bytes(
-            pem.as_bytes(),
-            "k",
-            &mut Some(Zeroizing::new("s3cret".to_string())),
-        )
-        .unwrap();
+        let back =
+            PrivateKey::from_bytes(pem.as_bytes(), "k", &mut Some(Zeroizing::new("s3cret".to_string()))).unwrap();
         assert_eq!(back.spki_der(), key.spki_der());
-        let wrong = PrivateKey::from_bytes(
-            pem.as_bytes(),
-            "k",
-            &mut Some(Zeroizing::new("nope".to_string())),
-        );
+        let wrong = PrivateKey::from_bytes(pem.as_bytes(), "k", &mut Some(Zeroizing::new("nope".to_string())));
         assert!(matches!(wrong, Err(KeyError::WrongPassphrase { .. })));
         let none = PrivateKey::from_bytes(pem.as_bytes(), "k", &mut None::<Zeroizing<String>>);
         assert!(matches!(none, Err(KeyError::NeedPassphrase { .. })));
@@ -455,10 +382,7 @@ mod tests {
     #[test]
     fn empty_passphrase_means_unencrypted() {
         let key = PrivateKey::generate(KeySpec::EcdsaP256).unwrap();
-        assert!(key
-            .to_pem(Some(""))
-            .unwrap()
-            .starts_with("-----BEGIN PRIVATE KEY-----"));
+        assert!(key.to_pem(Some("")).unwrap().starts_with("-----BEGIN PRIVATE KEY-----"));
     }
 
     #[test]
@@ -472,17 +396,8 @@ mod tests {
 
     #[test]
     fn describes_keys() {
-        assert_eq!(
-            PrivateKey::generate(KeySpec::EcdsaP384).unwrap().describe(),
-            "ECDSA P-384"
-        );
-        assert_eq!(
-            PrivateKey::generate(KeySpec::Ed25519).unwrap().describe(),
-            "Ed25519"
-        );
-        assert_eq!(
-            PrivateKey::generate(KeySpec::Rsa(2048)).unwrap().describe(),
-            "RSA 2048"
-        );
+        assert_eq!(PrivateKey::generate(KeySpec::EcdsaP384).unwrap().describe(), "ECDSA P-384");
+        assert_eq!(PrivateKey::generate(KeySpec::Ed25519).unwrap().describe(), "Ed25519");
+        assert_eq!(PrivateKey::generate(KeySpec::Rsa(2048)).unwrap().describe(), "RSA 2048");
     }
 }

@@ -28,18 +28,7 @@ pub fn from_pem_or_der(bytes: &[u8], label: &str) -> Result<Vec<u8>, String> {
     }
     let blocks = pem::parse_many(bytes).map_err(|e| format!("bad PEM ({e})"))?;
     let tags: Vec<String> = blocks.iter().map(|b| b.tag().to_string()).collect();
-    blocks
-        .into_iter()
-        .find(|b| b.tag() == label)
-        .map(pem::Pem::into_contents)
-        .ok_or_else(|| {
-            format!(
-                "no {label} PEM block (found: {})",
-                if tags.is_empty() {
-                    "none".into()
-                } else {
-                    tags.join(", ")
-                }
-            )
-        })
+    blocks.into_iter().find(|b| b.tag() == label).map(pem::Pem::into_contents).ok_or_else(|| {
+        format!("no {label} PEM block (found: {})", if tags.is_empty() { "none".into() } else { tags.join(", ") })
+    })
 }

@@ -22,7 +22,9 @@ pub enum NameError {
     Empty,
     #[error("the name {raw:?} has no ASCII letter or digit, so it cannot name a file in the depot; choose a name with letters or digits")]
     NoAlphanumeric { raw: String },
-    #[error("the name {raw:?} would become the hidden file stem {stem:?}; choose a name that starts with a letter or digit")]
+    #[error(
+        "the name {raw:?} would become the hidden file stem {stem:?}; choose a name that starts with a letter or digit"
+    )]
     Hidden { raw: String, stem: String },
     #[error("the name is {len} bytes once cleaned; the limit is {MAX_STEM_LEN}, so choose a shorter name")]
     TooLong { len: usize },
@@ -53,15 +55,10 @@ impl EntryName {
         }
         let stem = sanitize(raw);
         if !stem.bytes().any(|b| b.is_ascii_alphanumeric()) {
-            return Err(NameError::NoAlphanumeric {
-                raw: raw.to_string(),
-            });
+            return Err(NameError::NoAlphanumeric { raw: raw.to_string() });
         }
         if stem.starts_with('.') {
-            return Err(NameError::Hidden {
-                raw: raw.to_string(),
-                stem,
-            });
+            return Err(NameError::Hidden { raw: raw.to_string(), stem });
         }
         if stem.len() > MAX_STEM_LEN {
             return Err(NameError::TooLong { len: stem.len() });
@@ -92,18 +89,12 @@ mod tests {
 
     #[test]
     fn spaces_become_underscores_like_certstrap() {
-        assert_eq!(
-            EntryName::new("gRPC Root CA").unwrap().as_str(),
-            "gRPC_Root_CA"
-        );
+        assert_eq!(EntryName::new("gRPC Root CA").unwrap().as_str(), "gRPC_Root_CA");
     }
 
     #[test]
     fn runs_of_bad_characters_collapse_to_one_underscore() {
-        assert_eq!(
-            EntryName::new("web server*1").unwrap().as_str(),
-            "web_server_1"
-        );
+        assert_eq!(EntryName::new("web server*1").unwrap().as_str(), "web_server_1");
         assert_eq!(EntryName::new("a  **  b").unwrap().as_str(), "a_b");
         assert_eq!(EntryName::new("café").unwrap().as_str(), "caf_");
     }
@@ -123,26 +114,11 @@ mod tests {
     #[test]
     fn rejects_empty_punctuation_hidden_and_long_names() {
         assert_eq!(EntryName::new(""), Err(NameError::Empty));
-        assert!(matches!(
-            EntryName::new(".."),
-            Err(NameError::NoAlphanumeric { .. })
-        ));
-        assert!(matches!(
-            EntryName::new("***"),
-            Err(NameError::NoAlphanumeric { .. })
-        ));
-        assert!(matches!(
-            EntryName::new("日本"),
-            Err(NameError::NoAlphanumeric { .. })
-        ));
-        assert!(matches!(
-            EntryName::new(".hidden"),
-            Err(NameError::Hidden { .. })
-        ));
-        assert!(matches!(
-            EntryName::new(&"a".repeat(201)),
-            Err(NameError::TooLong { len: 201 })
-        ));
+        assert!(matches!(EntryName::new(".."), Err(NameError::NoAlphanumeric { .. })));
+        assert!(matches!(EntryName::new("***"), Err(NameError::NoAlphanumeric { .. })));
+        assert!(matches!(EntryName::new("日本"), Err(NameError::NoAlphanumeric { .. })));
+        assert!(matches!(EntryName::new(".hidden"), Err(NameError::Hidden { .. })));
+        assert!(matches!(EntryName::new(&"a".repeat(201)), Err(NameError::TooLong { len: 201 })));
         assert!(EntryName::new(&"a".repeat(200)).is_ok());
     }
 

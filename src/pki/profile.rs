@@ -3,8 +3,8 @@
 //! are never copied (PKI-NOTES §4 trap 4); the profile decides.
 
 use rcgen::{
-    BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose as Eku, GeneralSubtree, IsCa,
-    KeyUsagePurpose as Ku, NameConstraints,
+    BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose as Eku, GeneralSubtree, IsCa, KeyUsagePurpose as Ku,
+    NameConstraints,
 };
 
 /// `sign --profile`: what a leaf certificate is for.
@@ -35,17 +35,11 @@ pub enum Kind {
     /// A self-signed root. `path_len: None` leaves pathLen out, so that
     /// `sign --intermediate` chains verify by default (certstrap's root had
     /// pathLen 0 and its intermediates failed `openssl verify`, error 25).
-    Root {
-        path_len: Option<u8>,
-        permit_domains: Vec<String>,
-    },
+    Root { path_len: Option<u8>, permit_domains: Vec<String> },
     /// A CA signed by another CA.
     Intermediate { path_len: Option<u8> },
     /// An end-entity certificate.
-    Leaf {
-        profile: LeafProfile,
-        code_signing: bool,
-    },
+    Leaf { profile: LeafProfile, code_signing: bool },
 }
 
 impl Kind {
@@ -66,27 +60,16 @@ impl Kind {
     /// Sets basicConstraints, keyUsage, extendedKeyUsage, name constraints
     /// and the key identifiers on `params`.
     pub fn apply(&self, params: &mut CertificateParams, rsa_key: bool) {
-        let path = |p: Option<u8>| {
-            p.map_or(
-                BasicConstraints::Unconstrained,
-                BasicConstraints::Constrained,
-            )
-        };
+        let path = |p: Option<u8>| p.map_or(BasicConstraints::Unconstrained, BasicConstraints::Constrained);
         params.extended_key_usages.clear();
         params.name_constraints = None;
         match self {
-            Kind::Root {
-                path_len,
-                permit_domains,
-            } => {
+            Kind::Root { path_len, permit_domains } => {
                 params.is_ca = IsCa::Ca(path(*path_len));
                 params.key_usages = ca_key_usages();
                 if !permit_domains.is_empty() {
                     params.name_constraints = Some(NameConstraints {
-                        permitted_subtrees: permit_domains
-                            .iter()
-                            .map(|d| GeneralSubtree::DnsName(d.clone()))
-                            .collect(),
+                        permitted_subtrees: permit_domains.iter().map(|d| GeneralSubtree::DnsName(d.clone())).collect(),
                         excluded_subtrees: Vec::new(),
                     });
                 }
@@ -98,10 +81,7 @@ impl Kind {
                 params.key_usages = ca_key_usages();
                 params.use_authority_key_identifier_extension = true;
             }
-            Kind::Leaf {
-                profile,
-                code_signing,
-            } => {
+            Kind::Leaf { profile, code_signing } => {
                 // ExplicitNoCa writes CA:FALSE and makes rcgen emit the SKI
                 // (PKI-NOTES §4 trap 3).
                 params.is_ca = IsCa::ExplicitNoCa;

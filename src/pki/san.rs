@@ -26,11 +26,7 @@ pub struct SanError {
 }
 
 fn err(flag: &'static str, value: &str, why: impl Into<String>) -> SanError {
-    SanError {
-        flag,
-        value: value.to_string(),
-        why: why.into(),
-    }
+    SanError { flag, value: value.to_string(), why: why.into() }
 }
 
 impl San {
@@ -48,36 +44,26 @@ impl San {
     /// An `--ip` value: IPv4 or IPv6, without a zone.
     pub fn ip(value: &str) -> Result<San, SanError> {
         if value.contains('%') {
-            return Err(err(
-                "--ip",
-                value,
-                "an IPv6 zone (%...) cannot go in a certificate; drop it",
-            ));
+            return Err(err("--ip", value, "an IPv6 zone (%...) cannot go in a certificate; drop it"));
         }
         let trimmed = value.trim_start_matches('[').trim_end_matches(']');
-        trimmed
-            .parse::<IpAddr>()
-            .map(San::Ip)
-            .map_err(|_| err("--ip", value, "not an IPv4 or IPv6 address; write e.g. 127.0.0.1 or ::1, and put host names in --domain"))
+        trimmed.parse::<IpAddr>().map(San::Ip).map_err(|_| {
+            err(
+                "--ip",
+                value,
+                "not an IPv4 or IPv6 address; write e.g. 127.0.0.1 or ::1, and put host names in --domain",
+            )
+        })
     }
 
     /// A `--uri` value such as `spiffe://example.org/service`: it needs a
     /// scheme (RFC 3986 §3.1) and no spaces.
     pub fn uri(value: &str) -> Result<San, SanError> {
         let Some((scheme, rest)) = value.split_once(':') else {
-            return Err(err(
-                "--uri",
-                value,
-                "a URI needs a scheme, e.g. spiffe://example.org/service",
-            ));
+            return Err(err("--uri", value, "a URI needs a scheme, e.g. spiffe://example.org/service"));
         };
-        let scheme_ok = scheme
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic())
-            && scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+        let scheme_ok = scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
         if !scheme_ok {
             return Err(err(
                 "--uri",
@@ -88,15 +74,8 @@ impl San {
         if rest.is_empty() {
             return Err(err("--uri", value, "nothing follows the scheme"));
         }
-        if value
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || !c.is_ascii())
-        {
-            return Err(err(
-                "--uri",
-                value,
-                "URIs in certificates are ASCII without spaces; percent-encode the rest",
-            ));
+        if value.chars().any(|c| c.is_whitespace() || c.is_control() || !c.is_ascii()) {
+            return Err(err("--uri", value, "URIs in certificates are ASCII without spaces; percent-encode the rest"));
         }
         Ok(San::Uri(value.to_string()))
     }
@@ -104,27 +83,14 @@ impl San {
     /// An `--email` value: `local@domain`, ASCII (RFC 5280 §4.2.1.6 rfc822Name).
     pub fn email(value: &str) -> Result<San, SanError> {
         let Some((local, domain)) = value.rsplit_once('@') else {
-            return Err(err(
-                "--email",
-                value,
-                "an email address needs an @, e.g. ops@example.com",
-            ));
+            return Err(err("--email", value, "an email address needs an @, e.g. ops@example.com"));
         };
         if local.is_empty() || !local.chars().all(|c| c.is_ascii_graphic() && c != '@') {
-            return Err(err(
-                "--email",
-                value,
-                "the part before @ must be non-empty printable ASCII",
-            ));
+            return Err(err("--email", value, "the part before @ must be non-empty printable ASCII"));
         }
-        check_dns_name(domain)
-            .map_err(|why| err("--email", value, format!("its domain: {why}")))?;
+        check_dns_name(domain).map_err(|why| err("--email", value, format!("its domain: {why}")))?;
         if domain.starts_with('*') {
-            return Err(err(
-                "--email",
-                value,
-                "an email domain cannot be a wildcard",
-            ));
+            return Err(err("--email", value, "an email domain cannot be a wildcard"));
         }
         Ok(San::Email(value.to_string()))
     }
@@ -171,9 +137,7 @@ pub fn check_dns_name(name: &str) -> Result<(), String> {
         return Err("empty name".into());
     }
     if !name.is_ascii() {
-        return Err(
-            "not ASCII: write internationalised names in their punycode (xn--) form".into(),
-        );
+        return Err("not ASCII: write internationalised names in their punycode (xn--) form".into());
     }
     if name.ends_with('.') {
         return Err("ends with a dot: write the name without the trailing dot".into());
@@ -188,12 +152,12 @@ pub fn check_dns_name(name: &str) -> Result<(), String> {
         }
         if *label == "*" {
             if i != 0 {
-                return Err(
-                    "a * wildcard may only be the leftmost label, as in *.example.com".into(),
-                );
+                return Err("a * wildcard may only be the leftmost label, as in *.example.com".into());
             }
             if labels.len() < 3 {
-                return Err("a wildcard needs at least two labels after it (*.example.com); clients refuse *.com".into());
+                return Err(
+                    "a wildcard needs at least two labels after it (*.example.com); clients refuse *.com".into()
+                );
             }
             continue;
         }
@@ -201,18 +165,10 @@ pub fn check_dns_name(name: &str) -> Result<(), String> {
             return Err("a * must be a whole label on its own, as in *.example.com".into());
         }
         if label.len() > 63 {
-            return Err(format!(
-                "the label {label:?} is {} bytes; DNS labels stop at 63",
-                label.len()
-            ));
+            return Err(format!("the label {label:?} is {} bytes; DNS labels stop at 63", label.len()));
         }
-        if !label
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(format!(
-                "the label {label:?} has a character outside letters, digits, - and _"
-            ));
+        if !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(format!("the label {label:?} has a character outside letters, digits, - and _"));
         }
         if label.starts_with('-') || label.ends_with('-') {
             return Err(format!("the label {label:?} starts or ends with -"));
@@ -229,12 +185,8 @@ pub fn from_general_name(name: &x509_parser::extensions::GeneralName<'_>) -> Res
         G::URI(u) => San::Uri(u.to_string()),
         G::RFC822Name(e) => San::Email(e.to_string()),
         G::IPAddress(bytes) => match bytes.len() {
-            4 => San::Ip(IpAddr::from(
-                <[u8; 4]>::try_from(*bytes).expect("length checked"),
-            )),
-            16 => San::Ip(IpAddr::from(
-                <[u8; 16]>::try_from(*bytes).expect("length checked"),
-            )),
+            4 => San::Ip(IpAddr::from(<[u8; 4]>::try_from(*bytes).expect("length checked"))),
+            16 => San::Ip(IpAddr::from(<[u8; 16]>::try_from(*bytes).expect("length checked"))),
             n => return Err(format!("an IP address SAN of {n} bytes")),
         },
         other => return Err(format!("a SAN of a kind certforge cannot copy ({other})")),
@@ -247,24 +199,16 @@ mod tests {
 
     #[test]
     fn domains_accept_hosts_and_wildcards() {
-        for ok in [
-            "localhost",
-            "grpc-server",
-            "a.example.com",
-            "*.example.com",
-            "_svc.example.com",
-            "xn--bcher-kva.example",
-        ] {
+        for ok in
+            ["localhost", "grpc-server", "a.example.com", "*.example.com", "_svc.example.com", "xn--bcher-kva.example"]
+        {
             assert_eq!(San::domain(ok).unwrap(), San::Dns(ok.to_string()));
         }
     }
 
     #[test]
     fn an_ip_given_as_a_domain_becomes_an_ip_san() {
-        assert_eq!(
-            San::domain("127.0.0.1").unwrap(),
-            San::Ip("127.0.0.1".parse().unwrap())
-        );
+        assert_eq!(San::domain("127.0.0.1").unwrap(), San::Ip("127.0.0.1".parse().unwrap()));
     }
 
     #[test]
@@ -300,13 +244,7 @@ mod tests {
     fn uris_need_a_scheme() {
         assert!(San::uri("spiffe://example.org/svc").is_ok());
         assert!(San::uri("urn:example:a").is_ok());
-        for bad in [
-            "example.org/svc",
-            "://x",
-            "1abc:x",
-            "spiffe:",
-            "spiffe://a b",
-        ] {
+        for bad in ["example.org/svc", "://x", "1abc:x", "spiffe:", "spiffe://a b"] {
             assert!(San::uri(bad).is_err(), "{bad:?}");
         }
     }

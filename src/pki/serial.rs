@@ -20,11 +20,7 @@ pub fn hex(bytes: &[u8]) -> String {
         Some(i) => &bytes[i..],
         None => &bytes[bytes.len().saturating_sub(1)..],
     };
-    trimmed
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    trimmed.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
 }
 
 #[cfg(test)]

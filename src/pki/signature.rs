@@ -26,16 +26,9 @@ pub fn verify(
 ) -> Result<(), String> {
     let oid = alg.algorithm.to_id_string();
     if oid == ECDSA_SHA1 || RSA_SHA1.contains(&oid.as_str()) {
-        return Err(
-            "it is signed with SHA-1, which certforge refuses; sign it again with SHA-256".into(),
-        );
+        return Err("it is signed with SHA-1, which certforge refuses; sign it again with SHA-256".into());
     }
-    let curve = signer
-        .algorithm
-        .parameters
-        .as_ref()
-        .and_then(|p| p.as_oid().ok())
-        .map(|o| o.to_id_string());
+    let curve = signer.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok()).map(|o| o.to_id_string());
     let ecdsa: Option<&'static dyn VerificationAlgorithm> = match (oid.as_str(), curve.as_deref()) {
         (ECDSA_SHA256, Some(P256)) => Some(&sig::ECDSA_P256_SHA256_ASN1),
         (ECDSA_SHA384, Some(P256)) => Some(&sig::ECDSA_P256_SHA384_ASN1),
@@ -47,10 +40,7 @@ pub fn verify(
         (ECDSA_SHA384, Some(P521)) => Some(&sig::ECDSA_P521_SHA384_ASN1),
         (ECDSA_SHA512, Some(P521)) => Some(&sig::ECDSA_P521_SHA512_ASN1),
         (ECDSA_SHA256 | ECDSA_SHA384 | ECDSA_SHA512, other) => {
-            return Err(format!(
-                "its ECDSA key is on an unsupported curve ({})",
-                other.unwrap_or("none named")
-            ))
+            return Err(format!("its ECDSA key is on an unsupported curve ({})", other.unwrap_or("none named")))
         }
         _ => None,
     };
@@ -58,16 +48,12 @@ pub fn verify(
         Some(alg) => UnparsedPublicKey::new(alg, &signer.subject_public_key.data)
             .verify(signed, &signature.data)
             .map_err(|_| "the signature does not match".to_string()),
-        None => {
-            x509_parser::verify::verify_signature(signer, alg, signature, signed).map_err(|e| {
-                match e {
-                    x509_parser::error::X509Error::SignatureUnsupportedAlgorithm => {
-                        format!("its signature algorithm {oid} is not supported")
-                    }
-                    _ => "the signature does not match".to_string(),
-                }
-            })
-        }
+        None => x509_parser::verify::verify_signature(signer, alg, signature, signed).map_err(|e| match e {
+            x509_parser::error::X509Error::SignatureUnsupportedAlgorithm => {
+                format!("its signature algorithm {oid} is not supported")
+            }
+            _ => "the signature does not match".to_string(),
+        }),
     }
 }
 
@@ -76,10 +62,5 @@ pub fn verify_cert(
     cert: &x509_parser::certificate::X509Certificate<'_>,
     issuer: &SubjectPublicKeyInfo<'_>,
 ) -> Result<(), String> {
-    verify(
-        issuer,
-        &cert.signature_algorithm,
-        &cert.signature_value,
-        cert.tbs_certificate.as_ref(),
-    )
+    verify(issuer, &cert.signature_algorithm, &cert.signature_value, cert.tbs_certificate.as_ref())
 }

@@ -21,13 +21,7 @@ pub struct Subject {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SubjectError {
     #[error("{flag} {value:?} is {len} characters; RFC 5280 allows at most {max} (ub-{what}), and strict clients and pkilint refuse longer values")]
-    TooLong {
-        flag: &'static str,
-        value: String,
-        len: usize,
-        max: usize,
-        what: &'static str,
-    },
+    TooLong { flag: &'static str, value: String, len: usize, max: usize, what: &'static str },
     #[error("{flag} is empty; give a value or leave the flag out")]
     Empty { flag: &'static str },
     #[error("--country {value:?} must be a two-letter ISO 3166 code such as US or DE (RFC 5280 X520countryName)")]
@@ -50,34 +44,13 @@ impl Subject {
                 return Err(SubjectError::Country { value: c.clone() });
             }
             // X520countryName is a PrintableString (RFC 5280 Appendix A).
-            let value = c
-                .to_ascii_uppercase()
-                .try_into()
-                .map_err(|_| SubjectError::Country { value: c.clone() })?;
+            let value = c.to_ascii_uppercase().try_into().map_err(|_| SubjectError::Country { value: c.clone() })?;
             dn.push(DnType::CountryName, DnValue::PrintableString(value));
         }
         let fields = [
-            (
-                "--province",
-                &self.province,
-                DnType::StateOrProvinceName,
-                128,
-                "state-name",
-            ),
-            (
-                "--locality",
-                &self.locality,
-                DnType::LocalityName,
-                128,
-                "locality-name",
-            ),
-            (
-                "--organization",
-                &self.organization,
-                DnType::OrganizationName,
-                64,
-                "organization-name",
-            ),
+            ("--province", &self.province, DnType::StateOrProvinceName, 128, "state-name"),
+            ("--locality", &self.locality, DnType::LocalityName, 128, "locality-name"),
+            ("--organization", &self.organization, DnType::OrganizationName, 64, "organization-name"),
             (
                 "--organizational-unit",
                 &self.organizational_unit,
@@ -85,13 +58,7 @@ impl Subject {
                 64,
                 "organizational-unit-name",
             ),
-            (
-                "--common-name",
-                &self.common_name,
-                DnType::CommonName,
-                64,
-                "common-name",
-            ),
+            ("--common-name", &self.common_name, DnType::CommonName, 64, "common-name"),
         ];
         for (flag, value, ty, max, what) in fields {
             let Some(v) = value else { continue };
@@ -100,13 +67,7 @@ impl Subject {
                 return Err(SubjectError::Empty { flag });
             }
             if len > max {
-                return Err(SubjectError::TooLong {
-                    flag,
-                    value: v.clone(),
-                    len,
-                    max,
-                    what,
-                });
+                return Err(SubjectError::TooLong { flag, value: v.clone(), len, max, what });
             }
             dn.push(ty, DnValue::Utf8String(v.clone()));
         }
@@ -124,46 +85,32 @@ pub fn dn_from_x509(name: &X509Name<'_>, what: &str) -> Result<DistinguishedName
     for rdn in name.iter() {
         let mut attrs = rdn.iter();
         let (Some(attr), None) = (attrs.next(), attrs.next()) else {
-            return Err(SubjectError::MultiValued {
-                what: what.to_string(),
-            });
+            return Err(SubjectError::MultiValued { what: what.to_string() });
         };
         let oid = attr.attr_type().to_id_string();
-        let label =
-            x509_parser::objects::oid2sn(attr.attr_type(), x509_parser::objects::oid_registry())
-                .map(str::to_string)
-                .unwrap_or_else(|_| oid.clone());
+        let label = x509_parser::objects::oid2sn(attr.attr_type(), x509_parser::objects::oid_registry())
+            .map(str::to_string)
+            .unwrap_or_else(|_| oid.clone());
         if seen.contains(&oid) {
-            return Err(SubjectError::Repeated {
-                what: what.to_string(),
-                attr: label,
-            });
+            return Err(SubjectError::Repeated { what: what.to_string(), attr: label });
         }
         seen.push(oid);
         let components: Vec<u64> = attr
             .attr_type()
             .iter()
-            .ok_or_else(|| SubjectError::StringType {
-                what: what.to_string(),
-                attr: label.clone(),
-            })?
+            .ok_or_else(|| SubjectError::StringType { what: what.to_string(), attr: label.clone() })?
             .collect();
         let data = attr.attr_value().data;
-        let bad = || SubjectError::StringType {
-            what: what.to_string(),
-            attr: label.clone(),
-        };
+        let bad = || SubjectError::StringType { what: what.to_string(), attr: label.clone() };
         let text = || std::str::from_utf8(data).map_err(|_| bad());
         let value = match attr.attr_value().header.tag() {
             Tag::Utf8String => DnValue::Utf8String(text()?.to_string()),
-            Tag::PrintableString => {
-                DnValue::PrintableString(text()?.try_into().map_err(|_| bad())?)
-            }
+            Tag::PrintableString => DnValue::PrintableString(text()?.try_into().map_err(|_| bad())?),
             Tag::Ia5String => DnValue::Ia5String(text()?.try_into().map_err(|_| bad())?),
             Tag::T61String => DnValue::TeletexString(text()?.try_into().map_err(|_| bad())?),
-            Tag::BmpString => DnValue::BmpString(
-                rcgen::string::BmpString::from_utf16be(data.to_vec()).map_err(|_| bad())?,
-            ),
+            Tag::BmpString => {
+                DnValue::BmpString(rcgen::string::BmpString::from_utf16be(data.to_vec()).map_err(|_| bad())?)
+            }
             Tag::UniversalString => DnValue::UniversalString(
                 rcgen::string::UniversalString::from_utf32be(data.to_vec()).map_err(|_| bad())?,
             ),
@@ -176,10 +123,7 @@ pub fn dn_from_x509(name: &X509Name<'_>, what: &str) -> Result<DistinguishedName
 
 /// The common name of a parsed name, if any.
 pub fn common_name(name: &X509Name<'_>) -> Option<String> {
-    name.iter_common_name()
-        .next()
-        .and_then(|cn| cn.as_str().ok())
-        .map(str::to_string)
+    name.iter_common_name().next().and_then(|cn| cn.as_str().ok()).map(str::to_string)
 }
 
 #[cfg(test)]
@@ -196,39 +140,17 @@ mod tests {
         };
         let dn = s.to_dn().unwrap();
         let kinds: Vec<_> = dn.iter().map(|(t, _)| t.clone()).collect();
-        assert_eq!(
-            kinds,
-            vec![
-                DnType::CountryName,
-                DnType::OrganizationName,
-                DnType::CommonName
-            ]
-        );
-        assert!(matches!(
-            dn.get(&DnType::CountryName),
-            Some(DnValue::PrintableString(_))
-        ));
+        assert_eq!(kinds, vec![DnType::CountryName, DnType::OrganizationName, DnType::CommonName]);
+        assert!(matches!(dn.get(&DnType::CountryName), Some(DnValue::PrintableString(_))));
     }
 
     #[test]
     fn refuses_bad_country_and_overlong_cn() {
-        let bad_c = Subject {
-            country: Some("USA".into()),
-            ..Default::default()
-        };
+        let bad_c = Subject { country: Some("USA".into()), ..Default::default() };
         assert!(matches!(bad_c.to_dn(), Err(SubjectError::Country { .. })));
-        let long_cn = Subject {
-            common_name: Some("x".repeat(65)),
-            ..Default::default()
-        };
-        assert!(matches!(
-            long_cn.to_dn(),
-            Err(SubjectError::TooLong { max: 64, .. })
-        ));
-        let empty = Subject {
-            organization: Some(String::new()),
-            ..Default::default()
-        };
+        let long_cn = Subject { common_name: Some("x".repeat(65)), ..Default::default() };
+        assert!(matches!(long_cn.to_dn(), Err(SubjectError::TooLong { max: 64, .. })));
+        let empty = Subject { organization: Some(String::new()), ..Default::default() };
         assert!(matches!(empty.to_dn(), Err(SubjectError::Empty { .. })));
     }
 }

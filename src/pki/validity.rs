@@ -33,10 +33,7 @@ pub enum ValidityError {
     #[error("{flag} {input:?} is not an RFC 3339 time; write e.g. 2026-01-31T12:00:00Z")]
     BadTime { flag: &'static str, input: String },
     #[error("--not-after {not_after} is not after --not-before {not_before}; a certificate needs a positive validity period")]
-    Inverted {
-        not_before: String,
-        not_after: String,
-    },
+    Inverted { not_before: String, not_after: String },
 }
 
 impl Expiry {
@@ -44,53 +41,35 @@ impl Expiry {
     /// `12h` or `2y`; a bare `m` is refused because it could mean minutes or
     /// months.
     pub fn parse(input: &str) -> Result<Expiry, ValidityError> {
-        let grammar = |what: String| ValidityError::Grammar {
-            input: input.to_string(),
-            what,
-        };
+        let grammar = |what: String| ValidityError::Grammar { input: input.to_string(), what };
         let tokens = split_tokens(input);
         if tokens.is_empty() {
-            return Err(ValidityError::Empty {
-                input: input.to_string(),
-            });
+            return Err(ValidityError::Empty { input: input.to_string() });
         }
         let mut out = Expiry::default();
         let mut i = 0;
         while i < tokens.len() {
-            let n: u64 = tokens[i]
-                .parse()
-                .map_err(|_| grammar(format!("expected a whole number, found {:?}", tokens[i])))?;
-            let unit = tokens
-                .get(i + 1)
-                .ok_or_else(|| grammar(format!("the number {n} has no unit")))?;
-            let too_long = || ValidityError::TooLong {
-                input: input.to_string(),
-            };
+            let n: u64 =
+                tokens[i].parse().map_err(|_| grammar(format!("expected a whole number, found {:?}", tokens[i])))?;
+            let unit = tokens.get(i + 1).ok_or_else(|| grammar(format!("the number {n} has no unit")))?;
+            let too_long = || ValidityError::TooLong { input: input.to_string() };
             match unit_of(unit).ok_or_else(|| grammar(unknown_unit(unit)))? {
                 Unit::Months(m) => {
-                    let add = u32::try_from(n.checked_mul(m).ok_or_else(too_long)?)
-                        .map_err(|_| too_long())?;
+                    let add = u32::try_from(n.checked_mul(m).ok_or_else(too_long)?).map_err(|_| too_long())?;
                     out.months = out.months.checked_add(add).ok_or_else(too_long)?;
                 }
                 Unit::Seconds(s) => {
-                    out.seconds = n
-                        .checked_mul(s)
-                        .and_then(|v| v.checked_add(out.seconds))
-                        .ok_or_else(too_long)?;
+                    out.seconds = n.checked_mul(s).and_then(|v| v.checked_add(out.seconds)).ok_or_else(too_long)?;
                 }
             }
             i += 2;
         }
         if out.months == 0 && out.seconds == 0 {
-            return Err(ValidityError::Zero {
-                input: input.to_string(),
-            });
+            return Err(ValidityError::Zero { input: input.to_string() });
         }
         // 8000 years is past year 9999 from any present date.
         if out.months > 8000 * 12 || out.seconds > 8000 * 366 * 86_400 {
-            return Err(ValidityError::TooLong {
-                input: input.to_string(),
-            });
+            return Err(ValidityError::TooLong { input: input.to_string() });
         }
         Ok(out)
     }
@@ -170,10 +149,7 @@ fn add_months(t: OffsetDateTime, months: u32) -> Option<OffsetDateTime> {
 pub fn parse_rfc3339(flag: &'static str, input: &str) -> Result<OffsetDateTime, ValidityError> {
     OffsetDateTime::parse(input, &Rfc3339)
         .map(|t| t.to_offset(time::UtcOffset::UTC))
-        .map_err(|_| ValidityError::BadTime {
-            flag,
-            input: input.to_string(),
-        })
+        .map_err(|_| ValidityError::BadTime { flag, input: input.to_string() })
 }
 
 /// A resolved validity period.
@@ -202,41 +178,26 @@ impl ValidityRequest {
             None => {
                 let span = self.expires.unwrap_or(default);
                 let start = self.not_before.unwrap_or(now);
-                span.after(start).ok_or_else(|| ValidityError::TooLong {
-                    input: format!("{span:?}"),
-                })?
+                span.after(start).ok_or_else(|| ValidityError::TooLong { input: format!("{span:?}") })?
             }
         };
         if not_after <= not_before {
-            return Err(ValidityError::Inverted {
-                not_before: fmt_time(not_before),
-                not_after: fmt_time(not_after),
-            });
+            return Err(ValidityError::Inverted { not_before: fmt_time(not_before), not_after: fmt_time(not_after) });
         }
-        Ok(Validity {
-            not_before,
-            not_after,
-        })
+        Ok(Validity { not_before, not_after })
     }
 }
 
 /// RFC 3339 text for a time, in UTC, to the second.
 pub fn fmt_time(t: OffsetDateTime) -> String {
-    let t = t
-        .to_offset(time::UtcOffset::UTC)
-        .replace_nanosecond(0)
-        .unwrap_or(t);
+    let t = t.to_offset(time::UtcOffset::UTC).replace_nanosecond(0).unwrap_or(t);
     t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
 }
 
 /// "in 729 days", "in 5 hours", "3 days ago": how far `t` is from `now`.
 pub fn relative(t: OffsetDateTime, now: OffsetDateTime) -> String {
     let d = t - now;
-    let (abs, future) = if d.is_negative() {
-        (-d, false)
-    } else {
-        (d, true)
-    };
+    let (abs, future) = if d.is_negative() { (-d, false) } else { (d, true) };
     let text = if abs.whole_days() >= 2 {
         format!("{} days", abs.whole_days())
     } else if abs.whole_hours() >= 2 {
@@ -258,80 +219,23 @@ mod tests {
 
     #[test]
     fn parses_certstrap_grammar() {
-        assert_eq!(
-            Expiry::parse("2 years").unwrap(),
-            Expiry {
-                months: 24,
-                seconds: 0
-            }
-        );
-        assert_eq!(
-            Expiry::parse("18 months").unwrap(),
-            Expiry {
-                months: 18,
-                seconds: 0
-            }
-        );
-        assert_eq!(
-            Expiry::parse("1 year 6 months").unwrap(),
-            Expiry {
-                months: 18,
-                seconds: 0
-            }
-        );
-        assert_eq!(
-            Expiry::parse("90 days").unwrap(),
-            Expiry {
-                months: 0,
-                seconds: 90 * 86_400
-            }
-        );
-        assert_eq!(
-            Expiry::parse("12 hours").unwrap(),
-            Expiry {
-                months: 0,
-                seconds: 12 * 3600
-            }
-        );
+        assert_eq!(Expiry::parse("2 years").unwrap(), Expiry { months: 24, seconds: 0 });
+        assert_eq!(Expiry::parse("18 months").unwrap(), Expiry { months: 18, seconds: 0 });
+        assert_eq!(Expiry::parse("1 year 6 months").unwrap(), Expiry { months: 18, seconds: 0 });
+        assert_eq!(Expiry::parse("90 days").unwrap(), Expiry { months: 0, seconds: 90 * 86_400 });
+        assert_eq!(Expiry::parse("12 hours").unwrap(), Expiry { months: 0, seconds: 12 * 3600 });
         assert_eq!(
             Expiry::parse("1 year 2 days 3 months 4 hours").unwrap(),
-            Expiry {
-                months: 15,
-                seconds: 2 * 86_400 + 4 * 3600
-            }
+            Expiry { months: 15, seconds: 2 * 86_400 + 4 * 3600 }
         );
-        assert_eq!(
-            Expiry::parse("1 Day").unwrap(),
-            Expiry {
-                months: 0,
-                seconds: 86_400
-            }
-        );
+        assert_eq!(Expiry::parse("1 Day").unwrap(), Expiry { months: 0, seconds: 86_400 });
     }
 
     #[test]
     fn parses_compact_forms() {
-        assert_eq!(
-            Expiry::parse("90d").unwrap(),
-            Expiry {
-                months: 0,
-                seconds: 90 * 86_400
-            }
-        );
-        assert_eq!(
-            Expiry::parse("2y").unwrap(),
-            Expiry {
-                months: 24,
-                seconds: 0
-            }
-        );
-        assert_eq!(
-            Expiry::parse("30 min").unwrap(),
-            Expiry {
-                months: 0,
-                seconds: 1800
-            }
-        );
+        assert_eq!(Expiry::parse("90d").unwrap(), Expiry { months: 0, seconds: 90 * 86_400 });
+        assert_eq!(Expiry::parse("2y").unwrap(), Expiry { months: 24, seconds: 0 });
+        assert_eq!(Expiry::parse("30 min").unwrap(), Expiry { months: 0, seconds: 1800 });
     }
 
     #[test]
@@ -358,36 +262,16 @@ mod tests {
 
     #[test]
     fn months_clamp_to_the_end_of_the_month() {
-        let e = Expiry {
-            months: 1,
-            seconds: 0,
-        };
-        assert_eq!(
-            e.after(datetime!(2026-01-31 10:00 UTC)).unwrap(),
-            datetime!(2026-02-28 10:00 UTC)
-        );
-        let y = Expiry {
-            months: 12,
-            seconds: 0,
-        };
-        assert_eq!(
-            y.after(datetime!(2028-02-29 00:00 UTC)).unwrap(),
-            datetime!(2029-02-28 00:00 UTC)
-        );
+        let e = Expiry { months: 1, seconds: 0 };
+        assert_eq!(e.after(datetime!(2026-01-31 10:00 UTC)).unwrap(), datetime!(2026-02-28 10:00 UTC));
+        let y = Expiry { months: 12, seconds: 0 };
+        assert_eq!(y.after(datetime!(2028-02-29 00:00 UTC)).unwrap(), datetime!(2029-02-28 00:00 UTC));
     }
 
     #[test]
     fn resolve_backdates_and_applies_defaults() {
         let now = datetime!(2026-11-21 12:00 UTC);
-        let v = ValidityRequest::default()
-            .resolve(
-                now,
-                Expiry {
-                    months: 24,
-                    seconds: 0,
-                },
-            )
-            .unwrap();
+        let v = ValidityRequest::default().resolve(now, Expiry { months: 24, seconds: 0 }).unwrap();
         assert_eq!(v.not_before, datetime!(2026-11-21 11:50 UTC));
         assert_eq!(v.not_after, datetime!(2028-11-21 12:00 UTC));
     }
@@ -396,46 +280,25 @@ mod tests {
     fn resolve_honours_explicit_bounds_and_refuses_inverted_ones() {
         let now = datetime!(2026-11-21 12:00 UTC);
         let nb = datetime!(2020-01-01 00:00 UTC);
-        let req = ValidityRequest {
-            not_before: Some(nb),
-            expires: Some(Expiry::parse("1 day").unwrap()),
-            not_after: None,
-        };
+        let req =
+            ValidityRequest { not_before: Some(nb), expires: Some(Expiry::parse("1 day").unwrap()), not_after: None };
         let v = req.resolve(now, Expiry::default()).unwrap();
-        assert_eq!(
-            (v.not_before, v.not_after),
-            (nb, datetime!(2020-01-02 00:00 UTC))
-        );
-        let bad = ValidityRequest {
-            not_before: Some(nb),
-            not_after: Some(nb),
-            expires: None,
-        };
-        assert!(matches!(
-            bad.resolve(now, Expiry::default()),
-            Err(ValidityError::Inverted { .. })
-        ));
+        assert_eq!((v.not_before, v.not_after), (nb, datetime!(2020-01-02 00:00 UTC)));
+        let bad = ValidityRequest { not_before: Some(nb), not_after: Some(nb), expires: None };
+        assert!(matches!(bad.resolve(now, Expiry::default()), Err(ValidityError::Inverted { .. })));
     }
 
     #[test]
     fn rfc3339_is_parsed_and_errors_name_the_flag() {
-        assert_eq!(
-            parse_rfc3339("--not-after", "2026-01-31T12:00:00+01:00").unwrap(),
-            datetime!(2026-01-31 11:00 UTC)
-        );
-        let e = parse_rfc3339("--not-after", "tomorrow")
-            .unwrap_err()
-            .to_string();
+        assert_eq!(parse_rfc3339("--not-after", "2026-01-31T12:00:00+01:00").unwrap(), datetime!(2026-01-31 11:00 UTC));
+        let e = parse_rfc3339("--not-after", "tomorrow").unwrap_err().to_string();
         assert!(e.contains("--not-after") && e.contains("tomorrow"), "{e}");
     }
 
     #[test]
     fn relative_times_read_naturally() {
         let now = datetime!(2026-11-21 12:00 UTC);
-        assert_eq!(
-            relative(datetime!(2028-11-20 12:00 UTC), now),
-            "in 730 days"
-        );
+        assert_eq!(relative(datetime!(2028-11-20 12:00 UTC), now), "in 730 days");
         assert_eq!(relative(datetime!(2026-11-18 12:00 UTC), now), "3 days ago");
     }
 }

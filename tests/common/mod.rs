@@ -16,9 +16,7 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Env {
-        Env {
-            tmp: tempfile::tempdir().expect("tempdir"),
-        }
+        Env { tmp: tempfile::tempdir().expect("tempdir") }
     }
 
     /// The depot directory.
@@ -53,11 +51,7 @@ impl Env {
     /// Runs certforge and panics, showing stderr, unless it succeeds.
     pub fn ok(&self, args: &[&str]) -> Output {
         let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "certforge {args:?} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "certforge {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
         out
     }
 
@@ -65,11 +59,7 @@ impl Env {
     pub fn fails(&self, args: &[&str], code: i32) -> String {
         let out = self.run(args);
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "certforge {args:?}: expected exit {code}, stderr:\n{err}"
-        );
+        assert_eq!(out.status.code(), Some(code), "certforge {args:?}: expected exit {code}, stderr:\n{err}");
         err
     }
 
@@ -80,6 +70,14 @@ impl Env {
         self.ok(&["request-cert", "--cn", "grpc_client"]);
         self.ok(&["sign", "--CA", "gRPC Root CA", "localhost"]);
         self.ok(&["sign", "--CA", "gRPC Root CA", "grpc_client"]);
+    }
+
+    /// A second CA, "Other CA", and a client certificate "intruder" it
+    /// signed: what a server trusting only the blog CA must refuse.
+    pub fn intruder(&self) {
+        self.ok(&["init", "--cn", "Other CA"]);
+        self.ok(&["request-cert", "--cn", "intruder"]);
+        self.ok(&["sign", "intruder", "--CA", "Other CA", "--profile", "client"]);
     }
 
     /// Every file under the depot with its bytes and mode.
@@ -98,13 +96,7 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
             if meta.is_dir() {
                 out.extend(snapshot(&p));
             } else {
-                out.insert(
-                    p.clone(),
-                    (
-                        std::fs::read(&p).unwrap_or_default(),
-                        meta.permissions().mode() & 0o7777,
-                    ),
-                );
+                out.insert(p.clone(), (std::fs::read(&p).unwrap_or_default(), meta.permissions().mode() & 0o7777));
             }
         }
     }
@@ -131,14 +123,10 @@ pub fn openssl_ok(dir: &Path, args: &[&str]) -> String {
 }
 
 /// Parses a PEM certificate file and calls `f` with it.
-pub fn with_cert<T>(
-    path: &Path,
-    f: impl FnOnce(&x509_parser::certificate::X509Certificate<'_>) -> T,
-) -> T {
+pub fn with_cert<T>(path: &Path, f: impl FnOnce(&x509_parser::certificate::X509Certificate<'_>) -> T) -> T {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let block = pem::parse(&bytes).expect("PEM");
-    let (_, cert) =
-        x509_parser::parse_x509_certificate(block.contents()).expect("certificate parses");
+    let (_, cert) = x509_parser::parse_x509_certificate(block.contents()).expect("certificate parses");
     f(&cert)
 }
 
