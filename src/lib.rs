@@ -1,6 +1,43 @@
 //! certforge: a certstrap-compatible private CA for development, CI and
 //! staging. The pure certificate logic lives in [`pki`]; [`depot`] is the
 //! only module that touches the disk; [`commands`] wires them to the CLI.
+//!
+//! The core needs no files, so a Rust test suite can make a CA and a server
+//! certificate in memory:
+//!
+//! ```
+//! use certforge::pki::ca::CaSigner;
+//! use certforge::pki::csr::{make_csr, parse_csr};
+//! use certforge::pki::issue::{self, CertSpec};
+//! use certforge::pki::keys::{KeySpec, PrivateKey};
+//! use certforge::pki::profile::{Kind, LeafProfile};
+//! use certforge::pki::san::San;
+//! use certforge::pki::subject::Subject;
+//! use certforge::pki::validity::{Expiry, ValidityRequest};
+//!
+//! let now = time::OffsetDateTime::now_utc();
+//! let validity = ValidityRequest::default().resolve(now, Expiry::parse("1 day")?)?;
+//! let dn = |cn: &str| Subject { common_name: Some(cn.into()), ..Default::default() }.to_dn();
+//!
+//! // A root CA.
+//! let ca_key = PrivateKey::generate(KeySpec::EcdsaP256)?;
+//! let root = Kind::Root { path_len: None, permit_domains: vec![] };
+//! let ca_spec = CertSpec { subject: dn("Test CA")?, subject_raw: None, sans: vec![], kind: root, validity };
+//! let ca_der = issue::self_signed(&ca_spec, &ca_key)?;
+//! let ca = CaSigner::new(ca_der, ca_key, "Test CA", "Test CA key")?;
+//!
+//! // A server key and CSR, signed by the CA.
+//! let key = PrivateKey::generate(KeySpec::EcdsaP256)?;
+//! let sans = vec![San::domain("localhost")?, San::ip("127.0.0.1")?];
+//! let csr = parse_csr(&make_csr(&dn("localhost")?, &sans, &key)?, "in memory")?;
+//! let server = Kind::Leaf { profile: LeafProfile::Server, code_signing: false };
+//! let spec = CertSpec { subject: csr.subject, subject_raw: Some(csr.subject_raw), sans: csr.sans, kind: server, validity };
+//! let cert_der = issue::signed_by(&spec, &csr.spki_der, &ca)?;
+//!
+//! let pem = certforge::pki::to_pem("CERTIFICATE", &cert_der);
+//! assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod cli;
 pub mod commands;

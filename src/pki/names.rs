@@ -31,7 +31,13 @@ pub enum NameError {
 }
 
 /// The naming rule alone: every run of characters outside `[A-Za-z0-9._-]`
-/// becomes one `_`. "gRPC Root CA" -> "gRPC_Root_CA".
+/// becomes one `_`.
+///
+/// ```
+/// assert_eq!(certforge::pki::names::sanitize("gRPC Root CA"), "gRPC_Root_CA");
+/// assert_eq!(certforge::pki::names::sanitize("web server*1"), "web_server_1");
+/// assert_eq!(certforge::pki::names::sanitize("../escaped"), ".._escaped");
+/// ```
 pub fn sanitize(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     let mut in_run = false;

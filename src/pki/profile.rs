@@ -12,7 +12,7 @@ use rcgen::{
 pub enum LeafProfile {
     /// serverAuth only.
     Server,
-    /// clientAuth only: Go's RequireAndVerifyClientCert needs it (PKI-NOTES §3).
+    /// clientAuth only: what Go's RequireAndVerifyClientCert and other mTLS servers check on a client cert.
     Client,
     /// serverAuth + clientAuth, as certstrap signs every leaf.
     Peer,

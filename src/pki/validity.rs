@@ -40,6 +40,13 @@ impl Expiry {
     /// Parses certstrap's grammar. Also accepts compact forms such as `90d`,
     /// `12h` or `2y`; a bare `m` is refused because it could mean minutes or
     /// months.
+    ///
+    /// ```
+    /// use certforge::pki::validity::Expiry;
+    /// assert_eq!(Expiry::parse("1 year 6 months").unwrap(), Expiry { months: 18, seconds: 0 });
+    /// assert_eq!(Expiry::parse("90d").unwrap(), Expiry { months: 0, seconds: 90 * 86_400 });
+    /// assert!(Expiry::parse("5m").is_err());
+    /// ```
     pub fn parse(input: &str) -> Result<Expiry, ValidityError> {
         let grammar = |what: String| ValidityError::Grammar { input: input.to_string(), what };
         let tokens = split_tokens(input);
