@@ -413,3 +413,32 @@ fn python_ssl_with_verify_x509_strict_accepts_the_blog_certs() {
     let (ok, out) = python_mtls(&d, "gRPC_Root_CA.crt", "localhost", "grpc_client", "grpc.example.com");
     assert!(!ok && out.contains("CERTIFICATE_VERIFY_FAILED"), "a host outside the SANs must fail: {out}");
 }
+
+#[test]
+fn a_csr_that_names_nothing_is_refused() {
+    let env = Env::new();
+    env.ok(&["init", "--cn", "CA"]);
+    let t = env.tmp.path();
+    openssl_ok(
+        t,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "anon.key",
+            "-subj",
+            "/",
+            "-out",
+            "anon.csr",
+        ],
+    );
+    let before = env.snapshot();
+    let err = env.fails(&["sign", "anon", "--CA", "CA", "--csr", t.join("anon.csr").to_str().unwrap()], 1);
+    assert!(err.contains("empty subject and no SANs"), "{err}");
+    assert_eq!(before, env.snapshot());
+}

@@ -41,6 +41,9 @@ pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
         }
     }
 
+    // Ask for a passphrase (at a terminal only) before a slow RSA keygen.
+    let key_file = name.file("key");
+    let passphrase = args.pass.for_new_key(&key_file)?;
     let key = key_choice.obtain(&args.pass)?;
     let now = OffsetDateTime::now_utc();
     let validity = request.resolve(now, CA_DEFAULT).map_err(|e| usage(e.to_string()))?;
@@ -49,8 +52,6 @@ pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
     let cert_spec = CertSpec { subject, subject_raw: None, sans: Vec::new(), kind, validity };
     let cert_der = issue::self_signed(&cert_spec, &key)?;
 
-    let key_file = name.file("key");
-    let passphrase = args.pass.for_new_key(&key_file)?;
     let key_pem = key.to_pem(passphrase.as_deref().map(String::as_str))?;
     let key_desc = key.describe();
     let ca = CaSigner::new(cert_der.clone(), key, &name.file("crt"), &key_file)?;

@@ -54,11 +54,12 @@ pub fn run(depot: &Depot, args: &RequestCertArgs) -> Result<()> {
         }
     }
 
+    // Ask for a passphrase (at a terminal only) before a slow RSA keygen.
+    let passphrase = args.pass.for_new_key(&name.file("key"))?;
     let key = key_choice.obtain(&args.pass)?;
     let csr_der = make_csr(&subject, &sans, &key)?;
     // Read our own CSR back as `sign` will, so a request we write always signs.
     parse_csr(&csr_der, &csr_path.display().to_string())?;
-    let passphrase = args.pass.for_new_key(&name.file("key"))?;
     let key_pem = key.to_pem(passphrase.as_deref().map(String::as_str))?;
     let csr_pem = to_pem("CERTIFICATE REQUEST", &csr_der);
 

@@ -103,6 +103,11 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
             bail!("after capping at the CA's expiry, the validity period is empty; give a --not-before inside the CA's validity");
         }
     }
+    // RFC 5280 §4.1.2.6: with an empty subject the SAN extension is the
+    // only name, so a request with neither names nothing at all.
+    if csr.sans.is_empty() && csr.subject.iter().next().is_none() {
+        bail!("{} has an empty subject and no SANs, so the certificate would name nothing; make the request with a --cn or --domain", csr_path.display());
+    }
     let outside = ca.names_outside_constraints(&csr.sans);
     if !outside.is_empty() {
         let names: Vec<String> = outside.iter().map(ToString::to_string).collect();
