@@ -231,11 +231,13 @@ fn flags_may_follow_the_positional_name_and_take_certstrap_single_dash_forms() {
 #[test]
 fn key_type_curve_and_key_bits_choose_the_key() {
     let env = Env::new();
-    let cases: [(&[&str], &str, &str); 7] = [
+    let cases: [(&[&str], &str, &str); 9] = [
         (&[], "n0", "1.2.840.10045.3.1.7"),
         (&["--key-type", "ecdsa-p384"], "n1", "1.3.132.0.34"),
         (&["--curve", "P-521"], "n2", "1.3.132.0.35"),
-        (&["--curve", "P-256"], "n3", "1.2.840.10045.3.1.7"),
+        (&["--key-type", "ecdsa-p256"], "n3", "1.2.840.10045.3.1.7"),
+        (&["--curve", "P-384"], "n7", "1.3.132.0.34"),
+        (&["--curve", "P-256"], "n8", "1.2.840.10045.3.1.7"),
         (&["--key-type", "ed25519"], "n4", "ed25519"),
         (&["--curve", "Ed25519"], "n5", "ed25519"),
         (&["--key-bits", "2048"], "n6", "rsa2048"),
