@@ -56,6 +56,26 @@ pub enum Command {
         after_help = "Example:\n  certforge --depot-path certs revoke --CN localhost --CA \"gRPC Root CA\" --reason keyCompromise"
     )]
     Revoke(RevokeArgs),
+    /// Show what certificates, CSRs, CRLs and keys hold (PEM or DER, bundles too).
+    #[command(
+        after_help = "Examples:\n  certforge --depot-path certs inspect localhost\n  certforge inspect server.crt ca.crt --json\n  certforge --depot-path certs inspect gRPC_Root_CA.crl localhost.key"
+    )]
+    Inspect(InspectArgs),
+    /// Check a certificate as a TLS peer will, and say every reason it would be refused.
+    #[command(
+        after_help = "Examples:\n  certforge --depot-path certs verify localhost --host localhost --purpose server\n  certforge verify server.crt --ca ca.crt --chain intermediates.pem --host grpc.example.com\n  certforge --depot-path certs verify grpc_client --purpose client --crl auto --key certs/grpc_client.key\n\nWithout --ca, the depot's CAs are trusted and its intermediates complete the chain.\nExit status: 0 valid, 1 not valid, 2 bad usage."
+    )]
+    Verify(VerifyArgs),
+    /// Warn about what real TLS clients will reject or mishandle.
+    #[command(
+        after_help = "Examples:\n  certforge --depot-path certs lint --all\n  certforge lint server.crt --strict\n\nExit status: 1 when there is an error (or, with --strict, a warning)."
+    )]
+    Lint(LintArgs),
+    /// Connect to a TLS server, show what it sends, and verify it as `verify` does.
+    #[command(
+        after_help = "Examples:\n  certforge --depot-path certs probe localhost:50051\n  certforge probe 127.0.0.1:8443 --ca ca.crt --servername localhost --cert client.crt --key client.key\n\nWithout --ca, the depot's CAs are trusted. Exit status: 0 when the handshake succeeds and\nthe server's certificate verifies, 1 otherwise."
+    )]
+    Probe(ProbeArgs),
 }
 
 /// Subject fields other than the common name (certstrap's names and short flags).
@@ -272,4 +292,96 @@ pub fn normalize_args(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> 
             }
         })
         .collect()
+}
+
+/// `inspect` arguments.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Files, or depot entry names (their .crt, else .csr, .crl or .key).
+    #[arg(value_name = "FILE|NAME", required = true)]
+    pub targets: Vec<String>,
+    /// Print JSON instead of text.
+    #[arg(long = "json")]
+    pub json: bool,
+    #[command(flatten)]
+    pub pass: PassArgs,
+}
+
+/// `verify` arguments.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The certificate: a file or a depot entry name.
+    #[arg(value_name = "CERT|NAME")]
+    pub cert: String,
+    /// A trusted CA: a file (bundles too) or a depot CA name. Repeatable. Default: the depot's CAs.
+    #[arg(long = "ca", visible_alias = "CA", value_name = "FILE|NAME")]
+    pub ca: Vec<String>,
+    /// Intermediate certificates that complete the chain (a PEM bundle). Repeatable.
+    #[arg(long = "chain", value_name = "FILE")]
+    pub chain: Vec<String>,
+    /// A DNS name or IP address the client will dial. Repeatable.
+    #[arg(long = "host", value_name = "NAME")]
+    pub host: Vec<String>,
+    /// What it must be good for.
+    #[arg(long = "purpose", value_enum, value_name = "PURPOSE")]
+    pub purpose: Option<crate::pki::verify::Purpose>,
+    /// A CRL file, or `auto` for the depot's CRLs. Repeatable.
+    #[arg(long = "crl", value_name = "FILE|auto")]
+    pub crl: Vec<String>,
+    /// The private key that should belong to the certificate.
+    #[arg(long = "key", value_name = "FILE")]
+    pub key: Option<String>,
+    /// Verify as of this RFC 3339 time instead of now.
+    #[arg(long = "at", value_name = "TIME")]
+    pub at: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long = "json")]
+    pub json: bool,
+    #[command(flatten)]
+    pub pass: PassArgs,
+}
+
+/// `lint` arguments.
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// Certificate files or depot entry names.
+    #[arg(value_name = "FILE|NAME", required_unless_present = "all", conflicts_with = "all")]
+    pub targets: Vec<String>,
+    /// Lint every certificate in the depot.
+    #[arg(long = "all")]
+    pub all: bool,
+    /// Exit 1 on warnings too.
+    #[arg(long = "strict")]
+    pub strict: bool,
+    /// Print JSON instead of text.
+    #[arg(long = "json")]
+    pub json: bool,
+}
+
+/// `probe` arguments.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The server, as HOST:PORT ([::1]:PORT for IPv6).
+    #[arg(value_name = "HOST:PORT")]
+    pub address: String,
+    /// A trusted CA: a file or a depot CA name. Repeatable. Default: the depot's CAs.
+    #[arg(long = "ca", visible_alias = "CA", value_name = "FILE|NAME")]
+    pub ca: Vec<String>,
+    /// The name to send as SNI and to check the certificate against (default: HOST).
+    #[arg(long = "servername", value_name = "NAME")]
+    pub servername: Option<String>,
+    /// A client certificate to present, for mutual TLS (file or depot name).
+    #[arg(long = "cert", value_name = "FILE|NAME", requires = "key")]
+    pub cert: Option<String>,
+    /// The client certificate's key.
+    #[arg(long = "key", value_name = "FILE|NAME", requires = "cert")]
+    pub key: Option<String>,
+    /// Seconds to wait for the connection and the handshake.
+    #[arg(long = "timeout", value_name = "SECS", default_value_t = 10)]
+    pub timeout: u64,
+    /// Print JSON instead of text.
+    #[arg(long = "json")]
+    pub json: bool,
+    #[command(flatten)]
+    pub pass: PassArgs,
 }

@@ -3,13 +3,17 @@
 use std::process::ExitCode;
 
 use certforge::cli::{normalize_args, Cli};
-use certforge::commands::{self, common::UsageError};
+use certforge::commands::{
+    self,
+    common::{Exit, UsageError},
+};
 use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(normalize_args(std::env::args_os().collect()));
     match commands::run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<Exit>().is_some() => ExitCode::from(e.downcast_ref::<Exit>().map_or(1, |x| x.0)),
         Err(e) => {
             let mut msg = format!("error: {e}");
             for cause in e.chain().skip(1) {

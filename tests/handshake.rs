@@ -3,34 +3,19 @@
 //! accepted, another CA's client and a server cert for another host are not.
 
 mod common;
+#[path = "common/tls.rs"]
+mod tls;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
+
 use std::sync::Arc;
+use tls::{cert, key, provider, roots};
 
 use common::Env;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::server::WebPkiClientVerifier;
-use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, ServerConnection, StreamOwned};
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
-}
-
-fn cert(path: &Path) -> CertificateDer<'static> {
-    CertificateDer::from(pem::parse(std::fs::read(path).unwrap()).unwrap().into_contents())
-}
-
-fn key(path: &Path) -> PrivateKeyDer<'static> {
-    PrivateKeyDer::try_from(pem::parse(std::fs::read(path).unwrap()).unwrap().into_contents()).unwrap()
-}
-
-fn roots(ca: &Path) -> Arc<RootCertStore> {
-    let mut store = RootCertStore::empty();
-    store.add(cert(ca)).unwrap();
-    Arc::new(store)
-}
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, ServerConnection, StreamOwned};
 
 /// Runs one handshake plus an echo. Returns the client's and the server's
 /// outcome: Ok, or the error text.
@@ -41,14 +26,7 @@ fn handshake(
     client: (&Path, &Path),
     host: &str,
 ) -> (Result<(), String>, Result<(), String>) {
-    let server_cfg = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_client_cert_verifier(
-            WebPkiClientVerifier::builder_with_provider(roots(server_ca), provider()).build().unwrap(),
-        )
-        .with_single_cert(vec![cert(server.0)], key(server.1))
-        .unwrap();
+    let server_cfg = tls::server_config(server.0, server.1, Some(server_ca), rustls::DEFAULT_VERSIONS);
     let client_cfg = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .unwrap()

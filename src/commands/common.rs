@@ -17,6 +17,12 @@ use crate::pki::validity::{parse_rfc3339, Expiry, ValidityRequest};
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// A command that already said everything (e.g. `verify` listing why a
+/// certificate is not valid) and only needs its exit status.
+#[derive(Debug, thiserror::Error)]
+#[error("exit status {0}")]
+pub struct Exit(pub u8);
+
 /// Builds a usage error.
 pub fn usage(msg: impl Into<String>) -> anyhow::Error {
     UsageError(msg.into()).into()

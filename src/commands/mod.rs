@@ -3,10 +3,15 @@
 
 pub mod common;
 pub mod init;
+pub mod inputs;
+pub mod inspect;
+pub mod lint;
+pub mod probe;
 pub mod report;
 pub mod request_cert;
 pub mod revoke;
 pub mod sign;
+pub mod verify;
 
 use anyhow::Result;
 
@@ -21,5 +26,9 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::RequestCert(a) => request_cert::run(&depot, a),
         Command::Sign(a) => sign::run(&depot, a),
         Command::Revoke(a) => revoke::run(&depot, a),
+        Command::Inspect(a) => inspect::run(&depot, a),
+        Command::Verify(a) => verify::run(&depot, a),
+        Command::Lint(a) => lint::run(&depot, a),
+        Command::Probe(a) => probe::run(&depot, a),
     }
 }

@@ -101,27 +101,16 @@ impl CaSigner {
         }
         sans.iter()
             .filter(|san| match san {
-                San::Dns(d) => !self.permitted_dns.iter().any(|base| dns_within(d, base)),
+                San::Dns(d) => !self.permitted_dns.iter().any(|base| super::san::dns_within(d, base)),
                 _ => false,
             })
             .collect()
     }
 }
 
-/// True when `name` is `base` or a subdomain of it; a leading dot on `base`
-/// means subdomains only.
-fn dns_within(name: &str, base: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    let base = base.to_ascii_lowercase();
-    if let Some(sub) = base.strip_prefix('.') {
-        return name.ends_with(&format!(".{sub}"));
-    }
-    name == base || name.ends_with(&format!(".{base}"))
-}
-
 #[cfg(test)]
 mod tests {
-    use super::dns_within;
+    use crate::pki::san::dns_within;
 
     #[test]
     fn dns_constraints_match_the_domain_and_its_subdomains() {

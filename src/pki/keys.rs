@@ -246,6 +246,11 @@ impl PrivateKey {
         Ok(Zeroizing::new(pem::encode_config(&block, cfg)))
     }
 
+    /// The key as PKCS#8 v1 DER, for TLS libraries that load keys.
+    pub fn pkcs8_der(&self) -> &[u8] {
+        &self.pkcs8
+    }
+
     /// The rcgen key pair, for signing.
     pub fn pair(&self) -> &KeyPair {
         &self.pair

@@ -4,15 +4,19 @@
 pub mod ca;
 pub mod crl;
 pub mod csr;
+pub mod inspect;
 pub mod issue;
 pub mod keys;
+pub mod lint;
 pub mod names;
+pub mod objects;
 pub mod profile;
 pub mod san;
 pub mod serial;
 pub mod signature;
 pub mod subject;
 pub mod validity;
+pub mod verify;
 
 /// Wraps DER in a PEM block with LF line endings.
 pub fn to_pem(label: &str, der: &[u8]) -> String {

@@ -177,6 +177,28 @@ pub fn check_dns_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// True when `name` is `base` or a subdomain of it, as a DNS name
+/// constraint reads (RFC 5280 §4.2.1.10); a leading dot on `base` means
+/// subdomains only.
+pub fn dns_within(name: &str, base: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    let base = base.to_ascii_lowercase();
+    if let Some(sub) = base.strip_prefix('.') {
+        return name.ends_with(&format!(".{sub}"));
+    }
+    name == base || name.ends_with(&format!(".{base}"))
+}
+
+/// True when the SAN DNS name `pattern` covers `host`: equal ignoring
+/// case, or a leftmost `*` standing for exactly one label (RFC 6125 §6.4.3).
+pub fn dns_matches(pattern: &str, host: &str) -> bool {
+    let (pattern, host) = (pattern.to_ascii_lowercase(), host.trim_end_matches('.').to_ascii_lowercase());
+    match pattern.strip_prefix("*.") {
+        Some(rest) => host.split_once('.').is_some_and(|(label, tail)| !label.is_empty() && tail == rest),
+        None => pattern == host,
+    }
+}
+
 /// Converts a SAN read from a certificate or CSR.
 pub fn from_general_name(name: &x509_parser::extensions::GeneralName<'_>) -> Result<San, String> {
     use x509_parser::extensions::GeneralName as G;
@@ -255,6 +277,16 @@ mod tests {
         for bad in ["ops", "@example.com", "ops@", "ops@bad..com"] {
             assert!(San::email(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn wildcards_cover_exactly_one_label() {
+        assert!(dns_matches("*.example.com", "a.example.com"));
+        assert!(dns_matches("*.Example.com", "A.example.COM"));
+        assert!(!dns_matches("*.example.com", "a.b.example.com"));
+        assert!(!dns_matches("*.example.com", "example.com"));
+        assert!(dns_matches("localhost", "localhost"));
+        assert!(!dns_matches("localhost", "grpc.example.com"));
     }
 
     #[test]

@@ -134,3 +134,60 @@ pub fn with_cert<T>(path: &Path, f: impl FnOnce(&x509_parser::certificate::X509C
 pub fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
+
+/// Signs `csr` with the CA `ca` (`ca.crt` + `ca.key`, paths relative to
+/// `dir`) the way hand-written openssl scripts do, with the extensions in
+/// `ext` (an extfile body). certforge refuses to make some broken
+/// certificates; this makes them for the tests that must recognise them.
+pub fn openssl_sign(dir: &Path, csr: &str, ca: &str, ext: &str, out: &str, extra: &[&str]) {
+    let ext_file = format!("{out}.ext");
+    std::fs::write(dir.join(&ext_file), ext).unwrap();
+    let (ca_crt, ca_key) = (format!("{ca}.crt"), format!("{ca}.key"));
+    let mut args = vec![
+        "x509",
+        "-req",
+        "-in",
+        csr,
+        "-CA",
+        &ca_crt,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-extfile",
+        &ext_file,
+        "-out",
+        out,
+    ];
+    if !extra.contains(&"-days") {
+        args.extend(["-days", "30"]);
+    }
+    args.extend_from_slice(extra);
+    openssl_ok(dir, &args);
+    std::fs::remove_file(dir.join(&ext_file)).unwrap();
+}
+
+/// Extensions of a CA certificate made by openssl.
+pub const OPENSSL_CA_EXT: &str = "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n";
+
+/// The CA of the seed 001 script: `openssl req -x509`, RSA, no keyUsage.
+pub fn openssl_seed_ca(dir: &Path) {
+    openssl_ok(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-sha256",
+            "-subj",
+            "/C=US/ST=CA/O=MyOrg/CN=MyCA",
+            "-days",
+            "365",
+            "-out",
+            "ca.crt",
+        ],
+    );
+}

@@ -1,0 +1,135 @@
+//! `lint` warns about what real clients will reject or mishandle. Each bad
+//! certificate is made with openssl (certforge will not make them), and the
+//! seed 001 script's own certificates are linted as a user would.
+
+mod common;
+
+use common::{openssl_ok, openssl_seed_ca, openssl_sign, Env, OPENSSL_CA_EXT};
+
+fn lint_json(env: &Env, args: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let mut full = vec!["lint"];
+    full.extend_from_slice(args);
+    full.push("--json");
+    let out = env.run(&full);
+    (
+        out.status.code(),
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr))),
+    )
+}
+
+fn codes(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| {
+            r["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| format!("{}:{}", f["severity"].as_str().unwrap(), f["code"].as_str().unwrap()))
+        })
+        .collect()
+}
+
+#[test]
+fn certforge_output_lints_clean() {
+    let env = Env::new();
+    env.ok(&["init", "--cn", "CA"]);
+    for (n, extra) in [
+        ("srv", vec!["--domain", "srv.example.com"]),
+        ("rsa", vec!["--domain", "rsa.example.com", "--key-bits", "2048"]),
+        ("ed", vec!["--domain", "ed.example.com", "--key-type", "ed25519"]),
+    ] {
+        let mut a = vec!["request-cert", "--cn", n];
+        a.extend(extra);
+        env.ok(&a);
+        env.ok(&["sign", n, "--CA", "CA", "--profile", "server"]);
+    }
+    env.ok(&["request-cert", "--cn", "I"]);
+    env.ok(&["sign", "I", "--CA", "CA", "--intermediate"]);
+    let (code, v) = lint_json(&env, &["--all", "--strict"]);
+    assert_eq!(code, Some(0), "{v}");
+    assert!(codes(&v).is_empty(), "{:?}", codes(&v));
+    assert_eq!(v.as_array().unwrap().len(), 5);
+}
+
+#[test]
+fn lint_finds_what_clients_reject() {
+    let env = Env::new();
+    let t = env.tmp.path();
+    // The seed 001 CA: openssl req -x509 writes no keyUsage (Python 3.13 strict refuses it).
+    openssl_seed_ca(t);
+    let leaf = |name: &str, key: &[&str], ext: &str, extra: &[&str]| {
+        let mut req = vec!["req", "-new", "-nodes", "-keyout"];
+        let kf = format!("{name}.key");
+        let cf = format!("{name}.csr");
+        let of = format!("{name}.crt");
+        req.extend([kf.as_str(), "-subj"]);
+        let subj = format!("/CN={name}");
+        req.push(&subj);
+        req.extend_from_slice(key);
+        req.extend(["-out", cf.as_str()]);
+        openssl_ok(t, &req);
+        openssl_sign(t, &cf, "ca", ext, &of, extra);
+    };
+    let rsa = ["-newkey", "rsa:2048"];
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+    leaf("nosan", &ec, "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n", &["-days", "30"]);
+    leaf("zeros", &ec, "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:a.example.com,IP:0.0.0.0\n", &["-days", "30"]);
+    leaf("ka", &rsa, "keyUsage=critical,digitalSignature,keyAgreement\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:a.example.com\n", &["-days", "30"]);
+    leaf("ke", &ec, "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:a.example.com\n", &["-days", "30"]);
+    leaf(
+        "long",
+        &ec,
+        "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:a.example.com\n",
+        &["-days", "1000"],
+    );
+    leaf(
+        "weak",
+        &["-newkey", "rsa:1024"],
+        "keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
+        &["-days", "30"],
+    );
+    leaf("sha1", &ec, "keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n", &["-days", "30", "-sha1"]);
+    let cases = [
+        ("ca.crt", "error:ca_key_usage"),
+        ("nosan.crt", "error:no_sans"),
+        ("zeros.crt", "warning:unspecified_ip"),
+        ("ka.crt", "error:key_usage_key_type"),
+        ("ke.crt", "error:key_usage_key_type"),
+        ("long.crt", "warning:apple_825_days"),
+        ("weak.crt", "error:weak_key"),
+        ("sha1.crt", "error:weak_signature"),
+    ];
+    for (file, want) in cases {
+        let (code, v) = lint_json(&env, &[t.join(file).to_str().unwrap()]);
+        assert!(codes(&v).contains(&want.to_string()), "{file}: want {want}, got {:?}", codes(&v));
+        let expect = if want.starts_with("error") { 1 } else { 0 };
+        assert_eq!(code, Some(expect), "{file}");
+    }
+    let (code, _) = lint_json(&env, &[t.join("long.crt").to_str().unwrap(), "--strict"]);
+    assert_eq!(code, Some(1), "--strict fails on a warning");
+    let out = env.run(&["lint", t.join("nosan.crt").to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("nosan.crt: error: no DNS or IP SANs: Go >= 1.15"), "{text}");
+}
+
+#[test]
+fn lint_sees_a_path_len_that_blocks_an_intermediate_in_the_depot() {
+    let env = Env::new();
+    env.ok(&["init", "--cn", "Tight", "--path-length", "0"]);
+    env.ok(&["request-cert", "--cn", "Sneaky"]);
+    openssl_sign(&env.depot(), "Sneaky.csr", "Tight", OPENSSL_CA_EXT, "Sneaky.crt", &[]);
+    let (code, v) = lint_json(&env, &["--all"]);
+    assert_eq!(code, Some(1));
+    assert!(codes(&v).contains(&"error:path_len_blocks".to_string()), "{:?}", codes(&v));
+}
+
+#[test]
+fn lint_without_targets_or_certificates_is_a_usage_error() {
+    let env = Env::new();
+    env.fails(&["lint"], 2);
+    env.ok(&["request-cert", "--cn", "x"]);
+    let err = env.fails(&["lint", "--all"], 2);
+    assert!(err.contains("no certificates"), "{err}");
+}
