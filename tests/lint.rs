@@ -91,6 +91,13 @@ fn lint_finds_what_clients_reject() {
         &["-days", "30"],
     );
     leaf("sha1", &ec, "keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n", &["-days", "30", "-sha1"]);
+    leaf(
+        "wild",
+        &ec,
+        "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:*.com\n",
+        &["-days", "30"],
+    );
+    leaf("softca", &ec, "basicConstraints=CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n", &["-days", "30"]);
     let cases = [
         ("ca.crt", "error:ca_key_usage"),
         ("nosan.crt", "error:no_sans"),
@@ -100,6 +107,8 @@ fn lint_finds_what_clients_reject() {
         ("long.crt", "warning:apple_825_days"),
         ("weak.crt", "error:weak_key"),
         ("sha1.crt", "error:weak_signature"),
+        ("wild.crt", "error:bad_wildcard"),
+        ("softca.crt", "error:ca_basic_constraints"),
     ];
     for (file, want) in cases {
         let (code, v) = lint_json(&env, &[t.join(file).to_str().unwrap()]);
