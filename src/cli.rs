@@ -76,6 +76,21 @@ pub enum Command {
         after_help = "Examples:\n  certforge --depot-path certs probe localhost:50051\n  certforge probe 127.0.0.1:8443 --ca ca.crt --servername localhost --cert client.crt --key client.key\n\nWithout --ca, the depot's CAs are trusted. Exit status: 0 when the handshake succeeds and\nthe server's certificate verifies, 1 otherwise."
     )]
     Probe(ProbeArgs),
+    /// List the depot: every certificate with its kind, issuer, names and expiry.
+    #[command(
+        after_help = "Examples:\n  certforge --depot-path certs list\n  certforge --depot-path certs list --tree\n  certforge --depot-path certs list --expiring-within 30d   # exit 1 when anything is due (CI)"
+    )]
+    List(ListArgs),
+    /// Re-issue a certificate with a fresh serial and validity, keeping the old one in archive/.
+    #[command(
+        after_help = "Examples:\n  certforge --depot-path certs renew localhost\n  certforge --depot-path certs renew localhost --rekey --expires \"90 days\"\n  certforge --depot-path certs renew --all --expiring-within 30d"
+    )]
+    Renew(RenewArgs),
+    /// Hand a certificate to Java, .NET, Kubernetes or env-configured services.
+    #[command(
+        after_help = "Examples:\n  certforge --depot-path certs export localhost --format pkcs12 --password-file pw.txt --out localhost.p12\n  certforge --depot-path certs export \"gRPC Root CA\" --format truststore --password changeit --out truststore.p12\n  certforge --depot-path certs export localhost --format k8s --name grpc-server --namespace prod --force > secret.yaml\n  eval \"$(certforge --depot-path certs export localhost --format env --prefix TLS_SERVER --force)\""
+    )]
+    Export(ExportArgs),
 }
 
 /// Subject fields other than the common name (certstrap's names and short flags).
@@ -382,6 +397,107 @@ pub struct ProbeArgs {
     /// Print JSON instead of text.
     #[arg(long = "json")]
     pub json: bool,
+    #[command(flatten)]
+    pub pass: PassArgs,
+}
+
+/// `list` arguments.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Draw the hierarchy: root, intermediates, leaves.
+    #[arg(long = "tree")]
+    pub tree: bool,
+    /// Print JSON instead of a table.
+    #[arg(long = "json")]
+    pub json: bool,
+    /// Only what expires within this span (expired included), e.g. 30d; exit 1 when anything does.
+    #[arg(long = "expiring-within", value_name = "SPAN")]
+    pub expiring_within: Option<String>,
+}
+
+/// `renew` arguments.
+#[derive(Debug, Args)]
+pub struct RenewArgs {
+    /// The certificate to renew (depot name).
+    #[arg(value_name = "NAME", required_unless_present = "all", conflicts_with = "all")]
+    pub name: Option<String>,
+    /// Renew every leaf certificate due within --expiring-within.
+    #[arg(long = "all", requires = "expiring_within")]
+    pub all: bool,
+    /// With --all: the span, e.g. 30d.
+    #[arg(long = "expiring-within", value_name = "SPAN")]
+    pub expiring_within: Option<String>,
+    /// Make a new key too (leaves only; a CA keeps its key so what it signed keeps verifying).
+    #[arg(long = "rekey")]
+    pub rekey: bool,
+    #[command(flatten)]
+    pub pass: PassArgs,
+    #[command(flatten)]
+    pub validity: ValidityArgs,
+}
+
+/// `export --format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// PKCS#12 with key, certificate and chain (for Java, .NET).
+    #[value(name = "pkcs12", alias = "p12")]
+    Pkcs12,
+    /// PKCS#12 holding CA certificates only: a Java truststore.
+    Truststore,
+    /// PEM certificate + chain (with --with-key, the key too).
+    Bundle,
+    /// Shell `export` lines with the PEMs (TLS_CERT, TLS_KEY, TLS_ROOT_CA).
+    Env,
+    /// A Kubernetes kubernetes.io/tls Secret (YAML).
+    K8s,
+}
+
+/// `export` arguments.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The depot entry to export.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// What to write.
+    #[arg(long = "format", value_enum, value_name = "FORMAT")]
+    pub format: ExportFormat,
+    /// Write to FILE (never overwriting) instead of stdout.
+    #[arg(long = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Allow a private key to be printed to a terminal.
+    #[arg(long = "force")]
+    pub force: bool,
+    /// PKCS#12 password.
+    #[arg(
+        long = "password",
+        env = "CERTFORGE_P12_PASSWORD",
+        hide_env_values = true,
+        value_name = "PASS",
+        conflicts_with = "password_file"
+    )]
+    pub password: Option<String>,
+    /// Read the PKCS#12 password from the first line of FILE.
+    #[arg(long = "password-file", value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// PKCS#12 with 3DES and SHA-1, for old Java (< 8u301) and macOS.
+    #[arg(long = "legacy")]
+    pub legacy: bool,
+    /// The PKCS#12 entry name (default: the certificate's depot name).
+    #[arg(long = "alias", value_name = "ALIAS")]
+    pub alias: Option<String>,
+    /// With --format bundle: append the private key.
+    #[arg(long = "with-key")]
+    pub with_key: bool,
+    /// With --format env: the variable prefix (default TLS: TLS_CERT, TLS_KEY, TLS_ROOT_CA).
+    #[arg(long = "prefix", value_name = "PREFIX", default_value = "TLS")]
+    pub prefix: String,
+    /// With --format k8s: the Secret's name (default: the entry name, DNS-safe).
+    #[arg(long = "name", value_name = "NAME")]
+    pub secret_name: Option<String>,
+    /// With --format k8s: the Secret's namespace.
+    #[arg(long = "namespace", value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Passphrase of an encrypted private key in the depot.
     #[command(flatten)]
     pub pass: PassArgs,
 }

@@ -49,7 +49,7 @@ pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
     let validity = request.resolve(now, CA_DEFAULT).map_err(|e| usage(e.to_string()))?;
     let kind_path_len = if args.exclude_path_length { None } else { args.path_length };
     let kind = Kind::Root { path_len: kind_path_len, permit_domains: args.permit_domain.clone() };
-    let cert_spec = CertSpec { subject, subject_raw: None, sans: Vec::new(), kind, validity };
+    let cert_spec = CertSpec { subject, subject_raw: None, key_id: None, sans: Vec::new(), kind, validity };
     let cert_der = issue::self_signed(&cert_spec, &key)?;
 
     let key_pem = key.to_pem(passphrase.as_deref().map(String::as_str))?;

@@ -45,9 +45,13 @@ pub fn depot_files(depot: &Depot, ext: &str) -> Vec<PathBuf> {
         .flatten()
         .map(|e| e.path())
         .filter(|p| {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            // Hidden files are certforge's temporaries; chain files belong
+            // to their certificate and are not entries of their own.
             p.is_file()
                 && p.extension().is_some_and(|x| x == ext)
-                && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                && !name.starts_with('.')
+                && !crate::pki::names::is_chain_file(&name)
         })
         .collect();
     out.sort();

@@ -1,12 +1,17 @@
 //! One module per subcommand: each reads its arguments, calls the pure core
 //! and the depot, and reports.
 
+pub mod chainfiles;
 pub mod common;
+pub mod entries;
+pub mod export;
 pub mod init;
 pub mod inputs;
 pub mod inspect;
 pub mod lint;
+pub mod list;
 pub mod probe;
+pub mod renew;
 pub mod report;
 pub mod request_cert;
 pub mod revoke;
@@ -30,5 +35,8 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Verify(a) => verify::run(&depot, a),
         Command::Lint(a) => lint::run(&depot, a),
         Command::Probe(a) => probe::run(&depot, a),
+        Command::List(a) => list::run(&depot, a),
+        Command::Renew(a) => renew::run(&depot, a),
+        Command::Export(a) => export::run(&depot, a),
     }
 }

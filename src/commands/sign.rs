@@ -122,18 +122,20 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
     let spec = CertSpec {
         subject: csr.subject.clone(),
         subject_raw: Some(csr.subject_raw.clone()),
+        key_id: None,
         sans: csr.sans.clone(),
         kind: kind.clone(),
         validity,
     };
     let der = issue::signed_by(&spec, &csr.spki_der, &ca)?;
     let pem = to_pem("CERTIFICATE", &der);
-    depot::write_all(&[Write1 {
-        path: cert_path.clone(),
-        bytes: pem.clone().into_bytes(),
-        mode: PUBLIC_MODE,
-        replace: false,
-    }])?;
+    let mut writes =
+        vec![Write1 { path: cert_path.clone(), bytes: pem.clone().into_bytes(), mode: PUBLIC_MODE, replace: false }];
+    if args.cert.is_none() {
+        writes.extend(super::chainfiles::chain_writes(depot, &name, &der, false));
+    }
+    let chain_paths: Vec<std::path::PathBuf> = writes[1..].iter().map(|w| w.path.clone()).collect();
+    depot::write_all(&writes)?;
 
     let who = csr.common_name.clone().unwrap_or_else(|| raw_name.clone());
     let mut details =
@@ -159,7 +161,9 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
     report::print(&report::Made {
         what: format!("{} for {:?}", kind.describe(), who),
         details,
-        files: vec![("certificate", cert_path)],
+        files: std::iter::once(("certificate", cert_path))
+            .chain(chain_paths.into_iter().map(|p| ("chain", p)))
+            .collect(),
         not_after: Some(validity.not_after),
         now,
     });

@@ -236,6 +236,11 @@ pub fn display_name(name: &x509_parser::x509::X509Name<'_>) -> String {
     super::subject::common_name(name).unwrap_or_else(|| name.to_string())
 }
 
+/// The CN of a name printed as text ("C=US, CN=x" -> "x"), else the text.
+pub fn display_name_of(text: &str) -> String {
+    text.split(", ").find_map(|part| part.strip_prefix("CN=")).map_or_else(|| text.to_string(), str::to_string)
+}
+
 /// Describes a certificate as of `now`.
 pub fn cert_info(der: &[u8], now: OffsetDateTime) -> Result<CertInfo, String> {
     let (_, cert) = X509Certificate::from_der(der).map_err(|e| format!("not a certificate: {e}"))?;

@@ -19,6 +19,10 @@ pub struct CertSpec {
     /// When set, the certificate's subject must equal these DER bytes (the
     /// CSR's subject), so nothing in it is lost or re-encoded.
     pub subject_raw: Option<Vec<u8>>,
+    /// The subjectKeyIdentifier to write, when it must stay what it was (a
+    /// renewed CA keeps its SKI so the AKI of what it signed still points at
+    /// it); otherwise derived from the key.
+    pub key_id: Option<Vec<u8>>,
     pub sans: Vec<San>,
     pub kind: Kind,
     pub validity: Validity,
@@ -41,6 +45,9 @@ fn params_for(spec: &CertSpec, rsa_key: bool) -> Result<CertificateParams, Issue
     params.not_before = spec.validity.not_before;
     params.not_after = spec.validity.not_after;
     params.serial_number = Some(random_serial());
+    if let Some(id) = &spec.key_id {
+        params.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(id.clone());
+    }
     spec.kind.apply(&mut params, rsa_key);
     Ok(params)
 }
@@ -137,7 +144,14 @@ mod tests {
         let key = PrivateKey::generate(spec).unwrap();
         let kind = Kind::Root { path_len: None, permit_domains: vec![] };
         let der = self_signed(
-            &CertSpec { subject: subject("Unit CA"), subject_raw: None, sans: vec![], kind, validity: validity() },
+            &CertSpec {
+                subject: subject("Unit CA"),
+                subject_raw: None,
+                key_id: None,
+                sans: vec![],
+                kind,
+                validity: validity(),
+            },
             &key,
         )
         .unwrap();
@@ -157,6 +171,7 @@ mod tests {
                 let spec = CertSpec {
                     subject: csr.subject.clone(),
                     subject_raw: Some(csr.subject_raw.clone()),
+                    key_id: None,
                     sans: csr.sans.clone(),
                     kind,
                     validity: validity(),
@@ -179,7 +194,14 @@ mod tests {
         let key = PrivateKey::generate(KeySpec::EcdsaP256).unwrap();
         let kind = Kind::Leaf { profile: LeafProfile::Peer, code_signing: false };
         let leaf = signed_by(
-            &CertSpec { subject: subject("leaf"), subject_raw: None, sans: vec![], kind, validity: validity() },
+            &CertSpec {
+                subject: subject("leaf"),
+                subject_raw: None,
+                key_id: None,
+                sans: vec![],
+                kind,
+                validity: validity(),
+            },
             &key.spki_der(),
             &ca,
         )

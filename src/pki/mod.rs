@@ -2,6 +2,7 @@
 //! and the commands build on it, and so can a Rust test suite.
 
 pub mod ca;
+pub mod chain;
 pub mod crl;
 pub mod csr;
 pub mod inspect;

@@ -5,6 +5,11 @@
 
 use std::fmt;
 
+/// True for the chain files written beside a certificate.
+pub fn is_chain_file(file_name: &str) -> bool {
+    file_name.ends_with(".chain.crt") || file_name.ends_with(".fullchain.crt")
+}
+
 /// Longest stem we accept. The longest file we derive from a stem is
 /// `<stem>.fullchain.crt` (14 more bytes), and file systems stop at 255.
 pub const MAX_STEM_LEN: usize = 200;
@@ -28,6 +33,10 @@ pub enum NameError {
     Hidden { raw: String, stem: String },
     #[error("the name is {len} bytes once cleaned; the limit is {MAX_STEM_LEN}, so choose a shorter name")]
     TooLong { len: usize },
+    #[error(
+        "the name {raw:?} ends in .chain or .fullchain, which certforge keeps for chain files; choose another name"
+    )]
+    Reserved { raw: String },
 }
 
 /// The naming rule alone: every run of characters outside `[A-Za-z0-9._-]`
@@ -68,6 +77,10 @@ impl EntryName {
         }
         if stem.len() > MAX_STEM_LEN {
             return Err(NameError::TooLong { len: stem.len() });
+        }
+        // NAME.chain.crt and NAME.fullchain.crt belong to NAME.
+        if stem.ends_with(".chain") || stem.ends_with(".fullchain") {
+            return Err(NameError::Reserved { raw: raw.to_string() });
         }
         Ok(EntryName(stem))
     }
@@ -126,6 +139,7 @@ mod tests {
         assert!(matches!(EntryName::new(".hidden"), Err(NameError::Hidden { .. })));
         assert!(matches!(EntryName::new(&"a".repeat(201)), Err(NameError::TooLong { len: 201 })));
         assert!(EntryName::new(&"a".repeat(200)).is_ok());
+        assert!(matches!(EntryName::new("web.chain"), Err(NameError::Reserved { .. })));
     }
 
     #[test]

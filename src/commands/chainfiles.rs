@@ -1,0 +1,43 @@
+//! NAME.chain.crt (leaf + intermediates) and NAME.fullchain.crt (+ root)
+//! beside a certificate signed by an intermediate: servers must send the
+//! intermediates, and most want them in one file after the leaf.
+
+use super::inputs::depot_certs;
+use crate::depot::{Depot, Write1, PUBLIC_MODE};
+use crate::pki::chain::build;
+use crate::pki::names::EntryName;
+use crate::pki::to_pem;
+
+/// The chain files for `leaf_der`, or none when its issuer is a root (the
+/// certificate alone is then the whole chain a server sends).
+pub fn chain_writes(depot: &Depot, name: &EntryName, leaf_der: &[u8], replace: bool) -> Vec<Write1> {
+    let pool: Vec<Vec<u8>> = depot_certs(depot)
+        .into_iter()
+        .map(|(_, d)| d)
+        .filter(|d| x509_parser::parse_x509_certificate(d).is_ok_and(|(_, c)| c.is_ca()))
+        .collect();
+    let chain = build(leaf_der, &pool);
+    if chain.intermediates.is_empty() {
+        return Vec::new();
+    }
+    let mut pem = to_pem("CERTIFICATE", leaf_der);
+    for i in &chain.intermediates {
+        pem.push_str(&to_pem("CERTIFICATE", i));
+    }
+    let mut out = vec![Write1 {
+        path: depot.path(name, "chain.crt"),
+        bytes: pem.clone().into_bytes(),
+        mode: PUBLIC_MODE,
+        replace,
+    }];
+    if let Some(root) = &chain.root {
+        pem.push_str(&to_pem("CERTIFICATE", root));
+        out.push(Write1 {
+            path: depot.path(name, "fullchain.crt"),
+            bytes: pem.into_bytes(),
+            mode: PUBLIC_MODE,
+            replace,
+        });
+    }
+    out
+}

@@ -1,0 +1,249 @@
+//! `certforge renew`: re-issue a certificate from what it already is (its
+//! subject, SANs, profile and issuer) with a fresh serial and validity. The
+//! old certificate (and key, with --rekey) is kept under archive/.
+
+use anyhow::{anyhow, bail, Result};
+use time::OffsetDateTime;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use super::common::{note, usage, Exit};
+use super::entries::{scan, Entry};
+use super::sign::load_ca;
+use crate::cli::RenewArgs;
+use crate::depot::{self, read_file, Depot, Write1, KEY_MODE, PUBLIC_MODE};
+use crate::pki::ca::CaSigner;
+use crate::pki::issue::{self, CertSpec};
+use crate::pki::keys::{KeySpec, PrivateKey};
+use crate::pki::names::EntryName;
+use crate::pki::profile::{Kind, LeafProfile};
+use crate::pki::san::{self, San};
+use crate::pki::serial::hex;
+use crate::pki::subject::dn_from_x509;
+use crate::pki::to_pem;
+use crate::pki::validity::{fmt_time, relative, Expiry};
+
+/// Runs `renew`.
+pub fn run(depot: &Depot, args: &RenewArgs) -> Result<()> {
+    let now = OffsetDateTime::now_utc();
+    let _lock = depot.lock()?;
+    let view = scan(depot, now);
+    if !args.all {
+        let raw = args.name.as_deref().unwrap_or_default();
+        let name = EntryName::new(raw).map_err(|e| usage(format!("{raw:?}: {e}")))?;
+        let entry = view.get(name.as_str()).ok_or_else(|| {
+            anyhow!("{} does not exist: there is no certificate named {raw:?} in the depot; `certforge list` shows what there is", depot.path(&name, "crt").display())
+        })?;
+        return renew(depot, entry, args, now);
+    }
+    let span = args.expiring_within.as_deref().unwrap_or_default();
+    let until = Expiry::parse(span)
+        .map_err(|e| usage(e.to_string().replace("--expires", "--expiring-within")))?
+        .after(now)
+        .ok_or_else(|| usage("--expiring-within is too long"))?;
+    let due: Vec<&Entry> = view
+        .entries
+        .iter()
+        .filter(|e| !e.info.is_ca && e.revoked.is_none())
+        .filter(|e| {
+            OffsetDateTime::parse(&e.info.not_after, &time::format_description::well_known::Rfc3339)
+                .is_ok_and(|t| t <= until)
+        })
+        .collect();
+    if due.is_empty() {
+        eprintln!("no leaf certificate expires within {span}; nothing renewed");
+        return Ok(());
+    }
+    let mut failed = 0;
+    for e in &due {
+        if let Err(err) = renew(depot, e, args, now) {
+            eprintln!("error: renewing {}: {err:#}", e.stem);
+            failed += 1;
+        }
+    }
+    eprintln!("renewed {} of {} certificate(s) due within {span}", due.len() - failed, due.len());
+    let short = due
+        .iter()
+        .filter(|e| {
+            OffsetDateTime::parse(&e.info.not_before, &time::format_description::well_known::Rfc3339)
+                .ok()
+                .zip(OffsetDateTime::parse(&e.info.not_after, &time::format_description::well_known::Rfc3339).ok())
+                .is_some_and(|(nb, na)| now + (na - nb) <= until)
+        })
+        .count();
+    if short > 0 && args.validity.expires.is_none() && args.validity.not_after.is_none() {
+        super::common::warn(&format!("{short} renewed certificate(s) keep a lifetime shorter than {span}, so they are due again at once; pass --expires to renew them for longer"));
+    }
+    if failed > 0 {
+        return Err(Exit(1).into());
+    }
+    Ok(())
+}
+
+/// What the old certificate was, so the new one is the same.
+fn kind_of(cert: &X509Certificate<'_>, e: &Entry, signer: &CaSigner) -> Result<Kind> {
+    let bc = cert.basic_constraints().ok().flatten().map(|b| b.value.path_len_constraint);
+    let path_len = |p: Option<u32>| p.map(|n| u8::try_from(n).unwrap_or(u8::MAX));
+    Ok(match (e.info.is_ca, e.info.self_signed) {
+        (true, true) => Kind::Root {
+            path_len: path_len(bc.flatten()),
+            // The root signs itself, so its signer holds its own constraints.
+            permit_domains: signer.permitted_dns.clone(),
+        },
+        (true, false) => Kind::Intermediate { path_len: path_len(bc.flatten()) },
+        (false, _) => Kind::Leaf {
+            profile: match e.info.profile.as_str() {
+                "server" => LeafProfile::Server,
+                "client" => LeafProfile::Client,
+                "peer" => LeafProfile::Peer,
+                _ => bail!(
+                    "{} has extended key usages certforge does not make ({}); sign a new request instead",
+                    e.stem,
+                    e.info.extended_key_usage.join(", ")
+                ),
+            },
+            code_signing: e.info.extended_key_usage.iter().any(|k| k == "codeSigning"),
+        },
+    })
+}
+
+fn renew(depot: &Depot, e: &Entry, args: &RenewArgs, now: OffsetDateTime) -> Result<()> {
+    let (_, cert) = X509Certificate::from_der(&e.der).map_err(|err| anyhow!("{}: {err}", e.path.display()))?;
+    let self_signed = e.info.is_ca && e.info.self_signed;
+    let signer: CaSigner = match &e.issuer_stem {
+        _ if self_signed => load_ca(depot, &e.stem, &args.pass)?,
+        Some(stem) => load_ca(depot, stem, &args.pass)?,
+        None => {
+            bail!("the CA that issued {} ({}) is not in the depot, so it cannot be renewed here", e.stem, e.info.issuer)
+        }
+    };
+    let kind = kind_of(&cert, e, &signer)?;
+    if args.rekey && kind.is_ca() {
+        return Err(usage(format!("{} is a CA: renewing it keeps its key, so that what it signed keeps verifying; drop --rekey (to replace a CA key, make a new CA)", e.stem)));
+    }
+    let name = EntryName::new(&e.stem).map_err(|err| anyhow!("{err}"))?;
+    let subject = dn_from_x509(cert.subject(), &e.path.display().to_string())?;
+    let mut sans = Vec::new();
+    if let Ok(Some(ext)) = cert.subject_alternative_name() {
+        for g in &ext.value.general_names {
+            sans.push(
+                san::from_general_name(g)
+                    .map_err(|why| anyhow!("{} carries {why}, which certforge cannot copy", e.path.display()))?,
+            );
+        }
+    }
+    // The same lifetime as before, unless the flags say otherwise.
+    let old_len = (cert.validity().not_after.to_datetime() - cert.validity().not_before.to_datetime()).whole_seconds();
+    let same = Expiry { months: 0, seconds: u64::try_from(old_len.max(3600)).unwrap_or(3600) };
+    let mut validity = args
+        .validity
+        .request()
+        .map_err(|err| usage(err.to_string()))?
+        .resolve(now, same)
+        .map_err(|err| usage(err.to_string()))?;
+
+    if !matches!(kind, Kind::Root { .. }) && validity.not_after > signer.not_after {
+        super::common::warn(&format!(
+            "capped at the expiry of its CA {:?}, {}",
+            signer.name,
+            fmt_time(signer.not_after)
+        ));
+        validity.not_after = signer.not_after;
+    }
+    let ski = crate::pki::inspect::cert_info(&e.der, now).ok().and_then(|i| i.subject_key_id).map(|h| hex_bytes(&h));
+    let mut writes = Vec::new();
+    let old_serial = hex(cert.raw_serial()).replace(':', "");
+    let archive = depot.root().join("archive");
+    writes.push(Write1 {
+        path: archive.join(format!("{}.{old_serial}.crt", e.stem)),
+        bytes: read_file(&e.path)?,
+        mode: PUBLIC_MODE,
+        replace: false,
+    });
+
+    let (spki, new_key) = if args.rekey {
+        let old_key_path = depot.path(&name, "key");
+        let spec = spec_of(&e.info.key.description)?;
+        let key = PrivateKey::generate(spec)?;
+        let pass = args.pass.given()?.filter(|p| !p.is_empty());
+        let old_key_bytes = read_file(&old_key_path).ok();
+        if let Some(old) = &old_key_bytes {
+            writes.push(Write1 {
+                path: archive.join(format!("{}.{old_serial}.key", e.stem)),
+                bytes: old.clone(),
+                mode: KEY_MODE,
+                replace: false,
+            });
+        }
+        let encrypted = old_key_bytes.as_ref().is_some_and(|b| String::from_utf8_lossy(b).contains("ENCRYPTED"));
+        let pem = key.to_pem(if encrypted { pass.as_deref().map(String::as_str) } else { None })?;
+        if encrypted && pass.is_none() {
+            bail!(
+                "{} is encrypted; give the passphrase for the new key with --passphrase-file",
+                old_key_path.display()
+            );
+        }
+        writes.push(Write1 { path: old_key_path, bytes: pem.as_bytes().to_vec(), mode: KEY_MODE, replace: true });
+        (key.spki_der(), Some(key))
+    } else {
+        (cert.public_key().raw.to_vec(), None)
+    };
+    let spec = CertSpec {
+        subject,
+        subject_raw: Some(cert.subject().as_raw().to_vec()),
+        key_id: if kind.is_ca() { ski } else { None },
+        sans: sans.clone(),
+        kind: kind.clone(),
+        validity,
+    };
+    let der = match &kind {
+        Kind::Root { .. } => issue::self_signed(&spec, signer.key())?,
+        _ => issue::signed_by(&spec, &spki, &signer)?,
+    };
+    writes.push(Write1 {
+        path: e.path.clone(),
+        bytes: to_pem("CERTIFICATE", &der).into_bytes(),
+        mode: PUBLIC_MODE,
+        replace: true,
+    });
+    writes.extend(super::chainfiles::chain_writes(depot, &name, &der, true));
+    depot::write_all(&writes)?;
+    drop(new_key);
+
+    let new_serial = x509_parser::parse_x509_certificate(&der).map(|(_, c)| hex(c.raw_serial())).unwrap_or_default();
+    let names = if sans.is_empty() {
+        "no SANs".to_string()
+    } else {
+        sans.iter().map(San::to_string).collect::<Vec<_>>().join(", ")
+    };
+    eprintln!("Renewed {} {} ({names})", kind.describe(), e.path.display());
+    eprintln!("  serial   {new_serial} (was {})", hex(cert.raw_serial()));
+    eprintln!(
+        "  key      {}",
+        if args.rekey { "new key written to the depot; the old one is archived" } else { "kept" }
+    );
+    eprintln!("  expires  {} ({})", fmt_time(validity.not_after), relative(validity.not_after, now));
+    eprintln!("  old one  {}", archive.join(format!("{}.{old_serial}.crt", e.stem)).display());
+    if kind.is_ca() {
+        note("same subject and key, so every certificate it signed keeps verifying; hand the new CA certificate to its clients");
+    }
+    Ok(())
+}
+
+fn hex_bytes(colon_hex: &str) -> Vec<u8> {
+    colon_hex.split(':').filter_map(|b| u8::from_str_radix(b, 16).ok()).collect()
+}
+
+/// The key type of an existing key, for --rekey.
+fn spec_of(description: &str) -> Result<KeySpec> {
+    Ok(match description {
+        "ECDSA P-256" => KeySpec::EcdsaP256,
+        "ECDSA P-384" => KeySpec::EcdsaP384,
+        "ECDSA P-521" => KeySpec::EcdsaP521,
+        "Ed25519" => KeySpec::Ed25519,
+        d if d.starts_with("RSA ") => KeySpec::Rsa(match d[4..].parse::<u32>().unwrap_or(2048) {
+            b @ (2048 | 3072 | 4096) => b,
+            _ => 2048,
+        }),
+        other => bail!("cannot make a new key like the old one ({other}); sign a new request instead"),
+    })
+}
