@@ -91,6 +91,27 @@ pub enum Command {
         after_help = "Examples:\n  certforge --depot-path certs export localhost --format pkcs12 --password-file pw.txt --out localhost.p12\n  certforge --depot-path certs export \"gRPC Root CA\" --format truststore --password changeit --out truststore.p12\n  certforge --depot-path certs export localhost --format k8s --name grpc-server --namespace prod --force > secret.yaml\n  eval \"$(certforge --depot-path certs export localhost --format env --prefix TLS_SERVER --force)\""
     )]
     Export(ExportArgs),
+    /// Show the built-in certificate templates, to start your own from a copy.
+    #[command(
+        after_help = "Examples:\n  certforge templates list\n  certforge templates show server > my-server.toml   # edit, then: sign --template my-server.toml"
+    )]
+    Templates {
+        #[command(subcommand)]
+        action: TemplatesAction,
+    },
+}
+
+/// `templates` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TemplatesAction {
+    /// List the built-in templates.
+    List,
+    /// Print one built-in template's TOML.
+    Show {
+        /// ca, intermediate, server, client or peer.
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
 }
 
 /// Subject fields other than the common name (certstrap's names and short flags).
@@ -184,6 +205,9 @@ pub struct InitArgs {
     /// Leave pathLenConstraint out (the default; kept for certstrap scripts).
     #[arg(long = "exclude-path-length")]
     pub exclude_path_length: bool,
+    /// A certificate template (TOML) to use instead of the built-in profile; see `certforge templates show`.
+    #[arg(long = "template", value_name = "FILE")]
+    pub template: Option<PathBuf>,
 }
 
 /// `request-cert` arguments.
@@ -213,6 +237,9 @@ pub struct RequestCertArgs {
     /// Write the CSR to PATH instead of the depot (never overwriting).
     #[arg(long = "csr", value_name = "PATH")]
     pub csr: Option<PathBuf>,
+    /// A certificate template (TOML) to use instead of the built-in profile; see `certforge templates show`.
+    #[arg(long = "template", value_name = "FILE")]
+    pub template: Option<PathBuf>,
     /// Also print the CSR to stdout.
     #[arg(long = "stdout")]
     pub stdout: bool,
@@ -242,6 +269,9 @@ pub struct SignArgs {
     /// Add the codeSigning extended key usage (certstrap's --codesigning).
     #[arg(long = "codesigning", conflicts_with = "intermediate")]
     pub codesigning: bool,
+    /// A certificate template (TOML) to use instead of --profile / --intermediate; see `certforge templates show`.
+    #[arg(long = "template", value_name = "FILE", conflicts_with_all = ["profile", "intermediate", "codesigning"])]
+    pub template: Option<PathBuf>,
     #[command(flatten)]
     pub pass: PassArgs,
     #[command(flatten)]

@@ -128,6 +128,49 @@ pub fn print_stdout(text: &str) -> Result<()> {
     }
 }
 
+/// Reads a `--template` file and checks it is of one of the `allowed` kinds
+/// for the command `cmd`.
+pub fn load_template(
+    path: Option<&Path>,
+    allowed: &[crate::pki::template::TemplateKind],
+    cmd: &str,
+) -> Result<Option<crate::pki::template::Template>> {
+    let Some(path) = path else { return Ok(None) };
+    let bytes = depot::read_file(path)?;
+    let text =
+        std::str::from_utf8(&bytes).map_err(|_| usage(format!("--template {}: not UTF-8 text", path.display())))?;
+    let t =
+        crate::pki::template::Template::parse(text, &path.display().to_string()).map_err(|e| usage(e.to_string()))?;
+    if !allowed.contains(&t.kind) {
+        return Err(usage(format!(
+            "--template {}: `{cmd}` cannot use a template of kind {:?}; it takes {allowed:?}",
+            path.display(),
+            t.kind
+        )));
+    }
+    Ok(Some(t))
+}
+
+impl crate::cli::SubjectArgs {
+    /// Fills the fields the command line left out from a template's defaults.
+    pub fn with_defaults(&self, d: &crate::pki::template::SubjectDefaults) -> crate::cli::SubjectArgs {
+        crate::cli::SubjectArgs {
+            organization: self.organization.clone().or_else(|| d.organization.clone()),
+            organizational_unit: self.organizational_unit.clone().or_else(|| d.organizational_unit.clone()),
+            country: self.country.clone().or_else(|| d.country.clone()),
+            province: self.province.clone().or_else(|| d.province.clone()),
+            locality: self.locality.clone().or_else(|| d.locality.clone()),
+        }
+    }
+}
+
+impl crate::cli::KeyArgs {
+    /// True when no key flag was given, so a template's key type applies.
+    pub fn unset(&self) -> bool {
+        self.key_type.is_none() && self.curve.is_none() && self.key_bits.is_none() && self.existing_key.is_none()
+    }
+}
+
 /// Prints a warning on stderr.
 pub fn warn(msg: &str) {
     eprintln!("warning: {msg}");

@@ -3,7 +3,7 @@
 use anyhow::Result;
 use time::OffsetDateTime;
 
-use super::common::usage;
+use super::common::{load_template, usage, KeyChoice};
 use super::report;
 use crate::cli::InitArgs;
 use crate::depot::{self, Depot, Write1, KEY_MODE, PUBLIC_MODE};
@@ -13,6 +13,7 @@ use crate::pki::issue::{self, CertSpec};
 use crate::pki::names::EntryName;
 use crate::pki::profile::Kind;
 use crate::pki::san::check_dns_name;
+use crate::pki::template::TemplateKind;
 use crate::pki::to_pem;
 use crate::pki::validity::Expiry;
 
@@ -22,12 +23,18 @@ const CA_DEFAULT: Expiry = Expiry { months: 120, seconds: 0 };
 /// Runs `init`.
 pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
     let name = EntryName::new(&args.common_name).map_err(|e| usage(format!("--common-name: {e}")))?;
-    let subject = args.subject.dn(Some(args.common_name.clone()))?;
+    let template = load_template(args.template.as_deref(), &[TemplateKind::Ca], "init")?;
+    let subject_args =
+        template.as_ref().map_or_else(|| args.subject.clone(), |t| args.subject.with_defaults(&t.subject));
+    let subject = subject_args.dn(Some(args.common_name.clone()))?;
     for d in &args.permit_domain {
         check_dns_name(d.trim_start_matches('.')).map_err(|why| usage(format!("--permit-domain {d:?}: {why}")))?;
     }
     let request = args.validity.request().map_err(|e| usage(e.to_string()))?;
-    let key_choice = args.key.choice(4096)?;
+    let key_choice = match template.as_ref().and_then(|t| t.key_type) {
+        Some(spec) if args.key.unset() => KeyChoice::Generate(spec),
+        _ => args.key.choice(4096)?,
+    };
 
     // Refuse before the (possibly slow) key generation.
     let _lock = depot.lock()?;
@@ -46,9 +53,28 @@ pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
     let passphrase = args.pass.for_new_key(&key_file)?;
     let key = key_choice.obtain(&args.pass)?;
     let now = OffsetDateTime::now_utc();
-    let validity = request.resolve(now, CA_DEFAULT).map_err(|e| usage(e.to_string()))?;
-    let kind_path_len = if args.exclude_path_length { None } else { args.path_length };
-    let kind = Kind::Root { path_len: kind_path_len, permit_domains: args.permit_domain.clone() };
+    let default = template.as_ref().and_then(|t| t.validity).unwrap_or(CA_DEFAULT);
+    let validity = request.resolve(now, default).map_err(|e| usage(e.to_string()))?;
+    let kind = match template {
+        // The command line's --path-length and --permit-domain override the template's.
+        Some(mut t) => {
+            if args.exclude_path_length {
+                t.path_len = None;
+            } else if args.path_length.is_some() {
+                t.path_len = args.path_length;
+            }
+            if !args.permit_domain.is_empty() {
+                t.permit_domains = args.permit_domain.clone();
+            }
+            Kind::Custom { template: Box::new(t), root: true }
+        }
+        None => Kind::Root {
+            path_len: if args.exclude_path_length { None } else { args.path_length },
+            permit_domains: args.permit_domain.clone(),
+        },
+    };
+    let kind_path_len = kind.template().path_len;
+    let permit = kind.template().permit_domains;
     let cert_spec = CertSpec { subject, subject_raw: None, key_id: None, sans: Vec::new(), kind, validity };
     let cert_der = issue::self_signed(&cert_spec, &key)?;
 
@@ -79,8 +105,8 @@ pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
     if let Some(n) = kind_path_len {
         details.push(format!("pathLen: {n} (at most {n} intermediate CA(s) below it)"));
     }
-    if !args.permit_domain.is_empty() {
-        details.push(format!("name constraints: only {} and subdomains", args.permit_domain.join(", ")));
+    if !permit.is_empty() {
+        details.push(format!("name constraints: only {} and subdomains", permit.join(", ")));
     }
     report::print(&report::Made {
         what: format!("CA {:?}", args.common_name),

@@ -16,6 +16,7 @@ pub mod report;
 pub mod request_cert;
 pub mod revoke;
 pub mod sign;
+pub mod templates;
 pub mod verify;
 
 use anyhow::Result;
@@ -38,5 +39,6 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::List(a) => list::run(&depot, a),
         Command::Renew(a) => renew::run(&depot, a),
         Command::Export(a) => export::run(&depot, a),
+        Command::Templates { action } => templates::run(action),
     }
 }

@@ -3,7 +3,7 @@
 use anyhow::Result;
 use time::OffsetDateTime;
 
-use super::common::{print_stdout, usage, warn};
+use super::common::{load_template, print_stdout, usage, warn, KeyChoice};
 use super::init::shell_word;
 use super::report;
 use crate::cli::RequestCertArgs;
@@ -11,6 +11,7 @@ use crate::depot::{self, Depot, Write1, KEY_MODE, PUBLIC_MODE};
 use crate::pki::csr::{make_csr, parse_csr};
 use crate::pki::names::EntryName;
 use crate::pki::san::San;
+use crate::pki::template::TemplateKind;
 use crate::pki::to_pem;
 
 /// Runs `request-cert`.
@@ -38,8 +39,18 @@ pub fn run(depot: &Depot, args: &RequestCertArgs) -> Result<()> {
         .clone()
         .or_else(|| args.domain.first().or(args.ip.first()).filter(|d| d.chars().count() <= 64).cloned());
     let cn_text = subject_text(common_name.as_deref());
-    let subject = args.subject.dn(common_name)?;
-    let key_choice = args.key.choice(2048)?;
+    let template = load_template(
+        args.template.as_deref(),
+        &[TemplateKind::Ca, TemplateKind::Intermediate, TemplateKind::Leaf],
+        "request-cert",
+    )?;
+    let subject_args =
+        template.as_ref().map_or_else(|| args.subject.clone(), |t| args.subject.with_defaults(&t.subject));
+    let subject = subject_args.dn(common_name)?;
+    let key_choice = match template.as_ref().and_then(|t| t.key_type) {
+        Some(spec) if args.key.unset() => KeyChoice::Generate(spec),
+        _ => args.key.choice(2048)?,
+    };
 
     let _lock = depot.lock()?;
     let key_path = depot.path(&name, "key");

@@ -3,7 +3,7 @@
 use anyhow::{bail, Result};
 use time::OffsetDateTime;
 
-use super::common::{note, print_stdout, read_key, usage, warn};
+use super::common::{load_template, note, print_stdout, read_key, usage, warn};
 use super::init::shell_word;
 use super::report;
 use super::request_cert::list;
@@ -14,6 +14,7 @@ use crate::pki::csr::parse_csr;
 use crate::pki::issue::{self, CertSpec};
 use crate::pki::names::EntryName;
 use crate::pki::profile::{Kind, LeafProfile};
+use crate::pki::template::TemplateKind;
 use crate::pki::validity::{fmt_time, Expiry};
 use crate::pki::{from_pem_or_der, to_pem};
 
@@ -78,12 +79,29 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
     let ca = load_ca(depot, &args.ca, &args.pass)?;
 
     let now = OffsetDateTime::now_utc();
-    let kind = if args.intermediate {
-        Kind::Intermediate { path_len: intermediate_path_len(&ca, args)? }
-    } else {
-        Kind::Leaf { profile: args.profile.unwrap_or(LeafProfile::Peer), code_signing: args.codesigning }
+    let template = load_template(args.template.as_deref(), &[TemplateKind::Intermediate, TemplateKind::Leaf], "sign")?;
+    let kind = match template {
+        Some(mut t) => {
+            if t.kind == TemplateKind::Intermediate {
+                let asked = if args.exclude_path_length { None } else { args.path_length.or(t.path_len) };
+                t.path_len = intermediate_path_len(&ca, asked)?;
+            }
+            Kind::Custom { template: Box::new(t), root: false }
+        }
+        None if args.intermediate => Kind::Intermediate {
+            path_len: intermediate_path_len(&ca, if args.exclude_path_length { None } else { args.path_length })?,
+        },
+        None => Kind::Leaf { profile: args.profile.unwrap_or(LeafProfile::Peer), code_signing: args.codesigning },
     };
-    let default = if args.intermediate { INTERMEDIATE_DEFAULT } else { LEAF_DEFAULT };
+    let default = match &kind {
+        Kind::Custom { template, .. } => template.validity.unwrap_or(if template.kind == TemplateKind::Leaf {
+            LEAF_DEFAULT
+        } else {
+            INTERMEDIATE_DEFAULT
+        }),
+        _ if args.intermediate => INTERMEDIATE_DEFAULT,
+        _ => LEAF_DEFAULT,
+    };
     let mut validity = request.resolve(now, default).map_err(|e| usage(e.to_string()))?;
     if ca.not_after <= now && request.not_after.is_none() {
         bail!(
@@ -155,6 +173,10 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
             path_len.map_or(String::new(), |n| format!(", pathLen {n}")),
             shell_word(name.as_str())
         ),
+        Kind::Custom { template, .. } => format!(
+            "from your template{}",
+            template.description.as_ref().map(|d| format!(" ({d})")).unwrap_or_default()
+        ),
         Kind::Root { .. } => unreachable!("sign never makes a root"),
     });
     details.push(format!("signed by: {:?}", ca.name));
@@ -189,8 +211,7 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
 /// The pathLen for a new intermediate. Under a CA with pathLen N the
 /// intermediate may have at most N-1 (RFC 5280 §4.2.1.9); N = 0 forbids
 /// intermediates entirely, which certstrap only discovered at verify time.
-fn intermediate_path_len(ca: &CaSigner, args: &SignArgs) -> Result<Option<u8>> {
-    let asked = if args.exclude_path_length { None } else { args.path_length };
+fn intermediate_path_len(ca: &CaSigner, asked: Option<u8>) -> Result<Option<u8>> {
     match ca.path_len {
         None => Ok(asked),
         Some(0) => bail!(

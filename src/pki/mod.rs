@@ -16,6 +16,7 @@ pub mod san;
 pub mod serial;
 pub mod signature;
 pub mod subject;
+pub mod template;
 pub mod validity;
 pub mod verify;
 

@@ -1,11 +1,10 @@
-//! Certificate profiles: which basicConstraints, key usages and extended key
-//! usages each kind of certificate carries. A CSR's own requests for these
-//! are never copied (PKI-NOTES §4 trap 4); the profile decides.
+//! Certificate kinds and profiles: which template a certificate is made
+//! from. A CSR's own requests for basicConstraints, key usages or EKUs are
+//! never copied (PKI-NOTES §4 trap 4); the template decides.
 
-use rcgen::{
-    BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose as Eku, GeneralSubtree, IsCa, KeyUsagePurpose as Ku,
-    NameConstraints,
-};
+use rcgen::CertificateParams;
+
+use super::template::{Template, TemplateKind};
 
 /// `sign --profile`: what a leaf certificate is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -19,7 +18,7 @@ pub enum LeafProfile {
 }
 
 impl LeafProfile {
-    /// The lowercase name used in messages.
+    /// The lowercase name, which is also its built-in template's name.
     pub fn name(self) -> &'static str {
         match self {
             LeafProfile::Server => "server",
@@ -40,12 +39,18 @@ pub enum Kind {
     Intermediate { path_len: Option<u8> },
     /// An end-entity certificate.
     Leaf { profile: LeafProfile, code_signing: bool },
+    /// Made from a user's `--template`; `root` when it signs itself.
+    Custom { template: Box<Template>, root: bool },
 }
 
 impl Kind {
     /// True for roots and intermediates.
     pub fn is_ca(&self) -> bool {
-        !matches!(self, Kind::Leaf { .. })
+        match self {
+            Kind::Leaf { .. } => false,
+            Kind::Custom { template, .. } => template.kind != TemplateKind::Leaf,
+            _ => true,
+        }
     }
 
     /// "CA", "intermediate CA", "server certificate" and so on, for messages.
@@ -54,60 +59,38 @@ impl Kind {
             Kind::Root { .. } => "CA".into(),
             Kind::Intermediate { .. } => "intermediate CA".into(),
             Kind::Leaf { profile, .. } => format!("{} certificate", profile.name()),
+            Kind::Custom { template, root } => match (template.kind, root) {
+                (TemplateKind::Leaf, _) => "certificate (from your template)".into(),
+                (_, true) => "CA (from your template)".into(),
+                _ => "intermediate CA (from your template)".into(),
+            },
+        }
+    }
+
+    /// The template this kind is made from: the built-in one for its
+    /// profile with the command line's overrides, or the user's own.
+    pub fn template(&self) -> Template {
+        let builtin = |n: &str| Template::builtin(n).expect("built-in template").clone();
+        match self {
+            Kind::Root { path_len, permit_domains } => {
+                Template { path_len: *path_len, permit_domains: permit_domains.clone(), ..builtin("ca") }
+            }
+            Kind::Intermediate { path_len } => Template { path_len: *path_len, ..builtin("intermediate") },
+            Kind::Leaf { profile, code_signing } => {
+                let mut t = builtin(profile.name());
+                if *code_signing {
+                    t.extended_key_usage.push(rcgen::ExtendedKeyUsagePurpose::CodeSigning);
+                }
+                t
+            }
+            Kind::Custom { template, .. } => (**template).clone(),
         }
     }
 
     /// Sets basicConstraints, keyUsage, extendedKeyUsage, name constraints
-    /// and the key identifiers on `params`.
+    /// and the key identifiers on `params`, from [`Kind::template`].
     pub fn apply(&self, params: &mut CertificateParams, rsa_key: bool) {
-        let path = |p: Option<u8>| p.map_or(BasicConstraints::Unconstrained, BasicConstraints::Constrained);
-        params.extended_key_usages.clear();
-        params.name_constraints = None;
-        match self {
-            Kind::Root { path_len, permit_domains } => {
-                params.is_ca = IsCa::Ca(path(*path_len));
-                params.key_usages = ca_key_usages();
-                if !permit_domains.is_empty() {
-                    params.name_constraints = Some(NameConstraints {
-                        permitted_subtrees: permit_domains.iter().map(|d| GeneralSubtree::DnsName(d.clone())).collect(),
-                        excluded_subtrees: Vec::new(),
-                    });
-                }
-                // A self-signed root needs no AKI (RFC 5280 §4.2.1.1).
-                params.use_authority_key_identifier_extension = false;
-            }
-            Kind::Intermediate { path_len } => {
-                params.is_ca = IsCa::Ca(path(*path_len));
-                params.key_usages = ca_key_usages();
-                params.use_authority_key_identifier_extension = true;
-            }
-            Kind::Leaf { profile, code_signing } => {
-                // ExplicitNoCa writes CA:FALSE and makes rcgen emit the SKI
-                // (PKI-NOTES §4 trap 3).
-                params.is_ca = IsCa::ExplicitNoCa;
-                params.key_usages = vec![Ku::DigitalSignature];
-                // keyEncipherment only means something for RSA key transport;
-                // on an EC key RFC 5280 §4.2.1.3 makes it an error (pkilint).
-                if rsa_key {
-                    params.key_usages.push(Ku::KeyEncipherment);
-                }
-                params.extended_key_usages = match profile {
-                    LeafProfile::Server => vec![Eku::ServerAuth],
-                    LeafProfile::Client => vec![Eku::ClientAuth],
-                    LeafProfile::Peer => vec![Eku::ServerAuth, Eku::ClientAuth],
-                };
-                if *code_signing {
-                    params.extended_key_usages.push(Eku::CodeSigning);
-                }
-                params.use_authority_key_identifier_extension = true;
-            }
-        }
+        let root = matches!(self, Kind::Root { .. } | Kind::Custom { root: true, .. });
+        self.template().apply(params, rsa_key, root);
     }
-}
-
-/// keyCertSign and cRLSign are what a CA needs (RFC 5280 §4.2.1.3);
-/// digitalSignature lets it sign OCSP responses and is what Python 3.13's
-/// VERIFY_X509_STRICT and openssl's defaults expect to see alongside.
-fn ca_key_usages() -> Vec<Ku> {
-    vec![Ku::DigitalSignature, Ku::KeyCertSign, Ku::CrlSign]
 }
