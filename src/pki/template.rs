@@ -125,7 +125,7 @@ impl Template {
             toml::from_str(text).map_err(|e| err(e.span().map_or(0, |s| s.start), e.message().to_string()))?;
         let kind = *raw.kind.get_ref();
         let pick = |v: &Spanned<String>, table: &[(&str, Ku)]| -> Result<Ku, TemplateError> {
-            table.iter().find(|(n, _)| *n == v.get_ref()).map(|(_, k)| k.clone()).ok_or_else(|| {
+            table.iter().find(|(n, _)| *n == v.get_ref()).map(|(_, k)| *k).ok_or_else(|| {
                 err(
                     v.span().start,
                     format!(
@@ -141,7 +141,7 @@ impl Template {
             .extended_key_usage
             .iter()
             .map(|v| {
-                EKUS.iter().find(|(n, _)| *n == v.get_ref()).map(|(_, k)| k.clone()).ok_or_else(|| {
+                EKUS.iter().find(|(n, _)| *n == v.get_ref()).map(|(_, k)| *k).ok_or_else(|| {
                     err(
                         v.span().start,
                         format!(
