@@ -141,7 +141,7 @@ impl Template {
             .extended_key_usage
             .iter()
             .map(|v| {
-                EKUS.iter().find(|(n, _)| *n == v.get_ref()).map(|(_, k)| *k).ok_or_else(|| {
+                EKUS.iter().find(|(n, _)| *n == v.get_ref()).map(|(_, k)| k.clone()).ok_or_else(|| {
                     err(
                         v.span().start,
                         format!(
