@@ -91,6 +91,16 @@ pub enum Command {
         after_help = "Examples:\n  certforge --depot-path certs export localhost --format pkcs12 --password-file pw.txt --out localhost.p12\n  certforge --depot-path certs export \"gRPC Root CA\" --format truststore --password changeit --out truststore.p12\n  certforge --depot-path certs export localhost --format k8s --name grpc-server --namespace prod --force > secret.yaml\n  eval \"$(certforge --depot-path certs export localhost --format env --prefix TLS_SERVER --force)\""
     )]
     Export(ExportArgs),
+    /// Make or update a whole PKI from one plan file, idempotently.
+    #[command(
+        after_help = "Example plan (plan.toml):\n  [[ca]]\n  name = \"Test Root\"\n\n  [[leaf]]\n  name = \"svc-{n}\"\n  count = 100\n  issuer = \"Test Root\"\n  profile = \"server\"\n  domains = [\"svc-{n}.test\"]\n\nExamples:\n  certforge --depot-path fixtures apply plan.toml\n  certforge --depot-path fixtures apply plan.toml --dry-run\n  certforge --depot-path fixtures apply plan.toml --deterministic-seed ci --not-before 2025-01-01T00:00:00Z\n\nWhat exists and matches the plan is kept; what is missing is made; what differs (or expires\nwithin --renew-within) is re-issued, the old one kept in archive/. An unchanged plan writes nothing.\n\n--deterministic-seed: byte-identical output for the same plan, seed and --not-before. Anyone with\nthe seed has the private keys: for test fixtures only."
+    )]
+    Apply(ApplyArgs),
+    /// The seed 001 set in one command: ca, server and client certificates for gRPC mutual TLS.
+    #[command(
+        after_help = "Examples:\n  certforge --depot-path certs quickstart\n  certforge --depot-path certs quickstart --host grpc.internal --ip 10.0.0.5\n  eval \"$(certforge --depot-path certs quickstart --print-env)\""
+    )]
+    Quickstart(QuickstartArgs),
     /// Show the built-in certificate templates, to start your own from a copy.
     #[command(
         after_help = "Examples:\n  certforge templates list\n  certforge templates show server > my-server.toml   # edit, then: sign --template my-server.toml"
@@ -530,4 +540,55 @@ pub struct ExportArgs {
     /// Passphrase of an encrypted private key in the depot.
     #[command(flatten)]
     pub pass: PassArgs,
+}
+
+/// Options shared by `apply` and `quickstart`.
+#[derive(Debug, Args, Clone)]
+pub struct PlanRunArgs {
+    /// Show what would be made, kept or re-issued, and write nothing.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+    /// Also re-issue what expires within this span, e.g. 30d.
+    #[arg(long = "renew-within", value_name = "SPAN")]
+    pub renew_within: Option<String>,
+    /// Derive keys and serials from SEED: byte-identical output. TEST FIXTURES ONLY: anyone with the seed has the keys.
+    #[arg(long = "deterministic-seed", value_name = "SEED", requires = "not_before")]
+    pub deterministic_seed: Option<String>,
+    /// Anchor every certificate's validity here (RFC 3339); required with --deterministic-seed.
+    #[arg(long = "not-before", value_name = "TIME")]
+    pub not_before: Option<String>,
+    /// Print the summary as JSON on stdout.
+    #[arg(long = "json")]
+    pub json: bool,
+    /// No progress bar and no per-certificate lines.
+    #[arg(long = "quiet", short = 'q')]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub pass: PassArgs,
+}
+
+/// `apply` arguments.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The plan file (TOML).
+    #[arg(value_name = "PLAN")]
+    pub plan: PathBuf,
+    #[command(flatten)]
+    pub run: PlanRunArgs,
+}
+
+/// `quickstart` arguments.
+#[derive(Debug, Args)]
+pub struct QuickstartArgs {
+    /// Another DNS name for the server certificate (it always has localhost). Repeatable.
+    #[arg(long = "host", value_name = "NAME")]
+    pub host: Vec<String>,
+    /// Another IP address for the server certificate (it always has 127.0.0.1 and ::1). Repeatable.
+    #[arg(long = "ip", value_name = "IP")]
+    pub ip: Vec<String>,
+    /// Print shell `export` lines (TLS_SERVER_CERT, TLS_SERVER_KEY, TLS_CLIENT_CERT, TLS_CLIENT_KEY, TLS_ROOT_CA).
+    #[arg(long = "print-env")]
+    pub print_env: bool,
+    #[command(flatten)]
+    pub run: PlanRunArgs,
 }

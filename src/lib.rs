@@ -2,8 +2,8 @@
 //! staging. The pure certificate logic lives in [`pki`]; [`depot`] is the
 //! only module that touches the disk; [`commands`] wires them to the CLI.
 //!
-//! The core needs no files, so a Rust test suite can make a CA and a server
-//! certificate in memory:
+//! A Rust test suite makes its fixtures in memory with [`Ca`] and [`Leaf`]
+//! (see [`api`]). Below them, the core needs no files either:
 //!
 //! ```
 //! use certforge::pki::ca::CaSigner;
@@ -22,7 +22,7 @@
 //! // A root CA.
 //! let ca_key = PrivateKey::generate(KeySpec::EcdsaP256)?;
 //! let root = Kind::Root { path_len: None, permit_domains: vec![] };
-//! let ca_spec = CertSpec { subject: dn("Test CA")?, subject_raw: None, key_id: None, sans: vec![], kind: root, validity };
+//! let ca_spec = CertSpec { subject: dn("Test CA")?, subject_raw: None, key_id: None, serial: None, sans: vec![], kind: root, validity };
 //! let ca_der = issue::self_signed(&ca_spec, &ca_key)?;
 //! let ca = CaSigner::new(ca_der, ca_key, "Test CA", "Test CA key")?;
 //!
@@ -31,7 +31,7 @@
 //! let sans = vec![San::domain("localhost")?, San::ip("127.0.0.1")?];
 //! let csr = parse_csr(&make_csr(&dn("localhost")?, &sans, &key)?, "in memory")?;
 //! let server = Kind::Leaf { profile: LeafProfile::Server, code_signing: false };
-//! let spec = CertSpec { subject: csr.subject, subject_raw: Some(csr.subject_raw), key_id: None, sans: csr.sans, kind: server, validity };
+//! let spec = CertSpec { subject: csr.subject, subject_raw: Some(csr.subject_raw), key_id: None, serial: None, sans: csr.sans, kind: server, validity };
 //! let cert_der = issue::signed_by(&spec, &csr.spki_der, &ca)?;
 //!
 //! let pem = certforge::pki::to_pem("CERTIFICATE", &cert_der);
@@ -39,7 +39,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod api;
 pub mod cli;
 pub mod commands;
 pub mod depot;
 pub mod pki;
+
+pub use api::{Ca, Issued, Leaf};
+pub use pki::keys::KeySpec;
+pub use pki::validity::Expiry;

@@ -1,6 +1,7 @@
 //! One module per subcommand: each reads its arguments, calls the pure core
 //! and the depot, and reports.
 
+pub mod apply;
 pub mod chainfiles;
 pub mod common;
 pub mod entries;
@@ -11,6 +12,7 @@ pub mod inspect;
 pub mod lint;
 pub mod list;
 pub mod probe;
+pub mod quickstart;
 pub mod renew;
 pub mod report;
 pub mod request_cert;
@@ -40,5 +42,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Renew(a) => renew::run(&depot, a),
         Command::Export(a) => export::run(&depot, a),
         Command::Templates { action } => templates::run(action),
+        Command::Apply(a) => apply::run(&depot, a),
+        Command::Quickstart(a) => quickstart::run(&depot, a),
     }
 }

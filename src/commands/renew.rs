@@ -191,6 +191,7 @@ fn renew(depot: &Depot, e: &Entry, args: &RenewArgs, now: OffsetDateTime) -> Res
         subject,
         subject_raw: Some(cert.subject().as_raw().to_vec()),
         key_id: if kind.is_ca() { ski } else { None },
+        serial: None,
         sans: sans.clone(),
         kind: kind.clone(),
         validity,

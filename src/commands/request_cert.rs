@@ -116,12 +116,9 @@ pub fn run(depot: &Depot, args: &RequestCertArgs) -> Result<()> {
     Ok(())
 }
 
-/// Parses one SAN flag's value.
-type SanParser = fn(&str) -> Result<San, crate::pki::san::SanError>;
-
 fn parse_sans(args: &RequestCertArgs) -> Result<Vec<San>> {
     let mut sans: Vec<San> = Vec::new();
-    let groups: [(&Vec<String>, SanParser); 4] =
+    let groups: [(&Vec<String>, crate::pki::san::SanParser); 4] =
         [(&args.domain, San::domain), (&args.ip, San::ip), (&args.uri, San::uri), (&args.email, San::email)];
     for (values, parse) in groups {
         for v in values {

@@ -141,6 +141,7 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
         subject: csr.subject.clone(),
         subject_raw: Some(csr.subject_raw.clone()),
         key_id: None,
+        serial: None,
         sans: csr.sans.clone(),
         kind: kind.clone(),
         validity,

@@ -23,6 +23,8 @@ pub struct CertSpec {
     /// renewed CA keeps its SKI so the AKI of what it signed still points at
     /// it); otherwise derived from the key.
     pub key_id: Option<Vec<u8>>,
+    /// The serial to use instead of a random one (deterministic fixtures).
+    pub serial: Option<Vec<u8>>,
     pub sans: Vec<San>,
     pub kind: Kind,
     pub validity: Validity,
@@ -44,7 +46,7 @@ fn params_for(spec: &CertSpec, rsa_key: bool) -> Result<CertificateParams, Issue
         spec.sans.iter().map(San::to_rcgen).collect::<Result<_, _>>().map_err(|e| IssueError::Build(e.to_string()))?;
     params.not_before = spec.validity.not_before;
     params.not_after = spec.validity.not_after;
-    params.serial_number = Some(random_serial());
+    params.serial_number = Some(spec.serial.as_deref().map_or_else(random_serial, rcgen::SerialNumber::from_slice));
     if let Some(id) = &spec.key_id {
         params.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(id.clone());
     }
@@ -148,6 +150,7 @@ mod tests {
                 subject: subject("Unit CA"),
                 subject_raw: None,
                 key_id: None,
+                serial: None,
                 sans: vec![],
                 kind,
                 validity: validity(),
@@ -172,6 +175,7 @@ mod tests {
                     subject: csr.subject.clone(),
                     subject_raw: Some(csr.subject_raw.clone()),
                     key_id: None,
+                    serial: None,
                     sans: csr.sans.clone(),
                     kind,
                     validity: validity(),
@@ -198,6 +202,7 @@ mod tests {
                 subject: subject("leaf"),
                 subject_raw: None,
                 key_id: None,
+                serial: None,
                 sans: vec![],
                 kind,
                 validity: validity(),

@@ -178,6 +178,17 @@ impl PrivateKey {
         Ok(PrivateKey { pair, pkcs8 })
     }
 
+    /// An Ed25519 key from a 32-byte seed: the same seed gives the same key,
+    /// for deterministic test fixtures only.
+    pub fn ed25519_from_seed(seed: &[u8; 32]) -> Result<PrivateKey, KeyError> {
+        let fail = |detail: String| KeyError::Generate { spec: KeySpec::Ed25519, detail };
+        let pair = aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(seed).map_err(|e| fail(e.to_string()))?;
+        let doc = pair.to_pkcs8v1().map_err(|e| fail(e.to_string()))?;
+        let pkcs8 = Zeroizing::new(doc.as_ref().to_vec());
+        let pair = KeyPair::try_from(pkcs8.as_slice()).map_err(|e| fail(e.to_string()))?;
+        Ok(PrivateKey { pair, pkcs8 })
+    }
+
     /// Reads a key from PEM or DER: PKCS#8 (plain or PBES2-encrypted),
     /// PKCS#1 RSA or SEC1 EC. `what` names the file in errors.
     pub fn from_bytes(bytes: &[u8], what: &str, pass: &mut dyn PassphraseSource) -> Result<PrivateKey, KeyError> {

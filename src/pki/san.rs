@@ -16,6 +16,9 @@ pub enum San {
     Email(String),
 }
 
+/// A parser for one kind of SAN flag or plan field.
+pub type SanParser = fn(&str) -> Result<San, SanError>;
+
 /// Why a SAN value was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{flag} {value:?}: {why}")]

@@ -12,7 +12,7 @@ use rcgen::{
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::keys::{KeySpec, KeyType};
+use super::keys::KeySpec;
 use super::validity::Expiry;
 
 /// The built-in templates: name and TOML text.
@@ -24,6 +24,30 @@ pub const BUILTINS: [(&str, &str); 5] = [
     ("peer", include_str!("../../templates/profiles/peer.toml")),
 ];
 
+/// A `key_type` value of a template or plan.
+pub fn parse_key_type(s: &str) -> Result<KeySpec, String> {
+    Ok(match s {
+        "ecdsa-p256" => KeySpec::EcdsaP256,
+        "ecdsa-p384" => KeySpec::EcdsaP384,
+        "ed25519" => KeySpec::Ed25519,
+        "rsa" | "rsa-2048" => KeySpec::Rsa(2048),
+        "rsa-3072" => KeySpec::Rsa(3072),
+        "rsa-4096" => KeySpec::Rsa(4096),
+        other => {
+            return Err(format!(
+                "unknown key_type {other:?}; use ecdsa-p256, ecdsa-p384, ed25519, rsa-2048, rsa-3072 or rsa-4096"
+            ))
+        }
+    })
+}
+
+/// Line and column (1-based) of a byte offset in `text`.
+pub fn position(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, column)
+}
 /// What a template makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -84,13 +108,6 @@ pub struct TemplateError {
     pub line: usize,
     pub column: usize,
     pub message: String,
-}
-
-fn position(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-    (line, column)
 }
 
 const KEY_USAGES: [(&str, Ku); 9] = [
@@ -164,18 +181,7 @@ impl Template {
         let key_type = raw
             .key_type
             .as_ref()
-            .map(|v| {
-                let t = match v.get_ref().as_str() {
-                    "ecdsa-p256" => KeySpec::from_flags(Some(KeyType::EcdsaP256), None, None, 2048),
-                    "ecdsa-p384" => KeySpec::from_flags(Some(KeyType::EcdsaP384), None, None, 2048),
-                    "ed25519" => KeySpec::from_flags(Some(KeyType::Ed25519), None, None, 2048),
-                    "rsa" | "rsa-2048" => Ok(KeySpec::Rsa(2048)),
-                    "rsa-3072" => Ok(KeySpec::Rsa(3072)),
-                    "rsa-4096" => Ok(KeySpec::Rsa(4096)),
-                    other => return Err(err(v.span().start, format!("unknown key_type {other:?}; use ecdsa-p256, ecdsa-p384, ed25519, rsa-2048, rsa-3072 or rsa-4096"))),
-                };
-                t.map_err(|e| err(v.span().start, e.to_string()))
-            })
+            .map(|v| parse_key_type(v.get_ref()).map_err(|m| err(v.span().start, m)))
             .transpose()?;
         let ca_only =
             |what: &str, span: usize| err(span, format!("{what} only applies to kind = \"ca\" or \"intermediate\""));

@@ -1,0 +1,495 @@
+//! `certforge apply PLAN`: make or update a whole PKI from one file. What
+//! exists and matches is kept, what is missing is made, what differs is
+//! re-issued with the old one archived. Keys and signatures are made in
+//! parallel, and everything is written in one atomic set at the end.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use anyhow::{anyhow, Result};
+use rayon::prelude::*;
+use serde::Serialize;
+use time::OffsetDateTime;
+use x509_parser::prelude::{FromDer, X509Certificate};
+use zeroize::Zeroizing;
+
+use super::common::{print_stdout, usage, warn};
+use crate::cli::{ApplyArgs, PlanRunArgs};
+use crate::depot::{self, read_file, Depot, Write1, KEY_MODE, PUBLIC_MODE};
+use crate::pki::ca::CaSigner;
+use crate::pki::crl::CrlState;
+use crate::pki::issue::{self, CertSpec};
+use crate::pki::keys::PrivateKey;
+use crate::pki::names::EntryName;
+use crate::pki::plan::{Options, Plan, PlanEntry, Role};
+use crate::pki::san::{self, San};
+use crate::pki::subject::Subject;
+use crate::pki::validity::{fmt_time, parse_rfc3339, Expiry, Validity, BACKDATE};
+use crate::pki::{deterministic, to_pem};
+
+/// What happened to one entry.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Change {
+    pub name: String,
+    /// Why it was re-issued; absent for made and kept entries.
+    pub reason: Option<String>,
+}
+
+/// The summary of a run.
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    pub dry_run: bool,
+    pub made: Vec<Change>,
+    pub kept: Vec<Change>,
+    pub reissued: Vec<Change>,
+}
+
+/// The resolved run options.
+pub struct Run {
+    pub dry_run: bool,
+    pub renew_within: Option<Expiry>,
+    pub seed: Option<String>,
+    /// Every certificate's notBefore, when anchored.
+    pub anchor: Option<OffsetDateTime>,
+    pub passphrase: Option<Zeroizing<String>>,
+    pub quiet: bool,
+    pub json: bool,
+}
+
+impl Run {
+    /// Checks the shared plan flags.
+    pub fn from_args(a: &PlanRunArgs) -> Result<Run> {
+        let passphrase = a.pass.given()?.filter(|p| !p.is_empty());
+        if a.deterministic_seed.is_some() && passphrase.is_some() {
+            return Err(usage("--deterministic-seed makes keys anyone with the seed can rebuild, so encrypting them protects nothing; drop --passphrase (or CERTFORGE_PASSPHRASE)"));
+        }
+        if a.deterministic_seed.as_deref() == Some("") {
+            return Err(usage("--deterministic-seed is empty; give a seed string"));
+        }
+        Ok(Run {
+            dry_run: a.dry_run,
+            renew_within: a
+                .renew_within
+                .as_deref()
+                .map(Expiry::parse)
+                .transpose()
+                .map_err(|e| usage(e.to_string().replace("--expires", "--renew-within")))?,
+            seed: a.deterministic_seed.clone(),
+            anchor: a
+                .not_before
+                .as_deref()
+                .map(|t| parse_rfc3339("--not-before", t))
+                .transpose()
+                .map_err(|e| usage(e.to_string()))?,
+            passphrase,
+            quiet: a.quiet,
+            json: a.json,
+        })
+    }
+}
+
+/// Runs `apply`.
+pub fn run(depot: &Depot, args: &ApplyArgs) -> Result<()> {
+    let opts = Run::from_args(&args.run)?;
+    let text = String::from_utf8(read_file(&args.plan)?)
+        .map_err(|_| usage(format!("{}: the plan is not UTF-8 text", args.plan.display())))?;
+    let dir = args.plan.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+    let load = |p: &str| -> Result<crate::pki::template::Template, String> {
+        let path = dir.join(p);
+        let bytes = read_file(&path).map_err(|e| format!("template {p:?}: {e:#}"))?;
+        let t = String::from_utf8(bytes).map_err(|_| format!("template {p:?} is not UTF-8"))?;
+        crate::pki::template::Template::parse(&t, &path.display().to_string()).map_err(|e| e.to_string())
+    };
+    let plan = Plan::parse(
+        &text,
+        &args.plan.display().to_string(),
+        &Options { deterministic: opts.seed.is_some(), load_template: &load },
+    )
+    .map_err(|e| usage(e.to_string()))?;
+    let summary = execute(depot, &plan, &opts)?;
+    report(&summary, &opts)
+}
+
+/// Prints the summary.
+pub fn report(s: &Summary, opts: &Run) -> Result<()> {
+    if opts.json {
+        return print_stdout(&(serde_json::to_string_pretty(s)? + "\n"));
+    }
+    let verb = |done: &str, would: &str| if s.dry_run { would.to_string() } else { done.to_string() };
+    if !opts.quiet {
+        let show = |list: &[Change], what: &str| {
+            if list.len() > 20 {
+                eprintln!("{what} {} certificates ({} ... {})", list.len(), list[0].name, list[list.len() - 1].name);
+            } else {
+                for c in list {
+                    eprintln!("{what} {}{}", c.name, c.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default());
+                }
+            }
+        };
+        show(&s.made, &verb("made", "would make"));
+        show(&s.reissued, &verb("re-issued", "would re-issue"));
+    }
+    if s.made.is_empty() && s.reissued.is_empty() {
+        eprintln!("nothing to do: all {} certificate(s) match the plan; nothing was written", s.kept.len());
+    } else {
+        eprintln!(
+            "{}: made {}, kept {}, re-issued {}",
+            if s.dry_run { "dry run, nothing written" } else { "done" },
+            s.made.len(),
+            s.kept.len(),
+            s.reissued.len()
+        );
+    }
+    if opts.seed.is_some() {
+        warn("deterministic mode: anyone with the seed can rebuild these private keys. Use them as test fixtures only");
+    }
+    Ok(())
+}
+
+enum Action {
+    Make,
+    Reissue(String),
+}
+
+struct Done {
+    change: Change,
+    action: &'static str,
+    writes: Vec<Write1>,
+    signer: Option<Arc<CaSigner>>,
+}
+
+/// Applies `plan` to the depot.
+pub fn execute(depot: &Depot, plan: &Plan, opts: &Run) -> Result<Summary> {
+    let _lock = depot.lock()?;
+    let now = OffsetDateTime::now_utc();
+    let mut signers: HashMap<EntryName, Arc<CaSigner>> = HashMap::new();
+    let mut summary = Summary { dry_run: opts.dry_run, ..Summary::default() };
+    let mut writes: Vec<Write1> = Vec::new();
+    let (cas, leaves): (Vec<&PlanEntry>, Vec<&PlanEntry>) = plan.entries.iter().partition(|e| e.role != Role::Leaf);
+    for e in cas {
+        let done = process(depot, e, &signers, opts, now)?;
+        if let Some(s) = &done.signer {
+            signers.insert(e.name.clone(), s.clone());
+        }
+        record(&mut summary, &mut writes, done);
+    }
+    let bar = progress(leaves.len(), opts);
+    let results: Vec<Result<Done>> = leaves
+        .par_iter()
+        .map(|e| {
+            let r = process(depot, e, &signers, opts, now);
+            if let Some(b) = &bar {
+                b.inc(1);
+            }
+            r
+        })
+        .collect();
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    for r in results {
+        record(&mut summary, &mut writes, r?);
+    }
+    if !opts.dry_run && !writes.is_empty() {
+        depot.ensure_dir()?;
+        depot::write_all(&writes)?;
+    }
+    Ok(summary)
+}
+
+fn record(summary: &mut Summary, writes: &mut Vec<Write1>, done: Done) {
+    writes.extend(done.writes);
+    match done.action {
+        "made" => summary.made.push(done.change),
+        "kept" => summary.kept.push(done.change),
+        _ => summary.reissued.push(done.change),
+    }
+}
+
+/// A progress bar on a terminal when there is real work, never in CI or
+/// with --quiet.
+fn progress(n: usize, opts: &Run) -> Option<indicatif::ProgressBar> {
+    if opts.quiet || opts.json || n < 50 || !std::io::stderr().is_terminal() || std::env::var_os("CI").is_some() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(n as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} certificates {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Some(bar)
+}
+
+fn validity_of(e: &PlanEntry, opts: &Run, now: OffsetDateTime) -> Result<Validity> {
+    let start = opts.anchor.unwrap_or(now - BACKDATE);
+    // The span counts from the anchor, or from now as `sign` counts.
+    let from = opts.anchor.unwrap_or(now);
+    let not_after =
+        e.validity.after(from).ok_or_else(|| anyhow!("{}: the validity runs past the year 9999", e.name))?;
+    Ok(Validity { not_before: start, not_after })
+}
+
+fn process(
+    depot: &Depot,
+    e: &PlanEntry,
+    signers: &HashMap<EntryName, Arc<CaSigner>>,
+    opts: &Run,
+    now: OffsetDateTime,
+) -> Result<Done> {
+    let issuer = match &e.issuer {
+        Some(i) => Some(signers.get(i).cloned().ok_or_else(|| anyhow!("{}: its issuer {} was not made", e.name, i))?),
+        None => None,
+    };
+    let crt_path = depot.path(&e.name, "crt");
+    let key_path = depot.path(&e.name, "key");
+    let existing = crt_path.is_file() && key_path.is_file();
+    let mut old_key: Option<PrivateKey> = None;
+    let action = if !existing {
+        if crt_path.exists() || key_path.exists() {
+            Action::Reissue("only one of its .crt and .key exists".into())
+        } else {
+            Action::Make
+        }
+    } else {
+        let cert_der = crate::pki::from_pem_or_der(&read_file(&crt_path)?, "CERTIFICATE")
+            .map_err(|m| anyhow!("{}: {m}", crt_path.display()))?;
+        let key = PrivateKey::from_bytes(
+            &Zeroizing::new(read_file(&key_path)?),
+            &key_path.display().to_string(),
+            &mut opts.passphrase.clone(),
+        )?;
+        let verdict = compare(e, &cert_der, &key, issuer.as_deref(), opts, now)?;
+        match verdict {
+            None => {
+                let signer = if e.role == Role::Leaf {
+                    None
+                } else {
+                    Some(Arc::new(CaSigner::new(
+                        cert_der,
+                        key,
+                        &crt_path.display().to_string(),
+                        &key_path.display().to_string(),
+                    )?))
+                };
+                return Ok(Done {
+                    change: Change { name: e.name.to_string(), reason: None },
+                    action: "kept",
+                    writes: Vec::new(),
+                    signer,
+                });
+            }
+            Some(reason) => {
+                old_key = Some(key);
+                Action::Reissue(reason)
+            }
+        }
+    };
+    // The key: derived from the seed, kept when it still fits, or new.
+    let key = match (&opts.seed, old_key) {
+        (Some(seed), _) => deterministic::key(seed, e.name.as_str())?,
+        (None, Some(k)) if k.describe() == e.key.to_string() => k,
+        _ => PrivateKey::generate(e.key)?,
+    };
+    let subject = Subject {
+        common_name: Some(e.cn.clone()),
+        organization: e.subject.organization.clone(),
+        organizational_unit: e.subject.organizational_unit.clone(),
+        country: e.subject.country.clone(),
+        province: e.subject.province.clone(),
+        locality: e.subject.locality.clone(),
+    }
+    .to_dn()
+    .map_err(|x| anyhow!("{}: {x}", e.name))?;
+    let mut validity = validity_of(e, opts, now)?;
+    if let Some(i) = &issuer {
+        validity.not_after = validity.not_after.min(i.not_after);
+    }
+    let spec = CertSpec {
+        subject,
+        subject_raw: None,
+        key_id: None,
+        serial: opts.seed.as_deref().map(|s| deterministic::serial(s, e.name.as_str())),
+        sans: e.sans.clone(),
+        kind: e.kind.clone(),
+        validity,
+    };
+    let der = match &issuer {
+        None => issue::self_signed(&spec, &key)?,
+        Some(i) => issue::signed_by(&spec, &key.spki_der(), i)?,
+    };
+    let reissue = matches!(action, Action::Reissue(_));
+    let mut writes = Vec::new();
+    if reissue && crt_path.is_file() {
+        let old = read_file(&crt_path)?;
+        let serial = X509Certificate::from_der(&crate::pki::from_pem_or_der(&old, "CERTIFICATE").unwrap_or_default())
+            .map(|(_, c)| crate::pki::serial::hex(c.raw_serial()).replace(':', ""))
+            .unwrap_or_else(|_| "unreadable".into());
+        let archive = depot.root().join("archive");
+        writes.push(Write1 {
+            path: archive.join(format!("{}.{serial}.crt", e.name)),
+            bytes: old,
+            mode: PUBLIC_MODE,
+            replace: true,
+        });
+        if key_path.is_file()
+            && read_file(&key_path)? != key.to_pem(opts.passphrase.as_deref().map(String::as_str))?.as_bytes()
+        {
+            writes.push(Write1 {
+                path: archive.join(format!("{}.{serial}.key", e.name)),
+                bytes: read_file(&key_path)?,
+                mode: KEY_MODE,
+                replace: true,
+            });
+        }
+    }
+    let key_pem = key.to_pem(opts.passphrase.as_deref().map(String::as_str))?;
+    writes.push(Write1 { path: key_path, bytes: key_pem.as_bytes().to_vec(), mode: KEY_MODE, replace: reissue });
+    writes.push(Write1 {
+        path: crt_path.clone(),
+        bytes: to_pem("CERTIFICATE", &der).into_bytes(),
+        mode: PUBLIC_MODE,
+        replace: reissue,
+    });
+    let signer = if e.role == Role::Leaf {
+        None
+    } else {
+        let s = CaSigner::new(der, key, &crt_path.display().to_string(), &e.name.file("key"))?;
+        let crl_path = depot.path(&e.name, "crl");
+        if !crl_path.exists() || reissue {
+            // An empty CRL beside every CA, as `init` writes, dated at the
+            // anchor so deterministic runs stay byte-identical.
+            let crl = CrlState::default().sign(&s, opts.anchor.map_or(now, |a| a + BACKDATE))?;
+            writes.push(Write1 {
+                path: crl_path,
+                bytes: to_pem("X509 CRL", &crl).into_bytes(),
+                mode: PUBLIC_MODE,
+                replace: true,
+            });
+        }
+        Some(Arc::new(s))
+    };
+    let (action, reason) = match action {
+        Action::Make => ("made", None),
+        Action::Reissue(r) => ("reissued", Some(r)),
+    };
+    Ok(Done { change: Change { name: e.name.to_string(), reason }, action, writes, signer })
+}
+
+/// Why an existing certificate no longer matches its plan entry, if it
+/// does not.
+fn compare(
+    e: &PlanEntry,
+    cert_der: &[u8],
+    key: &PrivateKey,
+    issuer: Option<&CaSigner>,
+    opts: &Run,
+    now: OffsetDateTime,
+) -> Result<Option<String>> {
+    let (_, cert) = X509Certificate::from_der(cert_der).map_err(|x| anyhow!("{}.crt: {x}", e.name))?;
+    if cert.public_key().raw != key.spki_der().as_slice() {
+        return Ok(Some("its key does not match its certificate".into()));
+    }
+    if let Some(seed) = &opts.seed {
+        if deterministic::key(seed, e.name.as_str())?.spki_der() != key.spki_der() {
+            return Ok(Some("the seed gives a different key".into()));
+        }
+    }
+    if key.describe() != e.key.to_string() {
+        return Ok(Some(format!("its key is {}, the plan asks for {}", key.describe(), e.key)));
+    }
+    let cn = crate::pki::subject::common_name(cert.subject()).unwrap_or_default();
+    if cn != e.cn {
+        return Ok(Some(format!("its CN is {cn:?}, the plan asks for {:?}", e.cn)));
+    }
+    let mut have: Vec<San> = Vec::new();
+    if let Ok(Some(s)) = cert.subject_alternative_name() {
+        for g in &s.value.general_names {
+            have.extend(san::from_general_name(g).ok());
+        }
+    }
+    let (mut a, mut b) = (have.clone(), e.sans.clone());
+    a.sort();
+    b.sort();
+    if a != b {
+        let list = |v: &[San]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            }
+        };
+        return Ok(Some(format!("its SANs are {}, the plan asks for {}", list(&have), list(&e.sans))));
+    }
+    let template = e.kind.template();
+    let is_ca = cert.basic_constraints().ok().flatten().is_some_and(|b| b.value.ca);
+    if is_ca != e.kind.is_ca() {
+        return Ok(Some("it is not the kind of certificate the plan asks for".into()));
+    }
+    if is_ca
+        && cert.basic_constraints().ok().flatten().and_then(|b| b.value.path_len_constraint)
+            != template.path_len.map(u32::from)
+    {
+        return Ok(Some("its pathLen differs from the plan".into()));
+    }
+    let mut want_eku: Vec<String> = template.extended_key_usage.iter().map(|k| format!("{k:?}")).collect();
+    let mut got_eku: Vec<String> = Vec::new();
+    if let Ok(Some(x)) = cert.extended_key_usage() {
+        let v = x.value;
+        for (on, k) in [
+            (v.server_auth, rcgen::ExtendedKeyUsagePurpose::ServerAuth),
+            (v.client_auth, rcgen::ExtendedKeyUsagePurpose::ClientAuth),
+            (v.code_signing, rcgen::ExtendedKeyUsagePurpose::CodeSigning),
+            (v.email_protection, rcgen::ExtendedKeyUsagePurpose::EmailProtection),
+            (v.time_stamping, rcgen::ExtendedKeyUsagePurpose::TimeStamping),
+            (v.ocsp_signing, rcgen::ExtendedKeyUsagePurpose::OcspSigning),
+        ] {
+            if on {
+                got_eku.push(format!("{k:?}"));
+            }
+        }
+    }
+    want_eku.sort();
+    got_eku.sort();
+    if want_eku != got_eku {
+        return Ok(Some("its extended key usages differ from the plan's profile".into()));
+    }
+    match issuer {
+        Some(i) => {
+            let ca = i.cert();
+            if cert.issuer().as_raw() != ca.subject().as_raw()
+                || crate::pki::signature::verify_cert(&cert, ca.public_key()).is_err()
+            {
+                return Ok(Some("its issuer was re-issued or differs from the plan".into()));
+            }
+        }
+        None => {
+            if cert.issuer().as_raw() != cert.subject().as_raw() {
+                return Ok(Some("the plan asks for a self-signed CA".into()));
+            }
+        }
+    }
+    let nb = cert.validity().not_before.to_datetime();
+    let na = cert.validity().not_after.to_datetime();
+    if let Some(anchor) = opts.anchor {
+        if nb != anchor {
+            return Ok(Some(format!("its notBefore is {}, the run anchors {}", fmt_time(nb), fmt_time(anchor))));
+        }
+    }
+    // The plan's lifetime, unless the certificate was capped at its issuer.
+    let want_len =
+        e.validity.after(nb + if opts.anchor.is_some() { time::Duration::ZERO } else { BACKDATE }).map(|t| t - nb);
+    let capped = issuer.is_some_and(|i| na == i.not_after);
+    if !capped && want_len.is_some_and(|w| ((na - nb) - w).abs() > time::Duration::minutes(2)) {
+        return Ok(Some("its validity differs from the plan".into()));
+    }
+    if na <= now {
+        return Ok(Some(format!("it expired on {}", fmt_time(na))));
+    }
+    if let Some(span) = opts.renew_within {
+        if span.after(now).is_some_and(|t| na <= t) {
+            return Ok(Some(format!("it expires on {}, within --renew-within", fmt_time(na))));
+        }
+    }
+    Ok(None)
+}
