@@ -43,6 +43,7 @@ pub mod api;
 pub mod cli;
 pub mod commands;
 pub mod depot;
+pub mod fuzz;
 pub mod pki;
 
 pub use api::{Ca, Issued, Leaf};

@@ -26,6 +26,30 @@ fn populated() -> Env {
     let at = der.windows(7).position(|w| w == b"pending").unwrap();
     der[at] = b'P';
     std::fs::write(t.join("tampered.csr"), pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", der))).unwrap();
+    let d = env.depot();
+    let sh = |args: &[&str]| {
+        assert!(
+            std::process::Command::new("openssl").current_dir(t).args(args).output().unwrap().status.success(),
+            "{args:?}"
+        )
+    };
+    // A CSR on a curve no TLS stack here accepts, a PBES1 (3DES) key, a
+    // certificate in DER where a CSR belongs, and a 100 MB input file.
+    sh(&["ecparam", "-name", "brainpoolP256r1", "-genkey", "-noout", "-out", "bp.key"]);
+    sh(&["req", "-new", "-key", "bp.key", "-subj", "/CN=bp", "-out", "brainpool.csr"]);
+    sh(&[
+        "pkcs8",
+        "-topk8",
+        "-v1",
+        "PBE-SHA1-3DES",
+        "-in",
+        d.join("localhost.key").to_str().unwrap(),
+        "-out",
+        "pbes1.key",
+        "-passout",
+        "pass:pw",
+    ]);
+    sh(&["x509", "-in", d.join("localhost.crt").to_str().unwrap(), "-outform", "DER", "-out", "cert.der"]);
     let csr_text = std::fs::read_to_string(env.file("pending.csr")).unwrap();
     std::fs::write(t.join("truncated.csr"), &csr_text[..csr_text.len() / 2]).unwrap();
     env
@@ -36,6 +60,10 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
     let env = populated();
     let t = env.tmp.path().to_str().unwrap().to_string();
     let p = |f: &str| format!("{t}/{f}");
+    // Outside the snapshot, which would otherwise read it for every row.
+    let huge_dir = tempfile::tempdir().unwrap();
+    let huge = huge_dir.path().join("huge.csr");
+    std::fs::File::create(&huge).unwrap().set_len(100 << 20).unwrap();
     // (arguments, exit code, words the message must contain)
     let rows: Vec<(Vec<String>, i32, &[&str])> = vec![
         (s(&["request-cert", "--ip", "300.1.1.1"]), 2, &["300.1.1.1", "IPv4"]),
@@ -94,7 +122,23 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
         (s(&["revoke", "--CN", "localhost", "--CA", "gRPC Root CA", "--reason", "bored"]), 2, &["bored"]),
         (s(&["revoke", "--CN", "localhost"]), 2, &["--CA"]),
         (s(&["frobnicate"]), 2, &["frobnicate"]),
+        (s(&["init", "--cn", "/"]), 2, &["letter or digit"]),
+        (s(&["init", "--cn", &"n".repeat(300)]), 2, &["300 bytes", "limit"]),
+        (s(&["init", "--cn", "日本語"]), 2, &["letter or digit"]),
+        (s(&["request-cert", "--cn", "bell\u{7}name"]), 2, &["control character"]),
+        (s(&["request-cert", "--domain", "a..b.example.com"]), 2, &["empty label"]),
+        (s(&["sign", "bp", "--CA", "gRPC Root CA", "--csr", &p("brainpool.csr")]), 1, &["brainpool.csr", "curve"]),
+        (
+            s(&["sign", "der", "--CA", "gRPC Root CA", "--csr", &p("cert.der")]),
+            1,
+            &["cert.der", "not a certificate signing request"],
+        ),
+        (s(&["sign", "huge", "--CA", "gRPC Root CA", "--csr", huge.to_str().unwrap()]), 1, &["huge.csr", "MiB"]),
+        (s(&["request-cert", "--cn", "y", "--key", &p("pbes1.key"), "--passphrase", "pw"]), 1, &["pbes1.key", "PBES1"]),
+        (s(&["init", "--cn", "New", "--not-before", "2026-01-02T00:00:00Z", "--expires", "0 hours"]), 2, &["nothing"]),
+        (s(&["request-cert", "--cn", "z", "--uri", "no scheme here"]), 2, &["scheme"]),
     ];
+    assert!(rows.len() >= 40, "the table has {} rows", rows.len());
     let before = snapshot(env.tmp.path());
     for (args, code, words) in &rows {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -42,8 +42,20 @@ pub fn load_ca(depot: &Depot, ca_raw: &str, pass: &crate::cli::PassArgs) -> Resu
             ca_raw
         );
     }
+    warn_if_exposed(&key_path);
     let key = read_key(&key_path, &mut pass.source()?)?;
     Ok(CaSigner::new(cert_der, key, &crt_what, &key_path.display().to_string())?)
+}
+
+/// Warns when a CA key on disk can be read by anyone but its owner.
+fn warn_if_exposed(key_path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(key_path) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            warn(&format!("{} is readable by others (mode {mode:04o}): anyone who can read it can sign as this CA. Run: chmod 600 {}", key_path.display(), key_path.display()));
+        }
+    }
 }
 
 /// Runs `sign`.

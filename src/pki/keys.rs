@@ -210,6 +210,11 @@ impl PrivateKey {
         let encrypted = label.as_deref() == Some("ENCRYPTED PRIVATE KEY")
             || (label.is_none() && EncryptedPrivateKeyInfoRef::from_der(&der).is_ok());
         let plain = if encrypted {
+            // PBES1 (3DES, RC2 with SHA-1 or MD5) is refused by name; the
+            // pkcs8 crate cannot even decode its parameters.
+            if let Some(oid) = encryption_oid(&der).filter(|o| o != OID_PBES2) {
+                return Err(KeyError::UnsupportedEncryption { what: what.to_string(), detail: format!("PBES1 {oid}") });
+            }
             let info = EncryptedPrivateKeyInfoRef::from_der(&der)
                 .map_err(|e| unreadable(format!("bad encrypted PKCS#8: {e}")))?;
             if info.encryption_algorithm.pbes2().is_none() {
@@ -292,6 +297,17 @@ fn looks_like_pem(bytes: &[u8]) -> bool {
 }
 
 const OID_RSA: &str = "1.2.840.113549.1.1.1";
+const OID_PBES2: &str = "1.2.840.113549.1.5.13";
+
+/// The encryption algorithm OID of an EncryptedPrivateKeyInfo
+/// (SEQUENCE { SEQUENCE { OID, params }, OCTET STRING }).
+fn encryption_oid(der: &[u8]) -> Option<String> {
+    use x509_parser::der_parser::der::parse_der;
+    let (_, outer) = parse_der(der).ok()?;
+    let alg = outer.as_sequence().ok()?.first()?;
+    let oid = alg.as_sequence().ok()?.first()?.as_oid().ok()?;
+    Some(oid.to_id_string())
+}
 
 /// Rewrites any supported private key as PKCS#8 v1. aws-lc writes Ed25519 as
 /// PKCS#8 v2 (with the public key), which OpenSSL 3.0 cannot read, so the

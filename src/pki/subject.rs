@@ -24,6 +24,8 @@ pub enum SubjectError {
     TooLong { flag: &'static str, value: String, len: usize, max: usize, what: &'static str },
     #[error("{flag} is empty; give a value or leave the flag out")]
     Empty { flag: &'static str },
+    #[error("{flag} {value:?} holds a control character (such as NUL), which clients and logs mishandle (a NUL once split 'bank.com\\0.evil.com'); remove it")]
+    Control { flag: &'static str, value: String },
     #[error("--country {value:?} must be a two-letter ISO 3166 code such as US or DE (RFC 5280 X520countryName)")]
     Country { value: String },
     #[error("{what}: the subject has a multi-valued RDN (several attributes joined with +), which certforge cannot copy exactly; request a subject with one attribute per RDN")]
@@ -63,6 +65,9 @@ impl Subject {
         for (flag, value, ty, max, what) in fields {
             let Some(v) = value else { continue };
             let len = v.chars().count();
+            if v.chars().any(char::is_control) {
+                return Err(SubjectError::Control { flag, value: v.clone() });
+            }
             if len == 0 {
                 return Err(SubjectError::Empty { flag });
             }
@@ -142,6 +147,12 @@ mod tests {
         let kinds: Vec<_> = dn.iter().map(|(t, _)| t.clone()).collect();
         assert_eq!(kinds, vec![DnType::CountryName, DnType::OrganizationName, DnType::CommonName]);
         assert!(matches!(dn.get(&DnType::CountryName), Some(DnValue::PrintableString(_))));
+    }
+
+    #[test]
+    fn refuses_control_characters() {
+        let s = Subject { common_name: Some("bank.com\0.evil.com".into()), ..Default::default() };
+        assert!(matches!(s.to_dn(), Err(SubjectError::Control { .. })));
     }
 
     #[test]

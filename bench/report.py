@@ -1,0 +1,206 @@
+"""Turns bench/results/*.json (hyperfine) into BENCHMARKS.md and an SVG bar
+chart of the speed-up ratios. Standard library only.
+
+usage: python3 bench/report.py RESULTS_DIR OUT.md OUT.svg
+"""
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+res_dir, out_md, out_svg = sys.argv[1:4]
+
+
+def load(name):
+    path = os.path.join(res_dir, name + ".json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)["results"]
+
+
+def ms(seconds):
+    return seconds * 1000.0
+
+
+def version(cmd):
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+        return (out.stdout or out.stderr).strip().splitlines()[0]
+    except Exception:
+        return "not installed"
+
+
+def cpu():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def mem():
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal"):
+                return "%.0f GiB" % (int(line.split()[1]) / 1024 / 1024)
+    except OSError:
+        pass
+    return "unknown"
+
+
+lines = []
+w = lines.append
+w("# certforge benchmarks")
+w("")
+w("Made by `bash bench/run.sh` on %s. Each table is one hyperfine run, so its ratios compare tools measured in the same minutes on the same machine; absolute times on a shared machine are noisy, the ratios much less so." % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+w("")
+w("Machine: %s, %d cores, %s RAM, %s." % (cpu(), os.cpu_count() or 0, mem(), platform.platform()))
+w("")
+w("| tool | version |")
+w("|---|---|")
+cf = os.environ.get("CERTFORGE", "certforge")
+for name, cmd in [("certforge", [cf, "--version"]), ("openssl", ["openssl", "version"]), ("mkcert", ["mkcert", "-version"]), ("cfssl", ["cfssl", "version"]), ("certstrap", ["certstrap", "--version"]), ("hyperfine", ["hyperfine", "--version"])]:
+    w("| %s | %s |" % (name, version(cmd)))
+w("")
+
+bars = []  # (label, ratio, target)
+targets = []  # (workload, target, measured, met)
+
+
+def table(title, name, base="certforge", note=None):
+    results = load(name)
+    if results is None:
+        w("## %s\n\nnot measured\n" % title)
+        return {}
+    w("## %s" % title)
+    w("")
+    if note:
+        w(note)
+        w("")
+    w("| command | median | mean ± σ | runs | vs certforge |")
+    w("|---|---:|---:|---:|---:|")
+    medians = {r["command"]: r["median"] for r in results}
+    base_m = next((m for c, m in medians.items() if c.startswith(base)), None)
+    for r in results:
+        ratio = ""
+        if base_m and not r["command"].startswith(base):
+            ratio = "%.1f× slower" % (r["median"] / base_m)
+            bars.append(("%s: %s" % (name.upper().replace("_", " "), r["command"]), r["median"] / base_m))
+        w("| `%s` | %.1f ms | %.1f ± %.1f ms | %d | %s |" % (r["command"], ms(r["median"]), ms(r["mean"]), ms(r.get("stddev") or 0), len(r["times"]), ratio))
+    w("")
+    w("<details><summary>commands</summary>\n")
+    for r in results:
+        w("- `%s`" % r["command"])
+    w("\n</details>\n")
+    return medians
+
+
+def ratio(medians, peer_prefix):
+    cf = next((m for c, m in medians.items() if c.startswith("certforge")), None)
+    peer = next((m for c, m in medians.items() if c.startswith(peer_prefix)), None)
+    if cf and peer:
+        return peer / cf
+    return None
+
+
+m1 = table("W1: the seed 001 set, ECDSA P-256 (CA + server with 4 SANs + client)", "w1")
+m2 = table("W2: the blog workflow, five processes", "w2")
+m3 = table("W3: the seed 001 set with RSA-4096 keys", "w3")
+m4 = table("W4: 1,000 ECDSA leaves from one plan", "w4")
+m4b = table("W4 bound: the same plan on tmpfs, and the disk alone", "w4_bound", base="none")
+m4s = table("W4 scaling: certforge apply with N leaves", "w4_scaling", base="none")
+m5l = table("W5: list over a depot of 10,000 certificates", "w5_list", base="none")
+m5r = table("W5: revoke into a CRL that already lists 100,000 entries", "w5_revoke", base="none")
+ms_ = table("Start-up: certforge --version", "startup", base="none")
+rss = None
+try:
+    rss = int(open(os.path.join(res_dir, "startup_rss_kb")).read().strip())
+except (OSError, ValueError):
+    pass
+if rss:
+    w("Peak RSS of `certforge --version`: %.1f MB (GNU time, %%M).\n" % (rss / 1024))
+
+
+def target(work, text, value, ok):
+    targets.append((work, text, value, ok))
+
+
+r = ratio(m1, "openssl")
+target("W1", "≥ 10× faster than the openssl script with P-256", "%.1f×" % r if r else "n/a", r is not None and r >= 10)
+for peer in ["mkcert", "cfssl"]:
+    r = ratio(m1, peer)
+    target("W1", "faster than %s" % peer, "%.1f×" % r if r else "peer not installed", r is not None and r > 1)
+r = ratio(m2, "certstrap")
+target("W2", "≥ 3× faster than certstrap --curve P-256", "%.1f×" % r if r else "certstrap not installed", None if r is None else r >= 3)
+r = ratio(m3, "openssl")
+target("W3", "≥ 1.5× faster than the openssl script (RSA-4096)", "%.1f×" % r if r else "n/a", r is not None and r >= 1.5)
+cf4 = next((m for c, m in m4.items() if c.startswith("certforge")), None)
+target("W4", "under 1 s wall on 2 cores", "%.0f ms" % ms(cf4) if cf4 else "n/a", cf4 is not None and cf4 < 1.0)
+r = ratio(m4, "openssl")
+target("W4", "≥ 50× faster than a shell loop of openssl calls", "%.0f×" % r if r else "n/a", r is not None and r >= 50)
+if m4s:
+    per = {}
+    for c, m in m4s.items():
+        n = int(c.split("N=")[1])
+        per[n] = m / n
+    lin = per.get(10000, 0) <= 1.25 * per.get(1000, 1e9)
+    target("W4", "linear or better from N=10 to 10,000", ", ".join("N=%d: %.2f ms/cert" % (n, ms(p)) for n, p in sorted(per.items())), lin)
+for label, mm in [("W5 list", m5l), ("W5 revoke", m5r)]:
+    v = next(iter(mm.values()), None)
+    target(label, "under 1 s", "%.0f ms" % ms(v) if v else "n/a", v is not None and v < 1.0)
+v = next(iter(ms_.values()), None)
+target("start-up", "under 5 ms", "%.2f ms" % ms(v) if v else "n/a", v is not None and v < 0.005)
+target("start-up", "peak RSS under 20 MB", "%.1f MB" % (rss / 1024) if rss else "n/a", rss is not None and rss < 20 * 1024)
+
+body = lines
+lines = []
+w = lines.append
+w("## Targets")
+w("")
+w("| workload | target | measured | |")
+w("|---|---|---|---|")
+for work, text, value, ok in targets:
+    mark = "met" if ok else ("no peer" if ok is None else "**missed**")
+    w("| %s | %s | %s | %s |" % (work, text, value, mark))
+w("")
+w("![speed-up of certforge over each peer](bench/ratios.svg)")
+w("")
+skipped = [s for s in open(os.path.join(res_dir, "skipped")).read().splitlines() if s.strip()] if os.path.exists(os.path.join(res_dir, "skipped")) else []
+if skipped:
+    w("Skipped peers: " + "; ".join(skipped) + ".")
+    w("")
+notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "notes.md")
+tail = []
+if os.path.exists(notes):
+    tail = ["", open(notes).read().rstrip(), ""]
+anchor = next(i for i, l in enumerate(body) if l.startswith("## W1"))
+final = body[:anchor] + lines + body[anchor:] + tail
+with open(out_md, "w") as f:
+    f.write("\n".join(final) + "\n")
+
+# The chart: one bar per (workload, peer), length = how many times faster
+# certforge is, on a log scale; the dashed line marks 1× (as fast).
+import math
+
+W_, bar_h, left = 760, 26, 330
+height = 40 + bar_h * len(bars) + 30
+maxr = max([b[1] for b in bars] + [10])
+scale = (W_ - left - 80) / math.log10(maxr * 1.2)
+svg = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">' % (W_, height),
+       '<text x="10" y="20" font-size="14" font-weight="bold">How many times faster certforge is than each peer (log scale)</text>']
+for i, (label, r) in enumerate(bars):
+    y = 35 + i * bar_h
+    width = max(1, scale * math.log10(max(r, 1.0001)))
+    colour = "#2e7d32" if r >= 1 else "#c62828"
+    svg.append('<text x="%d" y="%d" text-anchor="end">%s</text>' % (left - 8, y + 16, label.replace("&", "&amp;").replace("<", "&lt;")))
+    svg.append('<rect x="%d" y="%d" width="%.1f" height="%d" fill="%s"/>' % (left, y + 4, width, bar_h - 8, colour))
+    svg.append('<text x="%.1f" y="%d">%.1f×</text>' % (left + width + 6, y + 16, r))
+svg.append('<line x1="%d" y1="30" x2="%d" y2="%d" stroke="#555" stroke-dasharray="4"/>' % (left, left, height - 20))
+svg.append("</svg>")
+with open(out_svg, "w") as f:
+    f.write("\n".join(svg) + "\n")
