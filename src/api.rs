@@ -81,15 +81,12 @@ impl Ca {
     /// A root CA with the given key type and lifetime.
     pub fn with_key(common_name: &str, key: KeySpec, valid_for: Expiry) -> Result<Ca> {
         let key = PrivateKey::generate(key)?;
-        let spec = CertSpec {
-            subject: dn(common_name)?,
-            subject_raw: None,
-            key_id: None,
-            serial: None,
-            sans: vec![],
-            kind: Kind::Root { path_len: None, permit_domains: vec![] },
-            validity: validity(valid_for)?,
-        };
+        let spec = CertSpec::new(
+            dn(common_name)?,
+            vec![],
+            Kind::Root { path_len: None, permit_domains: vec![] },
+            validity(valid_for)?,
+        );
         let der = issue::self_signed(&spec, &key)?;
         Ok(Ca { signer: CaSigner::new(der, key, common_name, "its key")?, chain: vec![] })
     }
@@ -99,15 +96,7 @@ impl Ca {
         let key = PrivateKey::generate(KeySpec::EcdsaP256)?;
         let mut v = validity(Expiry { months: 60, seconds: 0 })?;
         v.not_after = v.not_after.min(self.signer.not_after);
-        let spec = CertSpec {
-            subject: dn(common_name)?,
-            subject_raw: None,
-            key_id: None,
-            serial: None,
-            sans: vec![],
-            kind: Kind::Intermediate { path_len: None },
-            validity: v,
-        };
+        let spec = CertSpec::new(dn(common_name)?, vec![], Kind::Intermediate { path_len: None }, v);
         let der = issue::signed_by(&spec, &key.spki_der(), &self.signer)?;
         let mut chain = vec![self.signer.cert_der().to_vec()];
         chain.extend(self.chain.iter().cloned());
@@ -122,15 +111,12 @@ impl Ca {
         let key = PrivateKey::generate(leaf.key)?;
         let mut v = validity(leaf.validity)?;
         v.not_after = v.not_after.min(self.signer.not_after);
-        let spec = CertSpec {
-            subject: dn(&leaf.common_name)?,
-            subject_raw: None,
-            key_id: None,
-            serial: None,
-            sans: leaf.sans,
-            kind: Kind::Leaf { profile: leaf.profile, code_signing: false },
-            validity: v,
-        };
+        let spec = CertSpec::new(
+            dn(&leaf.common_name)?,
+            leaf.sans,
+            Kind::Leaf { profile: leaf.profile, code_signing: false },
+            v,
+        );
         let cert_der = issue::signed_by(&spec, &key.spki_der(), &self.signer)?;
         // Below an intermediate, the chain a server sends holds it and the
         // intermediates above it, never the root.

@@ -20,15 +20,12 @@ pub fn csr(data: &[u8]) {
             .expect("validity");
         let dn =
             pki::subject::Subject { common_name: Some("Fuzz CA".into()), ..Default::default() }.to_dn().expect("dn");
-        let spec = pki::issue::CertSpec {
-            subject: dn,
-            subject_raw: None,
-            key_id: None,
-            serial: None,
-            sans: vec![],
-            kind: pki::profile::Kind::Root { path_len: None, permit_domains: vec![] },
-            validity: v,
-        };
+        let spec = pki::issue::CertSpec::new(
+            dn,
+            vec![],
+            pki::profile::Kind::Root { path_len: None, permit_domains: vec![] },
+            v,
+        );
         let der = pki::issue::self_signed(&spec, &key).expect("root");
         pki::ca::CaSigner::new(der, key, "fuzz", "fuzz").expect("signer")
     });

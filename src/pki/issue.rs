@@ -30,6 +30,14 @@ pub struct CertSpec {
     pub validity: Validity,
 }
 
+impl CertSpec {
+    /// A spec with a random serial, a key identifier derived from the key,
+    /// and no subject it must match byte for byte.
+    pub fn new(subject: DistinguishedName, sans: Vec<San>, kind: Kind, validity: Validity) -> CertSpec {
+        CertSpec { subject, subject_raw: None, key_id: None, serial: None, sans, kind, validity }
+    }
+}
+
 /// Why issuing failed.
 #[derive(Debug, thiserror::Error)]
 pub enum IssueError {
