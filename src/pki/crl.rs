@@ -188,8 +188,8 @@ impl CrlState {
             // The AKI must equal the CA's SKI (RFC 5280 §5.2.1).
             key_identifier_method: ski.map_or(KeyIdMethod::Sha256, KeyIdMethod::PreSpecified),
         };
-        let issuer = Issuer::from_ca_cert_der(&ca.cert_der().into(), ca.key().pair())
-            .map_err(|e| CrlError::Build(e.to_string()))?;
+        let issuer =
+            Issuer::from_ca_cert_der(&ca.cert_der().into(), ca.key()).map_err(|e| CrlError::Build(e.to_string()))?;
         let crl = params.signed_by(&issuer).map_err(|e| CrlError::Build(e.to_string()))?;
         Ok(crl.der().to_vec())
     }

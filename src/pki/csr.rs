@@ -56,7 +56,7 @@ pub fn make_csr(subject: &DistinguishedName, sans: &[San], key: &PrivateKey) -> 
     params.distinguished_name = subject.clone();
     params.subject_alt_names =
         sans.iter().map(San::to_rcgen).collect::<Result<_, _>>().map_err(|e| CsrError::Make(e.to_string()))?;
-    let csr = params.serialize_request(key.pair()).map_err(|e| CsrError::Make(e.to_string()))?;
+    let csr = params.serialize_request(key).map_err(|e| CsrError::Make(e.to_string()))?;
     Ok(csr.der().to_vec())
 }
 

@@ -65,7 +65,7 @@ fn params_for(spec: &CertSpec, rsa_key: bool) -> Result<CertificateParams, Issue
 /// Makes a self-signed CA certificate.
 pub fn self_signed(spec: &CertSpec, key: &PrivateKey) -> Result<Vec<u8>, IssueError> {
     let params = params_for(spec, key.is_rsa())?;
-    let cert = params.self_signed(key.pair()).map_err(|e| IssueError::Build(e.to_string()))?;
+    let cert = params.self_signed(key).map_err(|e| IssueError::Build(e.to_string()))?;
     let der = cert.der().to_vec();
     check_issued(&der, &der, &key.spki_der(), spec.subject_raw.as_deref())?;
     Ok(der)
@@ -76,8 +76,8 @@ pub fn signed_by(spec: &CertSpec, spki_der: &[u8], ca: &CaSigner) -> Result<Vec<
     let public = rcgen::SubjectPublicKeyInfo::from_der(spki_der).map_err(|e| IssueError::Build(e.to_string()))?;
     let rsa_key = super::keys::describe_spki(spki_der).starts_with("RSA");
     let params = params_for(spec, rsa_key)?;
-    let issuer = Issuer::from_ca_cert_der(&ca.cert_der().into(), ca.key().pair())
-        .map_err(|e| IssueError::Build(e.to_string()))?;
+    let issuer =
+        Issuer::from_ca_cert_der(&ca.cert_der().into(), ca.key()).map_err(|e| IssueError::Build(e.to_string()))?;
     let cert = params.signed_by(&public, &issuer).map_err(|e| IssueError::Build(e.to_string()))?;
     let der = cert.der().to_vec();
     check_issued(&der, ca.cert_der(), spki_der, spec.subject_raw.as_deref())?;

@@ -7,7 +7,7 @@ use std::fmt;
 use pkcs8::der::asn1::{AnyRef, OctetStringRef};
 use pkcs8::der::{Decode, Encode};
 use pkcs8::{EncryptedPrivateKeyInfoRef, PrivateKeyInfoRef};
-use rcgen::{KeyPair, PublicKeyData, RsaKeySize, SignatureAlgorithm};
+use rcgen::{PublicKeyData, SignatureAlgorithm};
 use zeroize::Zeroizing;
 
 /// The key types certforge makes.
@@ -121,22 +121,93 @@ impl KeySpec {
             (None, None, None) => Ok(KeySpec::EcdsaP256),
         }
     }
+}
 
-    fn algorithm(self) -> &'static SignatureAlgorithm {
-        match self {
-            KeySpec::EcdsaP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
-            KeySpec::EcdsaP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
-            KeySpec::EcdsaP521 => &rcgen::PKCS_ECDSA_P521_SHA512,
-            KeySpec::Ed25519 => &rcgen::PKCS_ED25519,
-            KeySpec::Rsa(_) => &rcgen::PKCS_RSA_SHA256,
+/// A private key with its canonical PKCS#8 v1 encoding. It signs through
+/// aws-lc directly (it is rcgen's `SigningKey`) rather than through
+/// rcgen's `KeyPair`, which keeps a plain copy of the key's DER that is never
+/// zeroized; aws-lc cleanses its own key memory when freed, and the DER
+/// here is [`Zeroizing`].
+pub struct PrivateKey {
+    signer: Signer,
+    alg: &'static SignatureAlgorithm,
+    public: Vec<u8>,
+    pkcs8: Zeroizing<Vec<u8>>,
+}
+
+enum Signer {
+    Ecdsa(aws_lc_rs::signature::EcdsaKeyPair),
+    Ed25519(aws_lc_rs::signature::Ed25519KeyPair),
+    Rsa(aws_lc_rs::rsa::KeyPair),
+}
+
+impl PublicKeyData for PrivateKey {
+    fn der_bytes(&self) -> &[u8] {
+        &self.public
+    }
+    fn algorithm(&self) -> &'static SignatureAlgorithm {
+        self.alg
+    }
+}
+
+impl rcgen::SigningKey for PrivateKey {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        match &self.signer {
+            Signer::Ecdsa(k) => {
+                k.sign(&rng, msg).map(|s| s.as_ref().to_vec()).map_err(|_| rcgen::Error::RingUnspecified)
+            }
+            Signer::Ed25519(k) => Ok(k.sign(msg).as_ref().to_vec()),
+            Signer::Rsa(k) => {
+                let mut sig = vec![0u8; k.public_modulus_len()];
+                k.sign(&aws_lc_rs::signature::RSA_PKCS1_SHA256, &rng, msg, &mut sig)
+                    .map_err(|_| rcgen::Error::RingUnspecified)?;
+                Ok(sig)
+            }
         }
     }
 }
 
-/// A private key with its canonical PKCS#8 v1 encoding.
-pub struct PrivateKey {
-    pair: KeyPair,
-    pkcs8: Zeroizing<Vec<u8>>,
+const OID_EC: &str = "1.2.840.10045.2.1";
+const OID_ED25519: &str = "1.3.101.112";
+
+impl PrivateKey {
+    /// Loads canonical PKCS#8 v1 DER into an aws-lc signer.
+    fn from_pkcs8(pkcs8: Zeroizing<Vec<u8>>) -> Result<PrivateKey, String> {
+        use aws_lc_rs::signature::{self as sig, KeyPair as _};
+        let info = PrivateKeyInfoRef::from_der(&pkcs8).map_err(|e| e.to_string())?;
+        let oid = info.algorithm.oid.to_string();
+        let curve = info
+            .algorithm
+            .parameters
+            .and_then(|p| p.decode_as::<pkcs8::der::asn1::ObjectIdentifier>().ok())
+            .map(|o| o.to_string());
+        let (signer, alg, public) = match (oid.as_str(), curve.as_deref()) {
+            (OID_EC, Some(c)) => {
+                let (signing, alg): (&'static sig::EcdsaSigningAlgorithm, &'static SignatureAlgorithm) = match c {
+                    "1.2.840.10045.3.1.7" => (&sig::ECDSA_P256_SHA256_ASN1_SIGNING, &rcgen::PKCS_ECDSA_P256_SHA256),
+                    "1.3.132.0.34" => (&sig::ECDSA_P384_SHA384_ASN1_SIGNING, &rcgen::PKCS_ECDSA_P384_SHA384),
+                    "1.3.132.0.35" => (&sig::ECDSA_P521_SHA512_ASN1_SIGNING, &rcgen::PKCS_ECDSA_P521_SHA512),
+                    other => return Err(format!("an EC key on curve {other}, which TLS stacks here do not take")),
+                };
+                let k = sig::EcdsaKeyPair::from_pkcs8(signing, &pkcs8).map_err(|e| e.to_string())?;
+                let public = k.public_key().as_ref().to_vec();
+                (Signer::Ecdsa(k), alg, public)
+            }
+            (OID_ED25519, _) => {
+                let k = sig::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8).map_err(|e| e.to_string())?;
+                let public = k.public_key().as_ref().to_vec();
+                (Signer::Ed25519(k), &rcgen::PKCS_ED25519, public)
+            }
+            (OID_RSA, _) => {
+                let k = aws_lc_rs::rsa::KeyPair::from_pkcs8(&pkcs8).map_err(|e| e.to_string())?;
+                let public = k.public_key().as_ref().to_vec();
+                (Signer::Rsa(k), &rcgen::PKCS_RSA_SHA256, public)
+            }
+            _ => return Err(format!("a key of algorithm {oid}")),
+        };
+        Ok(PrivateKey { signer, alg, public, pkcs8 })
+    }
 }
 
 impl fmt::Debug for PrivateKey {
@@ -160,22 +231,38 @@ impl PassphraseSource for Option<Zeroizing<String>> {
 impl PrivateKey {
     /// Generates a fresh key.
     pub fn generate(spec: KeySpec) -> Result<PrivateKey, KeyError> {
-        let gen_err = |e: rcgen::Error| KeyError::Generate { spec, detail: e.to_string() };
-        let pair = match spec {
+        use aws_lc_rs::signature as sig;
+        let fail = |detail: String| KeyError::Generate { spec, detail };
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let der: Zeroizing<Vec<u8>> = match spec {
             KeySpec::Rsa(bits) => {
+                use aws_lc_rs::encoding::AsDer;
                 let size = match bits {
-                    2048 => RsaKeySize::_2048,
-                    3072 => RsaKeySize::_3072,
-                    4096 => RsaKeySize::_4096,
+                    2048 => aws_lc_rs::rsa::KeySize::Rsa2048,
+                    3072 => aws_lc_rs::rsa::KeySize::Rsa3072,
+                    4096 => aws_lc_rs::rsa::KeySize::Rsa4096,
                     _ => return Err(KeyError::Flags(format!("RSA {bits} is not supported; use 2048, 3072 or 4096"))),
                 };
-                KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, size).map_err(gen_err)?
+                let k = aws_lc_rs::rsa::KeyPair::generate(size).map_err(|e| fail(e.to_string()))?;
+                let doc = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&k).map_err(|e| fail(e.to_string()))?;
+                Zeroizing::new(doc.as_ref().to_vec())
             }
-            other => KeyPair::generate_for(other.algorithm()).map_err(gen_err)?,
+            KeySpec::Ed25519 => Zeroizing::new(
+                sig::Ed25519KeyPair::generate_pkcs8v1(&rng).map_err(|e| fail(e.to_string()))?.as_ref().to_vec(),
+            ),
+            KeySpec::EcdsaP256 | KeySpec::EcdsaP384 | KeySpec::EcdsaP521 => {
+                let alg = match spec {
+                    KeySpec::EcdsaP256 => &sig::ECDSA_P256_SHA256_ASN1_SIGNING,
+                    KeySpec::EcdsaP384 => &sig::ECDSA_P384_SHA384_ASN1_SIGNING,
+                    _ => &sig::ECDSA_P521_SHA512_ASN1_SIGNING,
+                };
+                Zeroizing::new(
+                    sig::EcdsaKeyPair::generate_pkcs8(alg, &rng).map_err(|e| fail(e.to_string()))?.as_ref().to_vec(),
+                )
+            }
         };
-        let der = Zeroizing::new(pair.serialize_der());
-        let pkcs8 = to_pkcs8_v1(&der).map_err(|detail| KeyError::Generate { spec, detail })?;
-        Ok(PrivateKey { pair, pkcs8 })
+        let pkcs8 = to_pkcs8_v1(&der).map_err(fail)?;
+        PrivateKey::from_pkcs8(pkcs8).map_err(fail)
     }
 
     /// An Ed25519 key from a 32-byte seed: the same seed gives the same key,
@@ -184,9 +271,7 @@ impl PrivateKey {
         let fail = |detail: String| KeyError::Generate { spec: KeySpec::Ed25519, detail };
         let pair = aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(seed).map_err(|e| fail(e.to_string()))?;
         let doc = pair.to_pkcs8v1().map_err(|e| fail(e.to_string()))?;
-        let pkcs8 = Zeroizing::new(doc.as_ref().to_vec());
-        let pair = KeyPair::try_from(pkcs8.as_slice()).map_err(|e| fail(e.to_string()))?;
-        Ok(PrivateKey { pair, pkcs8 })
+        PrivateKey::from_pkcs8(Zeroizing::new(doc.as_ref().to_vec())).map_err(fail)
     }
 
     /// Reads a key from PEM or DER: PKCS#8 (plain or PBES2-encrypted),
@@ -235,8 +320,7 @@ impl PrivateKey {
             der
         };
         let pkcs8 = to_pkcs8_v1(&plain).map_err(unreadable)?;
-        let pair = KeyPair::try_from(pkcs8.as_slice()).map_err(|e| unreadable(e.to_string()))?;
-        Ok(PrivateKey { pair, pkcs8 })
+        PrivateKey::from_pkcs8(pkcs8).map_err(unreadable)
     }
 
     /// PKCS#8 PEM; PBES2 (PBKDF2-HMAC-SHA256, AES-256-CBC) when a non-empty
@@ -267,19 +351,14 @@ impl PrivateKey {
         &self.pkcs8
     }
 
-    /// The rcgen key pair, for signing.
-    pub fn pair(&self) -> &KeyPair {
-        &self.pair
-    }
-
     /// The DER SubjectPublicKeyInfo, to compare with a certificate's.
     pub fn spki_der(&self) -> Vec<u8> {
-        self.pair.subject_public_key_info()
+        self.subject_public_key_info()
     }
 
     /// True for RSA keys, which (alone) get keyEncipherment (RFC 5280 §4.2.1.3).
     pub fn is_rsa(&self) -> bool {
-        self.pair.algorithm() == &rcgen::PKCS_RSA_SHA256
+        self.alg == &rcgen::PKCS_RSA_SHA256
     }
 
     /// "ECDSA P-256", "RSA 4096", "Ed25519".
