@@ -592,3 +592,23 @@ pub struct QuickstartArgs {
     #[command(flatten)]
     pub run: PlanRunArgs,
 }
+
+// Passphrases typed on the command line are wiped when the arguments go
+// away (issue 7): the parsed copies live in these Strings.
+impl Drop for PassArgs {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        if let Some(p) = &mut self.passphrase {
+            p.zeroize();
+        }
+    }
+}
+
+impl Drop for ExportArgs {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        if let Some(p) = &mut self.password {
+            p.zeroize();
+        }
+    }
+}
