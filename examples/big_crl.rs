@@ -31,7 +31,7 @@ fn main() -> anyhow::Result<()> {
     let der = state.sign(&signer, now)?;
     write_all(&[Write1 {
         path: depot.path(&name, "crl"),
-        bytes: certforge::pki::to_pem("X509 CRL", &der).into_bytes(),
+        bytes: certforge::pki::to_pem("X509 CRL", &der).into_bytes().into(),
         mode: PUBLIC_MODE,
         replace: true,
     }])?;

@@ -242,7 +242,12 @@ impl Issued {
 fn write_pair(dir: &Path, stem: &str, cert: String, key: String) -> Result<()> {
     let name = crate::pki::names::EntryName::new(stem).map_err(|e| anyhow!("{stem:?}: {e}"))?;
     write_all(&[
-        Write1 { path: dir.join(name.file("key")), bytes: key.into_bytes(), mode: KEY_MODE, replace: false },
-        Write1 { path: dir.join(name.file("crt")), bytes: cert.into_bytes(), mode: PUBLIC_MODE, replace: false },
+        Write1 { path: dir.join(name.file("key")), bytes: (key.into_bytes()).into(), mode: KEY_MODE, replace: false },
+        Write1 {
+            path: dir.join(name.file("crt")),
+            bytes: (cert.into_bytes()).into(),
+            mode: PUBLIC_MODE,
+            replace: false,
+        },
     ])
 }

@@ -39,7 +39,8 @@ pub struct Depot {
 #[derive(Debug)]
 pub struct Write1 {
     pub path: PathBuf,
-    pub bytes: Vec<u8>,
+    /// Wiped when dropped: a set often holds a private key.
+    pub bytes: zeroize::Zeroizing<Vec<u8>>,
     pub mode: u32,
     /// Replace an existing file (only CRLs, which are rewritten in place).
     pub replace: bool,

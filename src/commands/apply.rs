@@ -328,7 +328,7 @@ fn process(
         let archive = depot.root().join("archive");
         writes.push(Write1 {
             path: archive.join(format!("{}.{serial}.crt", e.name)),
-            bytes: old,
+            bytes: old.into(),
             mode: PUBLIC_MODE,
             replace: true,
         });
@@ -337,17 +337,22 @@ fn process(
         {
             writes.push(Write1 {
                 path: archive.join(format!("{}.{serial}.key", e.name)),
-                bytes: read_file(&key_path)?,
+                bytes: read_file(&key_path)?.into(),
                 mode: KEY_MODE,
                 replace: true,
             });
         }
     }
     let key_pem = key.to_pem(opts.passphrase.as_deref().map(String::as_str))?;
-    writes.push(Write1 { path: key_path, bytes: key_pem.as_bytes().to_vec(), mode: KEY_MODE, replace: reissue });
+    writes.push(Write1 {
+        path: key_path,
+        bytes: (key_pem.as_bytes().to_vec()).into(),
+        mode: KEY_MODE,
+        replace: reissue,
+    });
     writes.push(Write1 {
         path: crt_path.clone(),
-        bytes: to_pem("CERTIFICATE", &der).into_bytes(),
+        bytes: to_pem("CERTIFICATE", &der).into_bytes().into(),
         mode: PUBLIC_MODE,
         replace: reissue,
     });
@@ -362,7 +367,7 @@ fn process(
             let crl = CrlState::default().sign(&s, opts.anchor.map_or(now, |a| a + BACKDATE))?;
             writes.push(Write1 {
                 path: crl_path,
-                bytes: to_pem("X509 CRL", &crl).into_bytes(),
+                bytes: to_pem("X509 CRL", &crl).into_bytes().into(),
                 mode: PUBLIC_MODE,
                 replace: true,
             });

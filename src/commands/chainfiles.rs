@@ -26,7 +26,7 @@ pub fn chain_writes(depot: &Depot, name: &EntryName, leaf_der: &[u8], replace: b
     }
     let mut out = vec![Write1 {
         path: depot.path(name, "chain.crt"),
-        bytes: pem.clone().into_bytes(),
+        bytes: (pem.clone().into_bytes()).into(),
         mode: PUBLIC_MODE,
         replace,
     }];
@@ -34,7 +34,7 @@ pub fn chain_writes(depot: &Depot, name: &EntryName, leaf_der: &[u8], replace: b
         pem.push_str(&to_pem("CERTIFICATE", root));
         out.push(Write1 {
             path: depot.path(name, "fullchain.crt"),
-            bytes: pem.into_bytes(),
+            bytes: (pem.into_bytes()).into(),
             mode: PUBLIC_MODE,
             replace,
         });

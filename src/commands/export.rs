@@ -51,7 +51,7 @@ pub fn run(depot: &Depot, args: &ExportArgs) -> Result<()> {
 fn emit(out: Output, args: &ExportArgs) -> Result<()> {
     if let Some(path) = &args.out {
         let mode = if out.secret { KEY_MODE } else { PUBLIC_MODE };
-        depot::write_all(&[Write1 { path: path.clone(), bytes: out.bytes.to_vec(), mode, replace: false }])?;
+        depot::write_all(&[Write1 { path: path.clone(), bytes: (out.bytes.to_vec()).into(), mode, replace: false }])?;
         eprintln!(
             "Wrote {} ({} bytes{})",
             path.display(),

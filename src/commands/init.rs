@@ -87,16 +87,21 @@ pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
 
     depot.ensure_dir()?;
     depot::write_all(&[
-        Write1 { path: depot.path(&name, "key"), bytes: key_pem.as_bytes().to_vec(), mode: KEY_MODE, replace: false },
+        Write1 {
+            path: depot.path(&name, "key"),
+            bytes: (key_pem.as_bytes().to_vec()).into(),
+            mode: KEY_MODE,
+            replace: false,
+        },
         Write1 {
             path: depot.path(&name, "crt"),
-            bytes: cert_pem.clone().into_bytes(),
+            bytes: (cert_pem.clone().into_bytes()).into(),
             mode: PUBLIC_MODE,
             replace: false,
         },
         Write1 {
             path: depot.path(&name, "crl"),
-            bytes: to_pem("X509 CRL", &crl_der).into_bytes(),
+            bytes: to_pem("X509 CRL", &crl_der).into_bytes().into(),
             mode: PUBLIC_MODE,
             replace: false,
         },

@@ -155,7 +155,7 @@ fn renew(depot: &Depot, e: &Entry, args: &RenewArgs, now: OffsetDateTime) -> Res
     let archive = depot.root().join("archive");
     writes.push(Write1 {
         path: archive.join(format!("{}.{old_serial}.crt", e.stem)),
-        bytes: read_file(&e.path)?,
+        bytes: read_file(&e.path)?.into(),
         mode: PUBLIC_MODE,
         replace: false,
     });
@@ -169,7 +169,7 @@ fn renew(depot: &Depot, e: &Entry, args: &RenewArgs, now: OffsetDateTime) -> Res
         if let Some(old) = &old_key_bytes {
             writes.push(Write1 {
                 path: archive.join(format!("{}.{old_serial}.key", e.stem)),
-                bytes: old.clone(),
+                bytes: old.clone().into(),
                 mode: KEY_MODE,
                 replace: false,
             });
@@ -182,7 +182,12 @@ fn renew(depot: &Depot, e: &Entry, args: &RenewArgs, now: OffsetDateTime) -> Res
                 old_key_path.display()
             );
         }
-        writes.push(Write1 { path: old_key_path, bytes: pem.as_bytes().to_vec(), mode: KEY_MODE, replace: true });
+        writes.push(Write1 {
+            path: old_key_path,
+            bytes: (pem.as_bytes().to_vec()).into(),
+            mode: KEY_MODE,
+            replace: true,
+        });
         (key.spki_der(), Some(key))
     } else {
         (cert.public_key().raw.to_vec(), None)
@@ -202,7 +207,7 @@ fn renew(depot: &Depot, e: &Entry, args: &RenewArgs, now: OffsetDateTime) -> Res
     };
     writes.push(Write1 {
         path: e.path.clone(),
-        bytes: to_pem("CERTIFICATE", &der).into_bytes(),
+        bytes: to_pem("CERTIFICATE", &der).into_bytes().into(),
         mode: PUBLIC_MODE,
         replace: true,
     });

@@ -76,8 +76,13 @@ pub fn run(depot: &Depot, args: &RequestCertArgs) -> Result<()> {
 
     depot.ensure_dir()?;
     depot::write_all(&[
-        Write1 { path: key_path.clone(), bytes: key_pem.as_bytes().to_vec(), mode: KEY_MODE, replace: false },
-        Write1 { path: csr_path.clone(), bytes: csr_pem.clone().into_bytes(), mode: PUBLIC_MODE, replace: false },
+        Write1 { path: key_path.clone(), bytes: (key_pem.as_bytes().to_vec()).into(), mode: KEY_MODE, replace: false },
+        Write1 {
+            path: csr_path.clone(),
+            bytes: (csr_pem.clone().into_bytes()).into(),
+            mode: PUBLIC_MODE,
+            replace: false,
+        },
     ])?;
 
     let mut details = vec![

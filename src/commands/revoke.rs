@@ -63,7 +63,7 @@ pub fn run(depot: &Depot, args: &RevokeArgs) -> Result<()> {
     let crl_der = state.sign(&ca, now)?;
     depot::write_all(&[Write1 {
         path: crl_path.clone(),
-        bytes: to_pem("X509 CRL", &crl_der).into_bytes(),
+        bytes: to_pem("X509 CRL", &crl_der).into_bytes().into(),
         mode: PUBLIC_MODE,
         replace: true,
     }])?;

@@ -160,8 +160,12 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
     };
     let der = issue::signed_by(&spec, &csr.spki_der, &ca)?;
     let pem = to_pem("CERTIFICATE", &der);
-    let mut writes =
-        vec![Write1 { path: cert_path.clone(), bytes: pem.clone().into_bytes(), mode: PUBLIC_MODE, replace: false }];
+    let mut writes = vec![Write1 {
+        path: cert_path.clone(),
+        bytes: (pem.clone().into_bytes()).into(),
+        mode: PUBLIC_MODE,
+        replace: false,
+    }];
     if args.cert.is_none() {
         writes.extend(super::chainfiles::chain_writes(depot, &name, &der, false));
     }
