@@ -32,15 +32,11 @@ pub fn csr(data: &[u8]) {
     let v = pki::validity::ValidityRequest::default()
         .resolve(time::OffsetDateTime::now_utc(), pki::validity::Expiry { months: 1, seconds: 0 })
         .expect("validity");
-    let spec = pki::issue::CertSpec {
-        subject: csr.subject.clone(),
-        subject_raw: Some(csr.subject_raw.clone()),
-        key_id: None,
-        serial: None,
-        sans: csr.sans.clone(),
-        kind: pki::profile::Kind::Leaf { profile: pki::profile::LeafProfile::Peer, code_signing: false },
-        validity: v,
-    };
+    let spec = pki::issue::CertSpec::from_csr(
+        &csr,
+        pki::profile::Kind::Leaf { profile: pki::profile::LeafProfile::Peer, code_signing: false },
+        v,
+    );
     // Signing may refuse (a subject rcgen cannot copy exactly), never panic;
     // what it does sign carries the CSR's own key.
     if let Ok(der) = pki::issue::signed_by(&spec, &csr.spki_der, ca) {

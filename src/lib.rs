@@ -22,7 +22,7 @@
 //! // A root CA.
 //! let ca_key = PrivateKey::generate(KeySpec::EcdsaP256)?;
 //! let root = Kind::Root { path_len: None, permit_domains: vec![] };
-//! let ca_spec = CertSpec { subject: dn("Test CA")?, subject_raw: None, key_id: None, serial: None, sans: vec![], kind: root, validity };
+//! let ca_spec = CertSpec::new(dn("Test CA")?, vec![], root, validity);
 //! let ca_der = issue::self_signed(&ca_spec, &ca_key)?;
 //! let ca = CaSigner::new(ca_der, ca_key, "Test CA", "Test CA key")?;
 //!
@@ -31,7 +31,7 @@
 //! let sans = vec![San::domain("localhost")?, San::ip("127.0.0.1")?];
 //! let csr = parse_csr(&make_csr(&dn("localhost")?, &sans, &key)?, "in memory")?;
 //! let server = Kind::Leaf { profile: LeafProfile::Server, code_signing: false };
-//! let spec = CertSpec { subject: csr.subject, subject_raw: Some(csr.subject_raw), key_id: None, serial: None, sans: csr.sans, kind: server, validity };
+//! let spec = CertSpec::from_csr(&csr, server, validity);
 //! let cert_der = issue::signed_by(&spec, &csr.spki_der, &ca)?;
 //!
 //! let pem = certforge::pki::to_pem("CERTIFICATE", &cert_der);

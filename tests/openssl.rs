@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{openssl, openssl_ok, with_cert, Env};
+use common::{openssl, openssl_ec_csr, openssl_ok, with_cert, Env};
 
 fn verify(dir: &Path, purpose: &str, ca: &str, untrusted: Option<&str>, leaf: &str) -> (bool, String) {
     let mut args = vec!["verify", "-x509_strict", "-purpose", purpose, "-CAfile", ca];
@@ -196,26 +196,7 @@ fn a_csr_asking_for_ca_true_gets_ca_false() {
     let env = Env::new();
     env.ok(&["init", "--cn", "CA"]);
     let t = env.tmp.path();
-    openssl_ok(
-        t,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "sneaky.key",
-            "-subj",
-            "/CN=sneaky",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-out",
-            "sneaky.csr",
-        ],
-    );
+    openssl_ec_csr(t, "sneaky", "/CN=sneaky", &["-addext", "basicConstraints=critical,CA:TRUE"]);
     env.ok(&["sign", "sneaky", "--CA", "CA", "--csr", t.join("sneaky.csr").to_str().unwrap()]);
     with_cert(&env.file("sneaky.crt"), |c| assert!(!c.basic_constraints().unwrap().unwrap().value.ca));
 }
@@ -419,24 +400,7 @@ fn a_csr_that_names_nothing_is_refused() {
     let env = Env::new();
     env.ok(&["init", "--cn", "CA"]);
     let t = env.tmp.path();
-    openssl_ok(
-        t,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "anon.key",
-            "-subj",
-            "/",
-            "-out",
-            "anon.csr",
-        ],
-    );
+    openssl_ec_csr(t, "anon", "/", &[]);
     let before = env.snapshot();
     let err = env.fails(&["sign", "anon", "--CA", "CA", "--csr", t.join("anon.csr").to_str().unwrap()], 1);
     assert!(err.contains("empty subject and no SANs"), "{err}");

@@ -75,8 +75,7 @@ pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
     };
     let kind_path_len = kind.template().path_len;
     let permit = kind.template().permit_domains;
-    let cert_spec =
-        CertSpec { subject, subject_raw: None, key_id: None, serial: None, sans: Vec::new(), kind, validity };
+    let cert_spec = CertSpec::new(subject, Vec::new(), kind, validity);
     let cert_der = issue::self_signed(&cert_spec, &key)?;
 
     let key_pem = key.to_pem(passphrase.as_deref().map(String::as_str))?;

@@ -149,15 +149,7 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
         );
     }
 
-    let spec = CertSpec {
-        subject: csr.subject.clone(),
-        subject_raw: Some(csr.subject_raw.clone()),
-        key_id: None,
-        serial: None,
-        sans: csr.sans.clone(),
-        kind: kind.clone(),
-        validity,
-    };
+    let spec = CertSpec::from_csr(&csr, kind.clone(), validity);
     let der = issue::signed_by(&spec, &csr.spki_der, &ca)?;
     let pem = to_pem("CERTIFICATE", &der);
     let mut writes = vec![Write1 {

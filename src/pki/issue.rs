@@ -36,6 +36,15 @@ impl CertSpec {
     pub fn new(subject: DistinguishedName, sans: Vec<San>, kind: Kind, validity: Validity) -> CertSpec {
         CertSpec { subject, subject_raw: None, key_id: None, serial: None, sans, kind, validity }
     }
+
+    /// A spec for signing `csr`: its subject (kept byte for byte) and every
+    /// SAN it asks for, under the profile `kind`.
+    pub fn from_csr(csr: &super::csr::ParsedCsr, kind: Kind, validity: Validity) -> CertSpec {
+        CertSpec {
+            subject_raw: Some(csr.subject_raw.clone()),
+            ..CertSpec::new(csr.subject.clone(), csr.sans.clone(), kind, validity)
+        }
+    }
 }
 
 /// Why issuing failed.
@@ -153,19 +162,7 @@ mod tests {
     fn root(spec: KeySpec) -> CaSigner {
         let key = PrivateKey::generate(spec).unwrap();
         let kind = Kind::Root { path_len: None, permit_domains: vec![] };
-        let der = self_signed(
-            &CertSpec {
-                subject: subject("Unit CA"),
-                subject_raw: None,
-                key_id: None,
-                serial: None,
-                sans: vec![],
-                kind,
-                validity: validity(),
-            },
-            &key,
-        )
-        .unwrap();
+        let der = self_signed(&CertSpec::new(subject("Unit CA"), vec![], kind, validity()), &key).unwrap();
         CaSigner::new(der, key, "ca.crt", "ca.key").unwrap()
     }
 
@@ -179,15 +176,7 @@ mod tests {
                 let csr = parse_csr(&make_csr(&subject("svc"), &sans, &key).unwrap(), "unit.csr").unwrap();
                 assert_eq!(csr.sans, sans);
                 let kind = Kind::Leaf { profile: LeafProfile::Server, code_signing: false };
-                let spec = CertSpec {
-                    subject: csr.subject.clone(),
-                    subject_raw: Some(csr.subject_raw.clone()),
-                    key_id: None,
-                    serial: None,
-                    sans: csr.sans.clone(),
-                    kind,
-                    validity: validity(),
-                };
+                let spec = CertSpec::from_csr(&csr, kind, validity());
                 let der = signed_by(&spec, &csr.spki_der, &ca).unwrap();
                 let (_, cert) = X509Certificate::from_der(&der).unwrap();
                 assert_eq!(cert.public_key().raw, key.spki_der().as_slice(), "{ca_spec} signing {leaf_spec}");
@@ -205,20 +194,7 @@ mod tests {
         ));
         let key = PrivateKey::generate(KeySpec::EcdsaP256).unwrap();
         let kind = Kind::Leaf { profile: LeafProfile::Peer, code_signing: false };
-        let leaf = signed_by(
-            &CertSpec {
-                subject: subject("leaf"),
-                subject_raw: None,
-                key_id: None,
-                serial: None,
-                sans: vec![],
-                kind,
-                validity: validity(),
-            },
-            &key.spki_der(),
-            &ca,
-        )
-        .unwrap();
+        let leaf = signed_by(&CertSpec::new(subject("leaf"), vec![], kind, validity()), &key.spki_der(), &ca).unwrap();
         assert!(matches!(CaSigner::new(leaf, key, "leaf", "leaf.key"), Err(crate::pki::ca::CaError::NotCa { .. })));
     }
 

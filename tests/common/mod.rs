@@ -191,3 +191,26 @@ pub fn openssl_seed_ca(dir: &Path) {
         ],
     );
 }
+
+/// Makes `<stem>.key` (P-256) and `<stem>.csr` in `dir` with openssl, for
+/// subject `subj`, with `extra` arguments to `openssl req` (e.g. -addext).
+pub fn openssl_ec_csr(dir: &Path, stem: &str, subj: &str, extra: &[&str]) {
+    let (key, csr) = (format!("{stem}.key"), format!("{stem}.csr"));
+    let mut args = vec![
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &key,
+        "-subj",
+        subj,
+        "-out",
+        &csr,
+    ];
+    args.extend_from_slice(extra);
+    openssl_ok(dir, &args);
+}
