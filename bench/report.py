@@ -2,6 +2,7 @@
 chart of the speed-up ratios. Standard library only.
 
 usage: python3 bench/report.py RESULTS_DIR OUT.md OUT.svg
+       python3 bench/report.py --record   (run.sh: what ran, as JSON)
 """
 import json
 import os
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import time
 
-res_dir, out_md, out_svg = sys.argv[1:4]
+res_dir, out_md, out_svg = (sys.argv[1:4] + [None, None, None])[:3]
 
 
 def load(name):
@@ -26,11 +27,24 @@ def ms(seconds):
 
 
 def version(cmd):
+    """The first line a tool prints for its version, or why there is none."""
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
-        return (out.stdout or out.stderr).strip().splitlines()[0]
-    except Exception:
+    except FileNotFoundError:
         return "not installed"
+    except Exception as e:  # a hang or a crash is not "not installed"
+        return "did not answer (%s)" % e
+    lines = (out.stdout or out.stderr).strip().splitlines()
+    return lines[0] if lines else "no version printed (exit %d)" % out.returncode
+
+
+def certforge_binary():
+    """The certforge that bench/run.sh measured: $CERTFORGE, else this
+    checkout's release build, else whatever is on PATH."""
+    if os.environ.get("CERTFORGE"):
+        return os.environ["CERTFORGE"]
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "target", "release", "certforge")
+    return here if os.access(here, os.X_OK) else "certforge"
 
 
 def cpu():
@@ -53,19 +67,42 @@ def mem():
     return "unknown"
 
 
+def measured_now():
+    """What describes a run: when, on what machine, with which tools."""
+    tools = [("certforge", [certforge_binary(), "--version"]), ("openssl", ["openssl", "version"]), ("mkcert", ["mkcert", "-version"]), ("cfssl", ["cfssl", "version"]), ("certstrap", ["certstrap", "--version"]), ("hyperfine", ["hyperfine", "--version"])]
+    return {
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": "%s, %d cores, %s RAM, %s" % (cpu(), os.cpu_count() or 0, mem(), platform.platform()),
+        "versions": [[name, version(cmd)] for name, cmd in tools],
+    }
+
+
+if len(sys.argv) > 1 and sys.argv[1] == "--record":
+    # run.sh records this beside the results while it measures, so a report
+    # made later still names the binaries and the machine that ran.
+    print(json.dumps(measured_now(), indent=1))
+    sys.exit(0)
+
+run_path = os.path.join(res_dir, "run.json")
+if os.path.exists(run_path):
+    with open(run_path) as f:
+        run = json.load(f)
+else:
+    run = measured_now()
+
+
 lines = []
 w = lines.append
 w("# certforge benchmarks")
 w("")
-w("Made by `bash bench/run.sh` on %s. Each table is one hyperfine run, so its ratios compare tools measured in the same minutes on the same machine; absolute times on a shared machine are noisy, the ratios much less so." % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+w("Made by `bash bench/run.sh` on %s. Each table is one hyperfine run, so its ratios compare tools measured in the same minutes on the same machine; absolute times on a shared machine are noisy, the ratios much less so." % run["when"])
 w("")
-w("Machine: %s, %d cores, %s RAM, %s." % (cpu(), os.cpu_count() or 0, mem(), platform.platform()))
+w("Machine: %s." % run["machine"])
 w("")
 w("| tool | version |")
 w("|---|---|")
-cf = os.environ.get("CERTFORGE", "certforge")
-for name, cmd in [("certforge", [cf, "--version"]), ("openssl", ["openssl", "version"]), ("mkcert", ["mkcert", "-version"]), ("cfssl", ["cfssl", "version"]), ("certstrap", ["certstrap", "--version"]), ("hyperfine", ["hyperfine", "--version"])]:
-    w("| %s | %s |" % (name, version(cmd)))
+for name, v in run["versions"]:
+    w("| %s | %s |" % (name, v))
 w("")
 
 bars = []  # (label, ratio, target)
@@ -108,9 +145,9 @@ def ratio(medians, peer_prefix):
     return None
 
 
-m1 = table("W1: the seed 001 set, ECDSA P-256 (CA + server with 4 SANs + client)", "w1")
+m1 = table("W1: the gRPC guide's openssl set, ECDSA P-256 (CA + server with 4 SANs + client)", "w1")
 m2 = table("W2: the blog workflow, five processes", "w2")
-m3 = table("W3: the seed 001 set with RSA-4096 keys", "w3")
+m3 = table("W3: the gRPC guide's openssl set with RSA-4096 keys", "w3")
 m4 = table("W4: 1,000 ECDSA leaves from one plan", "w4")
 m4b = table("W4 bound: the same plan on tmpfs, and the disk alone", "w4_bound", base="none")
 m4s = table("W4 scaling: certforge apply with N leaves", "w4_scaling", base="none")

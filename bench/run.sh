@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Side-by-side benchmarks: certforge against the openssl script of seed 001,
+# Side-by-side benchmarks: certforge against the gRPC authentication guide's openssl
+# script,
 # mkcert, cfssl and certstrap, each workload in one hyperfine run, so the
 # ratios come from the same minutes on the same machine. Writes
 # bench/results/*.json, BENCHMARKS.md and bench/ratios.svg.
@@ -39,7 +40,7 @@ hf() { # hf NAME RUNS [hyperfine args...]
   hyperfine --style basic --warmup 1 --runs "$n" --export-json "$out/$name.json" "$@"
 }
 
-# W1: the seed 001 set (CA + server with 4 SANs + client), ECDSA P-256.
+# W1: the gRPC guide's set (CA + server with 4 SANs + client), ECDSA P-256.
 w1=(-n certforge "bash $W w1_certforge $work/w1a" -n "openssl script (P-256)" "bash $W w1_openssl_p256 $work/w1b")
 command -v mkcert >/dev/null && w1+=(-n "mkcert -ecdsa" "bash $W w1_mkcert $work/w1c") || skipped+=("mkcert")
 command -v cfssl >/dev/null && w1+=(-n "cfssl gencert" "bash $W w1_cfssl $work/w1d") || skipped+=("cfssl")
@@ -50,7 +51,7 @@ w2=(-n certforge "bash $W w2_certforge $work/w2a")
 if command -v certstrap >/dev/null; then w2+=(-n "certstrap --curve P-256" "bash $W w2_certstrap $work/w2b"); else skipped+=("certstrap (not on PATH: W2 has no peer)"); fi
 hf w2 "$runs" "${w2[@]}"
 
-# W3: the seed 001 set with RSA-4096 keys, as the script does it.
+# W3: the gRPC guide's set with RSA-4096 keys, as the script does it.
 hf w3 "${QUICK:+2}${QUICK:-5}" -n certforge "bash $W w3_certforge $work/w3a" -n "openssl script (RSA-4096)" "bash $W w3_openssl_rsa $work/w3b"
 
 # W4: 1,000 ECDSA leaves from one plan, against a shell loop of openssl calls.
@@ -76,5 +77,8 @@ rss=$(/usr/bin/time -f %M "$CERTFORGE" --version 2>&1 >/dev/null | tail -n1)
 echo "$rss" > "$out/startup_rss_kb"
 
 printf '%s\n' "${skipped[@]}" > "$out/skipped"
+# What ran, recorded now so the report names the binaries measured.
+python3 bench/report.py --versions > "$out/versions.tsv"
+date -u '+%Y-%m-%d %H:%M UTC' > "$out/when"
 python3 bench/report.py "$out" BENCHMARKS.md bench/ratios.svg
 echo "wrote BENCHMARKS.md and bench/ratios.svg"

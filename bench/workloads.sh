@@ -8,9 +8,9 @@ dir=$2
 rm -rf "$dir" && mkdir -p "$dir" && cd "$dir"
 CF=${CERTFORGE:-certforge}
 
-# The openssl script of seed 001, verbatim but for the key commands, which
+# The gRPC authentication guide's openssl script, verbatim but for the key commands, which
 # take the key algorithm as an argument ($1: "rsa4096" or "p256").
-openssl_seed001() {
+openssl_guide() {
   local genkey
   if [ "$1" = rsa4096 ]; then genkey() { openssl genrsa -out "$1" 4096 2>/dev/null; }
   else genkey() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }; fi
@@ -98,7 +98,7 @@ plan_bulk() {
 
 case "$name" in
   w1_certforge) $CF --depot-path certs quickstart --host "*.example.com" --host grpc-server -q > /dev/null ;;
-  w1_openssl_p256) openssl_seed001 p256 ;;
+  w1_openssl_p256) openssl_guide p256 ;;
   w1_mkcert)
     export CAROOT=$PWD/caroot
     mkcert -ecdsa -cert-file server.crt -key-file server.key localhost "*.example.com" grpc-server 127.0.0.1 2>/dev/null
@@ -117,7 +117,7 @@ case "$name" in
     certstrap --depot-path certs sign --CA "gRPC Root CA" localhost > /dev/null
     certstrap --depot-path certs sign --CA "gRPC Root CA" grpc_client > /dev/null ;;
   w3_certforge) plan_rsa; $CF --depot-path certs apply plan.toml -q 2>/dev/null ;;
-  w3_openssl_rsa) openssl_seed001 rsa4096 ;;
+  w3_openssl_rsa) openssl_guide rsa4096 ;;
   w4_certforge) plan_bulk "${3:-1000}"; $CF --depot-path certs apply plan.toml -q 2>/dev/null ;;
   w4_openssl_loop)
     openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ca.key 2>/dev/null

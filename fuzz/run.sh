@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Long fuzz runs (not in CI): bash fuzz/run.sh [SECONDS] [TARGET...]
 # Needs the nightly toolchain and cargo-fuzz (cargo install cargo-fuzz).
-# New inputs go to fuzz/work/TARGET (not committed); the committed seeds in
+# New inputs go to fuzz/work/TARGET (not committed); the committed starting inputs in
 # fuzz/corpus/TARGET are read only. Crashes land in fuzz/artifacts/TARGET.
 set -euo pipefail
 cd "$(dirname "$0")"

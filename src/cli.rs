@@ -93,10 +93,10 @@ pub enum Command {
     Export(ExportArgs),
     /// Make or update a whole PKI from one plan file, idempotently.
     #[command(
-        after_help = "Example plan (plan.toml):\n  [[ca]]\n  name = \"Test Root\"\n\n  [[leaf]]\n  name = \"svc-{n}\"\n  count = 100\n  issuer = \"Test Root\"\n  profile = \"server\"\n  domains = [\"svc-{n}.test\"]\n\nExamples:\n  certforge --depot-path fixtures apply plan.toml\n  certforge --depot-path fixtures apply plan.toml --dry-run\n  certforge --depot-path fixtures apply plan.toml --deterministic-seed ci --not-before 2025-01-01T00:00:00Z\n\nWhat exists and matches the plan is kept; what is missing is made; what differs (or expires\nwithin --renew-within) is re-issued, the old one kept in archive/. An unchanged plan writes nothing.\n\n--deterministic-seed: byte-identical output for the same plan, seed and --not-before. Anyone with\nthe seed has the private keys: for test fixtures only."
+        after_help = "Example plan (plan.toml):\n  [[ca]]\n  name = \"Test Root\"\n\n  [[leaf]]\n  name = \"svc-{n}\"\n  count = 100\n  issuer = \"Test Root\"\n  profile = \"server\"\n  domains = [\"svc-{n}.test\"]\n\nExamples:\n  certforge --depot-path fixtures apply plan.toml\n  certforge --depot-path fixtures apply plan.toml --dry-run\n  certforge --depot-path fixtures apply plan.toml --deterministic-seed ci --not-before 2025-01-01T00:00:00Z\n\nWhat exists and matches the plan is kept; what is missing is made; what differs (or expires\nwithin --renew-within) is re-issued, the old one kept in archive/. An unchanged plan writes nothing.\n\n--deterministic-seed: byte-identical output for the same plan, --deterministic-seed value and\n--not-before. Anyone who knows that value has the private keys: for test fixtures only."
     )]
     Apply(ApplyArgs),
-    /// The seed 001 set in one command: ca, server and client certificates for gRPC mutual TLS.
+    /// The CA, server and client set of the gRPC authentication guide's openssl script, in one command, for gRPC mutual TLS.
     #[command(
         after_help = "Examples:\n  certforge --depot-path certs quickstart\n  certforge --depot-path certs quickstart --host grpc.internal --ip 10.0.0.5\n  eval \"$(certforge --depot-path certs quickstart --print-env)\""
     )]
@@ -551,8 +551,8 @@ pub struct PlanRunArgs {
     /// Also re-issue what expires within this span, e.g. 30d.
     #[arg(long = "renew-within", value_name = "SPAN")]
     pub renew_within: Option<String>,
-    /// Derive keys and serials from SEED: byte-identical output. TEST FIXTURES ONLY: anyone with the seed has the keys.
-    #[arg(long = "deterministic-seed", value_name = "SEED", requires = "not_before")]
+    /// Derive keys and serials from TEXT: byte-identical output. TEST FIXTURES ONLY: anyone who knows TEXT has the keys.
+    #[arg(long = "deterministic-seed", value_name = "TEXT", requires = "not_before")]
     pub deterministic_seed: Option<String>,
     /// Anchor every certificate's validity here (RFC 3339); required with --deterministic-seed.
     #[arg(long = "not-before", value_name = "TIME")]

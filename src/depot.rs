@@ -67,16 +67,6 @@ impl Depot {
         fs::symlink_metadata(self.path(name, ext)).is_ok()
     }
 
-    /// Reads `name.ext`, with an error that says what is missing and how to
-    /// make it.
-    pub fn read(&self, name: &EntryName, ext: &str, hint: &str) -> Result<Vec<u8>> {
-        let path = self.path(name, ext);
-        if !path.exists() {
-            bail!("{} does not exist; {hint}", path.display());
-        }
-        read_file(&path)
-    }
-
     /// Takes the depot's lock until the guard drops, so that concurrent
     /// certforge runs that change the same depot (a CRL rewrite above all)
     /// do not interleave. The lock is flock(2) on the directory itself, so

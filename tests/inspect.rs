@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{openssl_ok, openssl_seed_ca, Env};
+use common::{openssl_guide_ca, openssl_ok, Env};
 use serde_json::Value;
 
 fn json(env: &Env, args: &[&str]) -> Value {
@@ -75,7 +75,7 @@ fn inspect_shows_a_certforge_leaf_in_full() {
 fn inspect_reads_openssl_certificates_csrs_and_der() {
     let env = Env::new();
     let t = env.tmp.path();
-    openssl_seed_ca(t);
+    openssl_guide_ca(t);
     openssl_ok(
         t,
         &[

@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{mode, openssl, openssl_ok, with_cert, Env};
+use common::{mode, openssl, openssl_ok, openssl_verify_server, with_cert, Env};
 use serde_json::Value;
 
 /// A depot with a valid, a soon-expiring, an expired and a revoked leaf, a
@@ -129,20 +129,7 @@ fn renew_keeps_names_profile_and_key_and_archives_the_old_cert() {
     assert_eq!(archived.len(), 1);
     assert_eq!(std::fs::read(&archived[0]).unwrap(), old, "the old certificate is kept byte for byte");
     let d = env.depot();
-    openssl_ok(
-        &d,
-        &[
-            "verify",
-            "-x509_strict",
-            "-purpose",
-            "sslserver",
-            "-CAfile",
-            "gRPC_Root_CA.crt",
-            "-untrusted",
-            "Issuing_CA.crt",
-            "deep.example.com.crt",
-        ],
-    );
+    openssl_verify_server(&d, "gRPC_Root_CA.crt", Some("Issuing_CA.crt"), "deep.example.com.crt");
     let chain = std::fs::read_to_string(env.file("deep.example.com.chain.crt")).unwrap();
     assert!(
         chain.starts_with(&std::fs::read_to_string(env.file("deep.example.com.crt")).unwrap()),
@@ -384,4 +371,99 @@ fn bundle_export_and_chain_files() {
             "deep.example.com.crt",
         ],
     );
+}
+
+/// Issue 10, finding 2: a renewal is never due again under the window that
+/// selected it, so the README's `list || renew --all` pipeline converges.
+#[test]
+fn renew_never_leaves_a_certificate_due_under_its_window() {
+    let env = Env::new();
+    env.ok(&["init", "--cn", "Short CA", "--expires", "20 days"]);
+    env.ok(&["request-cert", "--domain", "ten.example.com"]);
+    env.ok(&["sign", "ten.example.com", "--CA", "Short CA", "--expires", "10d"]);
+    env.ok(&["request-cert", "--domain", "fixed.example.com"]);
+    env.ok(&["sign", "fixed.example.com", "--CA", "Short CA", "--expires", "10d"]);
+    let days_left = |n: &str| {
+        with_cert(&env.file(&format!("{n}.crt")), |c| {
+            (c.validity().not_after.timestamp() - time::OffsetDateTime::now_utc().unix_timestamp()) / 86_400
+        })
+    };
+
+    // A plain `renew NAME` checks against 30 days; the CA, itself due, is
+    // named as what to renew first, and nothing changes.
+    let before = env.snapshot();
+    let err = env.fails(&["renew", "ten.example.com"], 1);
+    assert!(err.contains("renew the CA first") && err.contains("Short_CA"), "{err}");
+    assert_eq!(env.snapshot(), before, "a refused renewal writes nothing");
+
+    // The README's pipeline: list fails, renew --all renews the CA first and
+    // then the leaves, and the next list passes.
+    env.fails(&["list", "--expiring-within", "30d"], 1);
+    let out = env.ok(&["renew", "--all", "--expiring-within", "30d"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("default of 10 years") && err.contains("default of 2 years"), "says why, in one line: {err}");
+    assert!(days_left("ten.example.com") > 700, "the profile's lifetime, not 10 days again");
+    assert!(days_left("Short_CA") > 3600);
+    let (code, _) = list_json(&env, &["--expiring-within", "30d"]);
+    assert_eq!(code, Some(0), "nothing is due after `renew --all`");
+    openssl_verify_server(&env.depot(), "Short_CA.crt", None, "ten.example.com.crt");
+
+    // A wider window for one name, and --expires still wins (with a warning).
+    let before = env.snapshot();
+    let err = env.fails(&["renew", "fixed.example.com", "--expiring-within", "3 years"], 2);
+    assert!(err.contains("default of 2 years") && err.contains("--expires"), "{err}");
+    assert_eq!(env.snapshot(), before);
+    env.ok(&["renew", "fixed.example.com", "--expiring-within", "3 years", "--expires", "4 years"]);
+    assert!(days_left("fixed.example.com") > 4 * 365 - 2);
+    let out = env.ok(&["renew", "fixed.example.com", "--expires", "10d"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("due again at once"));
+    assert!((9..=10).contains(&days_left("fixed.example.com")), "--expires wins");
+}
+
+/// Issue 10, finding 3: `sign --intermediate` gives the new CA an empty CRL,
+/// as `init` and `apply` do, so `openssl verify -crl_check_all` works at
+/// once for what it signs.
+#[test]
+fn sign_intermediate_writes_its_crl() {
+    let env = Env::new();
+    env.ok(&["init", "--cn", "Root"]);
+    env.ok(&["request-cert", "--cn", "Issuing CA"]);
+    let out = env.ok(&["sign", "Issuing CA", "--CA", "Root", "--intermediate"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Issuing_CA.crl"), "the CRL is reported");
+    env.ok(&["request-cert", "--domain", "svc.example.com"]);
+    env.ok(&["sign", "svc.example.com", "--CA", "Issuing CA", "--profile", "server"]);
+    let d = env.depot();
+    openssl_ok(&d, &["crl", "-in", "Issuing_CA.crl", "-CAfile", "Issuing_CA.crt", "-noout"]);
+    let crls = format!("{}", d.join("all.crl").display());
+    let mut all = std::fs::read(d.join("Root.crl")).unwrap();
+    all.extend(std::fs::read(d.join("Issuing_CA.crl")).unwrap());
+    std::fs::write(&crls, all).unwrap();
+    openssl_ok(
+        &d,
+        &[
+            "verify",
+            "-x509_strict",
+            "-crl_check_all",
+            "-CRLfile",
+            &crls,
+            "-CAfile",
+            "Root.crt",
+            "-untrusted",
+            "Issuing_CA.crt",
+            "svc.example.com.crt",
+        ],
+    );
+    std::fs::remove_file(&crls).unwrap();
+    env.ok(&["revoke", "--CN", "svc.example.com", "--CA", "Issuing CA"]);
+    let (_, listed) = list_json(&env, &[]);
+    let svc = listed.as_array().unwrap().iter().find(|r| r["name"] == "svc.example.com").unwrap().clone();
+    assert!(!svc["revoked"].is_null(), "the revocation lands in the CRL sign wrote: {svc}");
+
+    // An old NAME.crl is never overwritten: refused before anything is made.
+    env.ok(&["request-cert", "--cn", "Second CA"]);
+    std::fs::write(env.file("Second_CA.crl"), "left over").unwrap();
+    let before = env.snapshot();
+    let err = env.fails(&["sign", "Second CA", "--CA", "Root", "--intermediate"], 1);
+    assert!(err.contains("Second_CA.crl already exists"), "{err}");
+    assert_eq!(env.snapshot(), before);
 }

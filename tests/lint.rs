@@ -1,10 +1,10 @@
 //! `lint` warns about what real clients will reject or mishandle. Each bad
 //! certificate is made with openssl (certforge will not make them), and the
-//! seed 001 script's own certificates are linted as a user would.
+//! gRPC guide's openssl script's own certificates are linted as a user would.
 
 mod common;
 
-use common::{openssl_ok, openssl_seed_ca, openssl_sign, Env, OPENSSL_CA_EXT};
+use common::{openssl_guide_ca, openssl_ok, openssl_sign, Env, OPENSSL_CA_EXT};
 
 fn lint_json(env: &Env, args: &[&str]) -> (Option<i32>, serde_json::Value) {
     let mut full = vec!["lint"];
@@ -57,8 +57,8 @@ fn certforge_output_lints_clean() {
 fn lint_finds_what_clients_reject() {
     let env = Env::new();
     let t = env.tmp.path();
-    // The seed 001 CA: openssl req -x509 writes no keyUsage (Python 3.13 strict refuses it).
-    openssl_seed_ca(t);
+    // The gRPC guide's CA: openssl req -x509 writes no keyUsage (Python 3.13 strict refuses it).
+    openssl_guide_ca(t);
     let leaf = |name: &str, key: &[&str], ext: &str, extra: &[&str]| {
         let mut req = vec!["req", "-new", "-nodes", "-keyout"];
         let kf = format!("{name}.key");

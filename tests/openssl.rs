@@ -141,7 +141,7 @@ fn an_openssl_p384_csr_signed_with_sha256_keeps_its_p384_key() {
 }
 
 #[test]
-fn the_seed_001_openssl_csr_is_signed_with_its_subject_and_every_san() {
+fn the_grpc_guide_openssl_csr_is_signed_with_its_subject_and_every_san() {
     let env = Env::new();
     env.ok(&["init", "--cn", "MyCA"]);
     let t = env.tmp.path();

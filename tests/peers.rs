@@ -101,7 +101,10 @@ fn go_crypto_tls_require_and_verify_client_cert() {
     let (ok, out) = run("localhost", "grpc.internal", "localhost");
     assert!(!ok && out.contains("key usage"), "a server-only cert as a client cert: {out}");
     let (ok, out) = run("grpc_client", "svc-client", "grpc_client");
-    assert!(!ok && (out.contains("Common Name") || out.contains("SANs")), "Go ignores the CN (seed 000): {out}");
+    assert!(
+        !ok && (out.contains("Common Name") || out.contains("SANs")),
+        "Go ignores the CN (the CERTIFICATE_VERIFY_FAILED question): {out}"
+    );
 }
 
 #[test]
@@ -121,7 +124,10 @@ fn python_grpcio_mutual_tls() {
     let (ok, out) = mtls(&env, &py, &[&s], "grpc.internal", "svc-client", "grpc.internal");
     assert!(ok, "server/client profiles: {out}");
     let (ok, out) = mtls(&env, &py, &[&s], "localhost", "grpc_client", "grpc.example.com");
-    assert!(!ok && out.contains("UNAVAILABLE"), "the seed 000 failure, a name outside the SANs: {out}");
+    assert!(
+        !ok && out.contains("UNAVAILABLE"),
+        "the CERTIFICATE_VERIFY_FAILED failure, a name outside the SANs: {out}"
+    );
     let (ok, out) = mtls(&env, &py, &[&s], "localhost", "intruder", "localhost");
     assert!(!ok, "client of another CA: {out}");
 }
@@ -282,7 +288,7 @@ fn pkilint_finds_no_error_in_any_certificate_or_crl() {
         for line in text(&o).lines().filter(|l| l.contains("(ERROR)") || l.contains("(FATAL)")) {
             // pkilint's one false alarm on our certs: its domain syntax
             // check wants a dot, so a single label such as `localhost` or
-            // `grpc-server` (seed 001) is flagged (PKI-NOTES §3).
+            // `grpc-server` (the gRPC guide) is flagged (PKI-NOTES §3).
             let single_label = line.rsplit_once(": \"").is_some_and(|(_, v)| !v.trim_end_matches('"').contains('.'));
             if !(line.contains("invalid_domain_name_syntax") && single_label) {
                 problems.push(format!("{c}: {line}"));

@@ -7,7 +7,7 @@ mod tls;
 
 use std::path::Path;
 
-use common::{openssl, openssl_ok, snapshot, with_cert, Env};
+use common::{openssl, openssl_ok, openssl_verify_server, snapshot, with_cert, Env};
 
 const PLAN: &str = r#"
 [[ca]]
@@ -48,20 +48,7 @@ fn a_plan_applies_idempotently_and_reissues_only_what_changed() {
         String::from_utf8_lossy(&out.stderr)
     );
     let d = env.depot();
-    openssl_ok(
-        &d,
-        &[
-            "verify",
-            "-x509_strict",
-            "-purpose",
-            "sslserver",
-            "-CAfile",
-            "Test_Root.crt",
-            "-untrusted",
-            "Issuing.crt",
-            "api.crt",
-        ],
-    );
+    openssl_verify_server(&d, "Test_Root.crt", Some("Issuing.crt"), "api.crt");
     openssl_ok(
         &d,
         &[
@@ -359,4 +346,35 @@ fn plan_entries_can_use_templates_by_name_or_file() {
         write_plan(&env, "[[ca]]\nname = \"R\"\n[[leaf]]\nname = \"x\"\nissuer = \"R\"\ntemplate = \"missing.toml\"\n");
     let err = env.fails(&["apply", &bad], 2);
     assert!(err.contains(":6:") && err.contains("missing.toml"), "{err}");
+}
+
+/// Issue 10, finding 3: a leaf under a plan's intermediate gets the same
+/// NAME.chain.crt / NAME.fullchain.crt that `sign` writes, and a second run
+/// of the unchanged plan writes nothing.
+#[test]
+fn apply_writes_chain_files_like_sign() {
+    let env = Env::new();
+    let plan = write_plan(&env, PLAN);
+    env.ok(&["apply", &plan]);
+    let d = env.depot();
+    let read = |n: &str| std::fs::read_to_string(d.join(n)).unwrap_or_else(|e| panic!("{n}: {e}"));
+    assert_eq!(read("api.chain.crt"), read("api.crt") + &read("Issuing.crt"));
+    assert_eq!(read("api.fullchain.crt"), read("api.crt") + &read("Issuing.crt") + &read("Test_Root.crt"));
+    assert!(!d.join("worker-1.chain.crt").exists(), "a leaf under the root needs no chain file");
+    openssl_verify_server(&d, "Test_Root.crt", Some("api.chain.crt"), "api.crt");
+
+    // The same files `sign` writes for a leaf under the same intermediate.
+    env.ok(&["request-cert", "--domain", "signed.test"]);
+    env.ok(&["sign", "signed.test", "--CA", "Issuing", "--profile", "server"]);
+    assert_eq!(read("signed.test.chain.crt"), read("signed.test.crt") + &read("Issuing.crt"));
+
+    let before = snapshot(&d);
+    let out = env.ok(&["apply", &plan]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing was written"));
+    assert_eq!(snapshot(&d), before, "an unchanged plan writes nothing");
+
+    // A chain file lost (or made by an older certforge) comes back.
+    std::fs::remove_file(d.join("api.chain.crt")).unwrap();
+    env.ok(&["apply", &plan]);
+    assert_eq!(snapshot(&d), before);
 }

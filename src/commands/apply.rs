@@ -43,6 +43,9 @@ pub struct Summary {
     pub made: Vec<Change>,
     pub kept: Vec<Change>,
     pub reissued: Vec<Change>,
+    /// Chain files written beside kept certificates that lacked them (made
+    /// by an older certforge); made and re-issued ones get theirs anyway.
+    pub chain_files_added: usize,
 }
 
 /// The resolved run options.
@@ -130,7 +133,14 @@ pub fn report(s: &Summary, opts: &Run) -> Result<()> {
         show(&s.made, &verb("made", "would make"));
         show(&s.reissued, &verb("re-issued", "would re-issue"));
     }
-    if s.made.is_empty() && s.reissued.is_empty() {
+    if s.made.is_empty() && s.reissued.is_empty() && s.chain_files_added > 0 {
+        eprintln!(
+            "all {} certificate(s) match the plan; {} {} missing chain file(s)",
+            s.kept.len(),
+            verb("wrote", "would write"),
+            s.chain_files_added
+        );
+    } else if s.made.is_empty() && s.reissued.is_empty() {
         eprintln!("nothing to do: all {} certificate(s) match the plan; nothing was written", s.kept.len());
     } else {
         eprintln!(
@@ -142,7 +152,7 @@ pub fn report(s: &Summary, opts: &Run) -> Result<()> {
         );
     }
     if opts.seed.is_some() {
-        warn("deterministic mode: anyone with the seed can rebuild these private keys. Use them as test fixtures only");
+        warn("deterministic mode: anyone who knows the --deterministic-seed value can rebuild these private keys. Use them as test fixtures only");
     }
     Ok(())
 }
@@ -199,10 +209,14 @@ pub fn execute(depot: &Depot, plan: &Plan, opts: &Run) -> Result<Summary> {
 }
 
 fn record(summary: &mut Summary, writes: &mut Vec<Write1>, done: Done) {
+    let files = done.writes.len();
     writes.extend(done.writes);
     match done.action {
         "made" => summary.made.push(done.change),
-        "kept" => summary.kept.push(done.change),
+        "kept" => {
+            summary.chain_files_added += files;
+            summary.kept.push(done.change)
+        }
         _ => summary.reissued.push(done.change),
     }
 }
@@ -266,7 +280,7 @@ fn process(
                     None
                 } else {
                     Some(Arc::new(CaSigner::new(
-                        cert_der,
+                        cert_der.clone(),
                         key,
                         &crt_path.display().to_string(),
                         &key_path.display().to_string(),
@@ -275,7 +289,7 @@ fn process(
                 return Ok(Done {
                     change: Change { name: e.name.to_string(), reason: None },
                     action: "kept",
-                    writes: Vec::new(),
+                    writes: chain_files(depot, e, &cert_der, signers),
                     signer,
                 });
             }
@@ -356,6 +370,7 @@ fn process(
         mode: PUBLIC_MODE,
         replace: reissue,
     });
+    writes.extend(chain_files(depot, e, &der, signers));
     let signer = if e.role == Role::Leaf {
         None
     } else {
@@ -381,6 +396,21 @@ fn process(
     Ok(Done { change: Change { name: e.name.to_string(), reason }, action, writes, signer })
 }
 
+/// NAME.chain.crt and NAME.fullchain.crt for an entry under a plan
+/// intermediate, as `sign` and `renew` write them, where they are missing
+/// or stale. An entry signed by a root needs none.
+fn chain_files(depot: &Depot, e: &PlanEntry, der: &[u8], signers: &HashMap<EntryName, Arc<CaSigner>>) -> Vec<Write1> {
+    let under_intermediate = e.issuer.as_ref().and_then(|i| signers.get(i)).is_some_and(|s| {
+        let c = s.cert();
+        c.subject().as_raw() != c.issuer().as_raw()
+    });
+    if !under_intermediate {
+        return Vec::new();
+    }
+    let pool: Vec<Vec<u8>> = signers.values().map(|s| s.cert_der().to_vec()).collect();
+    super::chainfiles::missing_chain_files(depot, &e.name, der, &pool)
+}
+
 /// Why an existing certificate no longer matches its plan entry, if it
 /// does not.
 fn compare(
@@ -397,7 +427,7 @@ fn compare(
     }
     if let Some(seed) = &opts.seed {
         if deterministic::key(seed, e.name.as_str())?.spki_der() != key.spki_der() {
-            return Ok(Some("the seed gives a different key".into()));
+            return Ok(Some("the --deterministic-seed value gives a different key".into()));
         }
     }
     if key.describe() != e.key.to_string() {

@@ -16,7 +16,22 @@ pub fn chain_writes(depot: &Depot, name: &EntryName, leaf_der: &[u8], replace: b
         .map(|(_, d)| d)
         .filter(|d| x509_parser::parse_x509_certificate(d).is_ok_and(|(_, c)| c.is_ca()))
         .collect();
-    let chain = build(leaf_der, &pool);
+    chain_files(depot, name, leaf_der, &pool, replace)
+}
+
+/// The chain files for `leaf_der` whose bytes are not on disk yet: what
+/// `apply` writes for an entry under a plan intermediate (its CAs come from
+/// the plan, `pool`, not from the depot as it was), made or kept, so that a
+/// second run of an unchanged plan writes nothing.
+pub fn missing_chain_files(depot: &Depot, name: &EntryName, leaf_der: &[u8], pool: &[Vec<u8>]) -> Vec<Write1> {
+    chain_files(depot, name, leaf_der, pool, true)
+        .into_iter()
+        .filter(|w| crate::depot::read_file(&w.path).ok().as_deref() != Some(w.bytes.as_slice()))
+        .collect()
+}
+
+fn chain_files(depot: &Depot, name: &EntryName, leaf_der: &[u8], pool: &[Vec<u8>], replace: bool) -> Vec<Write1> {
+    let chain = build(leaf_der, pool);
     if chain.intermediates.is_empty() {
         return Vec::new();
     }

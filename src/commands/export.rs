@@ -1,7 +1,7 @@
 //! `certforge export`: hand a certificate to what runs it. PKCS#12 for Java
 //! and .NET (modern PBES2/AES-256 by default, 3DES/SHA-1 with --legacy), a
-//! Java truststore, PEM bundles, shell environment variables (seed 002's
-//! services read TLS_* variables), and a Kubernetes TLS Secret.
+//! Java truststore, PEM bundles, shell environment variables (services
+//! configured like the Go/Python mTLS blog's read TLS_* variables), and a Kubernetes TLS Secret.
 
 use std::io::{IsTerminal, Write};
 
@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 
 use super::common::{read_key, usage};
 use super::inputs::{depot_certs, read_certs};
+use super::inputs::{not_found, Wanted};
 use crate::cli::{ExportArgs, ExportFormat};
 use crate::depot::{self, read_file, Depot, Write1, KEY_MODE, PUBLIC_MODE};
 use crate::pki::chain::{build, Chain};
@@ -29,7 +30,7 @@ pub fn run(depot: &Depot, args: &ExportArgs) -> Result<()> {
     let name = EntryName::new(&args.name).map_err(|e| usage(format!("{:?}: {e}", args.name)))?;
     let cert_path = depot.path(&name, "crt");
     if !cert_path.is_file() {
-        bail!("{} does not exist; `certforge list` shows what the depot holds", cert_path.display());
+        return Err(not_found(depot, &args.name, Wanted::Certificate, ""));
     }
     let cert = read_certs(&cert_path)?.remove(0);
     let pool: Vec<Vec<u8>> = depot_certs(depot)

@@ -15,10 +15,6 @@ use crate::pki::profile::Kind;
 use crate::pki::san::check_dns_name;
 use crate::pki::template::TemplateKind;
 use crate::pki::to_pem;
-use crate::pki::validity::Expiry;
-
-/// A CA lasts 10 years unless told otherwise.
-const CA_DEFAULT: Expiry = Expiry { months: 120, seconds: 0 };
 
 /// Runs `init`.
 pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
@@ -53,8 +49,6 @@ pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
     let passphrase = args.pass.for_new_key(&key_file)?;
     let key = key_choice.obtain(&args.pass)?;
     let now = OffsetDateTime::now_utc();
-    let default = template.as_ref().and_then(|t| t.validity).unwrap_or(CA_DEFAULT);
-    let validity = request.resolve(now, default).map_err(|e| usage(e.to_string()))?;
     let kind = match template {
         // The command line's --path-length and --permit-domain override the template's.
         Some(mut t) => {
@@ -73,6 +67,7 @@ pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
             permit_domains: args.permit_domain.clone(),
         },
     };
+    let validity = request.resolve(now, kind.default_lifetime()).map_err(|e| usage(e.to_string()))?;
     let kind_path_len = kind.template().path_len;
     let permit = kind.template().permit_domains;
     let cert_spec = CertSpec::new(subject, Vec::new(), kind, validity);

@@ -30,11 +30,117 @@ pub fn resolve(depot: &Depot, arg: &str, exts: &[&str]) -> Result<PathBuf> {
         }
     }
     let tried: Vec<String> = exts.iter().map(|e| format!("{}.{e}", crate::pki::names::sanitize(arg))).collect();
+    let mut have: Vec<String> = exts.iter().flat_map(|e| depot_stems(depot, e)).collect();
+    have.sort();
+    have.dedup();
     bail!(
-        "no file or depot entry named {arg:?}: looked for ./{arg} and, in the depot {}, for {}; check the name or --depot-path",
+        "no file or depot entry named {arg:?}: looked for ./{arg} and, in the depot {}, for {}.{}",
         depot.root().display(),
-        tried.join(", ")
+        tried.join(", "),
+        suggestion(depot, arg, "entries", &have, "check the name or --depot-path")
     )
+}
+
+/// What kind of depot entry a name on the command line should have named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wanted {
+    /// A CA certificate (`--CA`).
+    Ca,
+    /// A request (`.csr`) not necessarily signed yet (`sign NAME`).
+    Request,
+    /// A certificate (`.crt`) of any kind (`revoke --CN`, `renew`, `export`).
+    Certificate,
+}
+
+impl Wanted {
+    fn noun(self) -> (&'static str, &'static str) {
+        match self {
+            Wanted::Ca => ("CA", "CAs"),
+            Wanted::Request => ("request", "requests"),
+            Wanted::Certificate => ("certificate", "certificates"),
+        }
+    }
+
+    fn ext(self) -> &'static str {
+        match self {
+            Wanted::Request => "csr",
+            Wanted::Ca | Wanted::Certificate => "crt",
+        }
+    }
+}
+
+/// The depot names a `wanted` argument could take, sorted: what completion
+/// offers and what a typo is compared with.
+pub fn candidates(depot: &Depot, wanted: Wanted) -> Vec<String> {
+    match wanted {
+        Wanted::Ca => depot_files(depot, "crt")
+            .into_iter()
+            .filter(|p| {
+                read_certs(p)
+                    .ok()
+                    .and_then(|c| c.into_iter().next())
+                    .is_some_and(|der| x509_parser::parse_x509_certificate(&der).is_ok_and(|(_, c)| c.is_ca()))
+            })
+            .filter_map(|p| stem(&p))
+            .collect(),
+        other => depot_stems(depot, other.ext()),
+    }
+}
+
+/// The error for a name that is not in the depot: what was looked for, the
+/// closest name there is ("did you mean"), what there is, and `fix`.
+pub fn not_found(depot: &Depot, raw: &str, wanted: Wanted, fix: &str) -> anyhow::Error {
+    let (one, many) = wanted.noun();
+    let file = depot.root().join(format!("{}.{}", crate::pki::names::sanitize(raw), wanted.ext()));
+    let have = candidates(depot, wanted);
+    anyhow::anyhow!(
+        "no {one} named {raw:?} in the depot {} ({} does not exist).{}",
+        depot.root().display(),
+        file.display(),
+        suggestion(depot, raw, many, &have, fix)
+    )
+}
+
+/// " Did you mean "X"? CAs in DIR: X, Y." followed by `fix`.
+fn suggestion(depot: &Depot, raw: &str, many: &str, have: &[String], fix: &str) -> String {
+    /// Enough names to spot the right one; `list` shows the rest.
+    const SHOWN: usize = 12;
+    let mut out = String::new();
+    if let Some(best) = crate::pki::names::closest(raw, have) {
+        out.push_str(&format!(" Did you mean {best:?}?"));
+    }
+    if have.is_empty() {
+        out.push_str(&format!(" The depot {} holds no {many} yet.", depot.root().display()));
+    } else {
+        let mut shown = have.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+        if have.len() > SHOWN {
+            shown.push_str(&format!(" and {} more (`certforge list` shows them)", have.len() - SHOWN));
+        }
+        out.push_str(&format!(" {} in {}: {shown}.", capitalize(many), depot.root().display()));
+    }
+    if !fix.is_empty() {
+        out.push(' ');
+        out.push_str(&capitalize(fix));
+        if !fix.ends_with('.') {
+            out.push('.');
+        }
+    }
+    out
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
+fn stem(path: &std::path::Path) -> Option<String> {
+    path.file_stem().map(|s| s.to_string_lossy().into_owned())
+}
+
+/// The stems of the depot's `.ext` files (chain files and temporaries left
+/// out), sorted.
+pub fn depot_stems(depot: &Depot, ext: &str) -> Vec<String> {
+    depot_files(depot, ext).iter().filter_map(|p| stem(p)).collect()
 }
 
 /// Every file of the depot ending in `.ext`, sorted by name.

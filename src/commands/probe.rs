@@ -1,7 +1,7 @@
 //! `certforge probe HOST:PORT`: connect with rustls (TLS 1.2 and 1.3), show
 //! the negotiated version, cipher and the chain the server sent, then verify
 //! that chain as `verify` does. The Rust answer to the diagnose script of
-//! seed 001. It also says when the server demands a client certificate and
+//! the gRPC TLS guide. It also says when the server demands a client certificate and
 //! none was given, and when it refuses the one given.
 
 use std::io::{ErrorKind, Read};

@@ -1,4 +1,4 @@
-//! `certforge quickstart`: the files of seed 001's openssl script, in one
+//! `certforge quickstart`: the files of the gRPC TLS guide's openssl script, in one
 //! command, from the plan in `templates/plans/quickstart.toml`, followed by
 //! which file goes to which parameter in Python, Go, Ruby and Rust.
 

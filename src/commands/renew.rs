@@ -7,7 +7,9 @@ use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::common::{note, usage, Exit};
-use super::entries::{scan, Entry};
+use super::entries::{scan, Entry, View};
+use super::init::shell_word;
+use super::inputs::{not_found, Wanted};
 use super::sign::load_ca;
 use crate::cli::RenewArgs;
 use crate::depot::{self, read_file, Depot, Write1, KEY_MODE, PUBLIC_MODE};
@@ -20,63 +22,86 @@ use crate::pki::san::{self, San};
 use crate::pki::serial::hex;
 use crate::pki::subject::dn_from_x509;
 use crate::pki::to_pem;
-use crate::pki::validity::{fmt_time, relative, Expiry};
+use crate::pki::validity::{fmt_time, relative, Expiry, Validity};
+
+/// The window a renewal is checked against when `--expiring-within` is not
+/// given: the one the README's CI pipeline uses.
+const DEFAULT_WINDOW: &str = "30d";
+
+/// The window that selected a renewal: a renewed certificate must not be
+/// due under it again, or `list --expiring-within W || renew --all
+/// --expiring-within W` would fail on every run.
+struct Window<'a> {
+    span: &'a str,
+    now: OffsetDateTime,
+    until: OffsetDateTime,
+}
 
 /// Runs `renew`.
 pub fn run(depot: &Depot, args: &RenewArgs) -> Result<()> {
     let now = OffsetDateTime::now_utc();
+    let span = args.expiring_within.as_deref().unwrap_or(DEFAULT_WINDOW);
+    let until = Expiry::parse(span)
+        .map_err(|e| usage(e.to_string().replace("--expires", "--expiring-within")))?
+        .after(now)
+        .ok_or_else(|| usage("--expiring-within is too long"))?;
+    let window = Window { span, now, until };
     let _lock = depot.lock()?;
     let view = scan(depot, now);
     if !args.all {
         let raw = args.name.as_deref().unwrap_or_default();
         let name = EntryName::new(raw).map_err(|e| usage(format!("{raw:?}: {e}")))?;
-        let entry = view.get(name.as_str()).ok_or_else(|| {
-            anyhow!("{} does not exist: there is no certificate named {raw:?} in the depot; `certforge list` shows what there is", depot.path(&name, "crt").display())
-        })?;
-        return renew(depot, entry, args, now);
+        let entry = view.get(name.as_str()).ok_or_else(|| not_found(depot, raw, Wanted::Certificate, ""))?;
+        return renew(depot, entry, args, now, &window);
     }
-    let span = args.expiring_within.as_deref().unwrap_or_default();
-    let until = Expiry::parse(span)
-        .map_err(|e| usage(e.to_string().replace("--expires", "--expiring-within")))?
-        .after(now)
-        .ok_or_else(|| usage("--expiring-within is too long"))?;
-    let due: Vec<&Entry> = view
+    let mut due: Vec<&Entry> = view
         .entries
         .iter()
-        .filter(|e| !e.info.is_ca && e.revoked.is_none())
+        .filter(|e| e.revoked.is_none())
         .filter(|e| {
             OffsetDateTime::parse(&e.info.not_after, &time::format_description::well_known::Rfc3339)
                 .is_ok_and(|t| t <= until)
         })
         .collect();
     if due.is_empty() {
-        eprintln!("no leaf certificate expires within {span}; nothing renewed");
+        eprintln!("nothing expires within {span}; nothing renewed");
         return Ok(());
     }
+    // CAs first, each before the CAs it signed, so that what is renewed
+    // after them is capped at their new expiry rather than the old one.
+    due.sort_by_key(|e| (depth(&view, e), e.stem.clone()));
     let mut failed = 0;
     for e in &due {
-        if let Err(err) = renew(depot, e, args, now) {
+        if let Err(err) = renew(depot, e, args, now, &window) {
             eprintln!("error: renewing {}: {err:#}", e.stem);
             failed += 1;
         }
     }
     eprintln!("renewed {} of {} certificate(s) due within {span}", due.len() - failed, due.len());
-    let short = due
-        .iter()
-        .filter(|e| {
-            OffsetDateTime::parse(&e.info.not_before, &time::format_description::well_known::Rfc3339)
-                .ok()
-                .zip(OffsetDateTime::parse(&e.info.not_after, &time::format_description::well_known::Rfc3339).ok())
-                .is_some_and(|(nb, na)| now + (na - nb) <= until)
-        })
-        .count();
-    if short > 0 && args.validity.expires.is_none() && args.validity.not_after.is_none() {
-        super::common::warn(&format!("{short} renewed certificate(s) keep a lifetime shorter than {span}, so they are due again at once; pass --expires to renew them for longer"));
-    }
     if failed > 0 {
         return Err(Exit(1).into());
     }
     Ok(())
+}
+
+/// 0 for a root, 1 + its issuer's for an intermediate, after every CA for
+/// a leaf.
+fn depth(view: &View, e: &Entry) -> usize {
+    const LEAF: usize = usize::MAX;
+    if !e.info.is_ca {
+        return LEAF;
+    }
+    let mut d = 0;
+    let mut at = e;
+    // Bounded: a depot cannot hold a longer chain than it has CAs.
+    while let Some(up) = at.issuer_stem.as_deref().and_then(|s| view.get(s)) {
+        if up.stem == at.stem || d > view.entries.len() {
+            break;
+        }
+        d += 1;
+        at = up;
+    }
+    d
 }
 
 /// What the old certificate was, so the new one is the same.
@@ -106,7 +131,7 @@ fn kind_of(cert: &X509Certificate<'_>, e: &Entry, signer: &CaSigner) -> Result<K
     })
 }
 
-fn renew(depot: &Depot, e: &Entry, args: &RenewArgs, now: OffsetDateTime) -> Result<()> {
+fn renew(depot: &Depot, e: &Entry, args: &RenewArgs, now: OffsetDateTime, window: &Window<'_>) -> Result<()> {
     let (_, cert) = X509Certificate::from_der(&e.der).map_err(|err| anyhow!("{}: {err}", e.path.display()))?;
     let self_signed = e.info.is_ca && e.info.self_signed;
     let signer: CaSigner = match &e.issuer_stem {
@@ -131,24 +156,7 @@ fn renew(depot: &Depot, e: &Entry, args: &RenewArgs, now: OffsetDateTime) -> Res
             );
         }
     }
-    // The same lifetime as before, unless the flags say otherwise.
-    let old_len = (cert.validity().not_after.to_datetime() - cert.validity().not_before.to_datetime()).whole_seconds();
-    let same = Expiry { months: 0, seconds: u64::try_from(old_len.max(3600)).unwrap_or(3600) };
-    let mut validity = args
-        .validity
-        .request()
-        .map_err(|err| usage(err.to_string()))?
-        .resolve(now, same)
-        .map_err(|err| usage(err.to_string()))?;
-
-    if !matches!(kind, Kind::Root { .. }) && validity.not_after > signer.not_after {
-        super::common::warn(&format!(
-            "capped at the expiry of its CA {:?}, {}",
-            signer.name,
-            fmt_time(signer.not_after)
-        ));
-        validity.not_after = signer.not_after;
-    }
+    let validity = lifetime(depot, e, &cert, &kind, &signer, args, window)?;
     let ski = crate::pki::inspect::cert_info(&e.der, now).ok().and_then(|i| i.subject_key_id).map(|h| hex_bytes(&h));
     let mut writes = Vec::new();
     let old_serial = hex(cert.raw_serial()).replace(':', "");
@@ -233,6 +241,81 @@ fn renew(depot: &Depot, e: &Entry, args: &RenewArgs, now: OffsetDateTime) -> Res
         note("same subject and key, so every certificate it signed keeps verifying; hand the new CA certificate to its clients");
     }
     Ok(())
+}
+
+/// The new validity: the same lifetime as before; the profile's default
+/// when the old one would leave the certificate due within the window
+/// again; `--expires`/`--not-after` over both. Capped at the CA's expiry.
+fn lifetime(
+    depot: &Depot,
+    e: &Entry,
+    cert: &X509Certificate<'_>,
+    kind: &Kind,
+    signer: &CaSigner,
+    args: &RenewArgs,
+    window: &Window<'_>,
+) -> Result<Validity> {
+    let now = window.now;
+    let request = args.validity.request().map_err(|err| usage(err.to_string()))?;
+    let explicit = request.expires.is_some() || request.not_after.is_some();
+    let old_len = (cert.validity().not_after.to_datetime() - cert.validity().not_before.to_datetime()).whole_seconds();
+    let same = Expiry { months: 0, seconds: u64::try_from(old_len.max(3600)).unwrap_or(3600) };
+    let mut validity = request.resolve(now, same).map_err(|err| usage(err.to_string()))?;
+    if !explicit && validity.not_after <= window.until {
+        let default = kind.default_lifetime();
+        validity = request.resolve(now, default).map_err(|err| usage(err.to_string()))?;
+        if validity.not_after <= window.until {
+            return Err(usage(format!(
+                "{}: neither its old lifetime ({}) nor the {} default of {default} outlasts the {} window, so the renewed certificate would be due at once; give a longer --expires",
+                e.stem,
+                rounded(same),
+                kind.describe(),
+                window.span
+            )));
+        }
+        note(&format!(
+            "{}: its old lifetime ({}) would leave it due within {} again, so it gets the {} default of {default} (--expires chooses another)",
+            e.stem,
+            rounded(same),
+            window.span,
+            kind.describe()
+        ));
+    }
+    if !matches!(kind, Kind::Root { .. }) && validity.not_after > signer.not_after {
+        if signer.not_after <= window.until {
+            bail!(
+                "its CA {:?} expires on {}, within {}, so a renewed certificate would be due at once; renew the CA first: certforge --depot-path {} renew {} (or renew --all, which renews CAs first)",
+                signer.name,
+                fmt_time(signer.not_after),
+                window.span,
+                shell_word(&depot.root().display().to_string()),
+                shell_word(e.issuer_stem.as_deref().unwrap_or(&signer.name))
+            );
+        }
+        super::common::warn(&format!(
+            "{}: capped at the expiry of its CA {:?}, {}",
+            e.stem,
+            signer.name,
+            fmt_time(signer.not_after)
+        ));
+        validity.not_after = signer.not_after;
+    }
+    if explicit && validity.not_after <= window.until {
+        super::common::warn(&format!(
+            "{}: the renewed certificate expires on {}, within {}, as your --expires/--not-after asks; it is due again at once",
+            e.stem,
+            fmt_time(validity.not_after),
+            window.span
+        ));
+    }
+    Ok(validity)
+}
+
+/// A lifetime as a person would say it: whole days from two days up, else
+/// whole hours (the 10-minute backdate makes "10 days" 14,410 minutes).
+fn rounded(span: Expiry) -> Expiry {
+    let unit = if span.seconds >= 2 * 86_400 { 86_400 } else { 3600 };
+    Expiry { months: span.months, seconds: ((span.seconds + unit / 2) / unit).max(1) * unit }
 }
 
 fn hex_bytes(colon_hex: &str) -> Vec<u8> {

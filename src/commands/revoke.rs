@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::common::{note, usage};
+use super::inputs::{not_found, Wanted};
 use super::sign::load_ca;
 use crate::cli::RevokeArgs;
 use crate::depot::{self, Depot, Write1, PUBLIC_MODE};
@@ -24,7 +25,15 @@ pub fn run(depot: &Depot, args: &RevokeArgs) -> Result<()> {
     let ca = load_ca(depot, &args.ca, &args.pass)?;
 
     let crt_path = depot.path(&name, "crt");
-    let bytes = depot.read(&name, "crt", "give the name the certificate was signed under (the NAME of `sign NAME`)")?;
+    if !crt_path.is_file() {
+        return Err(not_found(
+            depot,
+            &args.cn,
+            Wanted::Certificate,
+            "give --CN the name the certificate was signed under (the NAME of `sign NAME`)",
+        ));
+    }
+    let bytes = depot::read_file(&crt_path)?;
     let der = from_pem_or_der(&bytes, "CERTIFICATE").map_err(|e| anyhow::anyhow!("{}: {e}", crt_path.display()))?;
     let (_, cert) = X509Certificate::from_der(&der)
         .map_err(|e| anyhow::anyhow!("{} is not a certificate: {e}", crt_path.display()))?;

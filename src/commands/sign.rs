@@ -5,33 +5,33 @@ use time::OffsetDateTime;
 
 use super::common::{load_template, note, print_stdout, read_key, usage, warn};
 use super::init::shell_word;
+use super::inputs::{not_found, Wanted};
 use super::report;
 use super::request_cert::list;
 use crate::cli::SignArgs;
 use crate::depot::{self, Depot, Write1, PUBLIC_MODE};
 use crate::pki::ca::CaSigner;
+use crate::pki::crl::CrlState;
 use crate::pki::csr::parse_csr;
 use crate::pki::issue::{self, CertSpec};
 use crate::pki::names::EntryName;
 use crate::pki::profile::{Kind, LeafProfile};
 use crate::pki::template::TemplateKind;
-use crate::pki::validity::{fmt_time, Expiry};
+use crate::pki::validity::fmt_time;
 use crate::pki::{from_pem_or_der, to_pem};
-
-/// A leaf lasts 2 years unless told otherwise (certstrap's default).
-const LEAF_DEFAULT: Expiry = Expiry { months: 24, seconds: 0 };
-/// An intermediate lasts 5 years unless told otherwise, capped at its CA.
-const INTERMEDIATE_DEFAULT: Expiry = Expiry { months: 60, seconds: 0 };
 
 /// Loads the CA named `ca_raw` from the depot and checks it can sign.
 pub fn load_ca(depot: &Depot, ca_raw: &str, pass: &crate::cli::PassArgs) -> Result<CaSigner> {
     let ca_name = EntryName::new(ca_raw).map_err(|e| usage(format!("--CA: {e}")))?;
     let hint = format!(
-        "make the CA with `certforge --depot-path {} init --common-name {}`, or check --CA and --depot-path",
+        "to make it: certforge --depot-path {} init --common-name {}",
         shell_word(&depot.root().display().to_string()),
         shell_word(ca_raw)
     );
-    let cert_bytes = depot.read(&ca_name, "crt", &hint)?;
+    if !depot.path(&ca_name, "crt").is_file() {
+        return Err(not_found(depot, ca_raw, Wanted::Ca, &hint));
+    }
+    let cert_bytes = depot::read_file(&depot.path(&ca_name, "crt"))?;
     let crt_what = depot.path(&ca_name, "crt").display().to_string();
     let cert_der = from_pem_or_der(&cert_bytes, "CERTIFICATE").map_err(|e| anyhow::anyhow!("{crt_what}: {e}"))?;
     let key_path = depot.path(&ca_name, "key");
@@ -80,12 +80,15 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
     }
     let csr_path = args.csr.clone().unwrap_or_else(|| depot.path(&name, "csr"));
     if !csr_path.exists() {
-        bail!(
-            "{} does not exist; make the request first with `certforge --depot-path {} request-cert --cn {}`",
-            csr_path.display(),
+        let fix = format!(
+            "to make the request first: certforge --depot-path {} request-cert --cn {}",
             shell_word(&depot.root().display().to_string()),
             shell_word(&raw_name)
         );
+        if args.csr.is_some() {
+            bail!("{} does not exist; {fix}", csr_path.display());
+        }
+        return Err(not_found(depot, &raw_name, Wanted::Request, &fix));
     }
     let csr = parse_csr(&depot::read_file(&csr_path)?, &csr_path.display().to_string())?;
     let ca = load_ca(depot, &args.ca, &args.pass)?;
@@ -105,16 +108,14 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
         },
         None => Kind::Leaf { profile: args.profile.unwrap_or(LeafProfile::Peer), code_signing: args.codesigning },
     };
-    let default = match &kind {
-        Kind::Custom { template, .. } => template.validity.unwrap_or(if template.kind == TemplateKind::Leaf {
-            LEAF_DEFAULT
-        } else {
-            INTERMEDIATE_DEFAULT
-        }),
-        _ if args.intermediate => INTERMEDIATE_DEFAULT,
-        _ => LEAF_DEFAULT,
-    };
-    let mut validity = request.resolve(now, default).map_err(|e| usage(e.to_string()))?;
+    if kind.is_ca() && args.cert.is_none() && depot.exists(&name, "crl") {
+        bail!(
+            "{} already exists; certforge never overwrites a CRL, and a new intermediate gets a fresh one. Move the old one aside first",
+            depot.path(&name, "crl").display()
+        );
+    }
+    // An intermediate is capped at its CA below; so is a leaf.
+    let mut validity = request.resolve(now, kind.default_lifetime()).map_err(|e| usage(e.to_string()))?;
     if ca.not_after <= now && request.not_after.is_none() {
         bail!(
             "the CA {:?} expired on {}; it cannot sign new certificates. Make a new CA (or, for a deliberately expired test chain, give --not-before and --not-after inside the CA's validity)",
@@ -158,10 +159,20 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
         mode: PUBLIC_MODE,
         replace: false,
     }];
+    let mut crl_skipped = None;
     if args.cert.is_none() {
         writes.extend(super::chainfiles::chain_writes(depot, &name, &der, false));
+        if kind.is_ca() {
+            match empty_crl(depot, &name, &der, &args.pass, now) {
+                Ok(w) => writes.push(w),
+                Err(why) => crl_skipped = Some(why),
+            }
+        }
     }
-    let chain_paths: Vec<std::path::PathBuf> = writes[1..].iter().map(|w| w.path.clone()).collect();
+    let extra_files: Vec<(&'static str, std::path::PathBuf)> = writes[1..]
+        .iter()
+        .map(|w| (if w.path.extension().is_some_and(|x| x == "crl") { "CRL" } else { "chain" }, w.path.clone()))
+        .collect();
     depot::write_all(&writes)?;
 
     let who = csr.common_name.clone().unwrap_or_else(|| raw_name.clone());
@@ -192,9 +203,7 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
     report::print(&report::Made {
         what: format!("{} for {:?}", kind.describe(), who),
         details,
-        files: std::iter::once(("certificate", cert_path))
-            .chain(chain_paths.into_iter().map(|p| ("chain", p)))
-            .collect(),
+        files: std::iter::once(("certificate", cert_path)).chain(extra_files).collect(),
         not_after: Some(validity.not_after),
         now,
     });
@@ -202,6 +211,12 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
         note(&format!(
             "{} has no SANs: fine as a client certificate, but TLS clients (Go >= 1.15, grpcio, rustls) match server names against SANs only and will refuse it as a server certificate. Use --profile client to say so, or re-run request-cert with --domain/--ip",
             name.file("crt")
+        ));
+    }
+    if let Some(why) = crl_skipped {
+        note(&format!(
+            "no CRL was written for the new CA: {why}. The first `certforge revoke --CA {}` writes one",
+            shell_word(name.as_str())
         ));
     }
     if !csr.ignored.is_empty() {
@@ -215,6 +230,35 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
         print_stdout(&pem)?;
     }
     Ok(())
+}
+
+/// The empty CRL a new intermediate gets beside it, as `init` and `apply`
+/// give every CA: relying parties that check revocation (`openssl verify
+/// -crl_check_all`) need one from every CA in the chain. It must be signed
+/// with the intermediate's own key, which `request-cert` left in the depot;
+/// when that key is elsewhere or cannot be opened, says why instead.
+fn empty_crl(
+    depot: &Depot,
+    name: &EntryName,
+    cert_der: &[u8],
+    pass: &crate::cli::PassArgs,
+    now: OffsetDateTime,
+) -> std::result::Result<Write1, String> {
+    let key_path = depot.path(name, "key");
+    if !key_path.is_file() {
+        return Err(format!("its key {} is not in the depot", key_path.display()));
+    }
+    let source = &mut pass.source().map_err(|e| format!("{e:#}"))?;
+    let key = read_key(&key_path, source).map_err(|e| format!("{e:#}"))?;
+    let signer = CaSigner::new(cert_der.to_vec(), key, &name.file("crt"), &key_path.display().to_string())
+        .map_err(|e| e.to_string())?;
+    let crl = CrlState::default().sign(&signer, now).map_err(|e| e.to_string())?;
+    Ok(Write1 {
+        path: depot.path(name, "crl"),
+        bytes: to_pem("X509 CRL", &crl).into_bytes().into(),
+        mode: PUBLIC_MODE,
+        replace: false,
+    })
 }
 
 /// The pathLen for a new intermediate. Under a CA with pathLen N the

@@ -102,6 +102,44 @@ impl fmt::Display for EntryName {
     }
 }
 
+/// The candidate a mistyped name most likely meant: the same stem in
+/// another case first (`x` for `X`: file systems here are case-sensitive),
+/// else the nearest by edit distance, ignoring case, when it is close
+/// enough to be a typo (at most a third of the name's length, at least 1).
+///
+/// ```
+/// let have = ["gRPC_Root_CA".to_string(), "Other_CA".to_string()];
+/// assert_eq!(certforge::pki::names::closest("grpc root ca", &have), Some("gRPC_Root_CA"));
+/// assert_eq!(certforge::pki::names::closest("Othr CA", &have), Some("Other_CA"));
+/// assert_eq!(certforge::pki::names::closest("payments", &have), None);
+/// ```
+pub fn closest<'a>(wanted: &str, candidates: &'a [String]) -> Option<&'a str> {
+    let want = sanitize(wanted).to_ascii_lowercase();
+    let limit = (want.chars().count() / 3).max(1);
+    candidates
+        .iter()
+        .map(|c| (edit_distance(&want, &c.to_ascii_lowercase()), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, c)| (*d, c.len()))
+        .map(|(_, c)| c.as_str())
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (diag + usize::from(ca != *cb)).min(row[j] + 1).min(row[j + 1] + 1);
+            diag = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,5 +186,17 @@ mod tests {
             let once = sanitize(raw);
             assert_eq!(sanitize(&once), once);
         }
+    }
+
+    #[test]
+    fn closest_prefers_a_case_only_difference_then_the_nearest_typo() {
+        let have: Vec<String> = ["X", "Xy_CA", "Issuing_CA", "localhost"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(closest("x", &have), Some("X"));
+        assert_eq!(closest("issuing ca", &have), Some("Issuing_CA"));
+        assert_eq!(closest("Isuing CA", &have), Some("Issuing_CA"));
+        assert_eq!(closest("locahlost", &have), Some("localhost"));
+        assert_eq!(closest("database", &have), None, "nothing close: no guess");
+        assert_eq!(closest("x", &[]), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 }

@@ -5,6 +5,7 @@
 use rcgen::CertificateParams;
 
 use super::template::{Template, TemplateKind};
+use super::validity::Expiry;
 
 /// `sign --profile`: what a leaf certificate is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -85,6 +86,20 @@ impl Kind {
             }
             Kind::Custom { template, .. } => (**template).clone(),
         }
+    }
+
+    /// How long a certificate of this kind lasts unless told otherwise: its
+    /// template's `validity` (templates/profiles: a CA 10 years, an
+    /// intermediate 5, a leaf 2 as in certstrap). A user's template without
+    /// one gets the built-in value of its kind.
+    pub fn default_lifetime(&self) -> Expiry {
+        let builtin = |n: &str| Template::builtin(n).and_then(|t| t.validity);
+        let fallback = match self {
+            Kind::Root { .. } | Kind::Custom { root: true, .. } => builtin("ca"),
+            _ if self.is_ca() => builtin("intermediate"),
+            _ => builtin("server"),
+        };
+        self.template().validity.or(fallback).unwrap_or(Expiry { months: 24, seconds: 0 })
     }
 
     /// Sets basicConstraints, keyUsage, extendedKeyUsage, name constraints

@@ -159,6 +159,36 @@ pub fn parse_rfc3339(flag: &'static str, input: &str) -> Result<OffsetDateTime, 
         .map_err(|_| ValidityError::BadTime { flag, input: input.to_string() })
 }
 
+impl std::fmt::Display for Expiry {
+    /// Back in the grammar it was parsed from: "2 years", "1 year 6 months",
+    /// "10 days", "36 hours".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts: Vec<String> = Vec::new();
+        let mut part = |n: u64, unit: &str| {
+            if n > 0 {
+                parts.push(format!("{n} {unit}{}", if n == 1 { "" } else { "s" }));
+            }
+        };
+        part(u64::from(self.months / 12), "year");
+        part(u64::from(self.months % 12), "month");
+        let s = self.seconds;
+        // Whole days read best; hours only when the span is not whole days.
+        if s.is_multiple_of(86_400) {
+            part(s / 86_400, "day");
+        } else if s.is_multiple_of(3600) {
+            part(s / 3600, "hour");
+        } else if s.is_multiple_of(60) {
+            part(s / 60, "minute");
+        } else {
+            part(s, "second");
+        }
+        if parts.is_empty() {
+            return f.write_str("0 seconds");
+        }
+        f.write_str(&parts.join(" "))
+    }
+}
+
 /// A resolved validity period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Validity {
@@ -223,6 +253,14 @@ pub fn relative(t: OffsetDateTime, now: OffsetDateTime) -> String {
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn spans_print_back_in_their_grammar() {
+        for text in ["2 years", "1 year 6 months", "10 days", "36 hours", "90 minutes", "1 month 1 day"] {
+            assert_eq!(Expiry::parse(text).unwrap().to_string(), text);
+        }
+        assert_eq!(Expiry { months: 0, seconds: 3601 }.to_string(), "3601 seconds");
+    }
 
     #[test]
     fn parses_certstrap_grammar() {

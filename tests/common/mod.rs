@@ -63,7 +63,7 @@ impl Env {
         err
     }
 
-    /// The blog workflow of seed 002: a CA, a localhost server and a client.
+    /// The certstrap blog workflow: a CA, a localhost server and a client.
     pub fn blog_workflow(&self) {
         self.ok(&["init", "--common-name", "gRPC Root CA"]);
         self.ok(&["request-cert", "--domain", "localhost"]);
@@ -169,8 +169,8 @@ pub fn openssl_sign(dir: &Path, csr: &str, ca: &str, ext: &str, out: &str, extra
 /// Extensions of a CA certificate made by openssl.
 pub const OPENSSL_CA_EXT: &str = "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n";
 
-/// The CA of the seed 001 script: `openssl req -x509`, RSA, no keyUsage.
-pub fn openssl_seed_ca(dir: &Path) {
+/// The CA of the gRPC guide's openssl script: `openssl req -x509`, RSA, no keyUsage.
+pub fn openssl_guide_ca(dir: &Path) {
     openssl_ok(
         dir,
         &[
@@ -212,5 +212,17 @@ pub fn openssl_ec_csr(dir: &Path, stem: &str, subj: &str, extra: &[&str]) {
         &csr,
     ];
     args.extend_from_slice(extra);
+    openssl_ok(dir, &args);
+}
+
+/// `openssl verify -x509_strict -purpose sslserver` of `cert` under `ca`,
+/// with `untrusted` intermediates; panics with openssl's words unless it
+/// verifies.
+pub fn openssl_verify_server(dir: &Path, ca: &str, untrusted: Option<&str>, cert: &str) {
+    let mut args = vec!["verify", "-x509_strict", "-purpose", "sslserver", "-CAfile", ca];
+    if let Some(u) = untrusted {
+        args.extend(["-untrusted", u]);
+    }
+    args.push(cert);
     openssl_ok(dir, &args);
 }

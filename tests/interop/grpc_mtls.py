@@ -1,5 +1,5 @@
 """A gRPC call over mutual TLS with Python grpcio (BoringSSL), the stack of
-seeds 000-002. No protoc needed: a generic handler echoes raw bytes.
+the gRPC question, guide and blog this tool is built for. No protoc needed: a generic handler echoes raw bytes.
 
 usage: grpc_mtls.py CA SERVER_CRT SERVER_KEY CLIENT_CRT CLIENT_KEY TARGET_NAME
 Prints "ok" and exits 0 on success; prints the error and exits 1 otherwise.

@@ -1,4 +1,4 @@
-# A gRPC call over mutual TLS with Ruby grpc, as in seed 000's answer:
+# A gRPC call over mutual TLS with Ruby grpc, as in the answer to the gRPC CERTIFICATE_VERIFY_FAILED question:
 # ServerCredentials(client_ca, [{private_key, cert_chain}], true) on the
 # server and ChannelCredentials(server_ca, client_key, client_cert) on the
 # client. No protoc needed: the messages are raw strings.
