@@ -45,6 +45,7 @@ pub mod commands;
 pub mod depot;
 pub mod fuzz;
 pub mod pki;
+pub mod sys;
 
 pub use api::{Ca, Issued, Leaf};
 pub use pki::keys::KeySpec;

@@ -49,9 +49,8 @@ pub fn load_ca(depot: &Depot, ca_raw: &str, pass: &crate::cli::PassArgs) -> Resu
 
 /// Warns when a CA key on disk can be read by anyone but its owner.
 fn warn_if_exposed(key_path: &std::path::Path) {
-    use std::os::unix::fs::PermissionsExt;
     if let Ok(meta) = std::fs::metadata(key_path) {
-        let mode = meta.permissions().mode() & 0o777;
+        let mode = crate::sys::mode(&meta) & 0o777;
         if mode & 0o077 != 0 {
             warn(&format!("{} is readable by others (mode {mode:04o}): anyone who can read it can sign as this CA. Run: chmod 600 {}", key_path.display(), key_path.display()));
         }
