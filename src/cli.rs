@@ -4,7 +4,10 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueHint};
+use clap_complete::engine::ArgValueCompleter;
+
+use crate::install::completion as complete;
 
 use crate::pki::crl::Reason;
 use crate::pki::keys::KeyType;
@@ -26,7 +29,14 @@ written 0600, nothing is ever overwritten, and a failed command changes nothing.
 #[command(name = "certforge", version, about, after_help = MAIN_HELP, propagate_version = true)]
 pub struct Cli {
     /// Directory holding keys, CSRs, certificates and CRLs.
-    #[arg(long = "depot-path", global = true, env = "CERTFORGE_DEPOT_PATH", default_value = "out", value_name = "DIR")]
+    #[arg(
+        long = "depot-path",
+        global = true,
+        env = "CERTFORGE_DEPOT_PATH",
+        default_value = "out",
+        value_name = "DIR",
+        value_hint = ValueHint::DirPath
+    )]
     pub depot_path: PathBuf,
 
     #[command(subcommand)]
@@ -109,6 +119,41 @@ pub enum Command {
         #[command(subcommand)]
         action: TemplatesAction,
     },
+    /// Print the completion script for a shell: subcommands, flags, and CA and entry names from the depot.
+    #[command(after_help = COMPLETIONS_HELP)]
+    Completions(CompletionsArgs),
+    /// Print the manual page certforge(1), or write one page per subcommand with --dir.
+    #[command(
+        after_help = "Examples:\n  certforge man | man -l -\n  certforge man --dir ~/.local/share/man/man1   # then: man certforge-sign"
+    )]
+    Man(ManArgs),
+}
+
+const COMPLETIONS_HELP: &str = "\
+Install (each line once; the .deb package installs bash, zsh and fish completion itself):
+  bash:        certforge completions bash > ~/.local/share/bash-completion/completions/certforge
+  zsh:         certforge completions zsh > ~/.zfunc/_certforge   # with fpath+=(~/.zfunc) before compinit
+  fish:        certforge completions fish > ~/.config/fish/completions/certforge.fish
+  powershell:  certforge completions powershell | Out-String | Invoke-Expression   # in $PROFILE
+  elvish:      eval (certforge completions elvish | slurp)   # in ~/.config/elvish/rc.elv
+
+After --CA, and after sign, revoke --CN, renew, export, verify and inspect, TAB offers the names in
+the depot that the line names with --depot-path (else $CERTFORGE_DEPOT_PATH, else ./out).";
+
+/// `completions` arguments.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: complete::Shell,
+}
+
+/// `man` arguments.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write certforge.1 and one certforge-SUBCOMMAND.1 per subcommand into DIR (never overwriting).
+    #[arg(long = "dir", value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub dir: Option<PathBuf>,
 }
 
 /// `templates` subcommands.
@@ -259,10 +304,10 @@ pub struct RequestCertArgs {
 #[derive(Debug, Args)]
 pub struct SignArgs {
     /// The entry to sign: reads NAME.csr and writes NAME.crt in the depot.
-    #[arg(value_name = "NAME")]
+    #[arg(value_name = "NAME", add = ArgValueCompleter::new(complete::request_names))]
     pub name: Option<String>,
     /// The CA to sign with (its name as given to init, or the depot file stem).
-    #[arg(long = "CA", visible_alias = "ca", value_name = "CA", required = true)]
+    #[arg(long = "CA", visible_alias = "ca", value_name = "CA", required = true, add = ArgValueCompleter::new(complete::ca_names))]
     pub ca: String,
     /// What the certificate is for: server (serverAuth), client (clientAuth) or peer (both).
     #[arg(long = "profile", value_enum, value_name = "PROFILE", conflicts_with = "intermediate")]
@@ -301,10 +346,10 @@ pub struct SignArgs {
 #[derive(Debug, Args)]
 pub struct RevokeArgs {
     /// The certificate to revoke (the depot name it was signed under).
-    #[arg(long = "CN", visible_alias = "cn", value_name = "NAME", required = true)]
+    #[arg(long = "CN", visible_alias = "cn", value_name = "NAME", required = true, add = ArgValueCompleter::new(complete::cert_names))]
     pub cn: String,
     /// The CA that issued it.
-    #[arg(long = "CA", visible_alias = "ca", value_name = "CA", required = true)]
+    #[arg(long = "CA", visible_alias = "ca", value_name = "CA", required = true, add = ArgValueCompleter::new(complete::ca_names))]
     pub ca: String,
     /// Why it is revoked (RFC 5280 §5.3.1).
     #[arg(long = "reason", value_enum, value_name = "REASON")]
@@ -353,7 +398,7 @@ pub fn normalize_args(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// Files, or depot entry names (their .crt, else .csr, .crl or .key).
-    #[arg(value_name = "FILE|NAME", required = true)]
+    #[arg(value_name = "FILE|NAME", required = true, add = ArgValueCompleter::new(complete::entry_names_or_files))]
     pub targets: Vec<String>,
     /// Print JSON instead of text.
     #[arg(long = "json")]
@@ -366,10 +411,10 @@ pub struct InspectArgs {
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The certificate: a file or a depot entry name.
-    #[arg(value_name = "CERT|NAME")]
+    #[arg(value_name = "CERT|NAME", add = ArgValueCompleter::new(complete::cert_names_or_files))]
     pub cert: String,
     /// A trusted CA: a file (bundles too) or a depot CA name. Repeatable. Default: the depot's CAs.
-    #[arg(long = "ca", visible_alias = "CA", value_name = "FILE|NAME")]
+    #[arg(long = "ca", visible_alias = "CA", value_name = "FILE|NAME", add = ArgValueCompleter::new(complete::ca_names_or_files))]
     pub ca: Vec<String>,
     /// Intermediate certificates that complete the chain (a PEM bundle). Repeatable.
     #[arg(long = "chain", value_name = "FILE")]
@@ -400,7 +445,7 @@ pub struct VerifyArgs {
 #[derive(Debug, Args)]
 pub struct LintArgs {
     /// Certificate files or depot entry names.
-    #[arg(value_name = "FILE|NAME", required_unless_present = "all", conflicts_with = "all")]
+    #[arg(value_name = "FILE|NAME", required_unless_present = "all", conflicts_with = "all", add = ArgValueCompleter::new(complete::cert_names_or_files))]
     pub targets: Vec<String>,
     /// Lint every certificate in the depot.
     #[arg(long = "all")]
@@ -420,7 +465,7 @@ pub struct ProbeArgs {
     #[arg(value_name = "HOST:PORT")]
     pub address: String,
     /// A trusted CA: a file or a depot CA name. Repeatable. Default: the depot's CAs.
-    #[arg(long = "ca", visible_alias = "CA", value_name = "FILE|NAME")]
+    #[arg(long = "ca", visible_alias = "CA", value_name = "FILE|NAME", add = ArgValueCompleter::new(complete::ca_names_or_files))]
     pub ca: Vec<String>,
     /// The name to send as SNI and to check the certificate against (default: HOST).
     #[arg(long = "servername", value_name = "NAME")]
@@ -459,12 +504,14 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct RenewArgs {
     /// The certificate to renew (depot name).
-    #[arg(value_name = "NAME", required_unless_present = "all", conflicts_with = "all")]
+    #[arg(value_name = "NAME", required_unless_present = "all", conflicts_with = "all", add = ArgValueCompleter::new(complete::cert_names))]
     pub name: Option<String>,
-    /// Renew every leaf certificate due within --expiring-within.
+    /// Renew every certificate due within --expiring-within: CAs first (keeping their keys), then leaves.
     #[arg(long = "all", requires = "expiring_within")]
     pub all: bool,
-    /// With --all: the span, e.g. 30d.
+    /// Renew what expires within this span, e.g. 30d (required with --all). The renewed certificate
+    /// never expires within it again: when its old lifetime would, it gets its profile's default.
+    /// Default for a single NAME: 30d.
     #[arg(long = "expiring-within", value_name = "SPAN")]
     pub expiring_within: Option<String>,
     /// Make a new key too (leaves only; a CA keeps its key so what it signed keeps verifying).
@@ -496,7 +543,7 @@ pub enum ExportFormat {
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// The depot entry to export.
-    #[arg(value_name = "NAME")]
+    #[arg(value_name = "NAME", add = ArgValueCompleter::new(complete::cert_names))]
     pub name: String,
     /// What to write.
     #[arg(long = "format", value_enum, value_name = "FORMAT")]

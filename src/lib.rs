@@ -44,6 +44,7 @@ pub mod cli;
 pub mod commands;
 pub mod depot;
 pub mod fuzz;
+pub mod install;
 pub mod pki;
 pub mod sys;
 

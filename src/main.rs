@@ -10,6 +10,9 @@ use certforge::commands::{
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // A shell asking for completions (COMPLETE=bash certforge -- ...) is
+    // answered here and exits; otherwise this returns at once.
+    certforge::install::completion::answer_if_asked();
     let cli = Cli::parse_from(normalize_args(std::env::args_os().collect()));
     match commands::run(&cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod chainfiles;
 pub mod common;
+pub mod completions;
 pub mod entries;
 pub mod export;
 pub mod init;
@@ -11,6 +12,7 @@ pub mod inputs;
 pub mod inspect;
 pub mod lint;
 pub mod list;
+pub mod man;
 pub mod probe;
 pub mod quickstart;
 pub mod renew;
@@ -44,5 +46,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Templates { action } => templates::run(action),
         Command::Apply(a) => apply::run(&depot, a),
         Command::Quickstart(a) => quickstart::run(&depot, a),
+        Command::Completions(a) => completions::run(a),
+        Command::Man(a) => man::run(a),
     }
 }
