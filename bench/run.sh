@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Side-by-side benchmarks: certforge against the gRPC authentication guide's openssl
-# script,
-# mkcert, cfssl and certstrap, each workload in one hyperfine run, so the
-# ratios come from the same minutes on the same machine. Writes
-# bench/results/*.json, BENCHMARKS.md and bench/ratios.svg.
+# Side-by-side benchmarks: certforge against the gRPC authentication guide's
+# openssl script, mkcert, cfssl and certstrap, each workload in one
+# hyperfine run, so the ratios come from the same minutes on the same
+# machine. Writes bench/results/*, BENCHMARKS.md and bench/ratios.svg.
 #
 #   bash bench/run.sh            # install missing peers (Debian), then measure
 #   QUICK=1 bash bench/run.sh    # fewer runs, for a first look
+#
+# certstrap is not packaged by Debian: W2 compares with it when a
+# `certstrap` binary is on PATH (BENCHMARKS.md says how to build one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -16,17 +18,20 @@ command -v hyperfine >/dev/null || need+=(hyperfine)
 command -v mkcert >/dev/null || need+=(mkcert)
 command -v cfssl >/dev/null || need+=(golang-cfssl)
 command -v openssl >/dev/null || need+=(openssl)
+command -v gcc >/dev/null || need+=(gcc)
 [ -x /usr/bin/time ] || need+=(time)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-cargo build --release --quiet
+# The binary users get from the .deb: static, LTO (pkg/build-dist.sh).
+CERTFORGE=$(bash pkg/build-dist.sh)
+export CERTFORGE
 cargo build --release --quiet --example big_crl
-export CERTFORGE=$root/target/release/certforge
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+shm=/dev/shm/certforge-bench-$$
+trap 'rm -rf "$work" "$shm"' EXIT
 out=bench/results
 rm -rf "$out" && mkdir -p "$out"
 runs=${QUICK:+3}
@@ -40,27 +45,29 @@ hf() { # hf NAME RUNS [hyperfine args...]
   hyperfine --style basic --warmup 1 --runs "$n" --export-json "$out/$name.json" "$@"
 }
 
-# W1: the gRPC guide's set (CA + server with 4 SANs + client), ECDSA P-256.
-w1=(-n certforge "bash $W w1_certforge $work/w1a" -n "openssl script (P-256)" "bash $W w1_openssl_p256 $work/w1b")
+# W1: the gRPC guide's set (CA + server with 4 SANs + client), ECDSA P-256:
+# `certforge quickstart` against mkcert -ecdsa with a fresh CAROOT, cfssl and
+# the guide's openssl script. W1 and W2 also run certforge on tmpfs, where
+# its flushes cost nothing and its peers' missing ones would not matter:
+# what bounds the ratio when the disk does.
+mkdir -p "$shm"
+w1=(-n certforge "bash $W w1_certforge $work/w1a" -n "certforge on tmpfs" "bash $W w1_certforge $shm/w1" -n "openssl script (P-256)" "bash $W w1_openssl_p256 $work/w1b")
 command -v mkcert >/dev/null && w1+=(-n "mkcert -ecdsa" "bash $W w1_mkcert $work/w1c") || skipped+=("mkcert")
 command -v cfssl >/dev/null && w1+=(-n "cfssl gencert" "bash $W w1_cfssl $work/w1d") || skipped+=("cfssl")
 hf w1 "$runs" "${w1[@]}"
 
-# W2: the blog workflow, five processes.
-w2=(-n certforge "bash $W w2_certforge $work/w2a")
+# W2: the certstrap blog workflow, five processes, against the same five
+# certstrap commands with --curve P-256.
+w2=(-n certforge "bash $W w2_certforge $work/w2a" -n "certforge on tmpfs" "bash $W w2_certforge $shm/w2")
 if command -v certstrap >/dev/null; then w2+=(-n "certstrap --curve P-256" "bash $W w2_certstrap $work/w2b"); else skipped+=("certstrap (not on PATH: W2 has no peer)"); fi
 hf w2 "$runs" "${w2[@]}"
 
 # W3: the gRPC guide's set with RSA-4096 keys, as the script does it.
 hf w3 "${QUICK:+2}${QUICK:-5}" -n certforge "bash $W w3_certforge $work/w3a" -n "openssl script (RSA-4096)" "bash $W w3_openssl_rsa $work/w3b"
 
-# W4: 1,000 ECDSA leaves from one plan, against a shell loop of openssl calls.
-hf w4 3 -n certforge "bash $W w4_certforge $work/w4a 1000" -n "openssl loop" "bash $W w4_openssl_loop $work/w4b 1000"
-# The same plan on tmpfs, and the bare cost of writing its 2,002 files to
-# this disk: what bounds W4 when the disk is slow.
-shm=/dev/shm/certforge-bench-$$
-hf w4_bound 3 -n "certforge apply, 1,000 leaves on tmpfs" "bash $W w4_certforge $shm 1000" -n "writing 2,002 files of 600 B to this disk" "bash $W w4_floor $work/w4f"
-rm -rf "$shm"
+# W4: 1,000 ECDSA leaves from one plan, on this disk and on tmpfs (where a
+# flush costs nothing) in the same run, against a shell loop of openssl.
+hf w4 3 -n "certforge (disk)" "bash $W w4_certforge $work/w4a 1000" -n "certforge on tmpfs" "bash $W w4_certforge $shm/w4 1000" -n "openssl loop" "bash $W w4_openssl_loop $work/w4b 1000"
 hf w4_scaling 3 --parameter-list n 10,100,1000,10000 -n "certforge apply, N={n}" "bash $W w4_certforge $work/w4s {n}"
 
 # W5: list over a depot of 10,000 certificates; revoke into a CRL that
@@ -71,14 +78,32 @@ cp "$work/w5/certs/Bulk_CA.crl" "$work/big.crl"
 hf w5_list "$runs" -n "certforge list (10,000 certs)" "$CERTFORGE --depot-path $work/w5/certs list"
 hf w5_revoke "$runs" --prepare "cp $work/big.crl $work/w5/certs/Bulk_CA.crl" -n "certforge revoke (CRL of 100,000)" "$CERTFORGE --depot-path $work/w5/certs revoke --CN svc-1 --CA 'Bulk CA'"
 
-# Start-up.
-hf startup 50 -N -n "certforge --version" "$CERTFORGE --version"
+# Start-up: certforge --version against a C program that does nothing
+# (gcc -O2, dynamically linked as gcc links by default).
+printf 'int main(void) { return 0; }\n' > "$work/true.c"
+gcc -O2 -o "$work/c-true" "$work/true.c"
+hf startup 200 -N -n "certforge --version" "$CERTFORGE --version" -n "C int main(){return 0;}" "$work/c-true"
 rss=$(/usr/bin/time -f %M "$CERTFORGE" --version 2>&1 >/dev/null | tail -n1)
 echo "$rss" > "$out/startup_rss_kb"
+# What the start-up is made of: page faults (perf, when installed), the
+# dynamic loader's relocations, and the binary's size.
+{
+  if command -v perf >/dev/null; then
+    for b in "$CERTFORGE --version" "$work/c-true"; do
+      faults=$(perf stat -x, -e page-faults -r 50 $b 2>&1 >/dev/null | awk -F, '/page-faults/ {print $1}')
+      echo "faults	$b	$faults"
+    done
+  fi
+  relocs=$(LD_DEBUG=statistics "$CERTFORGE" --version 2>&1 >/dev/null | awk '/number of relative relocations/ {print $NF}' | head -n1)
+  echo "relocations	certforge	${relocs:-none (static-pie: no dynamic loader)}"
+  echo "size	certforge	$(stat -c %s "$CERTFORGE")"
+} > "$out/startup_detail.tsv"
+
+# The library: Ca::issue against aws-lc-rs alone (bench/library.rs).
+cargo bench --quiet --bench library -- --sample-count "${QUICK:+20}${QUICK:-200}" > "$out/library.txt"
 
 printf '%s\n' "${skipped[@]}" > "$out/skipped"
 # What ran, recorded now so the report names the binaries measured.
-python3 bench/report.py --versions > "$out/versions.tsv"
-date -u '+%Y-%m-%d %H:%M UTC' > "$out/when"
+python3 bench/report.py --record > "$out/run.json"
 python3 bench/report.py "$out" BENCHMARKS.md bench/ratios.svg
 echo "wrote BENCHMARKS.md and bench/ratios.svg"

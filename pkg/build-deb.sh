@@ -3,17 +3,18 @@
 #
 #   bash pkg/build-deb.sh            # then: sudo apt install ./target/debian/certforge_*.deb
 #
-# The release binary is built once (`cargo build --release`, reused when it
-# is fresh); the man pages and completion scripts come from that binary, so
-# they always match its flags; cargo-deb (installed once with
-# `cargo install --locked cargo-deb`) then packs what Cargo.toml's
+# The shipped binary is built once (pkg/build-dist.sh: the `dist` profile,
+# static, reused when fresh); the man pages and completion scripts come from
+# that binary, so they always match its flags; cargo-deb (installed once
+# with `cargo install --locked cargo-deb`) then packs what Cargo.toml's
 # [package.metadata.deb] lists, without building again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v cargo-deb >/dev/null || cargo install --locked cargo-deb --version 3.8.0
-cargo build --release --locked
-bin=target/release/certforge
+# The static, LTO binary that the benchmarks measure (pkg/build-dist.sh).
+bin=$(bash pkg/build-dist.sh)
+host=$(rustc -vV | sed -n 's/^host: //p')
 assets=target/assets
 rm -rf "$assets"
 mkdir -p "$assets/completions"
@@ -22,4 +23,4 @@ mkdir -p "$assets/completions"
 "$bin" completions zsh > "$assets/completions/_certforge"
 "$bin" completions fish > "$assets/completions/certforge.fish"
 # cargo-deb prints the path of the package it made: the last line of output.
-cargo deb --no-build --locked
+cargo deb --no-build --locked --profile dist --target "$host" --output target/debian

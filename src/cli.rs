@@ -43,8 +43,13 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The subcommands.
+/// The subcommands. Each one's arguments are built only when it runs
+/// (`defer`): a command pays for its own flags, not for all nineteen. The
+/// argument structs below carry `//` comments, not doc comments, because
+/// clap would take a struct's doc as the subcommand's description and, run
+/// deferred, put it over the variant's own.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Create a certificate authority: NAME.key, NAME.crt and an empty NAME.crl.
     #[command(
@@ -140,7 +145,7 @@ Install (each line once; the .deb package installs bash, zsh and fish completion
 After --CA, and after sign, revoke --CN, renew, export, verify and inspect, TAB offers the names in
 the depot that the line names with --depot-path (else $CERTFORGE_DEPOT_PATH, else ./out).";
 
-/// `completions` arguments.
+// `completions` arguments.
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
     /// The shell to complete in.
@@ -148,7 +153,7 @@ pub struct CompletionsArgs {
     pub shell: complete::Shell,
 }
 
-/// `man` arguments.
+// `man` arguments.
 #[derive(Debug, Args)]
 pub struct ManArgs {
     /// Write certforge.1 and one certforge-SUBCOMMAND.1 per subcommand into DIR (never overwriting).
@@ -169,7 +174,7 @@ pub enum TemplatesAction {
     },
 }
 
-/// Subject fields other than the common name (certstrap's names and short flags).
+// Subject fields other than the common name (certstrap's names and short flags).
 #[derive(Debug, Args, Default, Clone)]
 pub struct SubjectArgs {
     /// Organization (O).
@@ -189,7 +194,7 @@ pub struct SubjectArgs {
     pub locality: Option<String>,
 }
 
-/// Key choice.
+// Key choice.
 #[derive(Debug, Args, Default, Clone)]
 pub struct KeyArgs {
     /// Key type [default: ecdsa-p256].
@@ -206,7 +211,7 @@ pub struct KeyArgs {
     pub existing_key: Option<PathBuf>,
 }
 
-/// Passphrase sources. `--passphrase ""` means no passphrase, as in certstrap.
+// Passphrase sources. `--passphrase ""` means no passphrase, as in certstrap.
 #[derive(Debug, Args, Default, Clone)]
 pub struct PassArgs {
     /// Passphrase for the private key ("" for none). Prefer --passphrase-file: arguments show in `ps`.
@@ -217,7 +222,7 @@ pub struct PassArgs {
     pub passphrase_file: Option<PathBuf>,
 }
 
-/// Validity flags.
+// Validity flags.
 #[derive(Debug, Args, Default, Clone)]
 pub struct ValidityArgs {
     /// How long until it expires, e.g. "2 years", "18 months", "1 year 6 months", "90 days", "12 hours".
@@ -234,7 +239,7 @@ pub struct ValidityArgs {
     pub not_after: Option<String>,
 }
 
-/// `init` arguments.
+// `init` arguments.
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// The CA's common name; the files are named after it.
@@ -265,7 +270,7 @@ pub struct InitArgs {
     pub template: Option<PathBuf>,
 }
 
-/// `request-cert` arguments.
+// `request-cert` arguments.
 #[derive(Debug, Args)]
 pub struct RequestCertArgs {
     /// Common name; the files are named after it.
@@ -300,7 +305,7 @@ pub struct RequestCertArgs {
     pub stdout: bool,
 }
 
-/// `sign` arguments.
+// `sign` arguments.
 #[derive(Debug, Args)]
 pub struct SignArgs {
     /// The entry to sign: reads NAME.csr and writes NAME.crt in the depot.
@@ -342,7 +347,7 @@ pub struct SignArgs {
     pub stdout: bool,
 }
 
-/// `revoke` arguments.
+// `revoke` arguments.
 #[derive(Debug, Args)]
 pub struct RevokeArgs {
     /// The certificate to revoke (the depot name it was signed under).
@@ -363,7 +368,16 @@ pub struct RevokeArgs {
 /// argument of one dash and a known long name gets its second dash.
 pub fn normalize_args(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
     use clap::CommandFactory;
-    let cmd = Cli::command();
+    // Only a single-dash word longer than a short flag needs the flag list;
+    // most command lines have none, and building every subcommand's flags
+    // costs a start-up that `--version` should not pay.
+    let single_dash_long =
+        |a: &std::ffi::OsString| a.to_str().is_some_and(|s| s.len() > 2 && s.starts_with('-') && !s.starts_with("--"));
+    if !args.iter().skip(1).any(single_dash_long) {
+        return args;
+    }
+    let mut cmd = Cli::command();
+    cmd.build();
     let mut longs: Vec<String> = Vec::new();
     let mut collect = |c: &clap::Command| {
         for a in c.get_arguments() {
@@ -394,7 +408,7 @@ pub fn normalize_args(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> 
         .collect()
 }
 
-/// `inspect` arguments.
+// `inspect` arguments.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// Files, or depot entry names (their .crt, else .csr, .crl or .key).
@@ -407,7 +421,7 @@ pub struct InspectArgs {
     pub pass: PassArgs,
 }
 
-/// `verify` arguments.
+// `verify` arguments.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The certificate: a file or a depot entry name.
@@ -441,7 +455,7 @@ pub struct VerifyArgs {
     pub pass: PassArgs,
 }
 
-/// `lint` arguments.
+// `lint` arguments.
 #[derive(Debug, Args)]
 pub struct LintArgs {
     /// Certificate files or depot entry names.
@@ -458,7 +472,7 @@ pub struct LintArgs {
     pub json: bool,
 }
 
-/// `probe` arguments.
+// `probe` arguments.
 #[derive(Debug, Args)]
 pub struct ProbeArgs {
     /// The server, as HOST:PORT ([::1]:PORT for IPv6).
@@ -486,7 +500,7 @@ pub struct ProbeArgs {
     pub pass: PassArgs,
 }
 
-/// `list` arguments.
+// `list` arguments.
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// Draw the hierarchy: root, intermediates, leaves.
@@ -500,7 +514,7 @@ pub struct ListArgs {
     pub expiring_within: Option<String>,
 }
 
-/// `renew` arguments.
+// `renew` arguments.
 #[derive(Debug, Args)]
 pub struct RenewArgs {
     /// The certificate to renew (depot name).
@@ -539,7 +553,7 @@ pub enum ExportFormat {
     K8s,
 }
 
-/// `export` arguments.
+// `export` arguments.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// The depot entry to export.
@@ -589,7 +603,7 @@ pub struct ExportArgs {
     pub pass: PassArgs,
 }
 
-/// Options shared by `apply` and `quickstart`.
+// Options shared by `apply` and `quickstart`.
 #[derive(Debug, Args, Clone)]
 pub struct PlanRunArgs {
     /// Show what would be made, kept or re-issued, and write nothing.
@@ -614,7 +628,7 @@ pub struct PlanRunArgs {
     pub pass: PassArgs,
 }
 
-/// `apply` arguments.
+// `apply` arguments.
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     /// The plan file (TOML).
@@ -624,7 +638,7 @@ pub struct ApplyArgs {
     pub run: PlanRunArgs,
 }
 
-/// `quickstart` arguments.
+// `quickstart` arguments.
 #[derive(Debug, Args)]
 pub struct QuickstartArgs {
     /// Another DNS name for the server certificate (it always has localhost). Repeatable.

@@ -46,6 +46,79 @@ pub fn sync_data(f: &File) -> io::Result<()> {
     }
 }
 
+/// How a file system makes a set of new files durable at the least cost
+/// that is still safe (the reasoning is in `depot.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// One syncfs(2) for the whole set: a journaling file system whose
+    /// sync_fs commits every pending change and flushes the device cache
+    /// (ext2/3/4, XFS, Btrfs).
+    WholeFilesystem,
+    /// fdatasync(2) (F_FULLFSYNC on macOS) on each file: everything else.
+    EachFile,
+    /// Memory only (tmpfs, ramfs): nothing to flush.
+    Volatile,
+}
+
+/// The [`Durability`] of the file system holding `dir`, from statfs(2)'s
+/// f_type (magic numbers from linux/magic.h).
+#[cfg(target_os = "linux")]
+pub fn durability(dir: &Path) -> Durability {
+    const EXT4_SUPER_MAGIC: i64 = 0xEF53; // also ext2 and ext3
+    const XFS_SUPER_MAGIC: i64 = 0x5846_5342;
+    const BTRFS_SUPER_MAGIC: i64 = 0x9123_683E;
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    const RAMFS_MAGIC: i64 = 0x8584_58f6;
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c_path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return Durability::EachFile;
+    };
+    // SAFETY: statfs fills the zeroed struct it is given; the path is a
+    // NUL-terminated string that outlives the call.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c_path.as_ptr(), &mut st) } != 0 {
+        return Durability::EachFile;
+    }
+    #[allow(clippy::unnecessary_cast)] // f_type is i64 here, u32 or i32 on other libcs
+    match st.f_type as i64 {
+        EXT4_SUPER_MAGIC | XFS_SUPER_MAGIC | BTRFS_SUPER_MAGIC => Durability::WholeFilesystem,
+        TMPFS_MAGIC | RAMFS_MAGIC => Durability::Volatile,
+        _ => Durability::EachFile,
+    }
+}
+
+/// Elsewhere every file is flushed on its own.
+#[cfg(not(target_os = "linux"))]
+pub fn durability(_dir: &Path) -> Durability {
+    Durability::EachFile
+}
+
+/// syncfs(2) on the file system holding `dir`: every dirty page and every
+/// pending metadata change of that file system reaches stable storage.
+#[cfg(target_os = "linux")]
+pub fn sync_filesystem(dir: &Path) -> io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    let d = File::open(dir)?;
+    // SAFETY: syncfs on a descriptor `d` keeps open.
+    if unsafe { libc::syncfs(d.as_raw_fd()) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Not reached off Linux ([`durability`] never says WholeFilesystem there).
+#[cfg(not(target_os = "linux"))]
+pub fn sync_filesystem(dir: &Path) -> io::Result<()> {
+    sync_dir(dir)
+}
+
+/// The device a directory lives on, to flush each file system once.
+pub fn device_of(dir: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir).ok().map(|m| m.dev())
+}
+
 /// Makes the directory entries of `dir` durable (a new name is only safe
 /// once its directory is synced, POSIX fsync(2)).
 pub fn sync_dir(dir: &Path) -> io::Result<()> {

@@ -160,7 +160,12 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
     }];
     let mut crl_skipped = None;
     if args.cert.is_none() {
-        writes.extend(super::chainfiles::chain_writes(depot, &name, &der, false));
+        // Under a root the certificate alone is the chain a server sends;
+        // only under an intermediate is the depot searched for the rest.
+        let under_root = ca.cert().subject().as_raw() == ca.cert().issuer().as_raw();
+        if !under_root {
+            writes.extend(super::chainfiles::chain_writes(depot, &name, &der, false));
+        }
         if kind.is_ca() {
             match empty_crl(depot, &name, &der, &args.pass, now) {
                 Ok(w) => writes.push(w),
