@@ -42,7 +42,16 @@ skipped=()
 hf() { # hf NAME RUNS [hyperfine args...]
   local name=$1 n=$2
   shift 2
-  hyperfine --style basic --warmup 1 --runs "$n" --export-json "$out/$name.json" "$@"
+  hyperfine --style basic --warmup "${WARMUP:-1}" --runs "$n" --export-json "$out/$name.json" "$@"
+}
+
+# A workload group: every command of group NAME writes into $work/NAME-* or
+# $shm/NAME-*, which are deleted and synced before each run, so that no run
+# pays for deleting (or flushing the deletion of) the previous run's files.
+hfw() { # hfw NAME RUNS [hyperfine args...]
+  local name=$1 n=$2
+  shift 2
+  hf "$name" "$n" --prepare "rm -rf $work/$name-* $shm/$name-*; sync" "$@"
 }
 
 # First, while the machine is quiet and before the workloads fill the page
@@ -51,7 +60,7 @@ hf() { # hf NAME RUNS [hyperfine args...]
 # (gcc -O2, dynamically linked as gcc links by default).
 printf 'int main(void) { return 0; }\n' > "$work/true.c"
 gcc -O2 -o "$work/c-true" "$work/true.c"
-hf startup 500 -N --warmup 20 -n "certforge --version" "$CERTFORGE --version" -n "C int main(){return 0;}" "$work/c-true"
+WARMUP=20 hf startup 500 -N -n "certforge --version" "$CERTFORGE --version" -n "C int main(){return 0;}" "$work/c-true"
 rss=$(/usr/bin/time -f %M "$CERTFORGE" --version 2>&1 >/dev/null | tail -n1)
 echo "$rss" > "$out/startup_rss_kb"
 # What the start-up is made of: page faults (perf, when installed), the
@@ -74,27 +83,29 @@ echo "$rss" > "$out/startup_rss_kb"
 # its flushes cost nothing and its peers' missing ones would not matter:
 # what bounds the ratio when the disk does.
 mkdir -p "$shm"
-w1=(-n certforge "bash $W w1_certforge $work/w1a" -n "certforge on tmpfs" "bash $W w1_certforge $shm/w1" -n "openssl script (P-256)" "bash $W w1_openssl_p256 $work/w1b")
-command -v mkcert >/dev/null && w1+=(-n "mkcert -ecdsa" "bash $W w1_mkcert $work/w1c") || skipped+=("mkcert")
-command -v cfssl >/dev/null && w1+=(-n "cfssl gencert" "bash $W w1_cfssl $work/w1d") || skipped+=("cfssl")
-hf w1 "$runs" "${w1[@]}"
+w1=(-n certforge "bash $W w1_certforge $work/w1-a" -n "certforge on tmpfs" "bash $W w1_certforge $shm/w1-a" -n "openssl script (P-256)" "bash $W w1_openssl_p256 $work/w1-b")
+command -v mkcert >/dev/null && w1+=(-n "mkcert -ecdsa" "bash $W w1_mkcert $work/w1-c") || skipped+=("mkcert")
+command -v cfssl >/dev/null && w1+=(-n "cfssl gencert" "bash $W w1_cfssl $work/w1-d") || skipped+=("cfssl")
+w1+=(-n "harness alone (bash workloads.sh, no tool)" "bash $W harness $work/w1-h")
+hfw w1 "$runs" "${w1[@]}"
 
 # W2: the certstrap blog workflow, five processes, against the same five
 # certstrap commands with --curve P-256.
-w2=(-n certforge "bash $W w2_certforge $work/w2a" -n "certforge on tmpfs" "bash $W w2_certforge $shm/w2")
-if command -v certstrap >/dev/null; then w2+=(-n "certstrap --curve P-256" "bash $W w2_certstrap $work/w2b"); else skipped+=("certstrap (not on PATH: W2 has no peer)"); fi
-hf w2 "$runs" "${w2[@]}"
+w2=(-n certforge "bash $W w2_certforge $work/w2-a" -n "certforge on tmpfs" "bash $W w2_certforge $shm/w2-a")
+if command -v certstrap >/dev/null; then w2+=(-n "certstrap --curve P-256" "bash $W w2_certstrap $work/w2-b"); else skipped+=("certstrap (not on PATH: W2 has no peer)"); fi
+w2+=(-n "harness alone (bash workloads.sh, no tool)" "bash $W harness $work/w2-h")
+hfw w2 "$runs" "${w2[@]}"
 
 # W3: the gRPC guide's set with RSA-4096 keys, as the script does it.
-hf w3 "${QUICK:+2}${QUICK:-5}" -n certforge "bash $W w3_certforge $work/w3a" -n "openssl script (RSA-4096)" "bash $W w3_openssl_rsa $work/w3b"
+hfw w3 "${QUICK:+2}${QUICK:-5}" -n certforge "bash $W w3_certforge $work/w3-a" -n "openssl script (RSA-4096)" "bash $W w3_openssl_rsa $work/w3-b"
 
 # W4: 1,000 ECDSA leaves from one plan, on this disk and on tmpfs (where a
 # flush costs nothing) in the same run, against a shell loop of openssl.
 # The third line is what bounds the disk case: the same 2,002 files of 600
 # bytes written by Python and made durable with one sync, no certforge.
-hf w4 7 -n "certforge (disk)" "bash $W w4_certforge $work/w4a 1000" -n "certforge on tmpfs" "bash $W w4_certforge $shm/w4 1000" -n "the disk alone: 2,002 files + sync" "bash $W w4_floor $work/w4f"
-hf w4_openssl 2 -n "certforge (disk)" "bash $W w4_certforge $work/w4a 1000" -n "openssl loop" "bash $W w4_openssl_loop $work/w4b 1000"
-hf w4_scaling 3 --parameter-list n 10,100,1000,10000 -n "certforge apply, N={n}" "bash $W w4_certforge $work/w4s {n}"
+hfw w4 7 -n "certforge (disk)" "bash $W w4_certforge $work/w4-a 1000" -n "certforge on tmpfs" "bash $W w4_certforge $shm/w4-a 1000" -n "the disk alone: 2,002 files + sync" "bash $W w4_floor $work/w4-f"
+hfw w4_openssl 2 -n "certforge (disk)" "bash $W w4_certforge $work/w4_openssl-a 1000" -n "openssl loop" "bash $W w4_openssl_loop $work/w4_openssl-b 1000"
+hfw w4_scaling 3 --parameter-list n 10,100,1000,10000 -n "certforge apply, N={n}" "bash $W w4_certforge $work/w4_scaling-{n} {n}"
 
 # W5: list over a depot of 10,000 certificates; revoke into a CRL that
 # already holds 100,000 entries.

@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Benchmark workloads: `bash bench/workloads.sh NAME DIR` runs workload NAME,
-# writing into DIR (made empty first). Every tool makes the same set of
+# writing into DIR, which must be empty. Every tool makes the same set of
 # certificates, so hyperfine compares like with like.
 set -euo pipefail
 name=$1
 dir=$2
-rm -rf "$dir" && mkdir -p "$dir" && cd "$dir"
+# DIR must be empty: bench/run.sh deletes it (and syncs) before each run,
+# outside the timing, so no workload pays for deleting the last one's files.
+mkdir -p "$dir" && cd "$dir"
+shopt -s nullglob dotglob
+left=(./*)
+if [ ${#left[@]} -gt 0 ]; then echo "workloads.sh: $dir is not empty" >&2; exit 1; fi
+shopt -u nullglob dotglob
 CF=${CERTFORGE:-certforge}
 
 # The gRPC authentication guide's openssl script, verbatim but for the key commands, which
@@ -134,5 +140,8 @@ case "$name" in
 for i in range(2002):
     fd = os.open("f%d" % i, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600); os.write(fd, b"x" * 600); os.close(fd)
 os.sync()' ;;
+  # The harness alone: bash reading this file and preparing DIR, no tool.
+  # Every workload pays it; bench/run.sh measures it beside them.
+  harness) ;;
   *) echo "unknown workload $name" >&2; exit 2 ;;
 esac
