@@ -256,8 +256,10 @@ pub struct InitArgs {
     /// Also print the certificate to stdout.
     #[arg(long = "stdout")]
     pub stdout: bool,
-    /// Restrict the CA to these domains and their subdomains (name constraints); comma list, repeatable.
-    #[arg(long = "permit-domain", value_delimiter = ',', value_name = "DOMAIN")]
+    /// Restrict the CA to these names (RFC 5280 name constraints): DNS names (each covers itself and
+    /// every name below it) and IP ranges (10.0.0.0/8, fc00::/7). DNS names alone also get the loopback
+    /// ranges, so IP addresses are never left unconstrained. Comma list, repeatable.
+    #[arg(long = "permit-domain", value_delimiter = ',', value_name = "NAME|CIDR")]
     pub permit_domain: Vec<String>,
     /// Maximum number of intermediates below this CA (default: no limit).
     #[arg(long = "path-length", value_name = "N", conflicts_with = "exclude_path_length")]

@@ -8,11 +8,11 @@ use super::report;
 use crate::cli::InitArgs;
 use crate::depot::{self, Depot, Write1, KEY_MODE, PUBLIC_MODE};
 use crate::pki::ca::CaSigner;
+use crate::pki::constraints::{effective, Subtree};
 use crate::pki::crl::CrlState;
 use crate::pki::issue::{self, CertSpec};
 use crate::pki::names::EntryName;
 use crate::pki::profile::Kind;
-use crate::pki::san::check_dns_name;
 use crate::pki::template::TemplateKind;
 use crate::pki::to_pem;
 
@@ -24,7 +24,7 @@ pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
         template.as_ref().map_or_else(|| args.subject.clone(), |t| args.subject.with_defaults(&t.subject));
     let subject = subject_args.dn(Some(args.common_name.clone()))?;
     for d in &args.permit_domain {
-        check_dns_name(d.trim_start_matches('.')).map_err(|why| usage(format!("--permit-domain {d:?}: {why}")))?;
+        Subtree::parse(d).map_err(|why| usage(format!("--permit-domain {d:?}: {why}")))?;
     }
     let request = args.validity.request().map_err(|e| usage(e.to_string()))?;
     let key_choice = match template.as_ref().and_then(|t| t.key_type) {
@@ -106,7 +106,17 @@ pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
         details.push(format!("pathLen: {n} (at most {n} intermediate CA(s) below it)"));
     }
     if !permit.is_empty() {
-        details.push(format!("name constraints: only {} and subdomains", permit.join(", ")));
+        let (subtrees, added) = effective(&permit);
+        let list: Vec<String> = subtrees.iter().map(ToString::to_string).collect();
+        details.push(format!(
+            "name constraints (RFC 5280 §4.2.1.10): it may only issue for {} (a DNS name covers itself and every name below it)",
+            list.join(", ")
+        ));
+        if added {
+            details.push(
+                "the loopback ranges IP:127.0.0.0/8 and IP:::1/128 were added: with DNS names alone, every IP address would stay unconstrained; give --permit-domain with an IP range to choose others".into(),
+            );
+        }
     }
     report::print(&report::Made {
         what: format!("CA {:?}", args.common_name),

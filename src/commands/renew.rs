@@ -112,7 +112,7 @@ fn kind_of(cert: &X509Certificate<'_>, e: &Entry, signer: &CaSigner) -> Result<K
         (true, true) => Kind::Root {
             path_len: path_len(bc.flatten()),
             // The root signs itself, so its signer holds its own constraints.
-            permit_domains: signer.permitted_dns.clone(),
+            permit_domains: signer.constraints.permitted.iter().map(|s| s.flag_value()).collect(),
         },
         (true, false) => Kind::Intermediate { path_len: path_len(bc.flatten()) },
         (false, _) => Kind::Leaf {

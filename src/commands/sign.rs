@@ -138,14 +138,22 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
     if csr.sans.is_empty() && csr.subject.iter().next().is_none() {
         bail!("{} has an empty subject and no SANs, so the certificate would name nothing; make the request with a --cn or --domain", csr_path.display());
     }
-    let outside = ca.names_outside_constraints(&csr.sans);
+    // Without a DNS SAN, OpenSSL checks a host-like CN against the DNS
+    // constraints too (X509_check_host's CN fallback), so sign does.
+    let mut names = csr.sans.clone();
+    if !names.iter().any(|s| matches!(s, crate::pki::san::San::Dns(_))) {
+        if let Some(cn) = csr.common_name.as_ref().filter(|cn| cn.contains('.')) {
+            if crate::pki::san::check_dns_name(cn).is_ok() {
+                names.push(crate::pki::san::San::Dns(cn.to_ascii_lowercase()));
+            }
+        }
+    }
+    let outside = ca.names_outside_constraints(&names);
     if !outside.is_empty() {
-        let names: Vec<String> = outside.iter().map(ToString::to_string).collect();
         bail!(
-            "the CA {:?} may only sign names under {}, but the request asks for {}; clients would reject the certificate. Re-run request-cert without those names",
+            "the CA {:?} has name constraints, and {}; clients that trust it would refuse the certificate, so nothing was signed. Re-run request-cert without those names, or sign with a CA that may issue them",
             ca.name,
-            ca.permitted_dns.join(", "),
-            names.join(", ")
+            outside.join("; ")
         );
     }
 

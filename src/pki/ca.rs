@@ -18,8 +18,8 @@ pub struct CaSigner {
     pub not_after: OffsetDateTime,
     /// basicConstraints pathLenConstraint, if any.
     pub path_len: Option<u32>,
-    /// Permitted DNS subtrees from nameConstraints.
-    pub permitted_dns: Vec<String>,
+    /// Its name constraints (none for most CAs).
+    pub constraints: super::constraints::NameConstraints,
 }
 
 /// Why a certificate and key cannot act as a CA.
@@ -58,24 +58,12 @@ impl CaSigner {
         if cert.public_key().raw != key.spki_der().as_slice() {
             return Err(CaError::KeyMismatch { what: what.to_string(), key_what: key_what.to_string() });
         }
-        let permitted_dns = match cert.name_constraints() {
-            Ok(Some(nc)) => nc
-                .value
-                .permitted_subtrees
-                .iter()
-                .flatten()
-                .filter_map(|s| match &s.base {
-                    x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_string()),
-                    _ => None,
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
+        let constraints = super::constraints::NameConstraints::of(&cert);
         let name = super::subject::common_name(cert.subject()).unwrap_or_else(|| what.to_string());
         let not_before = cert.validity().not_before.to_datetime();
         let not_after = cert.validity().not_after.to_datetime();
         drop(cert);
-        Ok(CaSigner { cert_der, key, name, not_before, not_after, path_len, permitted_dns })
+        Ok(CaSigner { cert_der, key, name, not_before, not_after, path_len, constraints })
     }
 
     /// The CA certificate, DER.
@@ -93,18 +81,10 @@ impl CaSigner {
         X509Certificate::from_der(&self.cert_der).expect("checked in CaSigner::new").1
     }
 
-    /// The SANs that fall outside this CA's permitted DNS subtrees (RFC 5280
-    /// §4.2.1.10): clients refuse a certificate carrying any of them.
-    pub fn names_outside_constraints<'a>(&self, sans: &'a [San]) -> Vec<&'a San> {
-        if self.permitted_dns.is_empty() {
-            return Vec::new();
-        }
-        sans.iter()
-            .filter(|san| match san {
-                San::Dns(d) => !self.permitted_dns.iter().any(|base| super::san::dns_within(d, base)),
-                _ => false,
-            })
-            .collect()
+    /// Why each name breaks this CA's name constraints (RFC 5280
+    /// §4.2.1.10), in words: clients refuse a certificate carrying any.
+    pub fn names_outside_constraints(&self, sans: &[San]) -> Vec<String> {
+        sans.iter().filter_map(|san| self.constraints.violation(san)).collect()
     }
 }
 

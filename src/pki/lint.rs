@@ -67,6 +67,7 @@ pub fn lint(der: &[u8], others: &[Vec<u8>], now: OffsetDateTime) -> Result<Vec<F
         lint_ca(&info, &mut add);
         lint_path_len(der, &info, others, &mut add);
     }
+    lint_name_constraints(der, info.is_ca, others, &mut add);
     lint_key_usage(&info, &mut add);
     if info.key.algorithm == "rsa" && info.key.bits.is_some_and(|b| b < 2048) {
         add(Error, "weak_key", format!("{} is too weak: OpenSSL 3, Go and rustls refuse RSA below 2048 bits; re-issue with --key-bits 2048 or an ECDSA key", info.key.description));
@@ -137,6 +138,40 @@ fn lint_key_usage(info: &CertInfo, add: &mut impl FnMut(Severity, &'static str, 
         ),
         "ed25519" if has("keyAgreement") => add(Severity::Error, "key_usage_key_type", "keyAgreement on an Ed25519 key, which only signs (RFC 8410 §5)".into()),
         _ => {}
+    }
+}
+
+/// A CA whose DNS-only constraints leave IP addresses open, and a
+/// certificate carrying a name its issuer (found among `others`) may not
+/// issue for (RFC 5280 §4.2.1.10).
+fn lint_name_constraints(
+    der: &[u8],
+    is_ca: bool,
+    others: &[Vec<u8>],
+    add: &mut impl FnMut(Severity, &'static str, String),
+) {
+    use super::constraints::{NameConstraints, Subtree};
+    let Ok((_, cert)) = X509Certificate::from_der(der) else { return };
+    let own = NameConstraints::of(&cert);
+    if is_ca
+        && own.permitted.iter().any(|s| matches!(s, Subtree::Dns(_)))
+        && !own.permitted.iter().any(|s| matches!(s, Subtree::Ip { .. }))
+    {
+        add(Severity::Warning, "ip_unconstrained", "its name constraints list DNS names but no IP range, so RFC 5280 leaves IP addresses unconstrained: it can sign IP:8.8.8.8 and clients accept it. Re-make it with certforge (which adds the loopback ranges) or with --permit-domain naming your IP ranges".into());
+    }
+    let Some(issuer_der) = super::chain::issuer_of(der, others) else { return };
+    let Ok((_, issuer)) = X509Certificate::from_der(issuer_der) else { return };
+    let nc = NameConstraints::of(&issuer);
+    if nc.is_empty() {
+        return;
+    }
+    let issuer_name = super::subject::common_name(issuer.subject()).unwrap_or_else(|| issuer.subject().to_string());
+    if let Ok(Some(ext)) = cert.subject_alternative_name() {
+        for san in ext.value.general_names.iter().filter_map(|g| super::san::from_general_name(g).ok()) {
+            if let Some(why) = nc.violation(&san) {
+                add(Severity::Error, "name_constraints", format!("{why}, as its issuer '{issuer_name}' says in its name constraints: clients refuse it. Re-issue it without that name"));
+            }
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod ca;
 pub mod chain;
+pub mod constraints;
 pub mod crl;
 pub mod csr;
 pub mod deterministic;

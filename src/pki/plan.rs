@@ -269,7 +269,7 @@ fn entry_kind(
         return Ok(Kind::Custom { template: Box::new(t), root: role == Role::Root });
     }
     for d in &e.permit_domains {
-        super::san::check_dns_name(d.get_ref().trim_start_matches('.'))
+        super::constraints::Subtree::parse(d.get_ref())
             .map_err(|why| err(d.span().start, format!("permit_domains {:?}: {why}", d.get_ref())))?;
     }
     Ok(match role {

@@ -6,8 +6,7 @@
 use std::sync::OnceLock;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose as Eku, GeneralSubtree, IsCa, KeyUsagePurpose as Ku,
-    NameConstraints,
+    BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose as Eku, IsCa, KeyUsagePurpose as Ku, NameConstraints,
 };
 use serde::Deserialize;
 use toml::Spanned;
@@ -205,7 +204,7 @@ impl Template {
             ));
         }
         for d in &raw.permit_domains {
-            super::san::check_dns_name(d.get_ref().trim_start_matches('.'))
+            super::constraints::Subtree::parse(d.get_ref())
                 .map_err(|why| err(d.span().start, format!("permit_domains {:?}: {why}", d.get_ref())))?;
         }
         Ok(Template {
@@ -251,12 +250,9 @@ impl Template {
                 params.is_ca =
                     IsCa::Ca(self.path_len.map_or(BasicConstraints::Unconstrained, BasicConstraints::Constrained));
                 if !self.permit_domains.is_empty() {
+                    let (permitted, _) = super::constraints::effective(&self.permit_domains);
                     params.name_constraints = Some(NameConstraints {
-                        permitted_subtrees: self
-                            .permit_domains
-                            .iter()
-                            .map(|d| GeneralSubtree::DnsName(d.clone()))
-                            .collect(),
+                        permitted_subtrees: permitted.iter().filter_map(|s| s.to_rcgen()).collect(),
                         excluded_subtrees: Vec::new(),
                     });
                 }

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::inspect::{display_name, Sans};
-use super::san::{dns_matches, dns_within};
+use super::san::dns_matches;
 use super::validity::{fmt_time, relative};
 
 /// What the certificate must be good for.
@@ -306,32 +306,19 @@ fn unknown_issuer(current: &Parsed<'_>, is_leaf: bool, label: &str, anchors: &[P
 }
 
 fn check_name_constraints(ca: &Parsed<'_>, leaf: &Parsed<'_>, label: &str, add: &mut impl FnMut(&'static str, String)) {
-    let Ok(Some(nc)) = ca.cert.name_constraints() else { return };
-    let dns_bases = |subtrees: &Option<Vec<x509_parser::extensions::GeneralSubtree<'_>>>| -> Vec<String> {
-        subtrees
-            .iter()
-            .flatten()
-            .filter_map(|s| match &s.base {
-                x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_string()),
-                _ => None,
-            })
-            .collect()
-    };
-    let permitted = dns_bases(&nc.value.permitted_subtrees);
-    let excluded = dns_bases(&nc.value.excluded_subtrees);
-    for name in sans_of(&leaf.cert).dns {
-        if !permitted.is_empty() && !permitted.iter().any(|b| dns_within(&name, b)) {
-            add(
-                "name_constraints",
-                format!("{label} carries DNS:{name}, but '{}' may only issue for {} (name constraints); clients refuse it. Re-issue without that name, or from a CA without --permit-domain", ca.name(), permitted.join(", ")),
-            );
-        }
-        if let Some(b) = excluded.iter().find(|b| dns_within(&name, b)) {
-            add(
-                "name_constraints",
-                format!("{label} carries DNS:{name}, which '{}' excludes ({b}); re-issue without it", ca.name()),
-            );
-        }
+    let nc = super::constraints::NameConstraints::of(&ca.cert);
+    if nc.is_empty() {
+        return;
+    }
+    let mut names: Vec<super::san::San> = Vec::new();
+    if let Ok(Some(ext)) = leaf.cert.subject_alternative_name() {
+        names.extend(ext.value.general_names.iter().filter_map(|g| super::san::from_general_name(g).ok()));
+    }
+    for why in names.iter().filter_map(|n| nc.violation(n)) {
+        add(
+            "name_constraints",
+            format!("{label}: {why}, as '{}' says in its name constraints (RFC 5280 §4.2.1.10); every client that checks them refuses it. Re-issue it without that name, or from a CA allowed to issue it", ca.name()),
+        );
     }
 }
 
