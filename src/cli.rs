@@ -270,6 +270,19 @@ pub struct InitArgs {
     /// A certificate template (TOML) to use instead of the built-in profile; see `certforge templates show`.
     #[arg(long = "template", value_name = "FILE")]
     pub template: Option<PathBuf>,
+    /// A CA safe to trust on this machine: a root and "NAME Issuing", both name-constrained to the
+    /// preset (loopback: localhost, *.test, 127.0.0.0/8, ::1; lan adds private networks) plus any
+    /// --permit-domain; the root's key is never written, so the intermediate signs everything.
+    #[arg(
+        long = "local",
+        value_enum,
+        value_name = "PRESET",
+        num_args = 0..=1,
+        default_missing_value = "loopback",
+        require_equals = true,
+        conflicts_with_all = ["template", "existing_key", "path_length", "exclude_path_length"]
+    )]
+    pub local: Option<crate::pki::constraints::LocalPreset>,
 }
 
 // `request-cert` arguments.

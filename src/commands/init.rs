@@ -18,6 +18,9 @@ use crate::pki::to_pem;
 
 /// Runs `init`.
 pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
+    if let Some(preset) = args.local {
+        return super::local_ca::run(depot, args, preset);
+    }
     let name = EntryName::new(&args.common_name).map_err(|e| usage(format!("--common-name: {e}")))?;
     let template = load_template(args.template.as_deref(), &[TemplateKind::Ca], "init")?;
     let subject_args =

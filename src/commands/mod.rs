@@ -12,6 +12,7 @@ pub mod inputs;
 pub mod inspect;
 pub mod lint;
 pub mod list;
+pub mod local_ca;
 pub mod man;
 pub mod probe;
 pub mod quickstart;

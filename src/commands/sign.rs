@@ -36,6 +36,12 @@ pub fn load_ca(depot: &Depot, ca_raw: &str, pass: &crate::cli::PassArgs) -> Resu
     let cert_der = from_pem_or_der(&cert_bytes, "CERTIFICATE").map_err(|e| anyhow::anyhow!("{crt_what}: {e}"))?;
     let key_path = depot.path(&ca_name, "key");
     if !key_path.exists() {
+        if let Some(issuing) = super::local_ca::issuing_of(depot, &ca_name) {
+            bail!(
+                "{ca_raw:?} is a sealed local CA: its key was wiped once it signed {issuing:?}, so it cannot sign, renew or revoke anything itself; {issuing:?} signs for it (sign --CA {})",
+                shell_word(ca_raw)
+            );
+        }
         bail!(
             "{} does not exist, so {:?} cannot sign; a CA needs its key beside its certificate",
             key_path.display(),
@@ -45,6 +51,25 @@ pub fn load_ca(depot: &Depot, ca_raw: &str, pass: &crate::cli::PassArgs) -> Resu
     warn_if_exposed(&key_path);
     let key = read_key(&key_path, &mut pass.source()?)?;
     Ok(CaSigner::new(cert_der, key, &crt_what, &key_path.display().to_string())?)
+}
+
+/// The CA that signs for `ca_raw`: the CA itself, or for a sealed local CA
+/// (`init --local`) its issuing intermediate, said in a note.
+pub fn load_signing_ca(depot: &Depot, ca_raw: &str, pass: &crate::cli::PassArgs) -> Result<CaSigner> {
+    let signer = signing_ca_name(depot, ca_raw);
+    if signer != ca_raw {
+        note(&format!("{ca_raw:?} is a sealed local CA; {signer:?} signs for it"));
+    }
+    load_ca(depot, &signer, pass)
+}
+
+/// The name of the CA that signs for `ca_raw` (see [`load_signing_ca`]).
+pub fn signing_ca_name(depot: &Depot, ca_raw: &str) -> String {
+    EntryName::new(ca_raw)
+        .ok()
+        .filter(|name| !depot.exists(name, "key"))
+        .and_then(|name| super::local_ca::issuing_of(depot, &name))
+        .unwrap_or_else(|| ca_raw.to_string())
 }
 
 /// Warns when a CA key on disk can be read by anyone but its owner.
@@ -90,7 +115,7 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
         return Err(not_found(depot, &raw_name, Wanted::Request, &fix));
     }
     let csr = parse_csr(&depot::read_file(&csr_path)?, &csr_path.display().to_string())?;
-    let ca = load_ca(depot, &args.ca, &args.pass)?;
+    let ca = load_signing_ca(depot, &args.ca, &args.pass)?;
 
     let now = OffsetDateTime::now_utc();
     let template = load_template(args.template.as_deref(), &[TemplateKind::Intermediate, TemplateKind::Leaf], "sign")?;

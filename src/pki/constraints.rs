@@ -201,6 +201,37 @@ pub fn effective(values: &[String]) -> (Vec<Subtree>, bool) {
     (out, add)
 }
 
+/// `init --local`'s presets: the names a locally trusted CA may issue for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LocalPreset {
+    /// localhost and *.test, 127.0.0.0/8 and ::1 (RFC 6761 names).
+    Loopback,
+    /// Also the private-use names and ranges of a home or office network:
+    /// internal, local, home.arpa, RFC 1918, link-local, fc00::/7, fe80::/10.
+    Lan,
+}
+
+impl LocalPreset {
+    /// The `--permit-domain` values of the preset.
+    pub fn subtrees(self) -> Vec<String> {
+        let mut v = vec!["localhost", "test", "127.0.0.0/8", "::1/128"];
+        if self == LocalPreset::Lan {
+            v.extend([
+                "internal",
+                "local",
+                "home.arpa",
+                "10.0.0.0/8",
+                "172.16.0.0/12",
+                "192.168.0.0/16",
+                "169.254.0.0/16",
+                "fc00::/7",
+                "fe80::/10",
+            ]);
+        }
+        v.into_iter().map(String::from).collect()
+    }
+}
+
 /// A CA's name constraints, read from its certificate.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NameConstraints {
