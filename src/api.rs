@@ -121,9 +121,7 @@ impl Ca {
         // Below an intermediate, the chain a server sends holds it and the
         // intermediates above it, never the root.
         let mut chain = vec![];
-        let self_signed = x509_parser::parse_x509_certificate(self.cert_der())
-            .is_ok_and(|(_, c)| c.subject().as_raw() == c.issuer().as_raw());
-        if !self_signed {
+        if !self.signer.self_signed {
             chain.push(self.signer.cert_der().to_vec());
             chain.extend(self.chain.iter().cloned());
         }

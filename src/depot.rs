@@ -222,8 +222,9 @@ fn write_with(set: &[Write1], mut flusher: Flusher) -> Result<()> {
 /// ([`sys::Durability`]; the module comment says why each is safe).
 #[derive(Default)]
 struct Flusher {
-    /// What each directory's file system needs, asked once per directory.
-    known: Vec<(PathBuf, sys::Durability)>,
+    /// What each directory's file system needs and its device, asked once
+    /// per directory (a set of 2,002 files has one or two directories).
+    known: Vec<(PathBuf, sys::Durability, Option<u64>)>,
     /// One directory per file system that gets a single syncfs, by device.
     filesystems: Vec<(u64, PathBuf)>,
     /// Files flushed one by one, in batches of [`FLUSH_BATCH`].
@@ -231,19 +232,19 @@ struct Flusher {
 }
 
 impl Flusher {
-    fn durability(&mut self, dir: &Path) -> sys::Durability {
-        if let Some((_, d)) = self.known.iter().find(|(p, _)| p == dir) {
-            return *d;
+    fn durability(&mut self, dir: &Path) -> (sys::Durability, Option<u64>) {
+        if let Some((_, d, dev)) = self.known.iter().find(|(p, _, _)| p == dir) {
+            return (*d, *dev);
         }
-        let d = sys::durability(dir);
-        self.known.push((dir.to_path_buf(), d));
-        d
+        let (d, dev) = (sys::durability(dir), sys::device_of(dir));
+        self.known.push((dir.to_path_buf(), d, dev));
+        (d, dev)
     }
 
     /// Takes a staged file of `dir`; files on a per-file file system are
     /// flushed a batch at a time so that no more than a batch stay open.
     fn add(&mut self, dir: &Path, file: File) -> io::Result<()> {
-        match (self.durability(dir), sys::device_of(dir)) {
+        match self.durability(dir) {
             (sys::Durability::Volatile, _) => {}
             (sys::Durability::WholeFilesystem, Some(dev)) => {
                 if !self.filesystems.iter().any(|(d, _)| *d == dev) {
@@ -280,7 +281,7 @@ impl Flusher {
                 continue;
             }
             done.push(dir);
-            if self.durability(dir) == sys::Durability::EachFile {
+            if self.durability(dir).0 == sys::Durability::EachFile {
                 let _ = sys::sync_dir(dir);
             }
         }
@@ -362,7 +363,8 @@ mod tests {
         for how in [sys::Durability::WholeFilesystem, sys::Durability::EachFile, sys::Durability::Volatile] {
             let tmp = tempfile::tempdir().unwrap();
             let files = set(tmp.path(), FLUSH_BATCH + 3);
-            let flusher = Flusher { known: vec![(tmp.path().to_path_buf(), how)], ..Flusher::default() };
+            let known = vec![(tmp.path().to_path_buf(), how, sys::device_of(tmp.path()))];
+            let flusher = Flusher { known, ..Flusher::default() };
             write_with(&files, flusher).unwrap();
             for w in &files {
                 assert_eq!(fs::read(&w.path).unwrap(), w.bytes.as_slice(), "{how:?}");

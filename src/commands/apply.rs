@@ -407,10 +407,7 @@ fn process(
 /// intermediate, as `sign` and `renew` write them, where they are missing
 /// or stale. An entry signed by a root needs none.
 fn chain_files(depot: &Depot, e: &PlanEntry, der: &[u8], signers: &HashMap<EntryName, Arc<CaSigner>>) -> Vec<Write1> {
-    let under_intermediate = e.issuer.as_ref().and_then(|i| signers.get(i)).is_some_and(|s| {
-        let c = s.cert();
-        c.subject().as_raw() != c.issuer().as_raw()
-    });
+    let under_intermediate = e.issuer.as_ref().and_then(|i| signers.get(i)).is_some_and(|s| !s.self_signed);
     if !under_intermediate {
         return Vec::new();
     }

@@ -30,9 +30,7 @@ pub fn resolve(depot: &Depot, arg: &str, exts: &[&str]) -> Result<PathBuf> {
         }
     }
     let tried: Vec<String> = exts.iter().map(|e| format!("{}.{e}", crate::pki::names::sanitize(arg))).collect();
-    let mut have: Vec<String> = exts.iter().flat_map(|e| depot_stems(depot, e)).collect();
-    have.sort();
-    have.dedup();
+    let have = stems_with(depot, exts);
     bail!(
         "no file or depot entry named {arg:?}: looked for ./{arg} and, in the depot {}, for {}.{}",
         depot.root().display(),
@@ -135,6 +133,14 @@ fn capitalize(s: &str) -> String {
 
 fn stem(path: &std::path::Path) -> Option<String> {
     path.file_stem().map(|s| s.to_string_lossy().into_owned())
+}
+
+/// The stems that have a file with any of `exts`, sorted, each once.
+pub fn stems_with(depot: &Depot, exts: &[&str]) -> Vec<String> {
+    let mut have: Vec<String> = exts.iter().flat_map(|e| depot_stems(depot, e)).collect();
+    have.sort();
+    have.dedup();
+    have
 }
 
 /// The stems of the depot's `.ext` files (chain files and temporaries left

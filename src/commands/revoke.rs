@@ -6,7 +6,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::common::{note, usage};
 use super::inputs::{not_found, Wanted};
-use super::sign::{load_signing_ca, signing_ca_name};
+use super::sign::load_signing_ca;
 use crate::cli::RevokeArgs;
 use crate::depot::{self, Depot, Write1, PUBLIC_MODE};
 use crate::pki::crl::CrlState;
@@ -18,13 +18,11 @@ use crate::pki::{from_pem_or_der, to_pem};
 /// Runs `revoke`.
 pub fn run(depot: &Depot, args: &RevokeArgs) -> Result<()> {
     let name = EntryName::new(&args.cn).map_err(|e| usage(format!("--CN: {e}")))?;
-    EntryName::new(&args.ca).map_err(|e| usage(format!("--CA: {e}")))?;
-    // A sealed local CA's certificates are revoked in its intermediate's CRL.
-    let ca_name = EntryName::new(&signing_ca_name(depot, &args.ca)).map_err(|e| usage(format!("--CA: {e}")))?;
     // The CRL is read, extended and rewritten: hold the depot lock so that
     // two revokes cannot both start from the same old list.
     let _lock = depot.lock()?;
-    let ca = load_signing_ca(depot, &args.ca, &args.pass)?;
+    // A sealed local CA's certificates are revoked in its intermediate's CRL.
+    let (ca_name, ca) = load_signing_ca(depot, &args.ca, &args.pass)?;
 
     let crt_path = depot.path(&name, "crt");
     if !crt_path.is_file() {

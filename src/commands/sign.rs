@@ -55,21 +55,18 @@ pub fn load_ca(depot: &Depot, ca_raw: &str, pass: &crate::cli::PassArgs) -> Resu
 
 /// The CA that signs for `ca_raw`: the CA itself, or for a sealed local CA
 /// (`init --local`) its issuing intermediate, said in a note.
-pub fn load_signing_ca(depot: &Depot, ca_raw: &str, pass: &crate::cli::PassArgs) -> Result<CaSigner> {
-    let signer = signing_ca_name(depot, ca_raw);
-    if signer != ca_raw {
-        note(&format!("{ca_raw:?} is a sealed local CA; {signer:?} signs for it"));
-    }
-    load_ca(depot, &signer, pass)
-}
-
-/// The name of the CA that signs for `ca_raw` (see [`load_signing_ca`]).
-pub fn signing_ca_name(depot: &Depot, ca_raw: &str) -> String {
-    EntryName::new(ca_raw)
-        .ok()
+/// (`init --local`) its issuing intermediate, said in a note. Also returns
+/// the depot name of the CA that signs (where its CRL is).
+pub fn load_signing_ca(depot: &Depot, ca_raw: &str, pass: &crate::cli::PassArgs) -> Result<(EntryName, CaSigner)> {
+    let ca_name = EntryName::new(ca_raw).map_err(|e| usage(format!("--CA: {e}")))?;
+    let issuing = Some(&ca_name)
         .filter(|name| !depot.exists(name, "key"))
-        .and_then(|name| super::local_ca::issuing_of(depot, &name))
-        .unwrap_or_else(|| ca_raw.to_string())
+        .and_then(|name| super::local_ca::issuing_of(depot, name));
+    let Some(issuing) = issuing else { return Ok((ca_name, load_ca(depot, ca_raw, pass)?)) };
+    note(&format!("{ca_raw:?} is a sealed local CA; {issuing:?} signs for it"));
+    let name =
+        EntryName::new(&issuing).map_err(|e| anyhow::anyhow!("{}: {e}", depot.path(&ca_name, "sealed").display()))?;
+    Ok((name, load_ca(depot, &issuing, pass)?))
 }
 
 /// Warns when a CA key on disk can be read by anyone but its owner.
@@ -115,7 +112,7 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
         return Err(not_found(depot, &raw_name, Wanted::Request, &fix));
     }
     let csr = parse_csr(&depot::read_file(&csr_path)?, &csr_path.display().to_string())?;
-    let ca = load_signing_ca(depot, &args.ca, &args.pass)?;
+    let (_, ca) = load_signing_ca(depot, &args.ca, &args.pass)?;
 
     let now = OffsetDateTime::now_utc();
     let template = load_template(args.template.as_deref(), &[TemplateKind::Intermediate, TemplateKind::Leaf], "sign")?;
@@ -163,17 +160,7 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
     if csr.sans.is_empty() && csr.subject.iter().next().is_none() {
         bail!("{} has an empty subject and no SANs, so the certificate would name nothing; make the request with a --cn or --domain", csr_path.display());
     }
-    // Without a DNS SAN, OpenSSL checks a host-like CN against the DNS
-    // constraints too (X509_check_host's CN fallback), so sign does.
-    let mut names = csr.sans.clone();
-    if !names.iter().any(|s| matches!(s, crate::pki::san::San::Dns(_))) {
-        if let Some(cn) = csr.common_name.as_ref().filter(|cn| cn.contains('.')) {
-            if crate::pki::san::check_dns_name(cn).is_ok() {
-                names.push(crate::pki::san::San::Dns(cn.to_ascii_lowercase()));
-            }
-        }
-    }
-    let outside = ca.names_outside_constraints(&names);
+    let outside = ca.names_outside_constraints(&csr.sans, csr.common_name.as_deref());
     if !outside.is_empty() {
         bail!(
             "the CA {:?} has name constraints, and {}; clients that trust it would refuse the certificate, so nothing was signed. Re-run request-cert without those names, or sign with a CA that may issue them",
@@ -195,8 +182,7 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
     if args.cert.is_none() {
         // Under a root the certificate alone is the chain a server sends;
         // only under an intermediate is the depot searched for the rest.
-        let under_root = ca.cert().subject().as_raw() == ca.cert().issuer().as_raw();
-        if !under_root {
+        if !ca.self_signed {
             writes.extend(super::chainfiles::chain_writes(depot, &name, &der, false));
         }
         if kind.is_ca() {

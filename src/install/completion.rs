@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use clap_complete::engine::{CompletionCandidate, PathCompleter, ValueCompleter};
 use clap_complete::env::{Bash, Elvish, EnvCompleter, Fish, Powershell, Zsh};
 
-use crate::commands::inputs::{candidates, depot_stems, Wanted};
+use crate::commands::inputs::{candidates, stems_with, Wanted};
 use crate::depot::Depot;
 
 /// The environment variable that asks certforge for completions.
@@ -135,10 +135,7 @@ pub fn ca_names_or_files(current: &OsStr) -> Vec<CompletionCandidate> {
 
 /// `inspect`: any depot entry (certificate, request, CRL or key), or files.
 pub fn entry_names_or_files(current: &OsStr) -> Vec<CompletionCandidate> {
-    let depot = depot_being_completed();
-    let mut names: Vec<String> = ["crt", "csr", "crl", "key"].iter().flat_map(|e| depot_stems(&depot, e)).collect();
-    names.sort();
-    names.dedup();
+    let names = stems_with(&depot_being_completed(), &["crt", "csr", "crl", "key"]);
     let mut out = matching(names, current);
     out.extend(PathCompleter::any().complete(current));
     out

@@ -20,6 +20,8 @@ pub struct CaSigner {
     pub path_len: Option<u32>,
     /// Its name constraints (none for most CAs).
     pub constraints: super::constraints::NameConstraints,
+    /// A root (it names itself as issuer) rather than an intermediate.
+    pub self_signed: bool,
 }
 
 /// Why a certificate and key cannot act as a CA.
@@ -59,11 +61,12 @@ impl CaSigner {
             return Err(CaError::KeyMismatch { what: what.to_string(), key_what: key_what.to_string() });
         }
         let constraints = super::constraints::NameConstraints::of(&cert);
+        let self_signed = cert.subject().as_raw() == cert.issuer().as_raw();
         let name = super::subject::common_name(cert.subject()).unwrap_or_else(|| what.to_string());
         let not_before = cert.validity().not_before.to_datetime();
         let not_after = cert.validity().not_after.to_datetime();
         drop(cert);
-        Ok(CaSigner { cert_der, key, name, not_before, not_after, path_len, constraints })
+        Ok(CaSigner { cert_der, key, name, not_before, not_after, path_len, constraints, self_signed })
     }
 
     /// The CA certificate, DER.
@@ -81,10 +84,17 @@ impl CaSigner {
         X509Certificate::from_der(&self.cert_der).expect("checked in CaSigner::new").1
     }
 
-    /// Why each name breaks this CA's name constraints (RFC 5280
-    /// §4.2.1.10), in words: clients refuse a certificate carrying any.
-    pub fn names_outside_constraints(&self, sans: &[San]) -> Vec<String> {
-        sans.iter().filter_map(|san| self.constraints.violation(san)).collect()
+    /// Why each name of a certificate with `sans` and `common_name` breaks
+    /// this CA's name constraints (RFC 5280 §4.2.1.10), in words: clients
+    /// refuse a certificate carrying any. Without a DNS SAN, a host-like CN
+    /// counts as a DNS name, as OpenSSL checks it (X509_check_host's CN
+    /// fallback).
+    pub fn names_outside_constraints(&self, sans: &[San], common_name: Option<&str>) -> Vec<String> {
+        let cn_as_host = common_name
+            .filter(|cn| cn.contains('.') && !sans.iter().any(|s| matches!(s, San::Dns(_))))
+            .filter(|cn| super::san::check_dns_name(cn).is_ok())
+            .map(|cn| San::Dns(cn.to_ascii_lowercase()));
+        sans.iter().chain(cn_as_host.as_ref()).filter_map(|san| self.constraints.violation(san)).collect()
     }
 }
 
