@@ -662,6 +662,17 @@ pub struct QuickstartArgs {
     /// Another IP address for the server certificate (it always has 127.0.0.1 and ::1). Repeatable.
     #[arg(long = "ip", value_name = "IP")]
     pub ip: Vec<String>,
+    /// Make ca.crt a CA safe to trust on this machine, as `init --local` does: a name-constrained
+    /// root whose key is destroyed, and "ca Issuing", which signs server and client.
+    #[arg(
+        long = "local",
+        value_enum,
+        value_name = "PRESET",
+        num_args = 0..=1,
+        default_missing_value = "loopback",
+        require_equals = true
+    )]
+    pub local: Option<crate::pki::constraints::LocalPreset>,
     /// Print shell `export` lines (TLS_SERVER_CERT, TLS_SERVER_KEY, TLS_CLIENT_CERT, TLS_CLIENT_KEY, TLS_ROOT_CA).
     #[arg(long = "print-env")]
     pub print_env: bool,

@@ -114,3 +114,34 @@ fn permit_domain_takes_ip_ranges_and_names_a_bad_one() {
     }
     assert_eq!(env.snapshot(), before);
 }
+
+#[test]
+fn a_plan_cannot_issue_outside_its_cas_constraints() {
+    let env = Env::new();
+    let plan = env.depot().parent().unwrap().join("plan.toml");
+    let ca = "[[ca]]\nname = \"Lab CA\"\npermit_domains = [\"lab.test\"]\n\n";
+    std::fs::write(
+        &plan,
+        format!(
+            "{ca}[[leaf]]\nname = \"web\"\nissuer = \"Lab CA\"\ndomains = [\"web.lab.test\", \"www.example.com\"]\n"
+        ),
+    )
+    .unwrap();
+    let err = env.fails(&["apply", plan.to_str().unwrap()], 1);
+    assert!(err.contains("\"web\"") && err.contains("DNS:www.example.com is outside"), "{err}");
+    assert!(!env.depot().exists(), "nothing written, not even the CA");
+    // An IP under a DNS-only constraint is outside too (loopback was added).
+    std::fs::write(&plan, format!("{ca}[[leaf]]\nname = \"web\"\nissuer = \"Lab CA\"\nips = [\"10.0.0.1\"]\n"))
+        .unwrap();
+    let err = env.fails(&["apply", plan.to_str().unwrap()], 1);
+    assert!(err.contains("IP:10.0.0.1 is outside"), "{err}");
+    std::fs::write(
+        &plan,
+        format!(
+            "{ca}[[leaf]]\nname = \"web\"\nissuer = \"Lab CA\"\ndomains = [\"web.lab.test\"]\nips = [\"127.0.0.1\"]\n"
+        ),
+    )
+    .unwrap();
+    env.ok(&["apply", plan.to_str().unwrap()]);
+    openssl_verify_server(&env.depot(), "Lab_CA.crt", None, "web.crt");
+}

@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{openssl, openssl_ec_csr, openssl_ok, openssl_sign, openssl_verify_server, with_cert, Env};
+use common::{
+    openssl, openssl_ec_csr, openssl_ok, openssl_sign, openssl_verify_as, openssl_verify_server, with_cert, Env,
+};
 
 const LEAF_EXT: &str =
     "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n";
@@ -103,5 +105,45 @@ fn the_lan_preset_adds_private_networks_and_bad_combinations_are_refused() {
     assert!(err.contains("--path-length"), "{err}");
     let err = env.fails(&["init", "--cn", "X", "--local=everything"], 2);
     assert!(err.contains("loopback") && err.contains("lan"), "{err}");
+    assert_eq!(env.snapshot(), before);
+}
+
+#[test]
+fn quickstart_local_makes_the_guide_files_under_a_sealed_local_ca() {
+    let env = Env::new();
+    let out = env.ok(&["quickstart", "--local"]);
+    let (said, usage) = (String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+    assert!(
+        said.contains("ca.crt is the root to trust") && said.contains("could sign certificates for localhost"),
+        "{said}"
+    );
+    // The guide's cert_chain parameter gets the chain, since a peer must send "ca Issuing".
+    assert!(usage.contains("server.fullchain.crt") && usage.contains("client.fullchain.crt"), "{usage}");
+    let d = env.depot();
+    assert!(!d.join("ca.key").exists() && d.join("ca.sealed").exists());
+    openssl_verify_server(&d, "ca.crt", Some("ca_Issuing.crt"), "server.crt");
+    openssl_verify_as(&d, "sslclient", "ca.crt", Some("ca_Issuing.crt"), &["client.crt"]);
+    let chain = std::fs::read_to_string(d.join("server.fullchain.crt")).unwrap();
+    assert_eq!(chain.matches("BEGIN CERTIFICATE").count(), 3, "leaf, intermediate, root");
+
+    // A second run keeps everything; a run without --local, a seed, or a
+    // name outside the preset is refused and changes nothing.
+    let before = env.snapshot();
+    let out = env.ok(&["quickstart", "--local"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to do"));
+    let err = env.fails(&["quickstart"], 2);
+    assert!(err.contains("run `quickstart --local` again"), "{err}");
+    let err =
+        env.fails(&["quickstart", "--local", "--deterministic-seed", "x", "--not-before", "2026-01-01T00:00:00Z"], 2);
+    assert!(err.contains("do not mix"), "{err}");
+    let err = env.fails(&["quickstart", "--local", "--host", "www.example.com"], 2);
+    assert!(err.contains("DNS:www.example.com is outside"), "{err}");
+    assert_eq!(env.snapshot(), before);
+
+    // A plan can never re-issue the sealed root or sign outside its constraints.
+    let plan = d.parent().unwrap().join("plan.toml");
+    std::fs::write(&plan, "[[ca]]\nname = \"ca\"\ncn = \"x\"\n").unwrap();
+    let err = env.fails(&["apply", plan.to_str().unwrap()], 1);
+    assert!(err.contains("sealed local CA"), "{err}");
     assert_eq!(env.snapshot(), before);
 }

@@ -7,7 +7,7 @@ mod tls;
 
 use std::path::Path;
 
-use common::{openssl, openssl_ok, openssl_verify_server, snapshot, with_cert, Env};
+use common::{openssl, openssl_ok, openssl_verify_as, openssl_verify_server, snapshot, with_cert, Env};
 
 const PLAN: &str = r#"
 [[ca]]
@@ -49,20 +49,7 @@ fn a_plan_applies_idempotently_and_reissues_only_what_changed() {
     );
     let d = env.depot();
     openssl_verify_server(&d, "Test_Root.crt", Some("Issuing.crt"), "api.crt");
-    openssl_ok(
-        &d,
-        &[
-            "verify",
-            "-x509_strict",
-            "-purpose",
-            "sslclient",
-            "-CAfile",
-            "Test_Root.crt",
-            "worker-1.crt",
-            "worker-2.crt",
-            "worker-3.crt",
-        ],
-    );
+    openssl_verify_as(&d, "sslclient", "Test_Root.crt", None, &["worker-1.crt", "worker-2.crt", "worker-3.crt"]);
     assert!(d.join("Test_Root.crl").is_file() && d.join("Issuing.crl").is_file());
 
     let before = snapshot(&d);

@@ -174,22 +174,45 @@ const PARALLEL_FROM: usize = 16;
 
 /// Applies `plan` to the depot.
 pub fn execute(depot: &Depot, plan: &Plan, opts: &Run) -> Result<Summary> {
+    execute_with(depot, plan, opts, |_| Ok(Seed::default()))
+}
+
+/// CAs made or found outside the plan, which plan entries name as issuers
+/// (`quickstart --local`'s intermediate), with their files to write in the
+/// same atomic set.
+#[derive(Default)]
+pub struct Seed {
+    pub signers: Vec<(EntryName, Arc<CaSigner>)>,
+    /// Certificates above those signers (the root), for the chain files.
+    pub above: Vec<Vec<u8>>,
+    pub writes: Vec<Write1>,
+    pub summary: Summary,
+}
+
+/// Applies `plan` after `seed` has run under the depot lock.
+pub fn execute_with(
+    depot: &Depot,
+    plan: &Plan,
+    opts: &Run,
+    seed: impl FnOnce(OffsetDateTime) -> Result<Seed>,
+) -> Result<Summary> {
     let _lock = depot.lock()?;
     let now = OffsetDateTime::now_utc();
-    let mut signers: HashMap<EntryName, Arc<CaSigner>> = HashMap::new();
-    let mut summary = Summary { dry_run: opts.dry_run, ..Summary::default() };
-    let mut writes: Vec<Write1> = Vec::new();
-    let (cas, leaves): (Vec<&PlanEntry>, Vec<&PlanEntry>) = plan.entries.iter().partition(|e| e.role != Role::Leaf);
-    for e in cas {
-        let done = process(depot, e, &signers, opts, now)?;
+    let seed = seed(now)?;
+    let mut cas = Signers { by_name: seed.signers.into_iter().collect(), above: seed.above };
+    let mut summary = Summary { dry_run: opts.dry_run, ..seed.summary };
+    let mut writes: Vec<Write1> = seed.writes;
+    let (roots, leaves): (Vec<&PlanEntry>, Vec<&PlanEntry>) = plan.entries.iter().partition(|e| e.role != Role::Leaf);
+    for e in roots {
+        let done = process(depot, e, &cas, opts, now)?;
         if let Some(s) = &done.signer {
-            signers.insert(e.name.clone(), s.clone());
+            cas.by_name.insert(e.name.clone(), s.clone());
         }
         record(&mut summary, &mut writes, done);
     }
     let bar = progress(leaves.len(), opts);
     let one = |e: &&PlanEntry| {
-        let r = process(depot, e, &signers, opts, now);
+        let r = process(depot, e, &cas, opts, now);
         if let Some(b) = &bar {
             b.inc(1);
         }
@@ -213,6 +236,12 @@ pub fn execute(depot: &Depot, plan: &Plan, opts: &Run) -> Result<Summary> {
         depot::write_all(&writes)?;
     }
     Ok(summary)
+}
+
+/// The CAs entries can be signed by: the plan's, by name, and the seed's.
+struct Signers {
+    by_name: HashMap<EntryName, Arc<CaSigner>>,
+    above: Vec<Vec<u8>>,
 }
 
 fn record(summary: &mut Summary, writes: &mut Vec<Write1>, done: Done) {
@@ -251,17 +280,32 @@ fn validity_of(e: &PlanEntry, opts: &Run, now: OffsetDateTime) -> Result<Validit
     Ok(Validity { not_before: start, not_after })
 }
 
-fn process(
-    depot: &Depot,
-    e: &PlanEntry,
-    signers: &HashMap<EntryName, Arc<CaSigner>>,
-    opts: &Run,
-    now: OffsetDateTime,
-) -> Result<Done> {
+fn process(depot: &Depot, e: &PlanEntry, signers: &Signers, opts: &Run, now: OffsetDateTime) -> Result<Done> {
+    if depot.exists(&e.name, super::local_ca::SEALED) {
+        anyhow::bail!(
+            "{} is a sealed local CA: its key was destroyed on purpose, so no plan can re-issue it. Take {:?} out of the plan, or use another --depot-path",
+            depot.path(&e.name, "crt").display(),
+            e.name.as_str()
+        );
+    }
     let issuer = match &e.issuer {
-        Some(i) => Some(signers.get(i).cloned().ok_or_else(|| anyhow!("{}: its issuer {} was not made", e.name, i))?),
+        Some(i) => {
+            Some(signers.by_name.get(i).cloned().ok_or_else(|| anyhow!("{}: its issuer {} was not made", e.name, i))?)
+        }
         None => None,
     };
+    if let Some(ca) = &issuer {
+        let outside = ca.names_outside_constraints(&e.sans, Some(&e.cn));
+        if !outside.is_empty() {
+            anyhow::bail!(
+                "line {}: {:?}: the CA {:?} has name constraints, and {}; clients that trust it would refuse the certificate, so nothing was written. Drop those names from the plan, or issue them from a CA that may",
+                e.line,
+                e.name.as_str(),
+                ca.name,
+                outside.join("; ")
+            );
+        }
+    }
     let crt_path = depot.path(&e.name, "crt");
     let key_path = depot.path(&e.name, "key");
     let existing = crt_path.is_file() && key_path.is_file();
@@ -406,12 +450,13 @@ fn process(
 /// NAME.chain.crt and NAME.fullchain.crt for an entry under a plan
 /// intermediate, as `sign` and `renew` write them, where they are missing
 /// or stale. An entry signed by a root needs none.
-fn chain_files(depot: &Depot, e: &PlanEntry, der: &[u8], signers: &HashMap<EntryName, Arc<CaSigner>>) -> Vec<Write1> {
-    let under_intermediate = e.issuer.as_ref().and_then(|i| signers.get(i)).is_some_and(|s| !s.self_signed);
+fn chain_files(depot: &Depot, e: &PlanEntry, der: &[u8], signers: &Signers) -> Vec<Write1> {
+    let under_intermediate = e.issuer.as_ref().and_then(|i| signers.by_name.get(i)).is_some_and(|s| !s.self_signed);
     if !under_intermediate {
         return Vec::new();
     }
-    let pool: Vec<Vec<u8>> = signers.values().map(|s| s.cert_der().to_vec()).collect();
+    let pool: Vec<Vec<u8>> =
+        signers.by_name.values().map(|s| s.cert_der().to_vec()).chain(signers.above.iter().cloned()).collect();
     super::chainfiles::missing_chain_files(depot, &e.name, der, &pool)
 }
 

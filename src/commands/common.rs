@@ -222,6 +222,11 @@ impl KeyChoice {
 impl crate::cli::SubjectArgs {
     /// The subject DN with `common_name`, checked against RFC 5280's limits.
     pub fn dn(&self, common_name: Option<String>) -> Result<rcgen::DistinguishedName> {
+        self.subject(common_name).to_dn().map_err(|e| usage(e.to_string()))
+    }
+
+    /// The subject these flags describe, with `common_name`.
+    pub fn subject(&self, common_name: Option<String>) -> crate::pki::subject::Subject {
         crate::pki::subject::Subject {
             common_name,
             organization: self.organization.clone(),
@@ -230,7 +235,5 @@ impl crate::cli::SubjectArgs {
             province: self.province.clone(),
             locality: self.locality.clone(),
         }
-        .to_dn()
-        .map_err(|e| usage(e.to_string()))
     }
 }

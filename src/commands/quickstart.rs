@@ -1,15 +1,28 @@
 //! `certforge quickstart`: the files of the gRPC TLS guide's openssl script, in one
 //! command, from the plan in `templates/plans/quickstart.toml`, followed by
-//! which file goes to which parameter in Python, Go, Ruby and Rust.
+//! which file goes to which parameter in Python, Go, Ruby and Rust. With
+//! `--local`, the plan's CA becomes a sealed local CA (see `local_ca`):
+//! ca.crt is a name-constrained root to trust, and "ca Issuing" signs.
 
-use anyhow::{anyhow, Result};
+use std::sync::Arc;
 
-use super::apply::{execute, report, Run};
+use anyhow::{anyhow, bail, Result};
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+use super::apply::{execute, execute_with, report, Change, Run, Seed, Summary};
 use super::common::{print_stdout, usage};
+use super::local_ca::{self, LocalSpec, SEALED};
 use crate::cli::QuickstartArgs;
 use crate::depot::{read_file, Depot};
-use crate::pki::plan::{Options, Plan};
+use crate::pki::ca::CaSigner;
+use crate::pki::constraints::{effective, LocalPreset, NameConstraints};
+use crate::pki::keys::PrivateKey;
+use crate::pki::names::EntryName;
+use crate::pki::plan::{Options, Plan, PlanEntry, Role};
 use crate::pki::san::San;
+use crate::pki::subject::Subject;
+use crate::pki::validity::BACKDATE;
 
 const PLAN: &str = include_str!("../../templates/plans/quickstart.toml");
 const USAGE: &str = include_str!("../../templates/quickstart-usage.txt");
@@ -41,10 +54,25 @@ pub fn run(depot: &Depot, args: &QuickstartArgs) -> Result<()> {
         }
     }
     let sans = server.sans.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
-    let summary = execute(depot, &plan, &opts)?;
+    let (summary, notes, chain_ext) = match args.local {
+        None if depot.exists(&EntryName::new("ca")?, SEALED) => {
+            return Err(usage(format!(
+                "{} is a local CA made by `quickstart --local`; run `quickstart --local` again for this depot",
+                depot.root().join("ca.crt").display()
+            )))
+        }
+        None => (execute(depot, &plan, &opts)?, Vec::new(), "crt"),
+        Some(preset) => {
+            let (summary, notes) = local(depot, plan, &opts, preset)?;
+            (summary, notes, "fullchain.crt")
+        }
+    };
     report(&summary, &opts)?;
     if opts.json || opts.dry_run {
         return Ok(());
+    }
+    if !opts.quiet {
+        notes.iter().for_each(|n| eprintln!("{n}"));
     }
     let dir = depot.root().display().to_string();
     if args.print_env {
@@ -55,9 +83,9 @@ pub fn run(depot: &Depot, args: &QuickstartArgs) -> Result<()> {
         };
         let mut out = String::new();
         for (var, stem, ext) in [
-            ("TLS_SERVER_CERT", "server", "crt"),
+            ("TLS_SERVER_CERT", "server", chain_ext),
             ("TLS_SERVER_KEY", "server", "key"),
-            ("TLS_CLIENT_CERT", "client", "crt"),
+            ("TLS_CLIENT_CERT", "client", chain_ext),
             ("TLS_CLIENT_KEY", "client", "key"),
             ("TLS_ROOT_CA", "ca", "crt"),
         ] {
@@ -65,5 +93,109 @@ pub fn run(depot: &Depot, args: &QuickstartArgs) -> Result<()> {
         }
         return print_stdout(&out);
     }
-    print_stdout(&USAGE.replace("{dir}", &dir).replace("{sans}", &sans))
+    // Under the intermediate, each peer must send its chain: the
+    // fullchain files hold leaf + "ca Issuing" (+ the root, which peers
+    // ignore), so that is what goes where the guide puts server.crt.
+    let usage_text = USAGE.replace("server.crt", &format!("server.{chain_ext}"));
+    let usage_text = usage_text.replace("client.crt", &format!("client.{chain_ext}"));
+    print_stdout(&usage_text.replace("{dir}", &dir).replace("{sans}", &sans))
+}
+
+/// `quickstart --local`: the plan's [[ca]] becomes a sealed local CA,
+/// made (or found, on a second run) under the depot lock, and the leaves
+/// are signed by its intermediate. Also returns the lines to say once the
+/// summary is out.
+fn local(depot: &Depot, mut plan: Plan, opts: &Run, preset: LocalPreset) -> Result<(Summary, Vec<String>)> {
+    if opts.seed.is_some() {
+        return Err(usage("--local and --deterministic-seed do not mix: anyone with the seed could rebuild the root key that --local destroys; use one or the other"));
+    }
+    let at = plan
+        .entries
+        .iter()
+        .position(|e| e.role == Role::Root)
+        .ok_or_else(|| anyhow!("the quickstart plan has no CA"))?;
+    let ca = plan.entries.remove(at);
+    let permit = preset.subtrees();
+    let constraints = NameConstraints { permitted: effective(&permit).0, excluded: Vec::new() };
+    let issuing = EntryName::new(&local_ca::issuing_name(ca.name.as_str()))?;
+    for e in &mut plan.entries {
+        if let Some(why) = e.sans.iter().find_map(|s| constraints.violation(s)) {
+            return Err(usage(format!(
+                "{why}: a --local CA may only sign names of its preset; use --local=lan for private networks, or a name under .test"
+            )));
+        }
+        e.issuer = Some(issuing.clone());
+    }
+    let mut leak_line = None;
+    let summary =
+        execute_with(depot, &plan, opts, |now| seed(depot, &ca, &issuing, permit, opts, now, &mut leak_line))?;
+    let notes = leak_line
+        .into_iter()
+        .chain([format!(
+            "{} is the root to trust (certforge trust install --CA ca); its key was never written, and {:?} signs.",
+            depot.path(&ca.name, "crt").display(),
+            local_ca::issuing_name(ca.name.as_str())
+        )])
+        .collect();
+    Ok((summary, notes))
+}
+
+/// The local CA for `quickstart --local`: the one a previous run made, or a
+/// new one (its files then join the plan's atomic write).
+fn seed(
+    depot: &Depot,
+    ca: &PlanEntry,
+    issuing: &EntryName,
+    permit: Vec<String>,
+    opts: &Run,
+    now: OffsetDateTime,
+    leak_line: &mut Option<String>,
+) -> Result<Seed> {
+    let change = |name: &str| Change { name: name.to_string(), reason: None };
+    let names = vec![change(ca.name.as_str()), change(issuing.as_str())];
+    if depot.exists(&ca.name, SEALED) {
+        let crt = |n: &EntryName| -> Result<Vec<u8>> {
+            let path = depot.path(n, "crt");
+            crate::pki::from_pem_or_der(&read_file(&path)?, "CERTIFICATE")
+                .map_err(|m| anyhow!("{}: {m}", path.display()))
+        };
+        let key_path = depot.path(issuing, "key");
+        let key = PrivateKey::from_bytes(
+            &Zeroizing::new(read_file(&key_path)?),
+            &key_path.display().to_string(),
+            &mut opts.passphrase.clone(),
+        )?;
+        let signer = CaSigner::new(crt(issuing)?, key, &issuing.file("crt"), &key_path.display().to_string())?;
+        return Ok(Seed {
+            signers: vec![(issuing.clone(), Arc::new(signer))],
+            above: vec![crt(&ca.name)?],
+            summary: Summary { kept: names, ..Summary::default() },
+            ..Seed::default()
+        });
+    }
+    if depot.exists(&ca.name, "crt") {
+        bail!(
+            "{} is a CA from `quickstart` without --local; it has a key on disk and no name constraints, so it cannot become a local CA. Use another --depot-path for --local",
+            depot.path(&ca.name, "crt").display()
+        );
+    }
+    local_ca::refuse_existing(depot, ca.name.as_str())?;
+    let not_after = ca.validity.after(now).ok_or_else(|| anyhow!("the quickstart CA's validity runs past 9999"))?;
+    let spec = LocalSpec {
+        root: ca.name.as_str().to_string(),
+        root_cn: ca.cn.clone(),
+        subject: Subject { common_name: None, ..Subject::default() },
+        permit,
+        key: ca.key,
+        validity: crate::pki::validity::Validity { not_before: now - BACKDATE, not_after },
+        passphrase: opts.passphrase.clone(),
+    };
+    let made = local_ca::build(depot, spec, now)?;
+    *leak_line = Some(made.leak_line);
+    Ok(Seed {
+        signers: vec![(made.issuing_name, Arc::new(made.issuing))],
+        above: vec![made.root_der],
+        writes: made.writes,
+        summary: Summary { made: names, ..Summary::default() },
+    })
 }

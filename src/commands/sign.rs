@@ -54,7 +54,6 @@ pub fn load_ca(depot: &Depot, ca_raw: &str, pass: &crate::cli::PassArgs) -> Resu
 }
 
 /// The CA that signs for `ca_raw`: the CA itself, or for a sealed local CA
-/// (`init --local`) its issuing intermediate, said in a note.
 /// (`init --local`) its issuing intermediate, said in a note. Also returns
 /// the depot name of the CA that signs (where its CRL is).
 pub fn load_signing_ca(depot: &Depot, ca_raw: &str, pass: &crate::cli::PassArgs) -> Result<(EntryName, CaSigner)> {

@@ -219,10 +219,15 @@ pub fn openssl_ec_csr(dir: &Path, stem: &str, subj: &str, extra: &[&str]) {
 /// with `untrusted` intermediates; panics with openssl's words unless it
 /// verifies.
 pub fn openssl_verify_server(dir: &Path, ca: &str, untrusted: Option<&str>, cert: &str) {
-    let mut args = vec!["verify", "-x509_strict", "-purpose", "sslserver", "-CAfile", ca];
+    openssl_verify_as(dir, "sslserver", ca, untrusted, &[cert]);
+}
+
+/// `openssl verify -x509_strict -purpose PURPOSE` of each of `certs`, which must pass.
+pub fn openssl_verify_as(dir: &Path, purpose: &str, ca: &str, untrusted: Option<&str>, certs: &[&str]) {
+    let mut args = vec!["verify", "-x509_strict", "-purpose", purpose, "-CAfile", ca];
     if let Some(u) = untrusted {
         args.extend(["-untrusted", u]);
     }
-    args.push(cert);
+    args.extend(certs);
     openssl_ok(dir, &args);
 }
