@@ -132,7 +132,21 @@ pub enum Command {
         after_help = "Examples:\n  certforge man | man -l -\n  certforge man --dir ~/.local/share/man/man1   # then: man certforge-sign"
     )]
     Man(ManArgs),
+    /// Trust a CA in this machine's stores (OS, Chromium/Firefox NSS, Java), as `mkcert -install` does; or remove it; or show where it is trusted.
+    #[command(after_help = TRUST_HELP)]
+    Trust {
+        #[command(subcommand)]
+        action: TrustAction,
+    },
 }
+
+const TRUST_HELP: &str = "\
+Examples:
+  certforge init --local --cn \"Dev CA\"        # a CA that is safe to trust (name-constrained, root key destroyed)
+  certforge trust install                       # system store, NSS (Chromium, Firefox) and Java
+  certforge trust status                        # where it is trusted, and the lines for Node, Python requests, gRPC
+  eval \"$(certforge trust status --print-env)\"
+  certforge trust uninstall --store nss,java --dry-run";
 
 const COMPLETIONS_HELP: &str = "\
 Install (each line once; the .deb package installs bash, zsh and fish completion itself):
@@ -151,6 +165,37 @@ pub struct CompletionsArgs {
     /// The shell to complete in.
     #[arg(value_enum, value_name = "SHELL")]
     pub shell: complete::Shell,
+}
+
+/// `trust` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TrustAction {
+    /// Add the CA to each store (idempotent); names every store it changed.
+    Install(TrustArgs),
+    /// Remove exactly this CA (matched by fingerprint) from each store, and Debian's Java copy of it.
+    Uninstall(TrustArgs),
+    /// Show each store and whether it trusts the CA, and the lines for runtimes that ignore the OS store.
+    Status(TrustArgs),
+}
+
+// `trust` arguments, shared by its three actions.
+#[derive(Debug, Args)]
+pub struct TrustArgs {
+    /// The CA (default: the depot's only root CA). A local CA's root is what gets trusted.
+    #[arg(long = "CA", visible_alias = "ca", value_name = "CA", add = ArgValueCompleter::new(complete::ca_names))]
+    pub ca: Option<String>,
+    /// Which stores, comma-separated (default: all).
+    #[arg(long = "store", value_enum, value_delimiter = ',', value_name = "STORE")]
+    pub store: Vec<crate::trust::Store>,
+    /// Say what would change, and the commands, without changing anything.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+    /// Print the report as JSON.
+    #[arg(long = "json")]
+    pub json: bool,
+    /// Print only the `export` line for Node, Python requests and gRPC, for `eval`.
+    #[arg(long = "print-env", conflicts_with = "json")]
+    pub print_env: bool,
 }
 
 // `man` arguments.

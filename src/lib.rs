@@ -47,6 +47,7 @@ pub mod fuzz;
 pub mod install;
 pub mod pki;
 pub mod sys;
+pub mod trust;
 
 pub use api::{Ca, Issued, Leaf};
 pub use pki::keys::KeySpec;

@@ -141,3 +141,19 @@ pub fn create_new(path: &Path, mode: u32) -> io::Result<File> {
 pub fn mode(meta: &Metadata) -> u32 {
     meta.permissions().mode() & 0o7777
 }
+
+/// Whether certforge runs as root, so that system stores can be changed
+/// without sudo.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Whether this process may write `path` (access(2) with W_OK, which
+/// answers for the real user, as sudo-less runs are).
+pub fn can_write(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else { return false };
+    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+}

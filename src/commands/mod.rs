@@ -22,6 +22,7 @@ pub mod request_cert;
 pub mod revoke;
 pub mod sign;
 pub mod templates;
+pub mod trust;
 pub mod verify;
 
 use anyhow::Result;
@@ -49,5 +50,6 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Quickstart(a) => quickstart::run(&depot, a),
         Command::Completions(a) => completions::run(a),
         Command::Man(a) => man::run(a),
+        Command::Trust { action } => trust::run(&depot, action),
     }
 }

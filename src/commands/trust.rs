@@ -1,0 +1,211 @@
+//! `certforge trust install|uninstall|status`: picks the CA, warns before
+//! trusting one that could intercept any site, and reports per store. The
+//! stores themselves are in `src/trust/`.
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Result};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use super::common::{note, print_stdout, usage, warn, Exit};
+use super::inputs::{candidates, depot_certs, not_found, read_certs, Wanted};
+use super::local_ca::SEALED;
+use crate::cli::TrustAction;
+use crate::depot::Depot;
+use crate::pki::constraints::NameConstraints;
+use crate::pki::names::EntryName;
+use crate::trust::exec::Host;
+use crate::trust::{self, stores, Action, Ca, Outcome, State, Store};
+
+/// Runs `trust`.
+pub fn run(depot: &Depot, action: &TrustAction) -> Result<()> {
+    let (act, args) = match action {
+        TrustAction::Install(a) => (Action::Install, a),
+        TrustAction::Uninstall(a) => (Action::Uninstall, a),
+        TrustAction::Status(a) => (Action::Status, a),
+    };
+    let (name, ca) = choose(depot, args.ca.as_deref())?;
+    if act == Action::Install && !args.print_env {
+        warn_if_unsafe(depot, &name, &ca)?;
+    }
+    let host = Host::detect();
+    let mut chosen: Vec<Store> =
+        if args.store.is_empty() { vec![Store::System, Store::Nss, Store::Java] } else { args.store.clone() };
+    chosen.dedup();
+    let found = trust::find(&chosen, &host);
+    let outcomes = trust::act(act, &ca, &found, args.dry_run, &host);
+    let env = runtime_env(&ca, &outcomes, &host);
+    if args.print_env {
+        print_stdout(&env)?;
+    } else if args.json {
+        let value = serde_json::json!({
+            "ca": name,
+            "file": ca.file,
+            "sha256": ca.sha256,
+            "dry_run": args.dry_run,
+            "stores": outcomes,
+            "env": env.trim_end(),
+        });
+        print_stdout(&(serde_json::to_string_pretty(&value)? + "\n"))?;
+    } else {
+        let text = report(act, &name, &ca, &outcomes, &env, args.dry_run);
+        if act == Action::Status {
+            print_stdout(&text)?;
+        } else {
+            eprint!("{text}");
+        }
+    }
+    if outcomes.iter().any(Outcome::failed) {
+        return Err(Exit(1).into());
+    }
+    Ok(())
+}
+
+/// The CA named by --CA, or the depot's only root; an intermediate is
+/// refused, naming its root, since clients need the root in their store.
+fn choose(depot: &Depot, raw: Option<&str>) -> Result<(String, Ca)> {
+    let file = |name: &str| -> Result<PathBuf> {
+        let n = EntryName::new(name).map_err(|e| usage(format!("--CA: {e}")))?;
+        let path = depot.path(&n, "crt");
+        Ok(std::path::absolute(&path).unwrap_or(path))
+    };
+    let name = match raw {
+        Some(n) => n.to_string(),
+        None => {
+            let roots: Vec<String> = candidates(depot, Wanted::Ca)
+                .into_iter()
+                .filter(|n| file(n).ok().and_then(|f| read_certs(&f).ok()).is_some_and(|c| self_signed(&c[0])))
+                .collect();
+            let sealed: Vec<&String> =
+                roots.iter().filter(|n| EntryName::new(n).is_ok_and(|e| depot.exists(&e, SEALED))).collect();
+            match (roots.as_slice(), sealed.as_slice()) {
+                ([], _) => {
+                    return Err(usage(format!(
+                        "the depot {} has no CA to trust; make one that is safe to trust: certforge --depot-path {} init --local --cn \"Dev CA\"",
+                        depot.root().display(),
+                        depot.root().display()
+                    )))
+                }
+                ([one], _) => one.clone(),
+                (_, [one]) => {
+                    note(&format!("trusting {one:?}, the depot's local CA (name another with --CA)"));
+                    (*one).clone()
+                }
+                (all, _) => {
+                    return Err(usage(format!(
+                        "the depot has several root CAs ({}); name the one to trust with --CA",
+                        all.join(", ")
+                    )))
+                }
+            }
+        }
+    };
+    let path = file(&name)?;
+    if !path.is_file() {
+        return Err(not_found(depot, &name, Wanted::Ca, "trust takes a CA of the depot"));
+    }
+    let der = read_certs(&path)?.swap_remove(0);
+    let (_, cert) = X509Certificate::from_der(&der).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    if !cert.is_ca() {
+        return Err(usage(format!("{} is not a CA certificate; trust the CA that issued it", path.display())));
+    }
+    if !self_signed(&der) {
+        let root = depot_certs(depot)
+            .into_iter()
+            .find(|(_, d)| {
+                X509Certificate::from_der(d).is_ok_and(|(_, c)| c.subject().as_raw() == cert.issuer().as_raw())
+            })
+            .map(|(p, _)| super::inputs::label(&p));
+        return Err(usage(format!(
+            "{name:?} is an intermediate CA; clients need the root in their store. Trust its root{}",
+            root.map(|r| format!(" ({r}): certforge trust install --CA {}", r.trim_end_matches(".crt")))
+                .unwrap_or_default()
+        )));
+    }
+    // Shown by its CN ("Dev CA"), found by its file name ("Dev_CA").
+    let shown = crate::pki::subject::common_name(cert.subject()).unwrap_or_else(|| name.clone());
+    let ca = Ca::new(&shown, path, der);
+    Ok((name, ca))
+}
+
+fn self_signed(der: &[u8]) -> bool {
+    X509Certificate::from_der(der).is_ok_and(|(_, c)| c.subject().as_raw() == c.issuer().as_raw())
+}
+
+/// Installing a CA whose key is in the depot and that may sign any name
+/// works, but first says what that means.
+fn warn_if_unsafe(depot: &Depot, name: &str, ca: &Ca) -> Result<()> {
+    let entry = EntryName::new(name)?;
+    if !depot.exists(&entry, "key") {
+        return Ok(());
+    }
+    let (_, cert) = X509Certificate::from_der(&ca.der).map_err(|e| anyhow!("{}: {e}", ca.file.display()))?;
+    if NameConstraints::of(&cert).is_empty() {
+        warn(&format!(
+            "{name:?} has no name constraints and its key is {}: anyone who reads that file can intercept HTTPS to any site from this machine. For a CA that is safe to trust: certforge init --local --cn \"Dev CA\"",
+            depot.path(&entry, "key").display()
+        ));
+    } else {
+        note(&format!(
+            "{name:?} is name-constrained, but its key is on disk and Java ignores name constraints on a root; `init --local` makes a root with no key"
+        ));
+    }
+    Ok(())
+}
+
+/// The `export` line for Node, requests and gRPC core: the bundle when the
+/// system store trusts the CA (those replacing variables then keep the
+/// public roots too), else the CA file alone.
+fn runtime_env(ca: &Ca, outcomes: &[Outcome], host: &Host) -> String {
+    let in_system = outcomes.iter().any(|o| {
+        o.store == Store::System && matches!(o.state, State::Trusted | State::Installed | State::AlreadyTrusted)
+    });
+    let bundle = stores::system_store(&host.os_release).filter(|_| in_system).map(|s| std::path::Path::new(s.bundle));
+    stores::env_lines(&ca.file, bundle)
+}
+
+fn report(act: Action, name: &str, ca: &Ca, outcomes: &[Outcome], env: &str, dry_run: bool) -> String {
+    let mut s = format!("{:?} ({}, SHA-256 {})\n", ca.name, ca.file.display(), &ca.sha256);
+    for o in outcomes {
+        let state = match o.state {
+            State::Trusted => "trusted",
+            State::NotTrusted => "not trusted",
+            State::Installed => "installed",
+            State::AlreadyTrusted => "already trusted",
+            State::Removed => "removed",
+            State::NotThere => "not there",
+            State::WouldInstall => "would install",
+            State::WouldRemove => "would remove",
+            State::NeedsRoot => "needs root",
+            State::Unavailable => "skipped",
+            State::Failed => "FAILED",
+        };
+        s.push_str(&format!("  {state:<15} {}\n", o.place));
+        if let Some(d) = &o.detail {
+            s.push_str(&format!("                  {d}\n"));
+        }
+        for c in &o.commands {
+            s.push_str(&format!("                  $ {c}\n"));
+        }
+    }
+    if dry_run {
+        s.push_str("Dry run: nothing was changed.\n");
+    }
+    if act != Action::Uninstall {
+        s.push_str("Runtimes that ignore the OS store:\n");
+        s.push_str(&format!("  {}", env));
+        s.push_str("  (or: eval \"$(certforge trust status --print-env)\")\n");
+        let java = outcomes.iter().any(|o| {
+            o.store == Store::Java && matches!(o.state, State::Trusted | State::Installed | State::AlreadyTrusted)
+        });
+        if java {
+            s.push_str("  Java: trusted through its cacerts; no flag needed.\n");
+        } else {
+            let word = crate::commands::init::shell_word(name);
+            s.push_str(&format!(
+                "  Java: certforge trust install --store java, or: certforge export {word} --format truststore --password changeit --out ca.p12\n        and run java -Djavax.net.ssl.trustStore=ca.p12 -Djavax.net.ssl.trustStorePassword=changeit\n"
+            ));
+        }
+    }
+    s
+}
