@@ -5,10 +5,7 @@
 
 mod common;
 
-use common::{openssl, openssl_ec_csr, openssl_sign, openssl_verify_server, Env};
-
-const LEAF_EXT: &str =
-    "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n";
+use common::{openssl, openssl_ec_csr, openssl_leaked_leaf, openssl_verify_server, Env};
 
 #[test]
 fn a_dns_only_constraint_also_confines_ip_addresses() {
@@ -47,15 +44,7 @@ fn a_dns_only_constraint_also_confines_ip_addresses() {
     // certforge): OpenSSL refuses it, and `verify` says why in words.
     let d = env.depot();
     for (stem, san) in [("leak-ip", "IP:8.8.8.8"), ("leak-dns", "DNS:www.example.com")] {
-        openssl_ec_csr(&d, stem, &format!("/CN={stem}"), &[]);
-        openssl_sign(
-            &d,
-            &format!("{stem}.csr"),
-            "Local_CA",
-            &format!("{LEAF_EXT}subjectAltName={san}\n"),
-            &format!("{stem}.crt"),
-            &[],
-        );
+        openssl_leaked_leaf(&d, stem, &format!("/CN={stem}"), Some(san), "Local_CA");
         let (ok, text) = openssl(&d, &["verify", "-CAfile", "Local_CA.crt", &format!("{stem}.crt")]);
         assert!(!ok && text.contains("permitted subtree violation"), "openssl must refuse {san}: {text}");
         let out = env.run(&["verify", d.join(format!("{stem}.crt")).to_str().unwrap(), "--ca", "Local CA"]);

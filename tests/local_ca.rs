@@ -5,11 +5,9 @@
 mod common;
 
 use common::{
-    openssl, openssl_ec_csr, openssl_ok, openssl_sign, openssl_verify_as, openssl_verify_server, with_cert, Env,
+    openssl, openssl_ec_csr, openssl_leaked_leaf, openssl_ok, openssl_sign, openssl_verify_as, openssl_verify_server,
+    with_cert, Env, SERVER_LEAF_EXT,
 };
-
-const LEAF_EXT: &str =
-    "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n";
 
 #[test]
 fn a_local_ca_is_constrained_sealed_and_signs_through_its_intermediate() {
@@ -50,15 +48,7 @@ fn a_local_ca_is_constrained_sealed_and_signs_through_its_intermediate() {
 
     // What a leaked intermediate key could do, tried with openssl: a leaf
     // for another site and a CA of its own are both refused.
-    openssl_ec_csr(&d, "evil", "/CN=evil", &[]);
-    openssl_sign(
-        &d,
-        "evil.csr",
-        "Dev_CA_Issuing",
-        &format!("{LEAF_EXT}subjectAltName=DNS:www.example.com\n"),
-        "evil.crt",
-        &[],
-    );
+    openssl_leaked_leaf(&d, "evil", "/CN=evil", Some("DNS:www.example.com"), "Dev_CA_Issuing");
     let (ok, text) = openssl(&d, &["verify", "-CAfile", "Dev_CA.crt", "-untrusted", "Dev_CA_Issuing.crt", "evil.crt"]);
     assert!(!ok && text.contains("permitted subtree violation"), "{text}");
     openssl_ec_csr(&d, "subca", "/CN=Sub CA", &[]);
@@ -71,7 +61,7 @@ fn a_local_ca_is_constrained_sealed_and_signs_through_its_intermediate() {
         &[],
     );
     openssl_ec_csr(&d, "bank", "/CN=bank", &[]);
-    openssl_sign(&d, "bank.csr", "subca", &format!("{LEAF_EXT}subjectAltName=DNS:localhost\n"), "bank.crt", &[]);
+    openssl_sign(&d, "bank.csr", "subca", &format!("{SERVER_LEAF_EXT}subjectAltName=DNS:localhost\n"), "bank.crt", &[]);
     let mut chain = std::fs::read(d.join("Dev_CA_Issuing.crt")).unwrap();
     chain.extend(std::fs::read(d.join("subca.crt")).unwrap());
     std::fs::write(d.join("untrusted.pem"), chain).unwrap();

@@ -231,3 +231,26 @@ pub fn openssl_verify_as(dir: &Path, purpose: &str, ca: &str, untrusted: Option<
     args.extend(certs);
     openssl_ok(dir, &args);
 }
+
+/// The extensions of a TLS server leaf, for `openssl x509 -extfile`.
+pub const SERVER_LEAF_EXT: &str =
+    "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n";
+
+/// A server leaf that openssl makes and signs with the key of `ca` (a depot
+/// stem), bypassing certforge's checks: what a leaked CA key could sign.
+/// Writes STEM.{key,csr,crt} and STEM.chain.crt (leaf + `ca`'s certificate,
+/// what a server sends) into `dir`, and returns the chain's path.
+pub fn openssl_leaked_leaf(dir: &Path, stem: &str, subject: &str, san: Option<&str>, ca: &str) -> PathBuf {
+    openssl_ec_csr(dir, stem, subject, &[]);
+    let ext = match san {
+        Some(san) => format!("{SERVER_LEAF_EXT}subjectAltName={san}\n"),
+        None => SERVER_LEAF_EXT.to_string(),
+    };
+    let crt = format!("{stem}.crt");
+    openssl_sign(dir, &format!("{stem}.csr"), ca, &ext, &crt, &[]);
+    let mut chain = std::fs::read(dir.join(&crt)).unwrap();
+    chain.extend(std::fs::read(dir.join(format!("{ca}.crt"))).unwrap());
+    let path = dir.join(format!("{stem}.chain.crt"));
+    std::fs::write(&path, chain).unwrap();
+    path
+}
