@@ -383,3 +383,78 @@ fn the_system_store_and_java_trust_the_ca_in_a_private_namespace() {
     assert_eq!(host_stores(), host, "the host's system store and cacerts are byte-identical");
     assert_eq!(host_dpkg(), dpkg, "the host's dpkg state is byte-identical");
 }
+
+#[test]
+fn a_missing_or_broken_java_never_stops_the_other_stores() {
+    if !require("certutil", &["-H"], "apt-get install libnss3-tools") {
+        return;
+    }
+    let env = Env::new();
+    env.ok(&["init", "--cn", "Dev CA", "--local"]);
+    let home = env.tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let with_java = |java_home: &Path, args: &[&str]| {
+        let out = env.cmd(args).env("HOME", &home).env("JAVA_HOME", java_home).output().unwrap();
+        (out.status.code(), text(&out))
+    };
+    // No JDK there: Java is skipped with the reason, NSS is done, exit 0.
+    let (code, said) = with_java(&env.tmp.path().join("no-jdk"), &["trust", "install", "--store", "nss,java"]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.contains("installed       NSS database")
+            && said.contains("skipped")
+            && said.contains("is JAVA_HOME a JDK?"),
+        "{said}"
+    );
+
+    // A JDK whose keytool fails (mkcert #472): its line says why, the others
+    // are still done, and the exit status is 1.
+    let jdk = env.tmp.path().join("broken-jdk");
+    std::fs::create_dir_all(jdk.join("lib/security")).unwrap();
+    std::fs::create_dir_all(jdk.join("bin")).unwrap();
+    std::fs::write(jdk.join("lib/security/cacerts"), b"not a keystore").unwrap();
+    let keytool = jdk.join("bin/keytool");
+    std::fs::write(
+        &keytool,
+        "#!/bin/sh\necho 'keytool error: java.io.IOException: Invalid keystore format' >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&keytool, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (code, said) = with_java(&jdk, &["trust", "uninstall", "--store", "java,nss"]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("FAILED") && said.contains("Invalid keystore format"), "{said}");
+    assert!(said.contains("removed         NSS database"), "NSS was still cleaned: {said}");
+}
+
+#[test]
+fn without_root_or_a_terminal_the_commands_are_printed_not_run() {
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root
+        || !Path::new("/usr/sbin/update-ca-certificates").exists()
+        || !require("setpriv", &["--version"], "apt-get install util-linux")
+    {
+        eprintln!("SKIPPED: needs root (to become nobody) and update-ca-certificates");
+        return;
+    }
+    let env = Env::new();
+    env.ok(&["init", "--cn", "Dev CA", "--local"]);
+    // nobody must be able to read the depot's certificate (not its key).
+    for dir in [env.tmp.path(), env.depot().as_path()] {
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    let host = host_stores();
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]).arg(env.cmd(&[]).get_program());
+    cmd.arg("--depot-path").arg(env.depot()).args(["trust", "install", "--store", "system"]);
+    cmd.env("HOME", env.tmp.path()).stdin(Stdio::null());
+    let out = cmd.output().unwrap();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("needs root") && said.contains("no terminal"), "{said}");
+    assert!(
+        said.contains("$ sudo install -m 0644 ") && said.contains("/usr/local/share/ca-certificates/certforge-Dev_CA-"),
+        "{said}"
+    );
+    assert!(said.contains("$ sudo /usr/sbin/update-ca-certificates"), "{said}");
+    assert_eq!(host_stores(), host);
+}
