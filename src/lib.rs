@@ -1,6 +1,7 @@
 //! certforge: a certstrap-compatible private CA for development, CI and
 //! staging. The pure certificate logic lives in [`pki`]; [`depot`] is the
-//! only module that touches the disk; [`commands`] wires them to the CLI.
+//! only module that touches the depot on disk, and [`trust`] the only one
+//! that changes the machine's trust stores; [`commands`] wires them to the CLI.
 //!
 //! A Rust test suite makes its fixtures in memory with [`Ca`] and [`Leaf`]
 //! (see [`api`]). Below them, the core needs no files either:

@@ -195,7 +195,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// A place whose state was changed or must be changed by hand.
+    /// Whether this place failed, or still needs someone to run its commands.
     pub fn failed(&self) -> bool {
         matches!(self.state, State::Failed | State::NeedsRoot)
     }
