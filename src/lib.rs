@@ -40,6 +40,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod acme;
 pub mod api;
 pub mod cli;
 pub mod commands;
