@@ -124,6 +124,37 @@ impl Jwk {
         }
     }
 
+    /// The same key from a SubjectPublicKeyInfo (a CSR's), to compare with
+    /// an account key; none for key types accounts cannot have.
+    pub fn from_spki(der: &[u8]) -> Option<Jwk> {
+        use x509_parser::prelude::FromDer;
+        use x509_parser::public_key::PublicKey;
+        let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(der).ok()?;
+        let oid = spki.algorithm.algorithm.to_id_string();
+        if oid == "1.3.101.112" {
+            return Some(Jwk::Ed25519 { x: spki.subject_public_key.data.to_vec() });
+        }
+        match spki.parsed().ok()? {
+            PublicKey::EC(point) => {
+                let curve = spki.algorithm.parameters.as_ref()?.as_oid().ok()?.to_id_string();
+                let p384 = match curve.as_str() {
+                    "1.2.840.10045.3.1.7" => false,
+                    "1.3.132.0.34" => true,
+                    _ => return None,
+                };
+                let data = point.data();
+                let half = data.len().checked_sub(1)? / 2;
+                (data.first() == Some(&4)).then(|| Jwk::Ec {
+                    p384,
+                    x: data[1..1 + half].to_vec(),
+                    y: data[1 + half..].to_vec(),
+                })
+            }
+            PublicKey::RSA(rsa) => Some(Jwk::Rsa { n: strip(rsa.modulus.to_vec()), e: strip(rsa.exponent.to_vec()) }),
+            _ => None,
+        }
+    }
+
     /// The JWK with its required members only, in lexicographic order and
     /// without whitespace: RFC 7638 §3's input, and the stored form.
     pub fn canonical(&self) -> String {

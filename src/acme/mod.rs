@@ -3,4 +3,7 @@
 //! (`problem`). Issue 13 builds `certforge serve` on it.
 
 pub mod jws;
+pub mod model;
+pub mod nonce;
+pub mod policy;
 pub mod problem;
