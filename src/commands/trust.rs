@@ -29,9 +29,13 @@ pub fn run(depot: &Depot, action: &TrustAction) -> Result<()> {
         warn_if_unsafe(depot, &name, &ca)?;
     }
     let host = Host::detect();
-    let mut chosen: Vec<Store> =
-        if args.store.is_empty() { vec![Store::System, Store::Nss, Store::Java] } else { args.store.clone() };
-    chosen.dedup();
+    // Always in this order, whatever the flag's: the system store first, so
+    // that on uninstall its Debian hook entry in cacerts is gone before the
+    // Java store is looked at.
+    let chosen: Vec<Store> = [Store::System, Store::Nss, Store::Java]
+        .into_iter()
+        .filter(|s| args.store.is_empty() || args.store.contains(s))
+        .collect();
     let found = trust::find(&chosen, &host);
     let outcomes = trust::act(act, &ca, &found, args.dry_run, &host);
     let env = runtime_env(&ca, &outcomes, &host);
