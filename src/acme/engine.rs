@@ -176,7 +176,7 @@ impl<S: Store> Engine<S> {
                 } else if let Some(id) = rest(path::ORDER) {
                     match id.strip_suffix("/finalize") {
                         Some(id) => self.finalize(&signed, id, now),
-                        None => self.order(&signed, id),
+                        None => self.order(&signed, id, now),
                     }
                 } else if let Some(id) = rest(path::AUTHZ) {
                     self.authz(&signed, id)
@@ -368,8 +368,8 @@ impl<S: Store> Engine<S> {
         Ok(self.current(order, now))
     }
 
-    fn order(&self, s: &Signed, id: &str) -> Result<Reply, Problem> {
-        let order = self.owned_order(s, id, OffsetDateTime::now_utc())?;
+    fn order(&self, s: &Signed, id: &str, now: OffsetDateTime) -> Result<Reply, Problem> {
+        let order = self.owned_order(s, id, now)?;
         Ok(Reply::json(200, &order.to_json(&self.base)))
     }
 
