@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
 
-use super::jws::{b64, unb64, Jwk, Request, Signer};
+use super::jws::{unb64, Jwk, Request, Signer};
 use super::model::{
     directory, path, Account, AccountStatus, Authorization, Challenge, ChallengeKind, Ident, Order, Status,
 };
@@ -529,9 +529,7 @@ impl<S: Store> Engine<S> {
 
 /// A challenge token: 128 random bits, base64url (§8.1 wants ≥ 128).
 fn token() -> String {
-    let mut bytes = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut bytes).expect("the system's random source");
-    b64(&bytes)
+    super::jws::random_b64(16)
 }
 
 /// An account's `contact`: mailto: URLs only (§7.3).
@@ -557,6 +555,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
+    use crate::acme::jws::b64;
     use crate::acme::store::MemStore;
     use crate::pki::ca::CaSigner;
     use crate::pki::csr::make_csr;

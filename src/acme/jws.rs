@@ -17,6 +17,13 @@ pub fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// `len` random bytes, base64url: nonces, challenge tokens, object ids.
+pub fn random_b64(len: usize) -> String {
+    let mut bytes = vec![0u8; len];
+    aws_lc_rs::rand::fill(&mut bytes).expect("the system's random source");
+    b64(&bytes)
+}
+
 pub fn unb64(text: &str, what: &str) -> Result<Vec<u8>, Problem> {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(text)

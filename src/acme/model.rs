@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::jws::Jwk;
+use crate::pki::validity::fmt_time;
 
 /// The paths of the resources, under the base URL.
 pub mod path {
@@ -144,10 +145,6 @@ pub struct Order {
     pub error: Option<Value>,
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
-}
-
 impl Account {
     pub fn to_json(&self, base: &str) -> Value {
         let status = match self.status {
@@ -172,7 +169,7 @@ impl Challenge {
             "status": self.status.name(),
         });
         if let Some(t) = self.validated {
-            v["validated"] = json!(rfc3339(t));
+            v["validated"] = json!(fmt_time(t));
         }
         if let Some(e) = &self.error {
             v["error"] = e.clone();
@@ -186,7 +183,7 @@ impl Authorization {
         json!({
             "identifier": self.ident.to_json(),
             "status": self.status.name(),
-            "expires": rfc3339(self.expires),
+            "expires": fmt_time(self.expires),
             "challenges": self.challenges.iter().map(|c| c.to_json(base)).collect::<Vec<_>>(),
         })
     }
@@ -196,7 +193,7 @@ impl Order {
     pub fn to_json(&self, base: &str) -> Value {
         let mut v = json!({
             "status": self.status.name(),
-            "expires": rfc3339(self.expires),
+            "expires": fmt_time(self.expires),
             "identifiers": self.identifiers.iter().map(Ident::to_json).collect::<Vec<_>>(),
             "authorizations": self.authorizations.iter().map(|a| format!("{base}{}{a}", path::AUTHZ)).collect::<Vec<_>>(),
             "finalize": format!("{base}{}{}/finalize", path::ORDER, self.id),

@@ -5,7 +5,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
 
-use super::jws::b64;
+use super::jws::random_b64;
 
 /// How many unused nonces are remembered; the oldest is forgotten first, so
 /// a client flooding newNonce cannot grow memory without bound.
@@ -20,9 +20,7 @@ impl Nonces {
     /// A fresh nonce: 128 random bits, base64url (§6.5.1 wants at least
     /// 64 bits of entropy and base64url).
     pub fn issue(&self) -> String {
-        let mut bytes = [0u8; 16];
-        aws_lc_rs::rand::fill(&mut bytes).expect("the system's random source");
-        let nonce = b64(&bytes);
+        let nonce = random_b64(16);
         let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let (set, order) = &mut *guard;
         if order.len() >= KEEP {

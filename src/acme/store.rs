@@ -63,9 +63,7 @@ impl Store for MemStore {
         });
         // Unguessable as well as unique: an order URL is not a secret in
         // RFC 8555, but there is no reason to make them enumerable.
-        let mut salt = [0u8; 6];
-        aws_lc_rs::rand::fill(&mut salt).expect("the system's random source");
-        format!("{n}{}", super::jws::b64(&salt))
+        format!("{n}{}", super::jws::random_b64(6))
     }
 
     fn account(&self, id: &str) -> Option<Account> {

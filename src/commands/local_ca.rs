@@ -71,10 +71,15 @@ pub struct LocalCa {
     pub leak_line: String,
 }
 
+/// The depot names of the local CA `root` and of its intermediate.
+fn names(root: &str) -> Result<(EntryName, EntryName)> {
+    let name = |raw: &str| EntryName::new(raw).map_err(|e| usage(format!("--common-name: {e}")));
+    Ok((name(root)?, name(&issuing_name(root))?))
+}
+
 /// Refuses when any file of the local CA `root` already exists.
 pub fn refuse_existing(depot: &Depot, root: &str) -> Result<()> {
-    let root_name = EntryName::new(root).map_err(|e| usage(format!("--common-name: {e}")))?;
-    let inter_name = EntryName::new(&issuing_name(root)).map_err(|e| usage(format!("--common-name: {e}")))?;
+    let (root_name, inter_name) = names(root)?;
     for (n, ext) in [(&root_name, "crt"), (&root_name, "key"), (&root_name, "crl"), (&root_name, SEALED)]
         .into_iter()
         .chain(["crt", "key", "crl"].map(|e| (&inter_name, e)))
@@ -92,9 +97,8 @@ pub fn refuse_existing(depot: &Depot, root: &str) -> Result<()> {
 /// Makes the root, its intermediate and their CRLs, and seals the root:
 /// its key signs the intermediate and the root CRL and is then wiped.
 pub fn build(depot: &Depot, spec: LocalSpec, now: OffsetDateTime) -> Result<LocalCa> {
-    let root_name = EntryName::new(&spec.root).map_err(|e| usage(format!("--common-name: {e}")))?;
+    let (root_name, inter_name) = names(&spec.root)?;
     let inter_raw = issuing_name(&spec.root);
-    let inter_name = EntryName::new(&inter_raw).map_err(|e| usage(format!("--common-name: {e}")))?;
     let inter_cn = issuing_name(&spec.root_cn);
     let dn = |cn: &str| Subject { common_name: Some(cn.to_string()), ..spec.subject.clone() }.to_dn();
     let (root_dn, inter_dn) = (dn(&spec.root_cn).map_err(|e| usage(e.to_string()))?, dn(&inter_cn)?);
@@ -192,7 +196,7 @@ pub fn run(depot: &Depot, args: &InitArgs, preset: LocalPreset) -> Result<()> {
 
     let _lock = depot.lock()?;
     refuse_existing(depot, &args.common_name)?;
-    let passphrase = args.pass.for_new_key(&EntryName::new(&issuing_name(&args.common_name))?.file("key"))?;
+    let passphrase = args.pass.for_new_key(&names(&args.common_name)?.1.file("key"))?;
     let now = OffsetDateTime::now_utc();
     let root_kind = Kind::Root { path_len: Some(1), permit_domains: permit.clone() };
     let validity = request.resolve(now, root_kind.default_lifetime()).map_err(|e| usage(e.to_string()))?;

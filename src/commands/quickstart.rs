@@ -8,16 +8,15 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Result};
 use time::OffsetDateTime;
-use zeroize::Zeroizing;
 
 use super::apply::{execute, execute_with, report, Change, Run, Seed, Summary};
-use super::common::{print_stdout, usage};
+use super::common::{print_stdout, read_key, usage};
+use super::inputs::read_certs;
 use super::local_ca::{self, LocalSpec, SEALED};
 use crate::cli::QuickstartArgs;
 use crate::depot::{read_file, Depot};
 use crate::pki::ca::CaSigner;
 use crate::pki::constraints::{effective, LocalPreset, NameConstraints};
-use crate::pki::keys::PrivateKey;
 use crate::pki::names::EntryName;
 use crate::pki::plan::{Options, Plan, PlanEntry, Role};
 use crate::pki::san::San;
@@ -154,21 +153,13 @@ fn seed(
     let change = |name: &str| Change { name: name.to_string(), reason: None };
     let names = vec![change(ca.name.as_str()), change(issuing.as_str())];
     if depot.exists(&ca.name, SEALED) {
-        let crt = |n: &EntryName| -> Result<Vec<u8>> {
-            let path = depot.path(n, "crt");
-            crate::pki::from_pem_or_der(&read_file(&path)?, "CERTIFICATE")
-                .map_err(|m| anyhow!("{}: {m}", path.display()))
-        };
-        let key_path = depot.path(issuing, "key");
-        let key = PrivateKey::from_bytes(
-            &Zeroizing::new(read_file(&key_path)?),
-            &key_path.display().to_string(),
-            &mut opts.passphrase.clone(),
-        )?;
-        let signer = CaSigner::new(crt(issuing)?, key, &issuing.file("crt"), &key_path.display().to_string())?;
+        let (cert_der, crt_what, key_path) = super::sign::ca_files(depot, issuing.as_str())?;
+        let key = read_key(&key_path, &mut opts.passphrase.clone())?;
+        let signer = CaSigner::new(cert_der, key, &crt_what, &key_path.display().to_string())?;
+        let root_der = read_certs(&depot.path(&ca.name, "crt"))?.swap_remove(0);
         return Ok(Seed {
             signers: vec![(issuing.clone(), Arc::new(signer))],
-            above: vec![crt(&ca.name)?],
+            above: vec![root_der],
             summary: Summary { kept: names, ..Summary::default() },
             ..Seed::default()
         });

@@ -22,6 +22,15 @@ use crate::pki::{from_pem_or_der, to_pem};
 
 /// Loads the CA named `ca_raw` from the depot and checks it can sign.
 pub fn load_ca(depot: &Depot, ca_raw: &str, pass: &crate::cli::PassArgs) -> Result<CaSigner> {
+    let (cert_der, crt_what, key_path) = ca_files(depot, ca_raw)?;
+    let key = read_key(&key_path, &mut pass.source()?)?;
+    Ok(CaSigner::new(cert_der, key, &crt_what, &key_path.display().to_string())?)
+}
+
+/// The CA `ca_raw`'s certificate (DER), its file for messages, and its key
+/// file, once checked to be there and not readable by others; each miss
+/// is explained (a sealed local CA names the CA that signs for it).
+pub fn ca_files(depot: &Depot, ca_raw: &str) -> Result<(Vec<u8>, String, std::path::PathBuf)> {
     let ca_name = EntryName::new(ca_raw).map_err(|e| usage(format!("--CA: {e}")))?;
     let hint = format!(
         "to make it: certforge --depot-path {} init --common-name {}",
@@ -49,8 +58,7 @@ pub fn load_ca(depot: &Depot, ca_raw: &str, pass: &crate::cli::PassArgs) -> Resu
         );
     }
     warn_if_exposed(&key_path);
-    let key = read_key(&key_path, &mut pass.source()?)?;
-    Ok(CaSigner::new(cert_der, key, &crt_what, &key_path.display().to_string())?)
+    Ok((cert_der, crt_what, key_path))
 }
 
 /// The CA that signs for `ca_raw`: the CA itself, or for a sealed local CA

@@ -8,7 +8,7 @@ use anyhow::{anyhow, Result};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::common::{note, print_stdout, usage, warn, Exit};
-use super::inputs::{candidates, depot_certs, not_found, read_certs, Wanted};
+use super::inputs::{depot_certs, not_found, read_certs, Wanted};
 use super::local_ca::SEALED;
 use crate::cli::TrustAction;
 use crate::depot::Depot;
@@ -76,9 +76,11 @@ fn choose(depot: &Depot, raw: Option<&str>) -> Result<(String, Ca)> {
     let name = match raw {
         Some(n) => n.to_string(),
         None => {
-            let roots: Vec<String> = candidates(depot, Wanted::Ca)
+            // Each certificate is read once: the roots are the self-signed CAs.
+            let roots: Vec<String> = depot_certs(depot)
                 .into_iter()
-                .filter(|n| file(n).ok().and_then(|f| read_certs(&f).ok()).is_some_and(|c| self_signed(&c[0])))
+                .filter(|(_, d)| X509Certificate::from_der(d).is_ok_and(|(_, c)| c.is_ca()) && self_signed(d))
+                .filter_map(|(p, _)| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
                 .collect();
             let sealed: Vec<&String> =
                 roots.iter().filter(|n| EntryName::new(n).is_ok_and(|e| depot.exists(&e, SEALED))).collect();

@@ -85,7 +85,7 @@ pub enum Step {
 
 impl Step {
     pub fn run(argv: &[&str]) -> Step {
-        Step::Run { argv: argv.iter().map(|s| s.to_string()).collect(), stdin: None }
+        Step::Run { argv: exec::argv(argv), stdin: None }
     }
 
     /// The command a person would type.
@@ -227,17 +227,20 @@ pub fn act(action: Action, ca: &Ca, found: &Found, dry_run: bool, host: &exec::H
 type Result3 = (State, Option<String>, Vec<String>);
 
 fn one(action: Action, ca: &Ca, place: &dyn Place, dry_run: bool, host: &exec::Host) -> Result<Result3> {
-    let trusted = place.trusted(ca)?;
     let steps = match action {
         Action::Status => {
-            return Ok((if trusted { State::Trusted } else { State::NotTrusted }, None, Vec::new()));
+            let state = if place.trusted(ca)? { State::Trusted } else { State::NotTrusted };
+            return Ok((state, None, Vec::new()));
         }
-        Action::Install if trusted => return Ok((State::AlreadyTrusted, None, Vec::new())),
+        Action::Install if place.trusted(ca)? => return Ok((State::AlreadyTrusted, None, Vec::new())),
         Action::Install => place.install(ca)?,
+        // Uninstall plans from the store's entries themselves; whether the CA
+        // is trusted anyway is asked only when there is nothing to remove
+        // (each question is a keytool or certutil run).
         Action::Uninstall => place.uninstall(ca)?,
     };
     if steps.is_empty() {
-        if trusted {
+        if place.trusted(ca)? {
             let why = "trusted, but through no entry certforge can remove (added by hand or by another tool?)";
             return Ok((State::Trusted, Some(why.into()), Vec::new()));
         }
