@@ -48,6 +48,7 @@ pub mod depot;
 pub mod fuzz;
 pub mod install;
 pub mod pki;
+pub mod serve;
 pub mod sys;
 pub mod trust;
 
