@@ -63,7 +63,8 @@ impl Alg {
 /// `algorithms` field (RFC 8555 §6.2).
 pub const ACCOUNT_ALGS: [&str; 4] = ["ES256", "ES384", "RS256", "EdDSA"];
 
-/// An account's public key.
+/// An account's public key. Stored (serde) as its RFC 7638 canonical
+/// JSON, the same text the thumbprint hashes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Jwk {
     /// P-256 or P-384: the uncompressed point's coordinates.
@@ -79,6 +80,20 @@ pub enum Jwk {
     Ed25519 {
         x: Vec<u8>,
     },
+}
+
+impl serde::Serialize for Jwk {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let v: Value = serde_json::from_str(&self.canonical()).map_err(serde::ser::Error::custom)?;
+        v.serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Jwk {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Jwk, D::Error> {
+        let v = Value::deserialize(d)?;
+        Jwk::from_json(&v).map_err(|p| serde::de::Error::custom(p.detail))
+    }
 }
 
 impl Jwk {

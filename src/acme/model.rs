@@ -2,6 +2,7 @@
 //! challenges, their statuses, and their JSON as clients read it. URLs are
 //! made from the server's base URL and each object's id.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
@@ -24,13 +25,14 @@ pub mod path {
 }
 
 /// An identifier (§9.7.7): "dns" or "ip" (RFC 8738).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Ident {
     pub kind: IdentKind,
     pub value: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum IdentKind {
     Dns,
     Ip,
@@ -42,23 +44,26 @@ impl Ident {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum AccountStatus {
     Valid,
     Deactivated,
     Revoked,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Account {
     pub id: String,
     pub key: Jwk,
     pub contact: Vec<String>,
     pub status: AccountStatus,
+    #[serde(with = "time::serde::rfc3339")]
     pub created: OffsetDateTime,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Status {
     Pending,
     Ready,
@@ -86,7 +91,8 @@ impl Status {
 }
 
 /// A challenge type (§8.3, §8.4, RFC 8737).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ChallengeKind {
     Http01,
     Dns01,
@@ -112,32 +118,35 @@ impl ChallengeKind {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Challenge {
     pub id: String,
     pub kind: ChallengeKind,
     pub token: String,
     pub status: Status,
+    #[serde(with = "time::serde::rfc3339::option")]
     pub validated: Option<OffsetDateTime>,
     /// Why validation failed, as a problem document.
     pub error: Option<Value>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Authorization {
     pub id: String,
     pub account: String,
     pub ident: Ident,
     pub status: Status,
+    #[serde(with = "time::serde::rfc3339")]
     pub expires: OffsetDateTime,
     pub challenges: Vec<Challenge>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Order {
     pub id: String,
     pub account: String,
     pub status: Status,
+    #[serde(with = "time::serde::rfc3339")]
     pub expires: OffsetDateTime,
     pub identifiers: Vec<Ident>,
     pub authorizations: Vec<String>,

@@ -2,3 +2,4 @@
 //! network and on the depot. Everything here does I/O: the HTTPS server,
 //! the store in the depot, the challenge checks and the issuer that writes
 //! depot entries.
+pub mod sqlite;

@@ -1,0 +1,293 @@
+//! The ACME server's state in the depot: `acme.sqlite`, so that accounts,
+//! orders and authorizations survive a restart, and two `serve` processes
+//! on one depot see the same accounts.
+//!
+//! Why SQLite (rusqlite, bundled): one file beside the depot's entries, no
+//! server to run, transactions that survive kill -9, and its file locking
+//! lets two processes share it. Objects are stored as JSON (the model's
+//! serde form) with the columns the lookups need beside them.
+//!
+//! WAL with `synchronous = NORMAL`: a commit is in the WAL file (the OS's
+//! cache) before the reply, so a killed process loses nothing it answered;
+//! only a power cut can drop the last commits, and the certificates
+//! themselves are in the depot, written and synced by `depot::write_all`.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::acme::jws::random_b64;
+use crate::acme::model::{Account, Authorization, Order, Status};
+use crate::acme::store::Store;
+
+/// The store's file name in the depot.
+pub const FILE: &str = "acme.sqlite";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS accounts (id TEXT PRIMARY KEY, thumbprint TEXT NOT NULL UNIQUE, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS orders (id TEXT PRIMARY KEY, account TEXT NOT NULL, status TEXT NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS orders_account ON orders (account);
+CREATE TABLE IF NOT EXISTS authzs (id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS challenges (id TEXT PRIMARY KEY, authz TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS certs (id TEXT PRIMARY KEY, chain TEXT NOT NULL);
+";
+
+pub struct SqlStore {
+    /// One connection per process: every call is a statement or two, far
+    /// shorter than the lock waits a pool would save.
+    conn: Mutex<Connection>,
+}
+
+impl SqlStore {
+    /// Opens (or makes) the store at `path`, mode 0600: it holds account
+    /// keys' public halves and contact addresses, nothing secret, but no
+    /// one else has business reading it.
+    pub fn open(path: &Path) -> Result<SqlStore> {
+        let what = || format!("the ACME store {}", path.display());
+        // Made 0600 before SQLite opens it; SQLite gives its -wal and -shm
+        // files the database file's mode.
+        match crate::sys::create_new(path, 0o600) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e).with_context(what),
+            _ => {}
+        }
+        let conn = Connection::open(path).with_context(what)?;
+        // Another `serve` on the same depot may hold the write lock for a
+        // moment; wait for it rather than fail the client's request.
+        conn.busy_timeout(Duration::from_secs(10)).with_context(what)?;
+        conn.pragma_update(None, "journal_mode", "WAL").with_context(what)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").with_context(what)?;
+        conn.execute_batch(SCHEMA).with_context(what)?;
+        Ok(SqlStore { conn: Mutex::new(conn) })
+    }
+
+    /// Puts orders a killed process left "processing" back to pending, so
+    /// that their clients can finalize again: the issuer finds a certificate
+    /// already written for the order and returns it instead of a second.
+    pub fn recover(&self) -> Result<usize> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT body FROM orders WHERE status = 'processing'")?;
+        let stuck: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        drop(stmt);
+        for body in &stuck {
+            let mut order: Order = serde_json::from_str(body)?;
+            order.status = Status::Pending;
+            write_order(&conn, &order)?;
+        }
+        Ok(stuck.len())
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One object by key; a row that does not parse is a bug or a damaged
+    /// file, and reads as missing rather than taking the server down.
+    fn get<T: DeserializeOwned>(&self, sql: &str, key: &str) -> Option<T> {
+        let body: Option<String> = self.conn().query_row(sql, [key], |r| r.get(0)).optional().unwrap_or_else(|e| {
+            crate::commands::common::warn(&format!("ACME store: {e}"));
+            None
+        });
+        body.and_then(|b| serde_json::from_str(&b).ok())
+    }
+
+    fn put(&self, sql: &str, params: impl rusqlite::Params) {
+        if let Err(e) = self.conn().execute(sql, params) {
+            // The engine's Store has no error path: a failed write would be
+            // answered as success, so stop rather than lie to the client.
+            panic!("ACME store: cannot write: {e}");
+        }
+    }
+}
+
+fn json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("the model always serializes")
+}
+
+fn write_order(conn: &Connection, order: &Order) -> rusqlite::Result<usize> {
+    conn.execute(
+        "INSERT OR REPLACE INTO orders (id, account, status, body) VALUES (?1, ?2, ?3, ?4)",
+        params![order.id, order.account, order.status.name(), json(order)],
+    )
+}
+
+impl Store for SqlStore {
+    fn next_id(&self) -> String {
+        // Random, not a counter: two processes share the file, and 96 bits
+        // never collide in practice.
+        random_b64(12)
+    }
+
+    fn account(&self, id: &str) -> Option<Account> {
+        self.get("SELECT body FROM accounts WHERE id = ?1", id)
+    }
+
+    fn account_by_thumbprint(&self, thumbprint: &str) -> Option<Account> {
+        self.get("SELECT body FROM accounts WHERE thumbprint = ?1", thumbprint)
+    }
+
+    fn put_account(&self, account: &Account) {
+        self.put(
+            "INSERT OR REPLACE INTO accounts (id, thumbprint, body) VALUES (?1, ?2, ?3)",
+            params![account.id, account.key.thumbprint(), json(account)],
+        );
+    }
+
+    fn order(&self, id: &str) -> Option<Order> {
+        self.get("SELECT body FROM orders WHERE id = ?1", id)
+    }
+
+    fn put_order(&self, order: &Order) {
+        if let Err(e) = write_order(&self.conn(), order) {
+            panic!("ACME store: cannot write: {e}");
+        }
+    }
+
+    fn orders_of(&self, account: &str) -> Vec<String> {
+        let conn = self.conn();
+        let ids = conn
+            .prepare_cached("SELECT id FROM orders WHERE account = ?1 ORDER BY id")
+            .and_then(|mut s| s.query_map([account], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>());
+        ids.unwrap_or_default()
+    }
+
+    fn transition_order(&self, id: &str, from: Status, to: Status) -> bool {
+        // One statement, so SQLite's write lock makes it atomic across
+        // threads and processes: only one finalize claims an order.
+        let changed = self.conn().execute(
+            "UPDATE orders SET status = ?3, body = json_set(body, '$.status', ?3) WHERE id = ?1 AND status = ?2",
+            params![id, from.name(), to.name()],
+        );
+        changed.is_ok_and(|n| n == 1)
+    }
+
+    fn authz(&self, id: &str) -> Option<Authorization> {
+        self.get("SELECT body FROM authzs WHERE id = ?1", id)
+    }
+
+    fn put_authz(&self, authz: &Authorization) {
+        let mut conn = self.conn();
+        let tx = conn.transaction().and_then(|tx| {
+            tx.execute("INSERT OR REPLACE INTO authzs (id, body) VALUES (?1, ?2)", params![authz.id, json(authz)])?;
+            for c in &authz.challenges {
+                tx.execute("INSERT OR IGNORE INTO challenges (id, authz) VALUES (?1, ?2)", params![c.id, authz.id])?;
+            }
+            tx.commit()
+        });
+        if let Err(e) = tx {
+            panic!("ACME store: cannot write: {e}");
+        }
+    }
+
+    fn authz_of_challenge(&self, id: &str) -> Option<Authorization> {
+        self.get("SELECT a.body FROM challenges c JOIN authzs a ON a.id = c.authz WHERE c.id = ?1", id)
+    }
+
+    fn cert(&self, id: &str) -> Option<String> {
+        self.conn().query_row("SELECT chain FROM certs WHERE id = ?1", [id], |r| r.get(0)).optional().ok().flatten()
+    }
+
+    fn put_cert(&self, id: &str, pem_chain: &str) {
+        self.put("INSERT OR REPLACE INTO certs (id, chain) VALUES (?1, ?2)", params![id, pem_chain]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acme::jws::Jwk;
+    use crate::acme::model::{AccountStatus, Challenge, ChallengeKind, Ident, IdentKind};
+    use time::OffsetDateTime;
+
+    fn objects(s: &SqlStore) -> (Account, Authorization, Order) {
+        let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+        let account = Account {
+            id: s.next_id(),
+            key: Jwk::Ed25519 { x: vec![7; 32] },
+            contact: vec!["mailto:ops@example.com".into()],
+            status: AccountStatus::Valid,
+            created: now,
+        };
+        let authz = Authorization {
+            id: s.next_id(),
+            account: account.id.clone(),
+            ident: Ident { kind: IdentKind::Dns, value: "www.example.com".into() },
+            status: Status::Pending,
+            expires: now,
+            challenges: vec![Challenge {
+                id: s.next_id(),
+                kind: ChallengeKind::TlsAlpn01,
+                token: "tok".into(),
+                status: Status::Pending,
+                validated: Some(now),
+                error: None,
+            }],
+        };
+        let order = Order {
+            id: s.next_id(),
+            account: account.id.clone(),
+            status: Status::Pending,
+            expires: now,
+            identifiers: vec![authz.ident.clone()],
+            authorizations: vec![authz.id.clone()],
+            certificate: None,
+            error: None,
+        };
+        (account, authz, order)
+    }
+
+    #[test]
+    fn everything_survives_reopening_and_a_stuck_finalize_is_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        let s = SqlStore::open(&path).unwrap();
+        assert_eq!(crate::sys::mode(&std::fs::metadata(&path).unwrap()) & 0o777, 0o600);
+        let (account, authz, order) = objects(&s);
+        s.put_account(&account);
+        s.put_authz(&authz);
+        s.put_order(&order);
+        s.put_cert(&order.id, "CHAIN");
+        assert!(s.transition_order(&order.id, Status::Pending, Status::Processing));
+        assert!(!s.transition_order(&order.id, Status::Pending, Status::Processing), "claimed once only");
+        drop(s);
+
+        let s = SqlStore::open(&path).unwrap();
+        let got = s.account_by_thumbprint(&account.key.thumbprint()).expect("account by key");
+        assert_eq!(
+            (got.id.as_str(), &got.key, &got.contact, got.created),
+            (account.id.as_str(), &account.key, &account.contact, account.created)
+        );
+        let got = s.authz_of_challenge(&authz.challenges[0].id).expect("authz by challenge");
+        assert_eq!(
+            (got.id, got.ident, got.challenges[0].kind, got.challenges[0].validated),
+            (authz.id, authz.ident, ChallengeKind::TlsAlpn01, authz.challenges[0].validated)
+        );
+        assert_eq!(s.order(&order.id).unwrap().status, Status::Processing);
+        assert_eq!(s.orders_of(&account.id), vec![order.id.clone()]);
+        assert_eq!(s.cert(&order.id).as_deref(), Some("CHAIN"));
+        assert_eq!(s.recover().unwrap(), 1);
+        assert_eq!(s.order(&order.id).unwrap().status, Status::Pending);
+        assert!(s.transition_order(&order.id, Status::Pending, Status::Processing), "claimable again");
+        assert!(s.account("nope").is_none() && s.order("nope").is_none() && s.cert("nope").is_none());
+    }
+
+    #[test]
+    fn two_stores_on_one_file_let_only_one_finalize_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        let (a, b) = (SqlStore::open(&path).unwrap(), SqlStore::open(&path).unwrap());
+        let (_, _, order) = objects(&a);
+        a.put_order(&order);
+        let wins = std::thread::scope(|t| {
+            let ha = t.spawn(|| a.transition_order(&order.id, Status::Pending, Status::Processing));
+            let hb = t.spawn(|| b.transition_order(&order.id, Status::Pending, Status::Processing));
+            [ha.join().unwrap(), hb.join().unwrap()]
+        });
+        assert_eq!(wins.iter().filter(|w| **w).count(), 1, "{wins:?}");
+        assert_eq!(b.order(&order.id).unwrap().status, Status::Processing);
+    }
+}
