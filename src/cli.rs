@@ -138,6 +138,99 @@ pub enum Command {
         #[command(subcommand)]
         action: TrustAction,
     },
+    /// Run an ACME server (RFC 8555) on a depot CA, so that certbot, lego, Caddy and cert-manager get and renew certificates by themselves.
+    #[command(after_help = SERVE_HELP)]
+    Serve(ServeArgs),
+    /// Manage the ACME server's state in the depot: External Account Binding keys.
+    Acme {
+        #[command(subcommand)]
+        action: AcmeAction,
+    },
+}
+
+/// `acme` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AcmeAction {
+    /// External Account Binding keys, for `serve --require-eab`.
+    Eab {
+        #[command(subcommand)]
+        action: EabAction,
+    },
+}
+
+/// `acme eab` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum EabAction {
+    /// Make a kid and HMAC key for NAME (a person or team) and print them once; the client gives both to the server.
+    Add {
+        /// Who the key is for, e.g. "staging-ingress".
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// List the kids and names (never the keys).
+    List,
+}
+
+const SERVE_HELP: &str = "\
+Examples:
+  certforge --depot-path D serve --CA \"Staging CA\" --listen 127.0.0.1:14000
+  certforge serve --CA \"Staging CA\" --listen 0.0.0.0:443 --hostname acme.staging.internal --allow staging.internal
+  certforge serve --CA \"CI CA\" --listen 127.0.0.1:14000 --skip-validation   # CI: every challenge passes
+
+Issued certificates are ordinary depot entries (NAME.acme-ORDER.crt): list, verify, revoke and
+renew see them. Accounts and orders are kept in the depot's acme.sqlite and survive a restart.";
+
+// `serve` arguments.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The CA that issues (a sealed local CA issues through its intermediate).
+    #[arg(long = "CA", visible_alias = "ca", value_name = "CA", add = ArgValueCompleter::new(complete::ca_names))]
+    pub ca: String,
+    /// Address to listen on, HOST:PORT; repeat for several (IPv6 as [::1]:14000).
+    #[arg(long = "listen", value_name = "ADDR", default_value = "127.0.0.1:14000")]
+    pub listen: Vec<std::net::SocketAddr>,
+    /// Also serve the CA's CRL over plain HTTP on ADDR, at /crl/NAME.crl (what `init --crl-url` should name).
+    #[arg(long = "crl-listen", value_name = "ADDR")]
+    pub crl_listen: Vec<std::net::SocketAddr>,
+    /// A DNS name clients reach the server by: it goes into the server's own certificate and the directory URL.
+    #[arg(long = "hostname", value_name = "NAME")]
+    pub hostname: Vec<String>,
+    /// Lifetime of issued certificates, e.g. "45 days" (the default), "90 days", "12 hours"; capped at the CA's expiry.
+    #[arg(long = "cert-lifetime", value_name = "SPAN", default_value = "45 days")]
+    pub cert_lifetime: String,
+    /// server: serverAuth only; peer: serverAuth + clientAuth (for gRPC mutual TLS).
+    #[arg(long = "profile", value_enum, default_value = "server")]
+    pub profile: ServeProfile,
+    /// Only certify names under DOMAIN or addresses in CIDR; repeat for several (default: whatever the CA may certify).
+    #[arg(long = "allow", value_name = "DOMAIN|CIDR")]
+    pub allow: Vec<String>,
+    /// Accept every challenge without checking it (CI). Refused unless every --listen is loopback, or the flag is given twice.
+    #[arg(long = "skip-validation", action = clap::ArgAction::Count)]
+    pub skip_validation: u8,
+    /// Port that http-01 checks connect to.
+    #[arg(long = "http01-port", value_name = "PORT", default_value_t = 80)]
+    pub http01_port: u16,
+    /// Port that tls-alpn-01 checks connect to.
+    #[arg(long = "tlsalpn01-port", value_name = "PORT", default_value_t = 443)]
+    pub tlsalpn01_port: u16,
+    /// DNS server for dns-01 checks (and for resolving names to check), HOST:PORT (default: the system's resolver).
+    #[arg(long = "dns-resolver", value_name = "HOST:PORT")]
+    pub dns_resolver: Option<std::net::SocketAddr>,
+    /// Log lines as text or as one JSON object per line.
+    #[arg(long = "log-format", value_enum, default_value = "text")]
+    pub log_format: crate::serve::log::Format,
+    /// New accounts need an External Account Binding: a kid and HMAC key from `certforge acme eab add NAME`.
+    #[arg(long = "require-eab")]
+    pub require_eab: bool,
+    #[command(flatten)]
+    pub pass: PassArgs,
+}
+
+/// What `serve` issues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServeProfile {
+    Server,
+    Peer,
 }
 
 const TRUST_HELP: &str = "\
@@ -328,6 +421,9 @@ pub struct InitArgs {
         conflicts_with_all = ["template", "existing_key", "path_length", "exclude_path_length"]
     )]
     pub local: Option<crate::pki::constraints::LocalPreset>,
+    /// Where relying parties fetch this CA's CRL, e.g. http://ca.internal/crl/NAME.crl (`serve --crl-listen` publishes it): every certificate the CA issues then carries it as a CRL Distribution Point (RFC 5280 §4.2.1.13).
+    #[arg(long = "crl-url", value_name = "URL", conflicts_with = "local")]
+    pub crl_url: Option<String>,
 }
 
 // `request-cert` arguments.

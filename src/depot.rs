@@ -107,12 +107,24 @@ impl Depot {
     /// no lock file appears in the depot. A depot that does not exist yet
     /// has nothing to protect: `None`.
     pub fn lock(&self) -> Result<Option<File>> {
+        self.locked(File::lock)
+    }
+
+    /// Takes the depot's lock shared: for adding a new entry, which cannot
+    /// clash with another new entry (writes never overwrite), only with a
+    /// command that holds the lock to rewrite or move things. `serve`
+    /// issues in parallel under it.
+    pub fn lock_shared(&self) -> Result<Option<File>> {
+        self.locked(File::lock_shared)
+    }
+
+    fn locked(&self, how: fn(&File) -> io::Result<()>) -> Result<Option<File>> {
         if !self.root.is_dir() {
             return Ok(None);
         }
         let dir = File::open(&self.root)
             .with_context(|| format!("cannot open the depot directory {}", self.root.display()))?;
-        dir.lock().with_context(|| format!("cannot lock the depot directory {}", self.root.display()))?;
+        how(&dir).with_context(|| format!("cannot lock the depot directory {}", self.root.display()))?;
         Ok(Some(dir))
     }
 

@@ -14,15 +14,21 @@ use super::nonce::Nonces;
 use super::policy::Policy;
 use super::problem::{malformed, Kind, Problem};
 use super::store::Store;
+use crate::pki::crl::Reason;
 use crate::pki::csr::{parse_csr, ParsedCsr};
 
 /// Turns a finalized order's CSR into a certificate chain (PEM), writing it
 /// to the depot; and revokes one.
 pub trait Issuer: Send + Sync {
-    fn issue(&self, csr: &ParsedCsr, now: OffsetDateTime) -> Result<String, Problem>;
+    /// Issues for order `order`. Called again for the same order (after a
+    /// crash mid-finalize) it must return the same certificate, not a second.
+    fn issue(&self, order: &str, csr: &ParsedCsr, now: OffsetDateTime) -> Result<String, Problem>;
     /// Revokes the certificate `der` (already checked to be one this server
-    /// issued to the requester) with RFC 5280 reason code `reason`.
-    fn revoke(&self, der: &[u8], reason: u8, now: OffsetDateTime) -> Result<(), Problem>;
+    /// issued to the requester).
+    fn revoke(&self, der: &[u8], reason: Reason, now: OffsetDateTime) -> Result<(), Problem>;
+    /// Whether the certificate with this serial is revoked (by revokeCert
+    /// or by `certforge revoke`), for ARI.
+    fn is_revoked(&self, serial: &[u8]) -> bool;
 }
 
 /// Checks one challenge: Ok when the client proved control.
@@ -65,6 +71,13 @@ impl Reply {
         self
     }
 
+    /// §7.5.1 and §7.4: when to poll again. Integer seconds, the only form
+    /// Caddy accepts (an HTTP date is an error there); one second, because
+    /// this server validates and issues while the request waits.
+    fn retry_after(self) -> Reply {
+        self.with("Retry-After", "1".into())
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
@@ -84,6 +97,8 @@ pub struct Engine<S: Store> {
     pub policy: Policy,
     pub issuer: Box<dyn Issuer>,
     pub validator: Box<dyn Validator>,
+    /// `--require-eab`: new accounts need an External Account Binding.
+    pub eab_required: bool,
 }
 
 /// The request after its signature checked out.
@@ -98,12 +113,23 @@ impl<S: Store> Engine<S> {
     /// (§6.5: certbot fails with MissingNonce without it) and the index link.
     pub fn handle(&self, req: &HttpRequest<'_>, now: OffsetDateTime) -> Reply {
         let reply = match (req.method, req.path) {
-            ("GET", path::DIRECTORY) => Ok(Reply::json(200, &directory(&self.base, false))),
+            ("GET", path::DIRECTORY) => Ok(Reply::json(200, &directory(&self.base, self.eab_required))),
             ("HEAD", path::NEW_NONCE) => Ok(Reply { status: 200, headers: Vec::new(), body: Vec::new() }),
             ("GET", path::NEW_NONCE) => Ok(Reply { status: 204, headers: Vec::new(), body: Vec::new() }),
+            ("GET", p) if p.starts_with(path::RENEWAL_INFO) => self.renewal_info(&p[path::RENEWAL_INFO.len()..], now),
             ("POST", _) => self.post(req, now),
             _ => Err(Problem::new(Kind::Malformed, format!("no {} {} here", req.method, req.path))),
         };
+        self.finish(reply)
+    }
+
+    /// The reply for a request refused before the engine saw it (the HTTP
+    /// layer's body limit), with the headers every reply carries.
+    pub fn refuse(&self, p: Problem) -> Reply {
+        self.finish(Err(p))
+    }
+
+    fn finish(&self, reply: Result<Reply, Problem>) -> Reply {
         let reply = reply.unwrap_or_else(|p| {
             let status = if p.kind == Kind::Malformed && p.detail.starts_with("no ") { 404 } else { p.status() };
             Reply {
@@ -123,7 +149,7 @@ impl<S: Store> Engine<S> {
             return Err(malformed("POST bodies must be Content-Type: application/jose+json (RFC 8555 §6.2)"));
         }
         if http.body.len() > MAX_BODY {
-            return Err(malformed(format!("the body is {} bytes; at most {MAX_BODY}", http.body.len())));
+            return Err(malformed(format!("the body is over {MAX_BODY} bytes, the most this server reads")));
         }
         let req = Request::parse(http.body)?;
         if req.url != format!("{}{}", self.base, http.path) {
@@ -215,12 +241,26 @@ impl<S: Store> Engine<S> {
         if payload.get("onlyReturnExisting").and_then(Value::as_bool) == Some(true) {
             return Err(Problem::new(Kind::AccountDoesNotExist, "no account has this key"));
         }
+        let eab = match payload.get("externalAccountBinding") {
+            Some(binding) => {
+                let url = format!("{}{}", self.base, path::NEW_ACCOUNT);
+                Some(super::eab::check(binding, key, &url, |kid| self.store.eab_key(kid))?)
+            }
+            None if self.eab_required => {
+                return Err(Problem::new(
+                    Kind::ExternalAccountRequired,
+                    "this server requires External Account Binding: ask its operator for a kid and HMAC key (certforge acme eab add NAME)",
+                ))
+            }
+            None => None,
+        };
         let account = Account {
             id: self.store.next_id(),
             key: key.clone(),
             contact: contacts(&payload)?,
             status: AccountStatus::Valid,
             created: now,
+            eab,
         };
         self.store.put_account(&account);
         Ok(Reply::json(201, &account.to_json(&self.base)).with("Location", self.account_url(&account.id)))
@@ -300,6 +340,16 @@ impl<S: Store> Engine<S> {
                 "notBefore/notAfter are not supported: certificates get the server's --cert-lifetime",
             ));
         }
+        if let Some(replaces) = payload.get("replaces") {
+            // RFC 9773 §5: the certificate being renewed must be one this
+            // account holds.
+            let id = replaces.as_str().ok_or_else(|| malformed("\"replaces\" must be a CertID string"))?;
+            let (_, serial) = super::ari::parse_cert_id(id)?;
+            let held = self.store.cert_by_serial(&hex(&serial)).and_then(|(o, _)| self.store.order(&o));
+            if held.is_none_or(|o| o.account != account.id) {
+                return Err(malformed(format!("\"replaces\" names {id}, which is not a certificate of this account")));
+            }
+        }
         let identifiers = self.policy.identifiers(&payload)?;
         let expires = now + ORDER_LIFETIME;
         let mut authorizations = Vec::new();
@@ -370,7 +420,11 @@ impl<S: Store> Engine<S> {
 
     fn order(&self, s: &Signed, id: &str, now: OffsetDateTime) -> Result<Reply, Problem> {
         let order = self.owned_order(s, id, now)?;
-        Ok(Reply::json(200, &order.to_json(&self.base)))
+        let reply = Reply::json(200, &order.to_json(&self.base));
+        Ok(match order.status {
+            Status::Pending | Status::Processing => reply.retry_after(),
+            _ => reply,
+        })
     }
 
     fn owned_authz(&self, s: &Signed, authz: Option<Authorization>) -> Result<Authorization, Problem> {
@@ -430,7 +484,8 @@ impl<S: Store> Engine<S> {
             }
             self.store.put_authz(&authz);
         }
-        Ok(Reply::json(200, &authz.challenges[at].to_json(&self.base)).with("Link", up))
+        let reply = Reply::json(200, &authz.challenges[at].to_json(&self.base)).with("Link", up);
+        Ok(if authz.challenges[at].status == Status::Pending { reply.retry_after() } else { reply })
     }
 
     /// §7.4: issue for a ready order. Only one finalize can claim it.
@@ -451,9 +506,10 @@ impl<S: Store> Engine<S> {
             return Err(Problem::new(Kind::OrderNotReady, "the order is being finalized or was finalized already"));
         }
         let mut done = order;
-        match self.issuer.issue(&csr, now) {
+        match self.issuer.issue(&done.id, &csr, now) {
             Ok(chain) => {
-                self.store.put_cert(&done.id, &chain);
+                let serial = leaf_of(&chain).map(|(_, serial)| serial).unwrap_or_default();
+                self.store.put_cert(&done.id, &serial, &chain);
                 done.status = Status::Valid;
                 done.certificate = Some(done.id.clone());
             }
@@ -485,6 +541,33 @@ impl<S: Store> Engine<S> {
         })
     }
 
+    /// The certificate this server issued with `der`'s serial, when the
+    /// account ordered it: (order id, chain).
+    fn owned_cert(&self, account: &Account, der: &[u8]) -> Option<(String, String)> {
+        let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+        let (id, chain) = self.store.cert_by_serial(&hex(cert.raw_serial()))?;
+        self.store.order(&id).filter(|o| o.account == account.id).map(|_| (id, chain))
+    }
+
+    /// RFC 9773 §4: when to renew the certificate named by `cert_id`. A GET,
+    /// unauthenticated: it tells nothing a certificate does not.
+    fn renewal_info(&self, cert_id: &str, now: OffsetDateTime) -> Result<Reply, Problem> {
+        let (_, serial) = super::ari::parse_cert_id(cert_id)?;
+        let unknown = || Problem::new(Kind::Malformed, format!("no certificate {cert_id} was issued here"));
+        let (_, chain) = self.store.cert_by_serial(&hex(&serial)).ok_or_else(unknown)?;
+        let (der, _) = leaf_of(&chain).ok_or_else(unknown)?;
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|_| unknown())?;
+        if super::ari::cert_id(&cert).as_deref() != Some(cert_id) {
+            return Err(unknown());
+        }
+        let revoked = self.issuer.is_revoked(&serial);
+        let validity = cert.validity();
+        let window =
+            super::ari::window(validity.not_before.to_datetime(), validity.not_after.to_datetime(), revoked, now);
+        Ok(Reply::json(200, &super::ari::to_json(window, revoked))
+            .with("Retry-After", super::ari::RETRY_AFTER_SECS.to_string()))
+    }
+
     /// §7.6: revoke, signed by the account that ordered it or by the
     /// certificate's own key.
     fn revoke(&self, s: &Signed, now: OffsetDateTime) -> Result<Reply, Problem> {
@@ -496,11 +579,16 @@ impl<S: Store> Engine<S> {
                 .ok_or_else(|| malformed("revokeCert needs \"certificate\""))?,
             "certificate",
         )?;
-        let reason = payload.get("reason").and_then(Value::as_u64).unwrap_or(0);
-        // RFC 5280 §5.3.1: 7 is unused, 8 (removeFromCRL) is for delta CRLs.
-        if reason > 10 || reason == 7 || reason == 8 {
-            return Err(Problem::new(Kind::BadRevocationReason, format!("reason {reason} is not a revocation reason")));
-        }
+        let code = match payload.get("reason") {
+            None => 0,
+            Some(r) => r.as_u64().ok_or_else(|| malformed("\"reason\" must be a number"))?,
+        };
+        let reason = Reason::from_code(code).ok_or_else(|| {
+            Problem::new(
+                Kind::BadRevocationReason,
+                format!("reason {code} is not one this CA uses; give 0-6 or 9 (RFC 5280 §5.3.1)"),
+            )
+        })?;
         let pem = crate::pki::to_pem("CERTIFICATE", &der);
         let allowed = match (&s.req.signer, &s.account) {
             (Signer::Jwk(key), _) => {
@@ -508,12 +596,7 @@ impl<S: Store> Engine<S> {
                     .map_err(|_| malformed("\"certificate\" is not a certificate"))?;
                 Jwk::from_spki(cert.public_key().raw).as_ref() == Some(key)
             }
-            (_, Some(account)) => self
-                .store
-                .orders_of(&account.id)
-                .iter()
-                .filter_map(|o| self.store.cert(o))
-                .any(|chain| chain.starts_with(&pem)),
+            (_, Some(account)) => self.owned_cert(account, &der).is_some_and(|(_, chain)| chain.starts_with(&pem)),
             _ => false,
         };
         if !allowed {
@@ -522,9 +605,21 @@ impl<S: Store> Engine<S> {
                 "only the account that ordered a certificate, or its key, may revoke it",
             ));
         }
-        self.issuer.revoke(&der, reason as u8, now)?;
+        self.issuer.revoke(&der, reason, now)?;
         Ok(Reply { status: 200, headers: Vec::new(), body: Vec::new() })
     }
+}
+
+/// The leaf of a PEM chain: its DER and its serial in hex.
+fn leaf_of(chain: &str) -> Option<(Vec<u8>, String)> {
+    let der = pem::parse(chain).ok()?.into_contents();
+    let serial = hex(x509_parser::parse_x509_certificate(&der).ok()?.1.raw_serial());
+    Some((der, serial))
+}
+
+/// Serials as the store indexes them.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A challenge token: 128 random bits, base64url (§8.1 wants ≥ 128).
@@ -573,11 +668,11 @@ mod tests {
     /// A CA in memory that records what it revoked.
     struct TestCa {
         ca: CaSigner,
-        revoked: Mutex<Vec<(Vec<u8>, u8)>>,
+        revoked: Mutex<Vec<(Vec<u8>, Reason)>>,
     }
 
     impl Issuer for &'static TestCa {
-        fn issue(&self, csr: &ParsedCsr, now: OffsetDateTime) -> Result<String, Problem> {
+        fn issue(&self, _: &str, csr: &ParsedCsr, now: OffsetDateTime) -> Result<String, Problem> {
             let validity = ValidityRequest::default().resolve(now, Expiry::parse("1 day").unwrap()).unwrap();
             let kind = ProfileKind::Leaf { profile: LeafProfile::Server, code_signing: false };
             let der = issue::signed_by(&CertSpec::from_csr(csr, kind, validity), &csr.spki_der, &self.ca)
@@ -585,9 +680,14 @@ mod tests {
             Ok(crate::pki::to_pem("CERTIFICATE", &der) + &crate::pki::to_pem("CERTIFICATE", self.ca.cert_der()))
         }
 
-        fn revoke(&self, der: &[u8], reason: u8, _: OffsetDateTime) -> Result<(), Problem> {
+        fn revoke(&self, der: &[u8], reason: Reason, _: OffsetDateTime) -> Result<(), Problem> {
             self.revoked.lock().unwrap().push((der.to_vec(), reason));
             Ok(())
+        }
+
+        fn is_revoked(&self, serial: &[u8]) -> bool {
+            let revoked = self.revoked.lock().unwrap();
+            revoked.iter().any(|(der, _)| x509_parser::parse_x509_certificate(der).unwrap().1.raw_serial() == serial)
         }
     }
 
@@ -623,6 +723,7 @@ mod tests {
             policy,
             issuer: Box::new(ca),
             validator,
+            eab_required: false,
         };
         (e, ca)
     }
@@ -778,14 +879,38 @@ mod tests {
         let revoke = json!({ "certificate": b64(chain[0].contents()), "reason": 4 });
         let (r, v) = other.post(&e, path::REVOKE, Some(&revoke));
         assert_eq!((r.status, problem(&v)), (403, "unauthorized"));
+        // ARI (RFC 9773): the window sits in the last third, until revoked.
+        let cert_id = crate::acme::ari::cert_id(&leaf).expect("an AKI");
+        let ari = |e: &Engine<MemStore>| {
+            let get = HttpRequest {
+                method: "GET",
+                path: &format!("{}{cert_id}", path::RENEWAL_INFO),
+                content_type: None,
+                body: b"",
+            };
+            let r = e.handle(&get, OffsetDateTime::now_utc());
+            let v: Value = serde_json::from_slice(&r.body).unwrap();
+            assert_eq!((r.status, r.header("Retry-After")), (200, Some("21600")), "{v}");
+            let at = |k: &str| {
+                crate::pki::validity::parse_rfc3339("ari", v["suggestedWindow"][k].as_str().unwrap()).unwrap()
+            };
+            (at("start"), at("end"))
+        };
+        let (start, _) = ari(&e);
+        assert!(start > OffsetDateTime::now_utc() + Duration::hours(12), "a 1-day certificate renews after 16 hours");
+        let renew = json!({ "identifiers": [{ "type": "dns", "value": "app.test" }], "replaces": cert_id });
+        assert_eq!(client.post(&e, path::NEW_ORDER, Some(&renew)).0.status, 201);
+        assert_eq!(problem(&other.post(&e, path::NEW_ORDER, Some(&renew)).1), "malformed", "not other's to replace");
         let (r, _) = client.post(&e, path::REVOKE, Some(&revoke));
         assert_eq!(r.status, 200);
-        assert_eq!(ca.revoked.lock().unwrap()[0].1, 4);
+        assert_eq!(ca.revoked.lock().unwrap()[0].1, Reason::Superseded);
+        let (_, end) = ari(&e);
+        assert!(end <= OffsetDateTime::now_utc(), "revoked: renew now");
         let (_, v) =
             client.post(&e, path::REVOKE, Some(&json!({ "certificate": b64(chain[0].contents()), "reason": 7 })));
         assert_eq!(problem(&v), "badRevocationReason");
         let (_, list) = client.post(&e, &format!("{}/orders", local(client.kid.as_ref().unwrap())), None);
-        assert_eq!(list["orders"].as_array().unwrap().len(), 1);
+        assert_eq!(list["orders"].as_array().unwrap().len(), 2);
     }
 
     #[test]

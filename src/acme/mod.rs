@@ -6,6 +6,8 @@
 //! `Issuer` and challenge checks only through its `Validator`. Issue 13
 //! builds `certforge serve` (HTTP, TLS, SQLite, validators) on it.
 
+pub mod ari;
+pub mod eab;
 pub mod engine;
 pub mod jws;
 pub mod model;

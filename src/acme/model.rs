@@ -22,6 +22,8 @@ pub mod path {
     pub const AUTHZ: &str = "/authz/";
     pub const CHALLENGE: &str = "/chall/";
     pub const CERT: &str = "/cert/";
+    /// RFC 9773's renewalInfo: the directory names it without the slash.
+    pub const RENEWAL_INFO: &str = "/renewal-info/";
 }
 
 /// An identifier (§9.7.7): "dns" or "ip" (RFC 8738).
@@ -60,6 +62,9 @@ pub struct Account {
     pub status: AccountStatus,
     #[serde(with = "time::serde::rfc3339")]
     pub created: OffsetDateTime,
+    /// The External Account Binding kid it was made with, if any.
+    #[serde(default)]
+    pub eab: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -225,6 +230,7 @@ pub fn directory(base: &str, eab_required: bool) -> Value {
         "newOrder": format!("{base}{}", path::NEW_ORDER),
         "revokeCert": format!("{base}{}", path::REVOKE),
         "keyChange": format!("{base}{}", path::KEY_CHANGE),
+        "renewalInfo": format!("{base}{}", path::RENEWAL_INFO.trim_end_matches('/')),
         "meta": { "externalAccountRequired": eab_required },
     })
 }

@@ -29,9 +29,14 @@ pub trait Store: Send + Sync {
     fn put_authz(&self, authz: &Authorization);
     /// The authorization holding challenge `id`.
     fn authz_of_challenge(&self, id: &str) -> Option<Authorization>;
-    /// An issued certificate chain (PEM), by id.
+    /// An issued certificate chain (PEM), by id (its order's).
     fn cert(&self, id: &str) -> Option<String>;
-    fn put_cert(&self, id: &str, pem_chain: &str);
+    /// Stores a chain under its order id and its leaf's serial (hex).
+    fn put_cert(&self, id: &str, serial: &str, pem_chain: &str);
+    /// The (id, chain) of the certificate with this serial (hex).
+    fn cert_by_serial(&self, serial: &str) -> Option<(String, String)>;
+    /// The MAC key of External Account Binding key id `kid`.
+    fn eab_key(&self, kid: &str) -> Option<Vec<u8>>;
 }
 
 #[derive(Default)]
@@ -41,6 +46,8 @@ struct Maps {
     orders: HashMap<String, Order>,
     authzs: HashMap<String, Authorization>,
     certs: HashMap<String, String>,
+    serials: HashMap<String, String>,
+    eab: HashMap<String, Vec<u8>>,
 }
 
 /// Everything in memory, behind one lock.
@@ -50,6 +57,11 @@ pub struct MemStore {
 }
 
 impl MemStore {
+    /// Adds an External Account Binding key.
+    pub fn put_eab(&self, kid: &str, key: &[u8]) {
+        self.with(|m| m.eab.insert(kid.to_string(), key.to_vec()));
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut Maps) -> T) -> T {
         f(&mut self.maps.lock().unwrap_or_else(|p| p.into_inner()))
     }
@@ -119,7 +131,18 @@ impl Store for MemStore {
         self.with(|m| m.certs.get(id).cloned())
     }
 
-    fn put_cert(&self, id: &str, pem_chain: &str) {
-        self.with(|m| m.certs.insert(id.to_string(), pem_chain.to_string()));
+    fn put_cert(&self, id: &str, serial: &str, pem_chain: &str) {
+        self.with(|m| {
+            m.certs.insert(id.to_string(), pem_chain.to_string());
+            m.serials.insert(serial.to_string(), id.to_string());
+        });
+    }
+
+    fn cert_by_serial(&self, serial: &str) -> Option<(String, String)> {
+        self.with(|m| m.serials.get(serial).and_then(|id| Some((id.clone(), m.certs.get(id)?.clone()))))
+    }
+
+    fn eab_key(&self, kid: &str) -> Option<Vec<u8>> {
+        self.with(|m| m.eab.get(kid).cloned())
     }
 }

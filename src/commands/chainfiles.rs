@@ -30,7 +30,9 @@ pub fn missing_chain_files(depot: &Depot, name: &EntryName, leaf_der: &[u8], poo
         .collect()
 }
 
-fn chain_files(depot: &Depot, name: &EntryName, leaf_der: &[u8], pool: &[Vec<u8>], replace: bool) -> Vec<Write1> {
+/// The chain files for `leaf_der` built from the CA certificates `pool`
+/// (`serve` knows its CA's chain and need not read the whole depot).
+pub fn chain_files(depot: &Depot, name: &EntryName, leaf_der: &[u8], pool: &[Vec<u8>], replace: bool) -> Vec<Write1> {
     let chain = build(leaf_der, pool);
     if chain.intermediates.is_empty() {
         return Vec::new();

@@ -237,3 +237,45 @@ impl crate::cli::SubjectArgs {
         }
     }
 }
+
+/// What [`add_to_crl`] did.
+pub enum CrlChange {
+    /// The serial was listed already; nothing was written.
+    Already(crate::pki::crl::Entry),
+    /// The CRL was re-signed with the serial; `started` when there was no
+    /// CRL before.
+    Added { state: crate::pki::crl::CrlState, started: bool },
+}
+
+/// Adds `serial` to the CRL of the CA `ca_name` (signed by `ca`) and
+/// rewrites it atomically: `revoke` and `serve`'s revokeCert. The caller
+/// holds the depot lock, so two revocations never start from one old list.
+pub fn add_to_crl(
+    depot: &crate::depot::Depot,
+    ca_name: &crate::pki::names::EntryName,
+    ca: &crate::pki::ca::CaSigner,
+    serial: &[u8],
+    reason: Option<crate::pki::crl::Reason>,
+    now: time::OffsetDateTime,
+) -> Result<(std::path::PathBuf, CrlChange)> {
+    use crate::pki::crl::CrlState;
+    let crl_path = depot.path(ca_name, "crl");
+    let started = !crl_path.exists();
+    let mut state = if started {
+        CrlState::default()
+    } else {
+        CrlState::read(&crate::depot::read_file(&crl_path)?, &crl_path.display().to_string(), ca)?
+    };
+    if let Some(entry) = state.find(serial) {
+        return Ok((crl_path, CrlChange::Already(entry.clone())));
+    }
+    state.revoke(serial, now, reason);
+    let crl_der = state.sign(ca, now)?;
+    crate::depot::write_all(&[crate::depot::Write1 {
+        path: crl_path.clone(),
+        bytes: crate::pki::to_pem("X509 CRL", &crl_der).into_bytes().into(),
+        mode: crate::depot::PUBLIC_MODE,
+        replace: true,
+    }])?;
+    Ok((crl_path, CrlChange::Added { state, started }))
+}

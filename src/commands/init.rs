@@ -29,6 +29,9 @@ pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
     for d in &args.permit_domain {
         Subtree::parse(d).map_err(|why| usage(format!("--permit-domain {d:?}: {why}")))?;
     }
+    if let Some(url) = &args.crl_url {
+        crate::pki::crl::check_crl_url(url).map_err(|e| usage(format!("--crl-url: {e}")))?;
+    }
     let request = args.validity.request().map_err(|e| usage(e.to_string()))?;
     let key_choice = match template.as_ref().and_then(|t| t.key_type) {
         Some(spec) if args.key.unset() => KeyChoice::Generate(spec),
@@ -37,7 +40,7 @@ pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
 
     // Refuse before the (possibly slow) key generation.
     let _lock = depot.lock()?;
-    for ext in ["key", "crt", "crl"] {
+    for ext in ["key", "crt", "crl", "crl-url"] {
         if depot.exists(&name, ext) {
             anyhow::bail!(
                 "a CA named {:?} already exists ({} is there); certforge never overwrites a CA. Choose another --common-name or move the old files aside",
@@ -83,7 +86,7 @@ pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
     let cert_pem = to_pem("CERTIFICATE", &cert_der);
 
     depot.ensure_dir()?;
-    depot::write_all(&[
+    let mut writes = vec![
         Write1 {
             path: depot.path(&name, "key"),
             bytes: (key_pem.as_bytes().to_vec()).into(),
@@ -102,7 +105,22 @@ pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
             mode: PUBLIC_MODE,
             replace: false,
         },
-    ])?;
+    ];
+    let mut files = vec![
+        ("key", depot.path(&name, "key")),
+        ("certificate", depot.path(&name, "crt")),
+        ("CRL", depot.path(&name, "crl")),
+    ];
+    if let Some(url) = &args.crl_url {
+        writes.push(Write1 {
+            path: depot.path(&name, "crl-url"),
+            bytes: format!("{url}\n").into_bytes().into(),
+            mode: PUBLIC_MODE,
+            replace: false,
+        });
+        files.push(("CRL URL", depot.path(&name, "crl-url")));
+    }
+    depot::write_all(&writes)?;
 
     let mut details = vec![report::key_line(&key_desc, passphrase.is_some())];
     if let Some(n) = kind_path_len {
@@ -121,14 +139,13 @@ pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
             );
         }
     }
+    if let Some(url) = &args.crl_url {
+        details.push(format!("CRL distribution point: {url}, in every certificate it issues"));
+    }
     report::print(&report::Made {
         what: format!("CA {:?}", args.common_name),
         details,
-        files: vec![
-            ("key", depot.path(&name, "key")),
-            ("certificate", depot.path(&name, "crt")),
-            ("CRL", depot.path(&name, "crl")),
-        ],
+        files,
         not_after: Some(validity.not_after),
         now,
     });

@@ -1,6 +1,7 @@
 //! One module per subcommand: each reads its arguments, calls the pure core
 //! and the depot, and reports.
 
+pub mod acme;
 pub mod apply;
 pub mod chainfiles;
 pub mod common;
@@ -20,6 +21,7 @@ pub mod renew;
 pub mod report;
 pub mod request_cert;
 pub mod revoke;
+pub mod serve;
 pub mod sign;
 pub mod templates;
 pub mod trust;
@@ -51,5 +53,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Completions(a) => completions::run(a),
         Command::Man(a) => man::run(a),
         Command::Trust { action } => trust::run(&depot, action),
+        Command::Serve(a) => serve::run(&depot, a),
+        Command::Acme { action } => acme::run(&depot, action),
     }
 }

@@ -4,16 +4,15 @@ use anyhow::{bail, Result};
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::common::{note, usage};
+use super::common::{add_to_crl, note, usage, CrlChange};
 use super::inputs::{not_found, Wanted};
 use super::sign::load_signing_ca;
 use crate::cli::RevokeArgs;
-use crate::depot::{self, Depot, Write1, PUBLIC_MODE};
-use crate::pki::crl::CrlState;
+use crate::depot::{self, Depot};
+use crate::pki::from_pem_or_der;
 use crate::pki::names::EntryName;
 use crate::pki::serial::hex;
 use crate::pki::validity::fmt_time;
-use crate::pki::{from_pem_or_der, to_pem};
 
 /// Runs `revoke`.
 pub fn run(depot: &Depot, args: &RevokeArgs) -> Result<()> {
@@ -50,32 +49,26 @@ pub fn run(depot: &Depot, args: &RevokeArgs) -> Result<()> {
     }
     let serial = cert.raw_serial().to_vec();
 
-    let crl_path = depot.path(&ca_name, "crl");
-    let crl_what = crl_path.display().to_string();
-    let mut state = if crl_path.exists() {
-        CrlState::read(&depot::read_file(&crl_path)?, &crl_what, &ca)?
-    } else {
-        note(&format!("{crl_what} did not exist; starting a new CRL"));
-        CrlState::default()
-    };
     let now = OffsetDateTime::now_utc();
-    if let Some(entry) = state.find(&serial) {
-        eprintln!(
-            "{} (serial {}) is already revoked in {crl_what} since {}; the CRL is unchanged",
-            name.file("crt"),
-            hex(&serial),
-            fmt_time(entry.revoked_at)
-        );
-        return Ok(());
-    }
-    state.revoke(&serial, now, args.reason);
-    let crl_der = state.sign(&ca, now)?;
-    depot::write_all(&[Write1 {
-        path: crl_path.clone(),
-        bytes: to_pem("X509 CRL", &crl_der).into_bytes().into(),
-        mode: PUBLIC_MODE,
-        replace: true,
-    }])?;
+    let (crl_path, outcome) = add_to_crl(depot, &ca_name, &ca, &serial, args.reason, now)?;
+    let crl_what = crl_path.display().to_string();
+    let state = match outcome {
+        CrlChange::Already(entry) => {
+            eprintln!(
+                "{} (serial {}) is already revoked in {crl_what} since {}; the CRL is unchanged",
+                name.file("crt"),
+                hex(&serial),
+                fmt_time(entry.revoked_at)
+            );
+            return Ok(());
+        }
+        CrlChange::Added { state, started } => {
+            if started {
+                note(&format!("{crl_what} did not exist; started a new CRL"));
+            }
+            state
+        }
+    };
 
     eprintln!("Revoked {} (serial {}) issued by {:?}", name.file("crt"), hex(&serial), ca.name);
     eprintln!("  CRL          {crl_what}");

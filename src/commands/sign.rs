@@ -24,7 +24,23 @@ use crate::pki::{from_pem_or_der, to_pem};
 pub fn load_ca(depot: &Depot, ca_raw: &str, pass: &crate::cli::PassArgs) -> Result<CaSigner> {
     let (cert_der, crt_what, key_path) = ca_files(depot, ca_raw)?;
     let key = read_key(&key_path, &mut pass.source()?)?;
-    Ok(CaSigner::new(cert_der, key, &crt_what, &key_path.display().to_string())?)
+    let mut ca = CaSigner::new(cert_der, key, &crt_what, &key_path.display().to_string())?;
+    ca.crl_url = crl_url(depot, ca_raw)?;
+    Ok(ca)
+}
+
+/// The CA's CRL Distribution Point from `NAME.crl-url` (`init --crl-url`).
+pub fn crl_url(depot: &Depot, ca_raw: &str) -> Result<Option<String>> {
+    let Ok(name) = EntryName::new(ca_raw) else { return Ok(None) };
+    let path = depot.path(&name, "crl-url");
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = String::from_utf8(depot::read_file(&path)?)
+        .map_err(|_| anyhow::anyhow!("{} is not text; it should hold one URL", path.display()))?;
+    let url = text.trim().to_string();
+    crate::pki::crl::check_crl_url(&url).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(Some(url))
 }
 
 /// The CA `ca_raw`'s certificate (DER), its file for messages, and its key

@@ -22,6 +22,9 @@ pub struct CaSigner {
     pub constraints: super::constraints::NameConstraints,
     /// A root (it names itself as issuer) rather than an intermediate.
     pub self_signed: bool,
+    /// The CRL Distribution Point put into everything it signs (`init
+    /// --crl-url`), if any.
+    pub crl_url: Option<String>,
 }
 
 /// Why a certificate and key cannot act as a CA.
@@ -66,7 +69,7 @@ impl CaSigner {
         let not_before = cert.validity().not_before.to_datetime();
         let not_after = cert.validity().not_after.to_datetime();
         drop(cert);
-        Ok(CaSigner { cert_der, key, name, not_before, not_after, path_len, constraints, self_signed })
+        Ok(CaSigner { cert_der, key, name, not_before, not_after, path_len, constraints, self_signed, crl_url: None })
     }
 
     /// The CA certificate, DER.

@@ -16,6 +16,23 @@ use super::validity::BACKDATE;
 /// own after a week; a year, capped at the CA's own expiry, does not.
 pub const CRL_LIFETIME: Duration = Duration::days(365);
 
+/// Checks a CRL Distribution Point URL: http or https (RFC 5280 §4.2.1.13
+/// says http; openssl's -crl_download fetches only http), printable ASCII,
+/// no spaces.
+pub fn check_crl_url(url: &str) -> Result<(), String> {
+    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+    match rest {
+        None => {
+            Err(format!("{url:?} is not an http:// URL; relying parties fetch CRLs over http (RFC 5280 §4.2.1.13)"))
+        }
+        Some(r) if r.is_empty() || r.starts_with('/') => Err(format!("{url:?} names no host")),
+        Some(_) if !url.bytes().all(|b| b.is_ascii_graphic()) => {
+            Err(format!("{url:?} has spaces or non-ASCII characters; percent-encode them"))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
 /// `revoke --reason` values, named as in RFC 5280 §5.3.1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Reason {
@@ -38,6 +55,23 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// The reason with RFC 5280 §5.3.1 code `code` (ACME's revokeCert
+    /// sends codes); none for 7 (unused), 8 (removeFromCRL, delta CRLs
+    /// only), 10 (aACompromise, attribute certificates) and beyond.
+    pub fn from_code(code: u64) -> Option<Reason> {
+        Some(match code {
+            0 => Reason::Unspecified,
+            1 => Reason::KeyCompromise,
+            2 => Reason::CaCompromise,
+            3 => Reason::AffiliationChanged,
+            4 => Reason::Superseded,
+            5 => Reason::CessationOfOperation,
+            6 => Reason::CertificateHold,
+            9 => Reason::PrivilegeWithdrawn,
+            _ => return None,
+        })
+    }
+
     fn to_rcgen(self) -> RevocationReason {
         match self {
             Reason::Unspecified => RevocationReason::Unspecified,

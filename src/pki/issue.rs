@@ -84,7 +84,10 @@ pub fn self_signed(spec: &CertSpec, key: &PrivateKey) -> Result<Vec<u8>, IssueEr
 pub fn signed_by(spec: &CertSpec, spki_der: &[u8], ca: &CaSigner) -> Result<Vec<u8>, IssueError> {
     let public = rcgen::SubjectPublicKeyInfo::from_der(spki_der).map_err(|e| IssueError::Build(e.to_string()))?;
     let rsa_key = super::keys::describe_spki(spki_der).starts_with("RSA");
-    let params = params_for(spec, rsa_key)?;
+    let mut params = params_for(spec, rsa_key)?;
+    if let Some(url) = &ca.crl_url {
+        params.crl_distribution_points = vec![rcgen::CrlDistributionPoint { uris: vec![url.clone()] }];
+    }
     let issuer =
         Issuer::from_ca_cert_der(&ca.cert_der().into(), ca.key()).map_err(|e| IssueError::Build(e.to_string()))?;
     let cert = params.signed_by(&public, &issuer).map_err(|e| IssueError::Build(e.to_string()))?;

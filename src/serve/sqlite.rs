@@ -34,7 +34,9 @@ CREATE TABLE IF NOT EXISTS orders (id TEXT PRIMARY KEY, account TEXT NOT NULL, s
 CREATE INDEX IF NOT EXISTS orders_account ON orders (account);
 CREATE TABLE IF NOT EXISTS authzs (id TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS challenges (id TEXT PRIMARY KEY, authz TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS certs (id TEXT PRIMARY KEY, chain TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS certs (id TEXT PRIMARY KEY, serial TEXT NOT NULL, chain TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS certs_serial ON certs (serial);
+CREATE TABLE IF NOT EXISTS eab (kid TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, key BLOB NOT NULL, created TEXT NOT NULL);
 ";
 
 pub struct SqlStore {
@@ -79,6 +81,29 @@ impl SqlStore {
             write_order(&conn, &order)?;
         }
         Ok(stuck.len())
+    }
+
+    /// Adds an External Account Binding key for `name` (who it was given
+    /// to); a name is given one key.
+    pub fn add_eab(&self, kid: &str, name: &str, key: &[u8], created: &str) -> Result<()> {
+        let added = self.conn().execute(
+            "INSERT INTO eab (kid, name, key, created) VALUES (?1, ?2, ?3, ?4)",
+            params![kid, name, key, created],
+        );
+        match added {
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+                anyhow::bail!("an External Account Binding key named {name:?} exists already; choose another name")
+            }
+            other => other.map(drop).context("cannot write the ACME store"),
+        }
+    }
+
+    /// Every EAB key's (kid, name, created), oldest first; never the keys.
+    pub fn eab_list(&self) -> Result<Vec<(String, String, String)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT kid, name, created FROM eab ORDER BY created, name")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -191,8 +216,22 @@ impl Store for SqlStore {
         self.conn().query_row("SELECT chain FROM certs WHERE id = ?1", [id], |r| r.get(0)).optional().ok().flatten()
     }
 
-    fn put_cert(&self, id: &str, pem_chain: &str) {
-        self.put("INSERT OR REPLACE INTO certs (id, chain) VALUES (?1, ?2)", params![id, pem_chain]);
+    fn put_cert(&self, id: &str, serial: &str, pem_chain: &str) {
+        self.put(
+            "INSERT OR REPLACE INTO certs (id, serial, chain) VALUES (?1, ?2, ?3)",
+            params![id, serial, pem_chain],
+        );
+    }
+
+    fn cert_by_serial(&self, serial: &str) -> Option<(String, String)> {
+        let conn = self.conn();
+        let row =
+            conn.query_row("SELECT id, chain FROM certs WHERE serial = ?1", [serial], |r| Ok((r.get(0)?, r.get(1)?)));
+        row.optional().ok().flatten()
+    }
+
+    fn eab_key(&self, kid: &str) -> Option<Vec<u8>> {
+        self.conn().query_row("SELECT key FROM eab WHERE kid = ?1", [kid], |r| r.get(0)).optional().ok().flatten()
     }
 }
 
@@ -211,6 +250,7 @@ mod tests {
             contact: vec!["mailto:ops@example.com".into()],
             status: AccountStatus::Valid,
             created: now,
+            eab: Some("team-a".into()),
         };
         let authz = Authorization {
             id: s.next_id(),
@@ -250,7 +290,7 @@ mod tests {
         s.put_account(&account);
         s.put_authz(&authz);
         s.put_order(&order);
-        s.put_cert(&order.id, "CHAIN");
+        s.put_cert(&order.id, "0a", "CHAIN");
         assert!(s.transition_order(&order.id, Status::Pending, Status::Processing));
         assert!(!s.transition_order(&order.id, Status::Pending, Status::Processing), "claimed once only");
         drop(s);
@@ -269,10 +309,17 @@ mod tests {
         assert_eq!(s.order(&order.id).unwrap().status, Status::Processing);
         assert_eq!(s.orders_of(&account.id), vec![order.id.clone()]);
         assert_eq!(s.cert(&order.id).as_deref(), Some("CHAIN"));
+        assert_eq!(s.cert_by_serial("0a"), Some((order.id.clone(), "CHAIN".to_string())));
         assert_eq!(s.recover().unwrap(), 1);
         assert_eq!(s.order(&order.id).unwrap().status, Status::Pending);
         assert!(s.transition_order(&order.id, Status::Pending, Status::Processing), "claimable again");
         assert!(s.account("nope").is_none() && s.order("nope").is_none() && s.cert("nope").is_none());
+        s.add_eab("kid1", "team-a", b"secret", "2026-11-22T00:00:00Z").unwrap();
+        let again = s.add_eab("kid2", "team-a", b"other", "2026-11-22T00:00:00Z").unwrap_err();
+        assert!(again.to_string().contains("exists already"), "{again}");
+        assert_eq!(s.eab_key("kid1").as_deref(), Some(&b"secret"[..]));
+        assert_eq!(s.eab_list().unwrap(), vec![("kid1".into(), "team-a".into(), "2026-11-22T00:00:00Z".into())]);
+        assert!(s.eab_key("kid2").is_none());
     }
 
     #[test]

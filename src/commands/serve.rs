@@ -1,0 +1,189 @@
+//! `certforge serve`: checks the command line, loads the CA and prints how
+//! to point certbot, lego and Caddy at it; the server is `crate::serve`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use anyhow::{anyhow, Result};
+use time::OffsetDateTime;
+
+use super::common::{usage, warn};
+use super::init::shell_word;
+use super::inputs::depot_certs;
+use super::sign::load_signing_ca;
+use crate::acme::engine::{SkipValidation, Validator};
+use crate::acme::policy::Policy;
+use crate::cli::{ServeArgs, ServeProfile};
+use crate::depot::Depot;
+use crate::pki::chain::build;
+use crate::pki::constraints::Subtree;
+use crate::pki::profile::LeafProfile;
+use crate::pki::san::San;
+use crate::pki::to_pem;
+use crate::pki::validity::Expiry;
+use crate::serve::issuer::DepotIssuer;
+use crate::serve::log::Log;
+use crate::serve::{all_loopback, validate, Config};
+
+pub fn run(depot: &Depot, args: &ServeArgs) -> Result<()> {
+    let now = OffsetDateTime::now_utc();
+    let lifetime =
+        Expiry::parse(&args.cert_lifetime).ok().and_then(|e| e.after(now)).map(|end| end - now).ok_or_else(|| {
+            usage(format!("--cert-lifetime {:?}: write e.g. \"45 days\" or \"12 hours\"", args.cert_lifetime))
+        })?;
+    if args.skip_validation == 1 && !all_loopback(&args.listen) {
+        return Err(usage(
+            "--skip-validation hands a certificate for any allowed name to anyone who can reach the port, so it is refused on a non-loopback --listen; give it twice (--skip-validation --skip-validation) if that is really meant",
+        ));
+    }
+    let allow = args
+        .allow
+        .iter()
+        .map(|a| Subtree::parse(a).map_err(|e| usage(format!("--allow {a:?}: {e}"))))
+        .collect::<Result<Vec<_>>>()?;
+
+    let bind = |a: &SocketAddr| {
+        std::net::TcpListener::bind(a).map_err(|e| {
+            anyhow!("cannot listen on {a}: {e} (is another server on that port? choose another with --listen)")
+        })
+    };
+    let listeners: Vec<std::net::TcpListener> = args.listen.iter().map(bind).collect::<Result<_>>()?;
+    let crl_listeners: Vec<std::net::TcpListener> = args.crl_listen.iter().map(bind).collect::<Result<_>>()?;
+    let crl_bound: Vec<SocketAddr> = crl_listeners.iter().map(|l| l.local_addr()).collect::<std::io::Result<_>>()?;
+    // Port 0 picks a free port; the URL names the one the system chose.
+    let bound: Vec<SocketAddr> = listeners.iter().map(|l| l.local_addr()).collect::<std::io::Result<_>>()?;
+    let base = base_url(&args.hostname, bound[0])?;
+    let (ca_name, ca) = load_signing_ca(depot, &args.ca, &args.pass)?;
+    let pool: Vec<Vec<u8>> = depot_certs(depot).into_iter().map(|(_, d)| d).collect();
+    let above = build(ca.cert_der(), &pool);
+    let root_der = if ca.self_signed { Some(ca.cert_der().to_vec()) } else { above.root.clone() };
+    // What a server sends after its leaf: every CA but the root.
+    let chain: Vec<Vec<u8>> = if ca.self_signed {
+        Vec::new()
+    } else {
+        std::iter::once(ca.cert_der().to_vec()).chain(above.intermediates.iter().cloned()).collect()
+    };
+    let ca_file = root_der
+        .as_ref()
+        .and_then(|r| depot_certs(depot).into_iter().find(|(_, d)| d == r).map(|(p, _)| p))
+        .ok_or_else(|| {
+            anyhow!("the root above {:?} is not in the depot; clients need it to trust the server", ca.name)
+        })?;
+    let policy = Policy { constraints: ca.constraints.clone(), allow };
+    let validator: Box<dyn Validator> = if args.skip_validation > 0 {
+        Box::new(SkipValidation)
+    } else {
+        Box::new(validate::Checks {
+            http01_port: args.http01_port,
+            tlsalpn01_port: args.tlsalpn01_port,
+            dns_resolver: args.dns_resolver,
+            timeout: std::time::Duration::from_secs(10),
+        })
+    };
+    let crl_name = ca_name.file("crl");
+    let crls = vec![(crl_name, depot.path(&ca_name, "crl"))];
+    let ca_name_shown = ca.name.clone();
+    let mut pool_for_chains = chain.clone();
+    pool_for_chains.extend(root_der.iter().cloned());
+    let issuer = DepotIssuer {
+        depot: depot.clone(),
+        ca_name,
+        ca: Arc::new(ca),
+        chain_pem: chain.iter().map(|d| to_pem("CERTIFICATE", d)).collect(),
+        pool: pool_for_chains,
+        profile: match args.profile {
+            ServeProfile::Server => LeafProfile::Server,
+            ServeProfile::Peer => LeafProfile::Peer,
+        },
+        lifetime,
+    };
+    let log = Log { format: args.log_format };
+    announce(args, &bound, &base, &ca_name_shown, &ca_file.display().to_string(), lifetime);
+    if let Some(url) = &issuer.ca.crl_url {
+        eprintln!("  CRL URL      {url} (in every certificate this CA issues)");
+    }
+    for a in &crl_bound {
+        eprintln!("  CRL          http://{a}/crl/{} (plain HTTP)", issuer.ca_name.file("crl"));
+    }
+    let listeners =
+        listeners.into_iter().map(|l| (l, true)).chain(crl_listeners.into_iter().map(|l| (l, false))).collect();
+    crate::serve::run(Config {
+        issuer,
+        chain,
+        listeners,
+        base,
+        own_names: own_names(args),
+        policy,
+        validator,
+        log,
+        crls,
+        eab_required: args.require_eab,
+    })
+}
+
+/// The directory's base URL: the first --hostname, else the first listen
+/// address (a wildcard address names no host a client could use).
+fn base_url(hostnames: &[String], first: SocketAddr) -> Result<String> {
+    let host = match (hostnames.first(), first.ip()) {
+        (Some(h), _) => h.clone(),
+        (None, ip) if ip.is_unspecified() => {
+            return Err(usage(format!(
+                "--listen {first} accepts any address, so the directory URL needs a name: add --hostname NAME (the name clients use to reach this machine)"
+            )))
+        }
+        (None, IpAddr::V6(ip)) => format!("[{ip}]"),
+        (None, IpAddr::V4(ip)) => ip.to_string(),
+    };
+    Ok(format!("https://{host}:{}", first.port()))
+}
+
+/// The names in the server's own certificate: every --hostname and every
+/// listen address (loopback also as "localhost").
+fn own_names(args: &ServeArgs) -> Vec<San> {
+    let mut names: Vec<San> = args.hostname.iter().map(|h| San::Dns(h.clone())).collect();
+    for a in &args.listen {
+        let ip = a.ip();
+        if ip.is_loopback() && !names.contains(&San::Dns("localhost".into())) {
+            names.push(San::Dns("localhost".into()));
+        }
+        if !ip.is_unspecified() && !names.contains(&San::Ip(ip)) {
+            names.push(San::Ip(ip));
+        }
+    }
+    names
+}
+
+/// What a person starting the server needs: the URL, the CA file, and the
+/// exact lines for certbot, lego and Caddy (each needs the CA its own way).
+fn announce(args: &ServeArgs, bound: &[SocketAddr], base: &str, ca: &str, ca_file: &str, lifetime: time::Duration) {
+    let dir = format!("{base}/directory");
+    let f = shell_word(ca_file);
+    let listen: Vec<String> = bound.iter().map(SocketAddr::to_string).collect();
+    eprintln!("certforge ACME server for the CA {ca:?}");
+    eprintln!("  directory    {dir}");
+    eprintln!("  listening    {}", listen.join(", "));
+    eprintln!("  trust        {ca_file} (the server's own certificate is issued by the same CA)");
+    eprintln!(
+        "  issues       {} certificates for {} days, capped at the CA's expiry",
+        match args.profile {
+            ServeProfile::Server => "server (serverAuth)",
+            ServeProfile::Peer => "peer (serverAuth + clientAuth)",
+        },
+        lifetime.whole_days()
+    );
+    eprintln!();
+    eprintln!("  certbot  REQUESTS_CA_BUNDLE={f} certbot certonly --standalone --server {dir} -d NAME");
+    eprintln!(
+        "  lego     LEGO_CA_CERTIFICATES={f} lego --server {dir} --email you@example.com --domains NAME --http run"
+    );
+    eprintln!(
+        "  Caddy    {{ acme_ca {dir}\n                acme_ca_root {ca_file} }}   # in the Caddyfile's global options"
+    );
+    eprintln!();
+    if args.skip_validation > 0 {
+        warn("--skip-validation: challenges are NOT checked; every client gets a certificate for any name the policy allows");
+    }
+    if !args.require_eab {
+        warn("without --require-eab, anyone who can reach this port can get certificates for every name the CA and --allow permit");
+    }
+}

@@ -1,0 +1,199 @@
+//! The HTTPS server: hyper over tokio-rustls on each `--listen` address.
+//! It only moves bytes: ACME requests go to the engine on a blocking
+//! thread (validation and issuing block), plus `/health` and the CA's CRLs.
+//! On SIGTERM or Ctrl-C it stops accepting and lets requests in flight
+//! finish, for at most [`DRAIN`].
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use serde_json::json;
+use time::OffsetDateTime;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+use super::log::Log;
+use crate::acme::engine::{Engine, HttpRequest, Reply, MAX_BODY};
+use crate::acme::problem::malformed;
+use crate::acme::store::Store;
+
+/// How long requests in flight may take to finish after SIGTERM.
+pub const DRAIN: Duration = Duration::from_secs(30);
+
+/// A client that has not finished its TLS handshake by then is dropped, so
+/// idle sockets cannot pile up.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// What the server answers with.
+pub struct App<S: Store> {
+    pub engine: Engine<S>,
+    pub log: Log,
+    /// `GET /crl/FILE`: the CRL files served (file name, path in the depot).
+    pub crls: Vec<(String, PathBuf)>,
+}
+
+/// Serves on `listeners` until `stop` resolves, then drains. A listener
+/// marked `false` speaks plain HTTP and serves CRLs and /health only: CRL
+/// fetchers (openssl -crl_download) do not speak TLS, and a CRL is signed
+/// anyway.
+pub async fn serve<S: Store + 'static>(
+    app: Arc<App<S>>,
+    listeners: Vec<(TcpListener, bool)>,
+    tls: Arc<rustls::ServerConfig>,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(TcpStream, SocketAddr, bool)>(256);
+    let accepting: Vec<_> = listeners
+        .into_iter()
+        .map(|(l, tls)| {
+            let (tx, log) = (tx.clone(), app.log);
+            tokio::spawn(async move {
+                loop {
+                    match l.accept().await {
+                        Ok((stream, peer)) => {
+                            if tx.send((stream, peer, tls)).await.is_err() {
+                                return;
+                            }
+                        }
+                        // EMFILE and the like: say so, and do not spin.
+                        Err(e) => {
+                            log.event("warn", "accept failed", &[("error", json!(e.to_string()))]);
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    let acceptor = TlsAcceptor::from(tls);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            conn = rx.recv() => {
+                let Some((stream, peer, tls)) = conn else { break };
+                let _ = stream.set_nodelay(true);
+                let (acceptor, app, watcher) = (acceptor.clone(), app.clone(), graceful.watcher());
+                tokio::spawn(async move {
+                    let svc = { let app = app.clone(); service_fn(move |req| answer(app.clone(), req, tls)) };
+                    if !tls {
+                        let _ = watcher.watch(http1::Builder::new().serve_connection(TokioIo::new(stream), svc)).await;
+                        return;
+                    }
+                    let stream = match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => {
+                            app.log.event("info", "TLS handshake failed", &[("peer", json!(peer.to_string())), ("error", json!(e.to_string()))]);
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    let _ = watcher.watch(http1::Builder::new().serve_connection(TokioIo::new(stream), svc)).await;
+                });
+            }
+            () = &mut stop => break,
+        }
+    }
+    for a in &accepting {
+        a.abort();
+    }
+    app.log.event(
+        "info",
+        "stopping: no new connections; finishing requests in flight",
+        &[("in_flight", json!(graceful.count()))],
+    );
+    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+        app.log.event("warn", "requests still running after the drain time; stopping anyway", &[]);
+    }
+    Ok(())
+}
+
+async fn answer<S: Store + 'static>(
+    app: Arc<App<S>>,
+    req: Request<Incoming>,
+    tls: bool,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let started = Instant::now();
+    let method = req.method().as_str().to_string();
+    let path = req.uri().path().to_string();
+    let content_type = req.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let body = Limited::new(req.into_body(), MAX_BODY).collect().await.map(|b| b.to_bytes());
+    let reply = match (method.as_str(), path.as_str(), body) {
+        ("GET", "/health", _) => Reply {
+            status: 200,
+            headers: vec![("Content-Type", "application/json".into())],
+            body: br#"{"status":"ok"}"#.to_vec(),
+        },
+        ("GET", p, _) if p.starts_with("/crl/") => crl(&app, &p["/crl/".len()..]),
+        _ if !tls => Reply {
+            status: 404,
+            headers: vec![("Content-Type", "text/plain".into())],
+            body: format!("this port serves CRLs only; the ACME directory is {}/directory\n", app.engine.base)
+                .into_bytes(),
+        },
+        (_, _, Err(_)) => {
+            app.engine.refuse(malformed(format!("the body is over {MAX_BODY} bytes, the most this server reads")))
+        }
+        (_, _, Ok(body)) => {
+            let (worker, method, path) = (app.clone(), method.clone(), path.clone());
+            let handled = tokio::task::spawn_blocking(move || {
+                let req =
+                    HttpRequest { method: &method, path: &path, content_type: content_type.as_deref(), body: &body };
+                worker.engine.handle(&req, OffsetDateTime::now_utc())
+            })
+            .await;
+            handled.unwrap_or_else(|e| {
+                app.engine.refuse(crate::acme::problem::Problem::new(
+                    crate::acme::problem::Kind::ServerInternal,
+                    format!("the request failed inside the server: {e}"),
+                ))
+            })
+        }
+    };
+    let level = if reply.status >= 500 { "error" } else { "info" };
+    app.log.event(
+        level,
+        "request",
+        &[
+            ("method", json!(method)),
+            ("path", json!(path)),
+            ("status", json!(reply.status)),
+            ("ms", json!((started.elapsed().as_secs_f64() * 1e5).round() / 100.0)),
+        ],
+    );
+    let mut response = Response::builder().status(reply.status);
+    for (name, value) in &reply.headers {
+        response = response.header(*name, value);
+    }
+    Ok(response.body(Full::new(Bytes::from(reply.body))).expect("valid status and header names"))
+}
+
+/// `GET /crl/NAME.crl`: a CA's current CRL, DER, as RFC 5280 §4.2.1.13
+/// distribution points are fetched (openssl -crl_download wants DER).
+/// A CRL is a few KiB, read in microseconds: no need for a blocking thread.
+fn crl<S: Store>(app: &App<S>, file: &str) -> Reply {
+    let not_found =
+        Reply { status: 404, headers: vec![("Content-Type", "text/plain".into())], body: b"no such CRL\n".to_vec() };
+    let Some((_, path)) = app.crls.iter().find(|(name, _)| name == file) else { return not_found };
+    let Ok(bytes) = crate::depot::read_file(path) else { return not_found };
+    match crate::pki::from_pem_or_der(&bytes, "X509 CRL") {
+        Ok(der) => Reply { status: 200, headers: vec![("Content-Type", "application/pkix-crl".into())], body: der },
+        Err(_) => Reply {
+            status: 500,
+            headers: vec![("Content-Type", "text/plain".into())],
+            body: b"the CRL file is damaged\n".to_vec(),
+        },
+    }
+}

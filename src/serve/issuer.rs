@@ -1,0 +1,126 @@
+//! The ACME engine's [`Issuer`] on a depot CA: every certificate becomes an
+//! ordinary depot entry (`list`, `verify`, `revoke` and `renew` see it), and
+//! revokeCert goes into the CA's CRL, as `certforge revoke` would.
+
+use rcgen::{DistinguishedName, DnType};
+use time::{Duration, OffsetDateTime};
+
+use crate::acme::engine::Issuer;
+use crate::acme::problem::{Kind, Problem};
+use crate::commands::common::{add_to_crl, CrlChange};
+use crate::depot::{self, Depot, Write1, PUBLIC_MODE};
+use crate::pki::ca::CaSigner;
+use crate::pki::crl::{CrlState, Reason};
+use crate::pki::csr::ParsedCsr;
+use crate::pki::issue::{self, CertSpec};
+use crate::pki::names::{sanitize, EntryName};
+use crate::pki::profile::{Kind as Profile, LeafProfile};
+use crate::pki::san::San;
+use crate::pki::validity::{Validity, BACKDATE};
+use crate::pki::{from_pem_or_der, to_pem};
+
+/// The default `--cert-lifetime`: 45 days, where Let's Encrypt is going
+/// (from 90). certbot and lego renew 30 days before expiry by default, so
+/// 45 leaves them two weeks between renewals; shorter would make them
+/// renew on every run.
+pub const DEFAULT_LIFETIME: Duration = Duration::days(45);
+
+pub struct DepotIssuer {
+    pub depot: Depot,
+    /// The depot name of the CA that signs (its CRL is `NAME.crl`).
+    pub ca_name: EntryName,
+    pub ca: std::sync::Arc<CaSigner>,
+    /// The CA certificates a server must send after the leaf (the signing CA
+    /// unless it is the root, and any intermediates above it), PEM.
+    pub chain_pem: String,
+    /// The signing CA, the CAs above it and the root: the pool its chain
+    /// files are built from.
+    pub pool: Vec<Vec<u8>>,
+    /// Server, or server + client (`--profile peer`).
+    pub profile: LeafProfile,
+    pub lifetime: Duration,
+}
+
+fn internal(e: impl std::fmt::Display) -> Problem {
+    Problem::new(Kind::ServerInternal, e.to_string())
+}
+
+impl DepotIssuer {
+    /// The depot entry for an order: its first name and the order id, so
+    /// `list` shows what it is for and two orders never share a file.
+    pub fn entry_name(order: &str, csr: &ParsedCsr) -> EntryName {
+        let first = match csr.sans.first() {
+            Some(San::Dns(d)) => d.clone(),
+            Some(San::Ip(ip)) => ip.to_string(),
+            _ => csr.common_name.clone().unwrap_or_default(),
+        };
+        let first: String = sanitize(&first.replace('*', "wildcard")).chars().take(120).collect();
+        EntryName::new(&format!("{first}.acme-{order}")).expect("letters, digits and the order id")
+    }
+
+    /// notBefore backdated as every certforge certificate is; notAfter
+    /// `lifetime` later, never past the CA.
+    fn validity(&self, now: OffsetDateTime) -> Result<Validity, Problem> {
+        let validity = Validity { not_before: now - BACKDATE, not_after: (now + self.lifetime).min(self.ca.not_after) };
+        if validity.not_after <= now {
+            return Err(internal(format!("the CA {:?} has expired; it cannot issue", self.ca.name)));
+        }
+        Ok(validity)
+    }
+}
+
+impl Issuer for DepotIssuer {
+    fn issue(&self, order: &str, csr: &ParsedCsr, now: OffsetDateTime) -> Result<String, Problem> {
+        let name = Self::entry_name(order, csr);
+        let path = self.depot.path(&name, "crt");
+        // Shared: other serve threads and processes add entries beside us;
+        // a CLI command that rewrites the depot holds it exclusively.
+        let _lock = self.depot.lock_shared().map_err(internal)?;
+        if path.exists() {
+            // A finalize that a crash interrupted after the write: hand out
+            // the certificate already made, if it is for this key.
+            let der = from_pem_or_der(&depot::read_file(&path).map_err(internal)?, "CERTIFICATE").map_err(internal)?;
+            let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(internal)?;
+            if cert.public_key().raw != csr.spki_der.as_slice() {
+                return Err(internal(format!("{} exists for another key", path.display())));
+            }
+            return Ok(to_pem("CERTIFICATE", &der) + &self.chain_pem);
+        }
+        // RFC 8555 §7.4 lets the CA decide the subject; only the names the
+        // order authorized go in (the CSR's O, OU and the like do not).
+        let mut subject = DistinguishedName::new();
+        if let Some(cn) = &csr.common_name {
+            subject.push(DnType::CommonName, cn.clone());
+        }
+        let kind = Profile::Leaf { profile: self.profile, code_signing: false };
+        let spec = CertSpec::new(subject, csr.sans.clone(), kind, self.validity(now)?);
+        let der = issue::signed_by(&spec, &csr.spki_der, &self.ca).map_err(internal)?;
+        let leaf = to_pem("CERTIFICATE", &der);
+        let mut writes =
+            vec![Write1 { path, bytes: leaf.clone().into_bytes().into(), mode: PUBLIC_MODE, replace: false }];
+        writes.extend(crate::commands::chainfiles::chain_files(&self.depot, &name, &der, &self.pool, false));
+        depot::write_all(&writes).map_err(internal)?;
+        Ok(leaf + &self.chain_pem)
+    }
+
+    /// Read from the CA's CRL on disk, so a `certforge revoke` run beside
+    /// the server counts at once.
+    fn is_revoked(&self, serial: &[u8]) -> bool {
+        let crl = depot::read_file(&self.depot.path(&self.ca_name, "crl"));
+        let state = crl.ok().and_then(|b| CrlState::read(&b, "the CA's CRL", &self.ca).ok());
+        state.is_some_and(|s| s.find(serial).is_some())
+    }
+
+    fn revoke(&self, der: &[u8], reason: Reason, now: OffsetDateTime) -> Result<(), Problem> {
+        let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(internal)?;
+        let _lock = self.depot.lock().map_err(internal)?;
+        match add_to_crl(&self.depot, &self.ca_name, &self.ca, cert.raw_serial(), Some(reason), now) {
+            Ok((_, CrlChange::Added { .. })) => Ok(()),
+            Ok((path, CrlChange::Already(_))) => Err(Problem::new(
+                Kind::AlreadyRevoked,
+                format!("the certificate is already in {}", path.file_name().unwrap_or_default().to_string_lossy()),
+            )),
+            Err(e) => Err(internal(format!("{e:#}"))),
+        }
+    }
+}

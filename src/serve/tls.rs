@@ -1,0 +1,89 @@
+//! The ACME directory's own HTTPS certificate: issued by the served CA for
+//! the listen names when `serve` starts, kept in memory, and replaced when
+//! two thirds of its life have passed. Clients then need only the depot's
+//! CA file (Pebble makes users find a separate test root; its #416).
+
+use std::sync::{Arc, RwLock};
+
+use anyhow::{anyhow, bail, Result};
+use rcgen::{DistinguishedName, DnType};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use time::{Duration, OffsetDateTime};
+
+use crate::pki::ca::CaSigner;
+use crate::pki::issue::{self, CertSpec};
+use crate::pki::keys::{KeySpec, PrivateKey};
+use crate::pki::profile::{Kind, LeafProfile};
+use crate::pki::san::San;
+use crate::pki::validity::{Validity, BACKDATE};
+
+/// How long the server's own certificate lives; it is renewed long before.
+pub const LIFETIME: Duration = Duration::days(7);
+
+/// The certificate rustls serves, swapped in place on renewal.
+#[derive(Debug)]
+pub struct OwnCert {
+    current: RwLock<(Arc<CertifiedKey>, OffsetDateTime)>,
+}
+
+impl OwnCert {
+    pub fn new(key: CertifiedKey, renew_at: OffsetDateTime) -> OwnCert {
+        OwnCert { current: RwLock::new((Arc::new(key), renew_at)) }
+    }
+
+    /// When the current certificate should be replaced.
+    pub fn renew_at(&self) -> OffsetDateTime {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).1
+    }
+
+    pub fn replace(&self, key: CertifiedKey, renew_at: OffsetDateTime) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = (Arc::new(key), renew_at);
+    }
+}
+
+impl ResolvesServerCert for OwnCert {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.read().unwrap_or_else(|p| p.into_inner()).0.clone())
+    }
+}
+
+/// Issues the server's certificate for `names`, with the CA chain `chain`
+/// (DER, leaf excluded) after it. Returns it with the time to renew it.
+pub fn issue_own(
+    ca: &CaSigner,
+    chain: &[Vec<u8>],
+    names: &[San],
+    now: OffsetDateTime,
+) -> Result<(CertifiedKey, OffsetDateTime)> {
+    let outside = ca.names_outside_constraints(names, None);
+    if !outside.is_empty() {
+        bail!(
+            "the CA {:?} may not certify the server's own names: {}; listen on, or give --hostname, names inside its constraints",
+            ca.name,
+            outside.join("; ")
+        );
+    }
+    let not_after = (now + LIFETIME).min(ca.not_after);
+    if not_after <= now {
+        bail!("the CA {:?} has expired; serve cannot issue its own certificate", ca.name);
+    }
+    let validity = Validity { not_before: now - BACKDATE, not_after };
+    let mut subject = DistinguishedName::new();
+    subject.push(DnType::CommonName, "certforge ACME server");
+    let spec = CertSpec::new(
+        subject,
+        names.to_vec(),
+        Kind::Leaf { profile: LeafProfile::Server, code_signing: false },
+        validity,
+    );
+    let key = PrivateKey::generate(KeySpec::EcdsaP256)?;
+    let der = issue::signed_by(&spec, &key.spki_der(), ca)?;
+    let certs: Vec<CertificateDer<'static>> =
+        std::iter::once(der).chain(chain.iter().cloned()).map(CertificateDer::from).collect();
+    let key_der = PrivateKeyDer::try_from(key.pkcs8_der().to_vec()).map_err(|e| anyhow!("{e}"))?;
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    let certified = CertifiedKey::from_der(certs, key_der, &provider)?;
+    Ok((certified, now + (not_after - now) * 2 / 3))
+}
