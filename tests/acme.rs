@@ -1,0 +1,215 @@
+//! `certforge serve` with instant-acme, a real ACME client, in process:
+//! challenges checked for real over loopback, certificates that openssl
+//! accepts, depot entries, revocation into the CRL, ARI, EAB, and a
+//! restart that loses nothing.
+
+#[path = "common/acme.rs"]
+mod acme_server;
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use acme_server::Server;
+use common::{openssl_ok, Env};
+use instant_acme::{
+    Account, AuthorizationStatus, CertificateIdentifier, ChallengeType, ExternalAccountKey, Identifier, NewAccount,
+    NewOrder, OrderStatus, RetryPolicy, RevocationRequest,
+};
+use rustls_pki_types::CertificateDer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// http-01 answers (token → key authorization), served on 127.0.0.1 by a
+/// task that ends with the test's runtime.
+type Answers = Arc<Mutex<HashMap<String, String>>>;
+
+async fn http01_responder() -> (u16, Answers) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let answers: Answers = Arc::default();
+    let served = answers.clone();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let answers = served.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let n = tokio::time::timeout(std::time::Duration::from_secs(5), conn.read(&mut buf)).await;
+                let Ok(Ok(n)) = n else { return };
+                let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                let token = path.strip_prefix("/.well-known/acme-challenge/").unwrap_or("");
+                let answer = answers.lock().unwrap().get(token).cloned();
+                let reply = match answer {
+                    Some(body) => {
+                        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+                    }
+                    None => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
+                };
+                let _ = conn.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    (port, answers)
+}
+
+async fn account(server: &Server, eab: Option<&ExternalAccountKey>) -> Account {
+    let new =
+        NewAccount { contact: &["mailto:ops@example.com"], terms_of_service_agreed: true, only_return_existing: false };
+    let (account, _) = Account::builder_with_root(&server.ca_file)
+        .unwrap()
+        .create(&new, server.directory.clone(), eab)
+        .await
+        .expect("account");
+    account
+}
+
+/// Orders `ids`, answers every http-01 challenge through `answers`, and
+/// returns the chain (PEM) and the key.
+async fn obtain(account: &Account, ids: &[Identifier], answers: &Answers) -> (String, String) {
+    let mut order = account.new_order(&NewOrder::new(ids)).await.expect("new order");
+    let mut authzs = order.authorizations();
+    while let Some(authz) = authzs.next().await {
+        let mut authz = authz.unwrap();
+        if authz.status == AuthorizationStatus::Valid {
+            continue;
+        }
+        let mut challenge = authz.challenge(ChallengeType::Http01).expect("an http-01 challenge");
+        let ka = challenge.key_authorization().as_str().to_string();
+        answers.lock().unwrap().insert(ka.split('.').next().unwrap().to_string(), ka);
+        challenge.set_ready().await.unwrap();
+    }
+    let status = order.poll_ready(&RetryPolicy::default()).await.unwrap();
+    assert_eq!(status, OrderStatus::Ready);
+    let key = order.finalize().await.expect("finalize");
+    let chain = order.poll_certificate(&RetryPolicy::default()).await.expect("certificate");
+    (chain, key)
+}
+
+fn first_der(chain: &str) -> CertificateDer<'static> {
+    CertificateDer::from(pem::parse(chain).unwrap().into_contents())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instant_acme_gets_checked_certificates_for_a_name_and_an_ip_then_revokes_them() {
+    let env = Env::new();
+    env.ok(&["init", "--cn", "ACME CA", "--passphrase", ""]);
+    let (port, answers) = http01_responder().await;
+    let server =
+        Server::start(&env, &["--CA", "ACME CA", "--listen", "127.0.0.1:0", "--http01-port", &port.to_string()]);
+    let account = account(&server, None).await;
+
+    // "localhost" resolves to 127.0.0.1, where the responder listens; the IP
+    // identifier (RFC 8738) is checked there too.
+    let ids = [Identifier::Dns("localhost".into()), Identifier::Ip("127.0.0.1".parse().unwrap())];
+    let (chain, _key) = obtain(&account, &ids, &answers).await;
+    let dir = env.tmp.path();
+    std::fs::write(dir.join("got.pem"), &chain).unwrap();
+    let ca = server.ca_file.display().to_string();
+    openssl_ok(dir, &["verify", "-x509_strict", "-purpose", "sslserver", "-CAfile", &ca, "got.pem"]);
+    let text = openssl_ok(dir, &["x509", "-in", "got.pem", "-noout", "-ext", "subjectAltName,extendedKeyUsage"]);
+    assert!(text.contains("DNS:localhost") && text.contains("IP Address:127.0.0.1"), "{text}");
+    assert!(text.contains("TLS Web Server Authentication") && !text.contains("Client"), "server profile: {text}");
+
+    // A depot entry like any other.
+    let list = String::from_utf8(env.ok(&["list"]).stdout).unwrap();
+    let entry = list.lines().find(|l| l.starts_with("localhost.acme-")).unwrap_or_else(|| panic!("{list}"));
+    let name = entry.split_whitespace().next().unwrap().to_string();
+    assert_eq!(std::fs::read_to_string(env.file(&format!("{name}.crt"))).unwrap(), chain);
+
+    // ARI: a window ahead; then revoked, and the window is now.
+    let cert = first_der(&chain);
+    let id = CertificateIdentifier::try_from(&cert).unwrap();
+    let (info, _) = account.renewal_info(&id).await.expect("renewal info");
+    assert!(info.suggested_window.start > time::OffsetDateTime::now_utc() + time::Duration::days(20));
+    account.revoke(&RevocationRequest { certificate: &cert, reason: None }).await.expect("revoke");
+    let (info, _) = account.renewal_info(&id).await.unwrap();
+    assert!(info.suggested_window.end <= time::OffsetDateTime::now_utc());
+    let crl = openssl_ok(dir, &["crl", "-in", &env.file("ACME_CA.crl").display().to_string(), "-noout", "-text"]);
+    let serial = openssl_ok(dir, &["x509", "-in", "got.pem", "-noout", "-serial"]);
+    let serial = serial.trim().trim_start_matches("serial=");
+    assert!(crl.to_uppercase().contains(&serial.to_uppercase()), "serial {serial} in the CRL:\n{crl}");
+    // Revoking twice is the RFC's alreadyRevoked.
+    let again = account.revoke(&RevocationRequest { certificate: &cert, reason: None }).await.unwrap_err();
+    assert!(again.to_string().contains("alreadyRevoked"), "{again}");
+
+    // A challenge nobody answers fails with the check's own reason.
+    let mut order = account.new_order(&NewOrder::new(&[Identifier::Dns("localhost".into())])).await.unwrap();
+    {
+        let mut authzs = order.authorizations();
+        let mut authz = authzs.next().await.unwrap().unwrap();
+        // Checked while the request waits: the answer is already the failure.
+        let failed = authz.challenge(ChallengeType::Http01).unwrap().set_ready().await.unwrap_err().to_string();
+        assert!(failed.contains("unauthorized") && failed.contains("answered 404"), "{failed}");
+    }
+    let status = order.poll_ready(&RetryPolicy::default()).await.unwrap();
+    assert_eq!(status, OrderStatus::Invalid);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_require_eab_only_bound_accounts_are_made() {
+    let env = Env::new();
+    env.ok(&["init", "--cn", "EAB CA", "--passphrase", ""]);
+    let out = env.ok(&["acme", "eab", "add", "staging-ingress"]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let (kid, hmac) = stdout.trim().split_once(' ').expect("KID HMAC on stdout");
+    let list = String::from_utf8(env.ok(&["acme", "eab", "list"]).stdout).unwrap();
+    assert!(list.contains(kid) && list.contains("staging-ingress") && !list.contains(hmac), "{list}");
+    let err = env.fails(&["acme", "eab", "add", "staging-ingress"], 1);
+    assert!(err.contains("exists already"), "{err}");
+
+    let server =
+        Server::start(&env, &["--CA", "EAB CA", "--listen", "127.0.0.1:0", "--skip-validation", "--require-eab"]);
+    assert!(!server.lines().iter().any(|l| l.contains("anyone who can reach")), "no open-door warning with EAB");
+    let new = NewAccount { contact: &[], terms_of_service_agreed: true, only_return_existing: false };
+    let refused =
+        Account::builder_with_root(&server.ca_file).unwrap().create(&new, server.directory.clone(), None).await;
+    let refused = refused.err().expect("refused without EAB").to_string();
+    assert!(refused.contains("externalAccountRequired"), "{refused}");
+
+    use base64::Engine as _;
+    let wrong = ExternalAccountKey::new(kid.to_string(), &[7u8; 32]);
+    let refused =
+        Account::builder_with_root(&server.ca_file).unwrap().create(&new, server.directory.clone(), Some(&wrong)).await;
+    assert!(refused.err().expect("wrong MAC key").to_string().contains("unauthorized"));
+    let key = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(hmac).unwrap();
+    let eab = ExternalAccountKey::new(kid.to_string(), &key);
+    let account = account(&server, Some(&eab)).await;
+    let (chain, _) = obtain(&account, &[Identifier::Dns("eab.example.com".into())], &Answers::default()).await;
+    assert!(chain.contains("BEGIN CERTIFICATE"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_survives_kill_9_between_new_order_and_finalize() {
+    let env = Env::new();
+    env.ok(&["init", "--cn", "Restart CA", "--passphrase", ""]);
+    let args = ["--CA", "Restart CA", "--listen", "127.0.0.1:0", "--skip-validation"];
+    let mut server = Server::start(&env, &args);
+    let new = NewAccount { contact: &[], terms_of_service_agreed: true, only_return_existing: false };
+    let (account, credentials) = Account::builder_with_root(&server.ca_file)
+        .unwrap()
+        .create(&new, server.directory.clone(), None)
+        .await
+        .unwrap();
+    let ids = [Identifier::Dns("restart.example.com".into())];
+    let order = account.new_order(&NewOrder::new(&ids)).await.unwrap();
+    let order_url = order.url().to_string();
+    server.kill9();
+
+    // The same port again, so the URLs the client holds still work.
+    let port = order_url.split(':').nth(2).unwrap().split('/').next().unwrap().to_string();
+    let listen = format!("127.0.0.1:{port}");
+    let server = Server::start(&env, &["--CA", "Restart CA", "--listen", &listen, "--skip-validation"]);
+    let account = Account::builder_with_root(&server.ca_file).unwrap().from_credentials(credentials).await.unwrap();
+    let mut order = account.order(order_url).await.expect("the order survived the restart");
+    let mut authzs = order.authorizations();
+    while let Some(authz) = authzs.next().await {
+        let mut authz = authz.unwrap();
+        authz.challenge(ChallengeType::Http01).unwrap().set_ready().await.unwrap();
+    }
+    assert_eq!(order.poll_ready(&RetryPolicy::default()).await.unwrap(), OrderStatus::Ready);
+    order.finalize().await.unwrap();
+    let chain = order.poll_certificate(&RetryPolicy::default()).await.unwrap();
+    let list = String::from_utf8(env.ok(&["list"]).stdout).unwrap();
+    assert!(list.contains("restart.example.com.acme-"), "{list}");
+    assert!(chain.contains("BEGIN CERTIFICATE"));
+}

@@ -1,0 +1,114 @@
+//! A `certforge serve` process for tests: started on a free loopback port
+//! (`--listen 127.0.0.1:0`), its directory URL read from what it prints,
+//! stopped (SIGTERM, then SIGKILL) when dropped. Every wait is bounded.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::common::Env;
+
+pub struct Server {
+    child: Option<Child>,
+    /// "https://127.0.0.1:PORT/directory".
+    pub directory: String,
+    /// The CA file clients trust (the depot root's .crt).
+    pub ca_file: PathBuf,
+    /// Everything it printed on stderr so far.
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// Starts `certforge --depot-path D serve ARGS` and waits (at most 30 s)
+    /// until it prints its directory URL.
+    pub fn start(env: &Env, args: &[&str]) -> Server {
+        let mut cmd = env.cmd(&[&["serve"], args].concat());
+        let mut child = cmd.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().expect("start certforge serve");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("piped");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut server = Server { child: Some(child), directory: String::new(), ca_file: PathBuf::new(), log };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let found = server
+                .lines()
+                .iter()
+                .find_map(|l| l.trim_start().strip_prefix("directory").map(|rest| rest.trim().to_string()));
+            if let Some(url) = found {
+                server.directory = url;
+                break;
+            }
+            if let Some(status) = server.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("certforge serve exited ({status}) before serving:\n{}", server.lines().join("\n"));
+            }
+            assert!(Instant::now() < deadline, "certforge serve did not start in 30 s:\n{}", server.lines().join("\n"));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let trust = server.lines().iter().find_map(|l| {
+            l.trim_start().strip_prefix("trust").map(|r| r.trim().split(" (").next().unwrap_or("").to_string())
+        });
+        let trust = PathBuf::from(trust.expect("a trust line"));
+        server.ca_file = if trust.is_absolute() { trust } else { env.tmp.path().join(trust) };
+        server
+    }
+
+    /// The base URL, without "/directory".
+    pub fn base(&self) -> &str {
+        self.directory.trim_end_matches("/directory")
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.base().rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// SIGTERM, and waits (at most 40 s: the drain is 30) for the exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("certforge serve did not stop within 40 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// kill -9: no drain, no cleanup, as a crash.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
