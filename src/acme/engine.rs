@@ -29,6 +29,9 @@ pub trait Issuer: Send + Sync {
     /// Whether the certificate with this serial is revoked (by revokeCert
     /// or by `certforge revoke`), for ARI.
     fn is_revoked(&self, serial: &[u8]) -> bool;
+    /// The other chain a client may choose for `chain` (§7.4.2), if any:
+    /// with the root appended, for servers whose clients lack it.
+    fn alternate(&self, chain: &str) -> Option<String>;
 }
 
 /// Checks one challenge: Ok when the client proved control.
@@ -524,20 +527,34 @@ impl<S: Store> Engine<S> {
         Ok(Reply::json(200, &done.to_json(&self.base)).with("Location", self.order_url(&done.id)))
     }
 
-    /// §7.4.2: the certificate chain, as PEM.
+    /// §7.4.2: the certificate chain, as PEM; `ID/alt` is the alternate
+    /// chain (root included), each linked to the other as rel="alternate".
     fn cert(&self, s: &Signed, id: &str) -> Result<Reply, Problem> {
         let account = self.signer(s)?;
+        let (id, alt) = match id.strip_suffix("/alt") {
+            Some(id) => (id, true),
+            None => (id, false),
+        };
         let owned = self.store.order(id).is_some_and(|o| o.account == account.id);
-        let chain = self
-            .store
-            .cert(id)
-            .filter(|_| owned)
-            .ok_or_else(|| Problem::new(Kind::Malformed, "no such certificate of this account"))?;
+        let missing = || Problem::new(Kind::Malformed, "no such certificate of this account");
+        let chain = self.store.cert(id).filter(|_| owned).ok_or_else(missing)?;
+        let other = self.issuer.alternate(&chain);
+        let url = format!("{}{}{id}", self.base, path::CERT);
+        let (body, link) = match (alt, other) {
+            (false, Some(_)) => (chain, Some(format!("<{url}/alt>;rel=\"alternate\""))),
+            (false, None) => (chain, None),
+            (true, Some(other)) => (other, Some(format!("<{url}>;rel=\"alternate\""))),
+            (true, None) => return Err(missing()),
+        };
         // Caddy wants exactly this type.
-        Ok(Reply {
+        let reply = Reply {
             status: 200,
             headers: vec![("Content-Type", "application/pem-certificate-chain".into())],
-            body: chain.into_bytes(),
+            body: body.into_bytes(),
+        };
+        Ok(match link {
+            Some(link) => reply.with("Link", link),
+            None => reply,
         })
     }
 
@@ -683,6 +700,10 @@ mod tests {
         fn revoke(&self, der: &[u8], reason: Reason, _: OffsetDateTime) -> Result<(), Problem> {
             self.revoked.lock().unwrap().push((der.to_vec(), reason));
             Ok(())
+        }
+
+        fn alternate(&self, chain: &str) -> Option<String> {
+            Some(format!("{chain}{}", crate::pki::to_pem("CERTIFICATE", self.ca.cert_der())))
         }
 
         fn is_revoked(&self, serial: &[u8]) -> bool {
@@ -868,6 +889,10 @@ mod tests {
         assert_eq!(r.header("Content-Type"), Some("application/pem-certificate-chain"));
         let chain = pem::parse_many(&r.body).unwrap();
         assert_eq!(chain.len(), 2);
+        let alt = r.header("Link").unwrap().split(';').next().unwrap().trim_matches(['<', '>']).to_string();
+        let (r, _) = client.post(&e, &local(&alt), None);
+        assert_eq!((r.status, pem::parse_many(&r.body).unwrap().len()), (200, 3), "the alternate chain adds one");
+        assert!(r.header("Link").unwrap().contains("rel=\"alternate\""));
         let (_, leaf) = x509_parser::parse_x509_certificate(chain[0].contents()).unwrap();
         let san = leaf.subject_alternative_name().unwrap().expect("SANs");
         assert_eq!(san.value.general_names.len(), 2, "app.test and 127.0.0.1: {:?}", san.value);

@@ -91,6 +91,7 @@ pub fn run(depot: &Depot, args: &ServeArgs) -> Result<()> {
         ca: Arc::new(ca),
         chain_pem: chain.iter().map(|d| to_pem("CERTIFICATE", d)).collect(),
         pool: pool_for_chains,
+        root_pem: root_der.as_ref().filter(|_| !chain.is_empty()).map(|r| to_pem("CERTIFICATE", r)),
         profile: match args.profile {
             ServeProfile::Server => LeafProfile::Server,
             ServeProfile::Peer => LeafProfile::Peer,

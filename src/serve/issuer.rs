@@ -36,6 +36,9 @@ pub struct DepotIssuer {
     /// The signing CA, the CAs above it and the root: the pool its chain
     /// files are built from.
     pub pool: Vec<Vec<u8>>,
+    /// The root, PEM, when the signing CA is an intermediate: the
+    /// alternate chain ends with it.
+    pub root_pem: Option<String>,
     /// Server, or server + client (`--profile peer`).
     pub profile: LeafProfile,
     pub lifetime: Duration,
@@ -101,6 +104,10 @@ impl Issuer for DepotIssuer {
         writes.extend(crate::commands::chainfiles::chain_files(&self.depot, &name, &der, &self.pool, false));
         depot::write_all(&writes).map_err(internal)?;
         Ok(leaf + &self.chain_pem)
+    }
+
+    fn alternate(&self, chain: &str) -> Option<String> {
+        self.root_pem.as_ref().map(|root| format!("{chain}{root}"))
     }
 
     /// Read from the CA's CRL on disk, so a `certforge revoke` run beside
