@@ -213,3 +213,49 @@ async fn an_order_survives_kill_9_between_new_order_and_finalize() {
     assert!(list.contains("restart.example.com.acme-"), "{list}");
     assert!(chain.contains("BEGIN CERTIFICATE"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_peer_profile_lifetime_capped_at_the_ca_and_allow() {
+    let env = Env::new();
+    env.ok(&["init", "--cn", "Short CA", "--passphrase", "", "--expires", "20 days"]);
+    let args = ["--CA", "Short CA", "--listen", "127.0.0.1:0", "--skip-validation", "--profile", "peer"];
+    let server = Server::start(&env, &[&args[..], &["--cert-lifetime", "90 days", "--allow", "example.com"]].concat());
+    let account = account(&server, None).await;
+    let (chain, _) = obtain(&account, &[Identifier::Dns("api.example.com".into())], &Answers::default()).await;
+    std::fs::write(env.tmp.path().join("peer.pem"), &chain).unwrap();
+    let dir = env.tmp.path();
+    let text = openssl_ok(dir, &["x509", "-in", "peer.pem", "-noout", "-enddate", "-ext", "extendedKeyUsage"]);
+    assert!(text.contains("TLS Web Server Authentication") && text.contains("TLS Web Client Authentication"), "{text}");
+    let ca_end = openssl_ok(dir, &["x509", "-in", &server.ca_file.display().to_string(), "-noout", "-enddate"]);
+    assert_eq!(text.lines().find(|l| l.starts_with("notAfter")), ca_end.lines().next(), "capped at the CA");
+
+    // --allow example.com: another domain is refused, naming it.
+    let refused = account.new_order(&NewOrder::new(&[Identifier::Dns("www.example.org".into())])).await;
+    let refused = refused.err().expect("outside --allow").to_string();
+    assert!(refused.contains("rejectedIdentifier") && refused.contains("www.example.org"), "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_share_one_depot_one_checking_one_skipping() {
+    let env = Env::new();
+    env.ok(&["init", "--cn", "Shared CA", "--passphrase", ""]);
+    let (port, answers) = http01_responder().await;
+    let checking =
+        Server::start(&env, &["--CA", "Shared CA", "--listen", "127.0.0.1:0", "--http01-port", &port.to_string()]);
+    let skipping = Server::start(&env, &["--CA", "Shared CA", "--listen", "127.0.0.1:0", "--skip-validation"]);
+    assert_ne!(checking.port(), skipping.port());
+    let (a, b) = tokio::join!(account(&checking, None), account(&skipping, None));
+    let ids_a = [Identifier::Dns("localhost".into())];
+    let ids_b = [Identifier::Dns("ci.example.com".into())];
+    let unused = Answers::default();
+    let (chain_a, chain_b) = tokio::join!(obtain(&a, &ids_a, &answers), obtain(&b, &ids_b, &unused));
+    assert_ne!(chain_a, chain_b);
+    // A CLI command takes the depot lock beside them.
+    env.ok(&["request-cert", "--cn", "beside", "--passphrase", ""]);
+    env.ok(&["sign", "--CA", "Shared CA", "beside"]);
+    let list = String::from_utf8(env.ok(&["list"]).stdout).unwrap();
+    assert!(
+        list.contains("localhost.acme-") && list.contains("ci.example.com.acme-") && list.contains("beside"),
+        "{list}"
+    );
+}
