@@ -250,6 +250,9 @@ async fn two_servers_share_one_depot_one_checking_one_skipping() {
     let unused = Answers::default();
     let (chain_a, chain_b) = tokio::join!(obtain(&a, &ids_a, &answers), obtain(&b, &ids_b, &unused));
     assert_ne!(chain_a, chain_b);
+    let loud =
+        |s: &Server| s.lines().iter().any(|l| l.contains("challenge NOT checked") && l.contains("ci.example.com"));
+    assert!(loud(&skipping) && !loud(&checking), "each skipped check is in the skipping server's log");
     // A CLI command takes the depot lock beside them.
     env.ok(&["request-cert", "--cn", "beside", "--passphrase", ""]);
     env.ok(&["sign", "--CA", "Shared CA", "beside"]);

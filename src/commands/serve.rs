@@ -11,7 +11,7 @@ use super::common::{usage, warn};
 use super::init::shell_word;
 use super::inputs::depot_certs;
 use super::sign::load_signing_ca;
-use crate::acme::engine::{SkipValidation, Validator};
+use crate::acme::engine::Validator;
 use crate::acme::policy::Policy;
 use crate::cli::{ServeArgs, ServeProfile};
 use crate::depot::Depot;
@@ -22,7 +22,7 @@ use crate::pki::san::San;
 use crate::pki::to_pem;
 use crate::pki::validity::Expiry;
 use crate::serve::issuer::DepotIssuer;
-use crate::serve::log::Log;
+use crate::serve::log::{Log, SkippedChecks};
 use crate::serve::{all_loopback, validate, Config};
 
 pub fn run(depot: &Depot, args: &ServeArgs) -> Result<()> {
@@ -71,7 +71,7 @@ pub fn run(depot: &Depot, args: &ServeArgs) -> Result<()> {
         })?;
     let policy = Policy { constraints: ca.constraints.clone(), allow };
     let validator: Box<dyn Validator> = if args.skip_validation > 0 {
-        Box::new(SkipValidation)
+        Box::new(SkippedChecks { log: Log { format: args.log_format } })
     } else {
         Box::new(validate::Checks {
             http01_port: args.http01_port,
