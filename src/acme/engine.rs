@@ -69,6 +69,18 @@ impl Reply {
         Reply { status, headers: vec![("Content-Type", "application/json".into())], body: v.to_string().into_bytes() }
     }
 
+    /// A problem document answered with `status`, which its "status"
+    /// member repeats (RFC 7807 §3.1: it is the response's status).
+    fn problem(status: u16, p: &Problem) -> Reply {
+        let mut body = p.to_json();
+        body["status"] = json!(status);
+        Reply {
+            status,
+            headers: vec![("Content-Type", "application/problem+json".into())],
+            body: body.to_string().into_bytes(),
+        }
+    }
+
     fn with(mut self, name: &'static str, value: String) -> Reply {
         self.headers.push((name, value));
         self
@@ -135,11 +147,7 @@ impl<S: Store> Engine<S> {
     fn finish(&self, reply: Result<Reply, Problem>) -> Reply {
         let reply = reply.unwrap_or_else(|p| {
             let status = if p.kind == Kind::Malformed && p.detail.starts_with("no ") { 404 } else { p.status() };
-            Reply {
-                status,
-                headers: vec![("Content-Type", "application/problem+json".into())],
-                body: p.to_json().to_string().into_bytes(),
-            }
+            Reply::problem(status, &p)
         });
         reply
             .with("Replay-Nonce", self.nonces.issue())
