@@ -169,7 +169,9 @@ impl<S: Store> Engine<S> {
                 format!("the JWS \"url\" {:?} is not this request's URL", req.url),
             ));
         }
-        if !self.nonces.consume(&req.nonce) {
+        let nonce = req.nonce.as_deref();
+        let nonce = nonce.ok_or_else(|| Problem::new(Kind::BadNonce, "the protected header has no \"nonce\""))?;
+        if !self.nonces.consume(nonce) {
             return Err(Problem::new(Kind::BadNonce, "the nonce is unknown or was used already; get a new one"));
         }
         let by_jwk = matches!(http.path, path::NEW_ACCOUNT | path::REVOKE);
@@ -335,7 +337,7 @@ impl<S: Store> Engine<S> {
         if let Some(other) = self.store.account_by_thumbprint(&new_key.thumbprint()) {
             // §7.3.5: 409 Conflict, with the other account in Location.
             let p = Problem::new(Kind::Malformed, "another account already uses the new key");
-            return Ok(Reply::json(409, &p.to_json()).with("Location", self.account_url(&other.id)));
+            return Ok(Reply::problem(409, &p).with("Location", self.account_url(&other.id)));
         }
         account.key = new_key.clone();
         self.store.put_account(&account);

@@ -247,7 +247,9 @@ pub enum Signer {
 #[derive(Debug, Clone)]
 pub struct Request {
     pub alg: Alg,
-    pub nonce: String,
+    /// Required of every request (the engine checks it), but absent from
+    /// keyChange's inner JWS, which RFC 8555 §7.3.5 says MUST omit it.
+    pub nonce: Option<String>,
     pub url: String,
     pub signer: Signer,
     /// The decoded payload; empty for POST-as-GET (§6.3).
@@ -281,8 +283,6 @@ impl Request {
             ));
         }
         let alg = Alg::parse(alg_name)?;
-        let nonce =
-            text("nonce").ok_or_else(|| Problem::new(Kind::BadNonce, "the protected header has no \"nonce\""))?;
         let url = text("url").ok_or_else(|| Problem::new(Kind::Unauthorized, "the protected header has no \"url\""))?;
         let signer = match (header.get("jwk"), text("kid")) {
             (Some(_), Some(_)) => return Err(malformed("the protected header has both \"jwk\" and \"kid\"; send one")),
@@ -292,7 +292,7 @@ impl Request {
         };
         Ok(Request {
             alg,
-            nonce: nonce.to_string(),
+            nonce: text("nonce").map(str::to_string),
             url: url.to_string(),
             signer,
             payload: unb64(&jws.payload, "payload")?,
@@ -435,7 +435,8 @@ mod tests {
         assert_eq!(kind(h.clone()), Kind::Malformed, "neither");
         let mut no_nonce = header("ES256", &jwk);
         no_nonce.as_object_mut().unwrap().remove("nonce");
-        assert_eq!(kind(no_nonce), Kind::BadNonce);
+        let inner = Request::parse(&jws(&no_nonce, "{}", &sign)).unwrap();
+        assert_eq!(inner.nonce, None, "keyChange's inner JWS has none; the engine wants one outside");
         let mut private = jwk.clone();
         private["d"] = json!("AAAA");
         assert_eq!(kind(header("ES256", &private)), Kind::BadPublicKey);
