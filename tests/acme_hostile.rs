@@ -765,7 +765,8 @@ fn mismatch(c: &Case, r: &Response) -> Option<String> {
 #[test]
 fn hostile_requests_are_refused_with_the_rfc_problem_and_change_nothing() {
     let env = Env::new();
-    // localhost too: the server's own certificate names it.
+    // localhost too: serve on loopback puts it in its own certificate and
+    // will not start with a CA that may not certify it.
     env.ok(&["init", "--cn", "Hostile CA", "--passphrase", "", "--permit-domain", "example.com,localhost"]);
     let mut server = Server::start(&env, &["--CA", "Hostile CA", "--listen", "127.0.0.1:0", "--skip-validation"]);
     let ctx = setup(&server);
