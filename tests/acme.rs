@@ -114,7 +114,11 @@ async fn instant_acme_gets_checked_certificates_for_a_name_and_an_ip_then_revoke
     let list = String::from_utf8(env.ok(&["list"]).stdout).unwrap();
     let entry = list.lines().find(|l| l.starts_with("localhost.acme-")).unwrap_or_else(|| panic!("{list}"));
     let name = entry.split_whitespace().next().unwrap().to_string();
-    assert_eq!(std::fs::read_to_string(env.file(&format!("{name}.crt"))).unwrap(), chain);
+    // The depot holds the leaf; the chain served adds the root after it
+    // (certbot refuses a chain of one certificate).
+    let leaf = std::fs::read_to_string(env.file(&format!("{name}.crt"))).unwrap();
+    assert_eq!(pem::parse_many(&chain).unwrap().len(), 2);
+    assert!(chain.starts_with(&leaf) && chain.ends_with(&std::fs::read_to_string(&server.ca_file).unwrap()));
 
     // ARI: a window ahead; then revoked, and the window is now.
     let cert = first_der(&chain);
@@ -261,4 +265,16 @@ async fn two_servers_share_one_depot_one_checking_one_skipping() {
         list.contains("localhost.acme-") && list.contains("ci.example.com.acme-") && list.contains("beside"),
         "{list}"
     );
+}
+
+#[test]
+fn a_constrained_ca_serves_under_its_hostname_and_says_so_before_announcing_anything() {
+    let env = Env::new();
+    // An IP range of its own, so the loopback addresses are outside too.
+    env.ok(&["init", "--cn", "Example CA", "--passphrase", "", "--permit-domain", "example.com,10.0.0.0/8"]);
+    let err = acme_server::refused(&env, &["--CA", "Example CA", "--listen", "127.0.0.1:0"]);
+    assert!(err.contains("--hostname") && !err.contains("directory"), "{err}");
+    let server =
+        Server::start(&env, &["--CA", "Example CA", "--listen", "127.0.0.1:0", "--hostname", "acme.example.com"]);
+    assert!(server.directory.starts_with("https://acme.example.com:"), "{}", server.directory);
 }

@@ -194,12 +194,22 @@ impl Challenge {
 
 impl Authorization {
     pub fn to_json(&self, base: &str) -> Value {
-        json!({
-            "identifier": self.ident.to_json(),
+        // §7.1.4: a wildcard's authorization names the base domain, with
+        // "wildcard": true (lego builds the TXT record name from it).
+        let (ident, wildcard) = match self.ident.value.strip_prefix("*.") {
+            Some(base) => (Ident { kind: self.ident.kind, value: base.to_string() }, true),
+            None => (self.ident.clone(), false),
+        };
+        let mut v = json!({
+            "identifier": ident.to_json(),
             "status": self.status.name(),
             "expires": fmt_time(self.expires),
             "challenges": self.challenges.iter().map(|c| c.to_json(base)).collect::<Vec<_>>(),
-        })
+        });
+        if wildcard {
+            v["wildcard"] = json!(true);
+        }
+        v
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{anyhow, Result};
 use time::OffsetDateTime;
 
-use super::common::{usage, warn};
+use super::common::usage;
 use super::init::shell_word;
 use super::inputs::depot_certs;
 use super::sign::load_signing_ca;
@@ -15,6 +15,7 @@ use crate::acme::engine::Validator;
 use crate::acme::policy::Policy;
 use crate::cli::{ServeArgs, ServeProfile};
 use crate::depot::Depot;
+use crate::pki::ca::CaSigner;
 use crate::pki::chain::build;
 use crate::pki::constraints::Subtree;
 use crate::pki::profile::LeafProfile;
@@ -82,14 +83,21 @@ pub fn run(depot: &Depot, args: &ServeArgs) -> Result<()> {
     };
     let crl_name = ca_name.file("crl");
     let crls = vec![(crl_name, depot.path(&ca_name, "crl"))];
-    let ca_name_shown = ca.name.clone();
     let mut pool_for_chains = chain.clone();
     pool_for_chains.extend(root_der.iter().cloned());
     let issuer = DepotIssuer {
         depot: depot.clone(),
         ca_name,
         ca: Arc::new(ca),
-        chain_pem: chain.iter().map(|d| to_pem("CERTIFICATE", d)).collect(),
+        // Under a root that signs leaves itself the chain is the leaf
+        // alone, and certbot refuses a chain of one ("less than 2
+        // certificates"): the root goes after it then, as the one CA a
+        // client may lack.
+        chain_pem: if chain.is_empty() {
+            root_der.iter().map(|d| to_pem("CERTIFICATE", d)).collect()
+        } else {
+            chain.iter().map(|d| to_pem("CERTIFICATE", d)).collect()
+        },
         pool: pool_for_chains,
         root_pem: root_der.as_ref().filter(|_| !chain.is_empty()).map(|r| to_pem("CERTIFICATE", r)),
         profile: match args.profile {
@@ -99,13 +107,13 @@ pub fn run(depot: &Depot, args: &ServeArgs) -> Result<()> {
         lifetime,
     };
     let log = Log { format: args.log_format };
-    announce(args, &bound, &base, &ca_name_shown, &ca_file.display().to_string(), lifetime);
-    if let Some(url) = &issuer.ca.crl_url {
-        eprintln!("  CRL URL      {url} (in every certificate this CA issues)");
-    }
-    for a in &crl_bound {
-        eprintln!("  CRL          http://{a}/crl/{} (plain HTTP)", issuer.ca_name.file("crl"));
-    }
+    let own_names = own_names(args, &issuer.ca)?;
+    // Issued before anything is announced: a CA that may not certify the
+    // server's names stops here, not after printing a URL that cannot work.
+    let own = crate::serve::tls::issue_own(&issuer.ca, &chain, &own_names, now)?;
+    let crl_urls: Vec<String> =
+        crl_bound.iter().map(|a| format!("http://{a}/crl/{}", issuer.ca_name.file("crl"))).collect();
+    let banner = announce(args, &bound, &base, &issuer.ca, &ca_file.display().to_string(), &crl_urls);
     let listeners =
         listeners.into_iter().map(|l| (l, true)).chain(crl_listeners.into_iter().map(|l| (l, false))).collect();
     crate::serve::run(Config {
@@ -113,12 +121,14 @@ pub fn run(depot: &Depot, args: &ServeArgs) -> Result<()> {
         chain,
         listeners,
         base,
-        own_names: own_names(args),
+        own_names,
+        own,
         policy,
         validator,
         log,
         crls,
         eab_required: args.require_eab,
+        announce: Box::new(move || eprintln!("{banner}")),
     })
 }
 
@@ -138,53 +148,79 @@ fn base_url(hostnames: &[String], first: SocketAddr) -> Result<String> {
     Ok(format!("https://{host}:{}", first.port()))
 }
 
-/// The names in the server's own certificate: every --hostname and every
-/// listen address (loopback also as "localhost").
-fn own_names(args: &ServeArgs) -> Vec<San> {
+/// The names in the server's own certificate: every --hostname, and the
+/// listen addresses (loopback also as "localhost") that the CA may
+/// certify; a CA limited to example.com still serves on 127.0.0.1, under
+/// its --hostname.
+fn own_names(args: &ServeArgs, ca: &crate::pki::ca::CaSigner) -> Result<Vec<San>> {
     let mut names: Vec<San> = args.hostname.iter().map(|h| San::Dns(h.clone())).collect();
+    let mut implied = Vec::new();
     for a in &args.listen {
         let ip = a.ip();
-        if ip.is_loopback() && !names.contains(&San::Dns("localhost".into())) {
-            names.push(San::Dns("localhost".into()));
+        if ip.is_loopback() {
+            implied.push(San::Dns("localhost".into()));
         }
-        if !ip.is_unspecified() && !names.contains(&San::Ip(ip)) {
-            names.push(San::Ip(ip));
+        if !ip.is_unspecified() {
+            implied.push(San::Ip(ip));
         }
     }
-    names
+    for name in implied {
+        if !names.contains(&name) && ca.names_outside_constraints(std::slice::from_ref(&name), None).is_empty() {
+            names.push(name);
+        }
+    }
+    if names.is_empty() {
+        return Err(usage(format!(
+            "the CA {:?} may not certify the listen addresses, so the server has no name for its own certificate: give --hostname NAME, a name inside the CA's constraints that resolves to this machine",
+            ca.name
+        )));
+    }
+    Ok(names)
 }
 
 /// What a person starting the server needs: the URL, the CA file, and the
 /// exact lines for certbot, lego and Caddy (each needs the CA its own way).
-fn announce(args: &ServeArgs, bound: &[SocketAddr], base: &str, ca: &str, ca_file: &str, lifetime: time::Duration) {
+/// Printed only once the server can answer.
+fn announce(
+    args: &ServeArgs,
+    bound: &[SocketAddr],
+    base: &str,
+    ca: &CaSigner,
+    ca_file: &str,
+    crl: &[String],
+) -> String {
     let dir = format!("{base}/directory");
     let f = shell_word(ca_file);
     let listen: Vec<String> = bound.iter().map(SocketAddr::to_string).collect();
-    eprintln!("certforge ACME server for the CA {ca:?}");
-    eprintln!("  directory    {dir}");
-    eprintln!("  listening    {}", listen.join(", "));
-    eprintln!("  trust        {ca_file} (the server's own certificate is issued by the same CA)");
-    eprintln!(
-        "  issues       {} certificates for {} days, capped at the CA's expiry",
-        match args.profile {
-            ServeProfile::Server => "server (serverAuth)",
-            ServeProfile::Peer => "peer (serverAuth + clientAuth)",
-        },
-        lifetime.whole_days()
-    );
-    eprintln!();
-    eprintln!("  certbot  REQUESTS_CA_BUNDLE={f} certbot certonly --standalone --server {dir} -d NAME");
-    eprintln!(
-        "  lego     LEGO_CA_CERTIFICATES={f} lego --server {dir} --email you@example.com --domains NAME --http run"
-    );
-    eprintln!(
+    let profile = match args.profile {
+        ServeProfile::Server => "server (serverAuth)",
+        ServeProfile::Peer => "peer (serverAuth + clientAuth)",
+    };
+    let mut lines = vec![
+        format!("certforge ACME server for the CA {:?}", ca.name),
+        format!("  directory    {dir}"),
+        format!("  listening    {}", listen.join(", ")),
+        format!("  trust        {ca_file} (the server's own certificate is issued by the same CA)"),
+        format!("  issues       {profile} certificates for {}, capped at the CA's expiry", args.cert_lifetime),
+    ];
+    if let Some(url) = &ca.crl_url {
+        lines.push(format!("  CRL URL      {url} (in every certificate this CA issues)"));
+    }
+    lines.extend(crl.iter().map(|c| format!("  CRL          {c} (plain HTTP)")));
+    lines.push(String::new());
+    lines.push(format!("  certbot  REQUESTS_CA_BUNDLE={f} certbot certonly --standalone --server {dir} -d NAME"));
+    lines.push(format!(
+        "  lego     LEGO_CA_CERTIFICATES={f} lego --server {dir} --accept-tos --email you@example.com --domains NAME --http run"
+    ));
+    lines.push(format!(
         "  Caddy    {{ acme_ca {dir}\n                acme_ca_root {ca_file} }}   # in the Caddyfile's global options"
-    );
-    eprintln!();
+    ));
+    lines.push(String::new());
     if args.skip_validation > 0 {
-        warn("--skip-validation: challenges are NOT checked; every client gets a certificate for any name the policy allows");
+        lines.push("warning: --skip-validation: challenges are NOT checked; every client gets a certificate for any name the policy allows".into());
     }
     if !args.require_eab {
-        warn("without --require-eab, anyone who can reach this port can get certificates for every name the CA and --allow permit");
+        lines.push("warning: without --require-eab, anyone who can reach this port can get certificates for every name the CA and --allow permit".into());
     }
+    lines.join("\n")
 }

@@ -34,6 +34,9 @@ pub struct Config {
     pub base: String,
     /// The names in the server's own certificate.
     pub own_names: Vec<San>,
+    /// That certificate, issued before start-up is announced, and when to
+    /// renew it.
+    pub own: (rustls::sign::CertifiedKey, OffsetDateTime),
     pub policy: Policy,
     pub validator: Box<dyn Validator>,
     pub log: log::Log,
@@ -41,6 +44,10 @@ pub struct Config {
     pub crls: Vec<(String, std::path::PathBuf)>,
     /// `--require-eab`.
     pub eab_required: bool,
+    /// Says the server is up (the URL, the client lines); called once the
+    /// sockets and the SIGTERM handler are in place, so that a client or
+    /// supervisor acting on it at once finds them.
+    pub announce: Box<dyn FnOnce() + Send>,
 }
 
 /// Whether every address is loopback, where `--skip-validation` can only
@@ -51,7 +58,8 @@ pub fn all_loopback(addrs: &[SocketAddr]) -> bool {
 
 /// Runs the server until SIGTERM or Ctrl-C.
 pub fn run(config: Config) -> Result<()> {
-    let Config { issuer, chain, listeners, base, own_names, policy, validator, log, crls, eab_required } = config;
+    let Config { issuer, chain, listeners, base, own_names, own, policy, validator, log, crls, eab_required, announce } =
+        config;
     let store = sqlite::SqlStore::open(&issuer.depot.root().join(sqlite::FILE))?;
     let recovered = store.recover().context("cannot read the ACME store")?;
     if recovered > 0 {
@@ -62,8 +70,7 @@ pub fn run(config: Config) -> Result<()> {
         );
     }
     let ca = issuer.ca.clone();
-    let (own, renew_at) = tls::issue_own(&ca, &chain, &own_names, OffsetDateTime::now_utc())?;
-    let own = Arc::new(tls::OwnCert::new(own, renew_at));
+    let own = Arc::new(tls::OwnCert::new(own.0, own.1));
     let mut tls_config =
         rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
             .with_safe_default_protocol_versions()?
@@ -92,8 +99,10 @@ pub fn run(config: Config) -> Result<()> {
                 Ok((tokio::net::TcpListener::from_std(l)?, tls))
             })
             .collect::<std::io::Result<Vec<_>>>()?;
+        let stop = stop_signal()?;
+        announce();
         let renewing = tokio::spawn(renew_own(own, ca, app.log, chain, own_names));
-        let served = http::serve(app.clone(), listeners, Arc::new(tls_config), stop_signal()).await;
+        let served = http::serve(app.clone(), listeners, Arc::new(tls_config), stop).await;
         renewing.abort();
         app.log.event("info", "stopped", &[]);
         served
@@ -127,12 +136,16 @@ async fn renew_own(
     }
 }
 
-/// Resolves on SIGTERM (systemd, Kubernetes, `kill`) or Ctrl-C.
-async fn stop_signal() {
+/// Resolves on SIGTERM (systemd, Kubernetes, `kill`) or Ctrl-C. The
+/// handlers are installed at once, not when the future is first polled.
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("a SIGTERM handler can be installed");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }

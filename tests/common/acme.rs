@@ -104,6 +104,34 @@ impl Server {
     }
 }
 
+/// Runs `serve ARGS` expecting it to refuse to start: exit 2 within 30 s
+/// (a server that starts instead is killed, and the test fails). Returns
+/// what it printed.
+pub fn refused(env: &Env, args: &[&str]) -> String {
+    let mut child = env
+        .cmd(&[&["serve"], args].concat())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start certforge serve");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("certforge serve {args:?} started instead of refusing");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(2), "serve {args:?}: {err}");
+    err
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
