@@ -453,6 +453,15 @@ fn lego_dns01_through_challtestsrv_gets_a_certificate() {
     lego_dns01(&["example.com", "www.example.com"]);
 }
 
+/// RFC 8555 §7.1.4: the authorization for "*.example.com" names
+/// "example.com" and says `"wildcard": true`. lego builds the TXT record's
+/// name from the authorization's identifier, so it proves the wildcard at
+/// _acme-challenge.example.com, where the server looks.
+#[test]
+fn lego_dns01_gets_a_wildcard_certificate() {
+    lego_dns01(&["example.com", "*.example.com"]);
+}
+
 /// lego 4.9 has no IP identifiers: `--domains 127.0.0.1` goes out as a DNS
 /// identifier, and with `--csr` an IP SAN stays in the CSR but not in the
 /// order. The server refuses both and says why, instead of certifying an
@@ -531,6 +540,26 @@ fn certbot_gets_renews_and_revokes_by_account_and_by_certificate_key() {
     assert!(entry.contains("Superseded"), "{entry}");
     assert!(crl_entry(&env, "Local_CA_Issuing.crl", &first).is_some(), "revoked by its own key");
     assert!(listed(&env, &first).contains("revoked") && listed(&env, &renewed).contains("revoked"));
+    stop(server);
+}
+
+/// The banner's certbot line with the depot's usual CA, a root that signs
+/// leaves itself: certbot needs the issuer after the leaf (it stops with
+/// "less than 2 certificates in chain" otherwise), so the server must send
+/// the root there when there is no intermediate.
+#[test]
+fn certbot_gets_a_certificate_from_a_root_that_signs_leaves_itself() {
+    if !have(&[CERTBOT]) {
+        return;
+    }
+    let env = root_ca();
+    let [port] = free_ports();
+    let server = serve(&env, "ACME CA", &["--http01-port", &port.to_string()]);
+    let certbot = Certbot::new(&env, &server);
+    let (ok, out) = certbot.certonly(port);
+    assert!(ok, "certbot certonly failed:\n{out}");
+    verify(&env, &server, &certbot.file("live", "cert.pem"), None);
+    assert!(listed(&env, &certbot.file("live", "cert.pem")).starts_with("localhost.acme-"));
     stop(server);
 }
 
