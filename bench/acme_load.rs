@@ -22,6 +22,8 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,7 +36,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use instant_acme::{
-    Account, AuthorizationStatus, BodyWrapper, ChallengeType, Identifier, NewAccount, NewOrder, Order, OrderStatus,
+    Account, AuthorizationStatus, BodyWrapper, BytesResponse, ChallengeType, HttpClient, Identifier, NewAccount,
+    NewOrder, Order, OrderStatus,
 };
 use tokio::task::JoinSet;
 use tokio::time::timeout_at;
@@ -114,13 +117,14 @@ async fn run(args: &Args) -> Result<i32> {
     let roots = load_roots(&args.root)?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(args.timeout);
     let finished = Arc::new(AtomicUsize::new(0));
+    let requests = Arc::new(AtomicUsize::new(0));
     let total = args.parallel as usize * args.orders as usize;
 
     // Accounts are made before the clock starts: the benchmark is about orders.
     let mut accounts = JoinSet::new();
     for _ in 0..args.parallel {
-        let (roots, directory) = (roots.clone(), args.directory.clone());
-        accounts.spawn(async move { new_account(roots, directory).await });
+        let (roots, directory, requests) = (roots.clone(), args.directory.clone(), requests.clone());
+        accounts.spawn(async move { new_account(roots, directory, requests).await });
     }
     let accounts = match timeout_at(deadline, accounts.join_all()).await {
         Ok(accounts) => accounts.into_iter().collect::<Result<Vec<_>>>().context("creating the accounts")?,
@@ -129,6 +133,7 @@ async fn run(args: &Args) -> Result<i32> {
 
     let server_cpu = args.server_pid.map(cpu_ticks).transpose()?;
     let client_cpu = cpu_ticks(std::process::id())?;
+    let requests_before = requests.load(Ordering::SeqCst);
     let started = Instant::now();
     let mut clients = JoinSet::new();
     for (task, account) in accounts.into_iter().enumerate() {
@@ -140,14 +145,17 @@ async fn run(args: &Args) -> Result<i32> {
         Ok(outcomes) => outcomes.into_iter().flatten().collect::<Vec<_>>(),
         Err(_) => return Ok(hang(args, finished.load(Ordering::SeqCst), total, "ordering")),
     };
-    let wall = started.elapsed();
-    let server_cpu = match (args.server_pid, server_cpu) {
-        (Some(pid), Some(before)) => Some(cpu_ticks(pid)? - before),
-        _ => None,
+    let spent = Spent {
+        wall: started.elapsed(),
+        server_cpu_ticks: match (args.server_pid, server_cpu) {
+            (Some(pid), Some(before)) => Some(cpu_ticks(pid)? - before),
+            _ => None,
+        },
+        client_cpu_ticks: cpu_ticks(std::process::id())? - client_cpu,
+        requests: requests.load(Ordering::SeqCst) - requests_before,
     };
-    let client_cpu = cpu_ticks(std::process::id())? - client_cpu;
 
-    let report = Report::new(outcomes, wall, server_cpu, client_cpu);
+    let report = Report::new(outcomes, spent);
     if args.json {
         println!("{}", report.json(args));
     } else {
@@ -173,8 +181,9 @@ fn load_roots(path: &std::path::Path) -> Result<rustls::RootCertStore> {
 /// client. instant-acme's `Account::builder_with_root` would trust one root
 /// only and leaves Nagle's algorithm on, which adds delayed-ACK stalls to
 /// small requests; this client sets TCP_NODELAY, trusts every root given,
-/// and speaks HTTP/1.1, which both servers serve.
-async fn new_account(roots: rustls::RootCertStore, directory: String) -> Result<Account> {
+/// and speaks HTTP/1.1, which both servers serve. Its requests are counted
+/// in `requests`.
+async fn new_account(roots: rustls::RootCertStore, directory: String, requests: Arc<AtomicUsize>) -> Result<Account> {
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
@@ -184,10 +193,29 @@ async fn new_account(roots: rustls::RootCertStore, directory: String) -> Result<
     tcp.enforce_http(false);
     let https = HttpsConnectorBuilder::new().with_tls_config(tls).https_only().enable_http1().wrap_connector(tcp);
     let http: Client<_, BodyWrapper<Bytes>> = Client::builder(TokioExecutor::new()).build(https);
+    let http = Counted { inner: http, requests };
     let new_account = NewAccount { contact: &[], terms_of_service_agreed: true, only_return_existing: false };
     let (account, _credentials) =
         Account::builder_with_http(Box::new(http)).create(&new_account, directory, None).await?;
     Ok(account)
+}
+
+/// An HTTP client that counts its requests: how many an order takes (polls
+/// included) tells a server that answers at once from one that makes the
+/// client come back.
+struct Counted<C> {
+    inner: C,
+    requests: Arc<AtomicUsize>,
+}
+
+impl<C: HttpClient> HttpClient for Counted<C> {
+    fn request(
+        &self,
+        req: hyper::Request<BodyWrapper<Bytes>>,
+    ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, instant_acme::Error>> + Send>> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.inner.request(req)
+    }
 }
 
 /// The names one client puts in its orders, distinct across clients and
@@ -339,23 +367,25 @@ fn ms_per_tick() -> f64 {
     1000.0 / hz as f64
 }
 
+/// What the order phase (accounts made) cost, all orders together.
+struct Spent {
+    wall: Duration,
+    server_cpu_ticks: Option<u64>,
+    client_cpu_ticks: u64,
+    /// HTTP requests the clients made.
+    requests: usize,
+}
+
 struct Report {
     orders: usize,
     /// Latencies of the orders that succeeded, sorted.
     latencies: Vec<Duration>,
     failures: Vec<String>,
-    wall: Duration,
-    server_cpu_ticks: Option<u64>,
-    client_cpu_ticks: u64,
+    spent: Spent,
 }
 
 impl Report {
-    fn new(
-        outcomes: Vec<Result<Issued>>,
-        wall: Duration,
-        server_cpu_ticks: Option<u64>,
-        client_cpu_ticks: u64,
-    ) -> Self {
+    fn new(outcomes: Vec<Result<Issued>>, spent: Spent) -> Self {
         let orders = outcomes.len();
         let mut seen = HashSet::new();
         let mut latencies = Vec::with_capacity(orders);
@@ -368,11 +398,11 @@ impl Report {
             }
         }
         latencies.sort();
-        Report { orders, latencies, failures, wall, server_cpu_ticks, client_cpu_ticks }
+        Report { orders, latencies, failures, spent }
     }
 
     fn per_second(&self) -> f64 {
-        self.latencies.len() as f64 / self.wall.as_secs_f64()
+        self.latencies.len() as f64 / self.spent.wall.as_secs_f64()
     }
 
     /// Nearest-rank percentile of the successful orders' latencies, in ms.
@@ -381,9 +411,14 @@ impl Report {
         self.latencies.get(rank.max(1) - 1).map(|d| d.as_secs_f64() * 1000.0)
     }
 
+    /// `total` shared out over the successful orders.
+    fn per_order(&self, total: f64) -> Option<f64> {
+        (!self.latencies.is_empty()).then(|| total / self.latencies.len() as f64)
+    }
+
     /// CPU milliseconds per successful order.
     fn cpu_ms_per_order(&self, ticks: u64) -> Option<f64> {
-        (!self.latencies.is_empty()).then(|| ticks as f64 * ms_per_tick() / self.latencies.len() as f64)
+        self.per_order(ticks as f64 * ms_per_tick())
     }
 
     fn json(&self, args: &Args) -> serde_json::Value {
@@ -394,12 +429,13 @@ impl Report {
             "ok": self.latencies.len(),
             "failures": self.failures.len(),
             "errors": self.failures.iter().take(ERRORS_SHOWN).collect::<Vec<_>>(),
-            "wall_s": self.wall.as_secs_f64(),
+            "wall_s": self.spent.wall.as_secs_f64(),
             "orders_per_s": self.per_second(),
             "p50_ms": self.percentile_ms(50.0),
             "p99_ms": self.percentile_ms(99.0),
-            "server_cpu_ms_per_order": self.server_cpu_ticks.and_then(|t| self.cpu_ms_per_order(t)),
-            "client_cpu_ms_per_order": self.cpu_ms_per_order(self.client_cpu_ticks),
+            "server_cpu_ms_per_order": self.spent.server_cpu_ticks.and_then(|t| self.cpu_ms_per_order(t)),
+            "client_cpu_ms_per_order": self.cpu_ms_per_order(self.spent.client_cpu_ticks),
+            "requests_per_order": self.per_order(self.spent.requests as f64),
         })
     }
 
@@ -408,14 +444,16 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(out, "parallel clients   {}", args.parallel);
         let _ = writeln!(out, "orders             {} ({} failed)", self.orders, self.failures.len());
-        let _ = writeln!(out, "wall               {:.2} s", self.wall.as_secs_f64());
+        let _ = writeln!(out, "wall               {:.2} s", self.spent.wall.as_secs_f64());
         let _ = writeln!(out, "orders/s           {:.1}", self.per_second());
         let _ = writeln!(out, "latency p50        {}", ms(self.percentile_ms(50.0)));
         let _ = writeln!(out, "latency p99        {}", ms(self.percentile_ms(99.0)));
-        if let Some(ticks) = self.server_cpu_ticks {
+        if let Some(ticks) = self.spent.server_cpu_ticks {
             let _ = writeln!(out, "server CPU/order   {}", ms(self.cpu_ms_per_order(ticks)));
         }
-        let _ = writeln!(out, "client CPU/order   {}", ms(self.cpu_ms_per_order(self.client_cpu_ticks)));
+        let _ = writeln!(out, "client CPU/order   {}", ms(self.cpu_ms_per_order(self.spent.client_cpu_ticks)));
+        let per_order = self.per_order(self.spent.requests as f64);
+        let _ = writeln!(out, "requests/order     {}", per_order.map_or("-".to_owned(), |v| format!("{v:.2}")));
         for failure in self.failures.iter().take(ERRORS_SHOWN) {
             let _ = writeln!(out, "error: {failure}");
         }
