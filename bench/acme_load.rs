@@ -18,7 +18,8 @@
 //!
 //! Exit status: 0 when every order succeeded, 1 when some failed, 2 when the
 //! run did not finish within --timeout (Pebble can deadlock under parallel
-//! orders): it then prints HANG and how many orders had finished.
+//! orders): it then prints HANG and how many orders had finished. A bare
+//! `cargo bench`, which gives no server, skips it with a note.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -57,13 +58,14 @@ const ERRORS_SHOWN: usize = 5;
 #[derive(Parser)]
 #[command(about = "ACME orders under parallel load (certforge serve, Pebble)")]
 struct Args {
-    /// The server's ACME directory URL.
-    #[arg(long)]
-    directory: String,
+    /// The server's ACME directory URL. Without it there is nothing to
+    /// measure, as under a bare `cargo bench`, and the run is skipped.
+    #[arg(long, requires = "root")]
+    directory: Option<String>,
     /// PEM file with the CA certificate(s) that the server's HTTPS
     /// certificate chains to.
-    #[arg(long)]
-    root: std::path::PathBuf,
+    #[arg(long, requires = "directory")]
+    root: Option<std::path::PathBuf>,
     /// Parallel clients, each with its own account.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     parallel: u32,
@@ -100,8 +102,12 @@ struct Issued {
 
 fn main() {
     let args = Args::parse();
+    let (Some(directory), Some(root)) = (&args.directory, &args.root) else {
+        eprintln!("acme_load: skipped, no --directory (it needs a running server: bench/acme_vs_pebble.sh)");
+        return;
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    let code = match runtime.block_on(run(&args)) {
+    let code = match runtime.block_on(run(&args, directory, root)) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("acme_load: {err:#}");
@@ -113,8 +119,8 @@ fn main() {
     std::process::exit(code);
 }
 
-async fn run(args: &Args) -> Result<i32> {
-    let roots = load_roots(&args.root)?;
+async fn run(args: &Args, directory: &str, root: &std::path::Path) -> Result<i32> {
+    let roots = load_roots(root)?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(args.timeout);
     let finished = Arc::new(AtomicUsize::new(0));
     let requests = Arc::new(AtomicUsize::new(0));
@@ -123,7 +129,7 @@ async fn run(args: &Args) -> Result<i32> {
     // Accounts are made before the clock starts: the benchmark is about orders.
     let mut accounts = JoinSet::new();
     for _ in 0..args.parallel {
-        let (roots, directory, requests) = (roots.clone(), args.directory.clone(), requests.clone());
+        let (roots, directory, requests) = (roots.clone(), directory.to_owned(), requests.clone());
         accounts.spawn(async move { new_account(roots, directory, requests).await });
     }
     let accounts = match timeout_at(deadline, accounts.join_all()).await {
