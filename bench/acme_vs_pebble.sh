@@ -27,6 +27,7 @@ RUNS=${RUNS:-1}
 # takes about 1.5 s: a row still running after 60 s has hung.
 TIMEOUT=${TIMEOUT:-60}
 PEBBLE_PORT=${PEBBLE_PORT:-14000}
+CERTFORGE_PORT=${CERTFORGE_PORT:-14100}
 PEBBLE_MGMT_PORT=${PEBBLE_MGMT_PORT:-15000}
 
 need=()
@@ -105,6 +106,18 @@ start_pebble() {
   wait_directory "https://127.0.0.1:$PEBBLE_PORT/dir" "$work/pebble-tls/ca.pem" "$work/pebble.log"
 }
 
+# Starts certforge serve on a fresh depot CA, validation skipped as for
+# Pebble. Its log (one JSON line per request) goes to a file: writing it is
+# part of the server's cost, as Pebble's log is part of Pebble's.
+start_certforge() {
+  local depot=$work/depot-$1
+  "$CERTFORGE" --depot-path "$depot" init --cn "Bench CA" --passphrase "" >/dev/null 2>&1
+  "$CERTFORGE" --depot-path "$depot" serve --CA "Bench CA" --listen "127.0.0.1:$CERTFORGE_PORT" \
+    --skip-validation --log-format json >"$work/certforge.log" 2>&1 &
+  server_pid=$!
+  wait_directory "https://127.0.0.1:$CERTFORGE_PORT/directory" "$depot/Bench_CA.crt" "$work/certforge.log"
+}
+
 # run_server_rows NAME DIRECTORY_URL ROOT_PEM PID: one row per PARALLEL
 # value against a running server, appended to $results. After a hang the
 # server is stuck, so its remaining rows are recorded as not run.
@@ -140,11 +153,18 @@ trap 'stop_server; rm -rf "$work"' EXIT
 LOAD=$(cargo bench --bench acme_load --no-run --message-format=json --quiet |
   jq -r 'select(.target.name == "acme_load" and .executable != null) | .executable')
 results=$work/results.jsonl
+cargo build --release --quiet --bin certforge
+CERTFORGE=$PWD/target/release/certforge
 
 make_pebble_tls
 for _ in $(seq "$RUNS"); do
   start_pebble
   run_server_rows pebble "https://127.0.0.1:$PEBBLE_PORT/dir" "$work/pebble-tls/ca.pem" "$server_pid"
+  stop_server
+done
+for run in $(seq "$RUNS"); do
+  start_certforge "$run"
+  run_server_rows certforge "https://127.0.0.1:$CERTFORGE_PORT/directory" "$work/depot-$run/Bench_CA.crt" "$server_pid"
   stop_server
 done
 
