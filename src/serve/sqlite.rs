@@ -113,15 +113,25 @@ impl SqlStore {
     /// One object by key; a row that does not parse is a bug or a damaged
     /// file, and reads as missing rather than taking the server down.
     fn get<T: DeserializeOwned>(&self, sql: &str, key: &str) -> Option<T> {
-        let body: Option<String> = self.conn().query_row(sql, [key], |r| r.get(0)).optional().unwrap_or_else(|e| {
+        let conn = self.conn();
+        let row = conn.prepare_cached(sql).and_then(|mut st| st.query_row([key], |r| r.get(0)).optional());
+        let body: Option<String> = row.unwrap_or_else(|e| {
             crate::commands::common::warn(&format!("ACME store: {e}"));
             None
         });
         body.and_then(|b| serde_json::from_str(&b).ok())
     }
 
+    /// One text column by key, parsed once per connection.
+    fn get_text(&self, sql: &str, key: &str) -> Option<String> {
+        let conn = self.conn();
+        let row = conn.prepare_cached(sql).and_then(|mut st| st.query_row([key], |r| r.get(0)).optional());
+        row.ok().flatten()
+    }
+
     fn put(&self, sql: &str, params: impl rusqlite::Params) {
-        if let Err(e) = self.conn().execute(sql, params) {
+        let conn = self.conn();
+        if let Err(e) = conn.prepare_cached(sql).and_then(|mut st| st.execute(params)) {
             // The engine's Store has no error path: a failed write would be
             // answered as success, so stop rather than lie to the client.
             panic!("ACME store: cannot write: {e}");
@@ -134,10 +144,8 @@ fn json<T: Serialize>(v: &T) -> String {
 }
 
 fn write_order(conn: &Connection, order: &Order) -> rusqlite::Result<usize> {
-    conn.execute(
-        "INSERT OR REPLACE INTO orders (id, account, status, body) VALUES (?1, ?2, ?3, ?4)",
-        params![order.id, order.account, order.status.name(), json(order)],
-    )
+    conn.prepare_cached("INSERT OR REPLACE INTO orders (id, account, status, body) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![order.id, order.account, order.status.name(), json(order)])
 }
 
 impl Store for SqlStore {
@@ -183,10 +191,12 @@ impl Store for SqlStore {
     fn transition_order(&self, id: &str, from: Status, to: Status) -> bool {
         // One statement, so SQLite's write lock makes it atomic across
         // threads and processes: only one finalize claims an order.
-        let changed = self.conn().execute(
-            "UPDATE orders SET status = ?3, body = json_set(body, '$.status', ?3) WHERE id = ?1 AND status = ?2",
-            params![id, from.name(), to.name()],
-        );
+        let conn = self.conn();
+        let changed = conn
+            .prepare_cached(
+                "UPDATE orders SET status = ?3, body = json_set(body, '$.status', ?3) WHERE id = ?1 AND status = ?2",
+            )
+            .and_then(|mut st| st.execute(params![id, from.name(), to.name()]));
         changed.is_ok_and(|n| n == 1)
     }
 
@@ -197,10 +207,13 @@ impl Store for SqlStore {
     fn put_authz(&self, authz: &Authorization) {
         let mut conn = self.conn();
         let tx = conn.transaction().and_then(|tx| {
-            tx.execute("INSERT OR REPLACE INTO authzs (id, body) VALUES (?1, ?2)", params![authz.id, json(authz)])?;
+            tx.prepare_cached("INSERT OR REPLACE INTO authzs (id, body) VALUES (?1, ?2)")?
+                .execute(params![authz.id, json(authz)])?;
+            let mut add = tx.prepare_cached("INSERT OR IGNORE INTO challenges (id, authz) VALUES (?1, ?2)")?;
             for c in &authz.challenges {
-                tx.execute("INSERT OR IGNORE INTO challenges (id, authz) VALUES (?1, ?2)", params![c.id, authz.id])?;
+                add.execute(params![c.id, authz.id])?;
             }
+            drop(add);
             tx.commit()
         });
         if let Err(e) = tx {
@@ -213,7 +226,7 @@ impl Store for SqlStore {
     }
 
     fn cert(&self, id: &str) -> Option<String> {
-        self.conn().query_row("SELECT chain FROM certs WHERE id = ?1", [id], |r| r.get(0)).optional().ok().flatten()
+        self.get_text("SELECT chain FROM certs WHERE id = ?1", id)
     }
 
     fn put_cert(&self, id: &str, serial: &str, pem_chain: &str) {
