@@ -43,7 +43,11 @@
 //! The cost of syncfs: it also waits for other processes' dirty data on the
 //! same file system. That is the trade for a flush count that does not grow
 //! with the set: the 2,002 files of a 1,000-leaf plan took 3.0 s with one
-//! fdatasync each on the test machine's ext4 disk (BENCHMARKS.md).
+//! fdatasync each on the test machine's ext4 disk (BENCHMARKS.md). A small
+//! set (at most [`SMALL_SET`] files: one `sign`, one ACME certificate) is
+//! flushed file by file everywhere: a few fdatasyncs and a directory fsync
+//! cost less than waiting for everyone's dirty data, which under `serve`
+//! includes its own SQLite log.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -158,7 +162,7 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>> {
 /// Writes every file in `set` or none. Fails before writing anything when a
 /// target (that may not be replaced) exists already.
 pub fn write_all(set: &[Write1]) -> Result<()> {
-    write_with(set, Flusher::default())
+    write_with(set, Flusher { small: set.len() <= SMALL_SET, ..Flusher::default() })
 }
 
 fn write_with(set: &[Write1], mut flusher: Flusher) -> Result<()> {
@@ -229,11 +233,16 @@ fn write_with(set: &[Write1], mut flusher: Flusher) -> Result<()> {
     Ok(())
 }
 
+/// The largest set flushed file by file on every file system.
+const SMALL_SET: usize = 4;
+
 /// Makes a set of staged files durable before they are linked into place,
 /// each file system the cheapest way that is safe on it
 /// ([`sys::Durability`]; the module comment says why each is safe).
 #[derive(Default)]
 struct Flusher {
+    /// A set of at most [`SMALL_SET`] files: per-file flushes, no syncfs.
+    small: bool,
     /// What each directory's file system needs and its device, asked once
     /// per directory (a set of 2,002 files has one or two directories).
     known: Vec<(PathBuf, sys::Durability, Option<u64>)>,
@@ -248,7 +257,10 @@ impl Flusher {
         if let Some((_, d, dev)) = self.known.iter().find(|(p, _, _)| p == dir) {
             return (*d, *dev);
         }
-        let (d, dev) = (sys::durability(dir), sys::device_of(dir));
+        let (d, dev) = match sys::durability(dir) {
+            sys::Durability::WholeFilesystem if self.small => (sys::Durability::EachFile, None),
+            d => (d, sys::device_of(dir)),
+        };
         self.known.push((dir.to_path_buf(), d, dev));
         (d, dev)
     }

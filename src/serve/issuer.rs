@@ -101,7 +101,11 @@ impl Issuer for DepotIssuer {
         let leaf = to_pem("CERTIFICATE", &der);
         let mut writes =
             vec![Write1 { path, bytes: leaf.clone().into_bytes().into(), mode: PUBLIC_MODE, replace: false }];
-        writes.extend(crate::commands::chainfiles::chain_files(&self.depot, &name, &der, &self.pool, false));
+        // Chain files only under an intermediate: under a root the leaf is
+        // the whole chain, and building it would cost a signature check.
+        if self.root_pem.is_some() {
+            writes.extend(crate::commands::chainfiles::chain_files(&self.depot, &name, &der, &self.pool, false));
+        }
         depot::write_all(&writes).map_err(internal)?;
         Ok(leaf + &self.chain_pem)
     }
