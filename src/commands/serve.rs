@@ -2,25 +2,21 @@
 //! to point certbot, lego and Caddy at it; the server is `crate::serve`.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 
 use anyhow::{anyhow, Result};
 use time::OffsetDateTime;
 
 use super::common::usage;
 use super::init::shell_word;
-use super::inputs::depot_certs;
 use super::sign::load_signing_ca;
 use crate::acme::engine::Validator;
 use crate::acme::policy::Policy;
 use crate::cli::{ServeArgs, ServeProfile};
 use crate::depot::Depot;
 use crate::pki::ca::CaSigner;
-use crate::pki::chain::build;
 use crate::pki::constraints::Subtree;
 use crate::pki::profile::LeafProfile;
 use crate::pki::san::San;
-use crate::pki::to_pem;
 use crate::pki::validity::Expiry;
 use crate::serve::issuer::DepotIssuer;
 use crate::serve::log::{Log, SkippedChecks};
@@ -55,21 +51,6 @@ pub fn run(depot: &Depot, args: &ServeArgs) -> Result<()> {
     let bound: Vec<SocketAddr> = listeners.iter().map(|l| l.local_addr()).collect::<std::io::Result<_>>()?;
     let base = base_url(&args.hostname, bound[0])?;
     let (ca_name, ca) = load_signing_ca(depot, &args.ca, &args.pass)?;
-    let pool: Vec<Vec<u8>> = depot_certs(depot).into_iter().map(|(_, d)| d).collect();
-    let above = build(ca.cert_der(), &pool);
-    let root_der = if ca.self_signed { Some(ca.cert_der().to_vec()) } else { above.root.clone() };
-    // What a server sends after its leaf: every CA but the root.
-    let chain: Vec<Vec<u8>> = if ca.self_signed {
-        Vec::new()
-    } else {
-        std::iter::once(ca.cert_der().to_vec()).chain(above.intermediates.iter().cloned()).collect()
-    };
-    let ca_file = root_der
-        .as_ref()
-        .and_then(|r| depot_certs(depot).into_iter().find(|(_, d)| d == r).map(|(p, _)| p))
-        .ok_or_else(|| {
-            anyhow!("the root above {:?} is not in the depot; clients need it to trust the server", ca.name)
-        })?;
     let policy = Policy { constraints: ca.constraints.clone(), allow };
     let validator: Box<dyn Validator> = if args.skip_validation > 0 {
         Box::new(SkippedChecks { log: Log { format: args.log_format } })
@@ -83,42 +64,23 @@ pub fn run(depot: &Depot, args: &ServeArgs) -> Result<()> {
     };
     let crl_name = ca_name.file("crl");
     let crls = vec![(crl_name, depot.path(&ca_name, "crl"))];
-    let mut pool_for_chains = chain.clone();
-    pool_for_chains.extend(root_der.iter().cloned());
-    let issuer = DepotIssuer {
-        depot: depot.clone(),
-        ca_name,
-        ca: Arc::new(ca),
-        // Under a root that signs leaves itself the chain is the leaf
-        // alone, and certbot refuses a chain of one ("less than 2
-        // certificates"): the root goes after it then, as the one CA a
-        // client may lack.
-        chain_pem: if chain.is_empty() {
-            root_der.iter().map(|d| to_pem("CERTIFICATE", d)).collect()
-        } else {
-            chain.iter().map(|d| to_pem("CERTIFICATE", d)).collect()
-        },
-        pool: pool_for_chains,
-        root_pem: root_der.as_ref().filter(|_| !chain.is_empty()).map(|r| to_pem("CERTIFICATE", r)),
-        profile: match args.profile {
-            ServeProfile::Server => LeafProfile::Server,
-            ServeProfile::Peer => LeafProfile::Peer,
-        },
-        lifetime,
+    let profile = match args.profile {
+        ServeProfile::Server => LeafProfile::Server,
+        ServeProfile::Peer => LeafProfile::Peer,
     };
+    let issuer = DepotIssuer::new(depot, ca_name, ca, profile, lifetime)?;
     let log = Log { format: args.log_format };
     let own_names = own_names(args, &issuer.ca)?;
     // Issued before anything is announced: a CA that may not certify the
     // server's names stops here, not after printing a URL that cannot work.
-    let own = crate::serve::tls::issue_own(&issuer.ca, &chain, &own_names, now)?;
+    let own = crate::serve::tls::issue_own(&issuer.ca, &issuer.chain, &own_names, now)?;
     let crl_urls: Vec<String> =
         crl_bound.iter().map(|a| format!("http://{a}/crl/{}", issuer.ca_name.file("crl"))).collect();
-    let banner = announce(args, &bound, &base, &issuer.ca, &ca_file.display().to_string(), &crl_urls);
+    let banner = announce(args, &bound, &base, &issuer.ca, &issuer.root_file.display().to_string(), &crl_urls);
     let listeners =
         listeners.into_iter().map(|l| (l, true)).chain(crl_listeners.into_iter().map(|l| (l, false))).collect();
     crate::serve::run(Config {
         issuer,
-        chain,
         listeners,
         base,
         own_names,

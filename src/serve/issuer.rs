@@ -2,14 +2,19 @@
 //! ordinary depot entry (`list`, `verify`, `revoke` and `renew` see it), and
 //! revokeCert goes into the CA's CRL, as `certforge revoke` would.
 
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Result};
 use rcgen::{DistinguishedName, DnType};
 use time::{Duration, OffsetDateTime};
 
 use crate::acme::engine::Issuer;
 use crate::acme::problem::{Kind, Problem};
 use crate::commands::common::{add_to_crl, CrlChange};
+use crate::commands::inputs::depot_certs;
 use crate::depot::{self, Depot, Write1, PUBLIC_MODE};
 use crate::pki::ca::CaSigner;
+use crate::pki::chain::build;
 use crate::pki::crl::{CrlState, Reason};
 use crate::pki::csr::ParsedCsr;
 use crate::pki::issue::{self, CertSpec};
@@ -19,20 +24,19 @@ use crate::pki::san::San;
 use crate::pki::validity::{Validity, BACKDATE};
 use crate::pki::{from_pem_or_der, to_pem};
 
-/// The default `--cert-lifetime`: 45 days, where Let's Encrypt is going
-/// (from 90). certbot and lego renew 30 days before expiry by default, so
-/// 45 leaves them two weeks between renewals; shorter would make them
-/// renew on every run.
-pub const DEFAULT_LIFETIME: Duration = Duration::days(45);
-
 pub struct DepotIssuer {
     pub depot: Depot,
     /// The depot name of the CA that signs (its CRL is `NAME.crl`).
     pub ca_name: EntryName,
     pub ca: std::sync::Arc<CaSigner>,
-    /// The CA certificates a server must send after the leaf (the signing CA
-    /// unless it is the root, and any intermediates above it), PEM.
+    /// The CA certificates a server must send after the leaf: the signing
+    /// CA unless it is the root, and any intermediates above it (DER).
+    pub chain: Vec<Vec<u8>>,
+    /// What follows the leaf in the chain handed to clients, PEM: `chain`,
+    /// or the root when the root signs leaves itself.
     pub chain_pem: String,
+    /// The root's file in the depot: what clients trust.
+    pub root_file: PathBuf,
     /// The signing CA, the CAs above it and the root: the pool its chain
     /// files are built from.
     pub pool: Vec<Vec<u8>>,
@@ -49,6 +53,46 @@ fn internal(e: impl std::fmt::Display) -> Problem {
 }
 
 impl DepotIssuer {
+    /// The issuer for `ca` (depot name `ca_name`), with the CAs above it
+    /// found among the depot's certificates.
+    pub fn new(
+        depot: &Depot,
+        ca_name: EntryName,
+        ca: CaSigner,
+        profile: LeafProfile,
+        lifetime: Duration,
+    ) -> Result<DepotIssuer> {
+        let certs = depot_certs(depot);
+        let pool: Vec<Vec<u8>> = certs.iter().map(|(_, d)| d.clone()).collect();
+        let above = build(ca.cert_der(), &pool);
+        let root = if ca.self_signed { Some(ca.cert_der().to_vec()) } else { above.root };
+        let root = root.ok_or_else(|| {
+            anyhow!("the root above {:?} is not in the depot; clients need it to trust the server", ca.name)
+        })?;
+        let root_file = certs.into_iter().find(|(_, d)| *d == root).map(|(p, _)| p).expect("found in this list");
+        let chain: Vec<Vec<u8>> = if ca.self_signed {
+            Vec::new()
+        } else {
+            std::iter::once(ca.cert_der().to_vec()).chain(above.intermediates).collect()
+        };
+        let pem = |ders: &[Vec<u8>]| ders.iter().map(|d| to_pem("CERTIFICATE", d)).collect::<String>();
+        Ok(DepotIssuer {
+            depot: depot.clone(),
+            ca_name,
+            ca: std::sync::Arc::new(ca),
+            // Under a root that signs leaves itself the chain would be the
+            // leaf alone, and certbot refuses a chain of one ("less than 2
+            // certificates"): the root goes after it then.
+            chain_pem: if chain.is_empty() { pem(std::slice::from_ref(&root)) } else { pem(&chain) },
+            root_pem: (!chain.is_empty()).then(|| pem(std::slice::from_ref(&root))),
+            pool: chain.iter().cloned().chain(std::iter::once(root)).collect(),
+            chain,
+            root_file,
+            profile,
+            lifetime,
+        })
+    }
+
     /// The depot entry for an order: its first name and the order id, so
     /// `list` shows what it is for and two orders never share a file.
     pub fn entry_name(order: &str, csr: &ParsedCsr) -> EntryName {

@@ -26,8 +26,6 @@ use crate::pki::san::San;
 /// Everything `serve` needs, checked.
 pub struct Config {
     pub issuer: issuer::DepotIssuer,
-    /// The CA certificates after the leaf in the server's own chain.
-    pub chain: Vec<Vec<u8>>,
     /// Each with whether it speaks TLS (ACME) or plain HTTP (CRLs only).
     pub listeners: Vec<(std::net::TcpListener, bool)>,
     /// "https://host:port", no trailing slash.
@@ -58,7 +56,7 @@ pub fn all_loopback(addrs: &[SocketAddr]) -> bool {
 
 /// Runs the server until SIGTERM or Ctrl-C.
 pub fn run(config: Config) -> Result<()> {
-    let Config { issuer, chain, listeners, base, own_names, own, policy, validator, log, crls, eab_required, announce } =
+    let Config { issuer, listeners, base, own_names, own, policy, validator, log, crls, eab_required, announce } =
         config;
     let store = sqlite::SqlStore::open(&issuer.depot.root().join(sqlite::FILE))?;
     let recovered = store.recover().context("cannot read the ACME store")?;
@@ -69,7 +67,7 @@ pub fn run(config: Config) -> Result<()> {
             &[("orders", json!(recovered))],
         );
     }
-    let ca = issuer.ca.clone();
+    let (ca, chain) = (issuer.ca.clone(), issuer.chain.clone());
     let own = Arc::new(tls::OwnCert::new(own.0, own.1));
     let mut tls_config =
         rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
