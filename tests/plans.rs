@@ -105,6 +105,12 @@ fn plan_errors_name_their_line_and_nothing_is_written() {
             "cycle",
         ),
         ("[[ca]]\nname = \"A\"\nvalidty = \"1 year\"\n", ":3:", "validty"),
+        (
+            "[[ca]]\nname = \"A\"\n[[leaf]]\nname = \"x\"\nissuer = \"A\"\ncrl_url = \"http://ca/x.crl\"\n",
+            ":6:",
+            "crl_url",
+        ),
+        ("[[ca]]\nname = \"A\"\ncrl_url = \"ldap://ca/a.crl\"\n", ":3:", "http"),
     ];
     for (text, line, word) in cases {
         let plan = write_plan(&env, text);
@@ -364,4 +370,38 @@ fn apply_writes_chain_files_like_sign() {
     std::fs::remove_file(d.join("api.chain.crt")).unwrap();
     env.ok(&["apply", &plan]);
     assert_eq!(snapshot(&d), before);
+}
+
+/// `crl_url` on a plan CA (and a CA template) works as `init --crl-url`:
+/// what the CA issues, by the plan or by `sign` afterwards, carries the CRL
+/// Distribution Point (RFC 5280 §4.2.1.13).
+#[test]
+fn a_plan_ca_crl_url_reaches_every_certificate_it_issues() {
+    let env = Env::new();
+    let url = "http://ca.example.internal/crl/Plan_Root.crl";
+    let plan = write_plan(
+        &env,
+        &format!("[[ca]]\nname = \"Plan Root\"\ncrl_url = \"{url}\"\n[[leaf]]\nname = \"web\"\nissuer = \"Plan Root\"\ndomains = [\"web.test\"]\n"),
+    );
+    env.ok(&["apply", &plan]);
+    assert_eq!(std::fs::read_to_string(env.file("Plan_Root.crl-url")).unwrap().trim(), url);
+    env.ok(&["request-cert", "--cn", "later", "--domain", "later.test", "--passphrase", ""]);
+    env.ok(&["sign", "--CA", "Plan Root", "later"]);
+    for leaf in ["web.crt", "later.crt"] {
+        let text = openssl_ok(&env.depot(), &["x509", "-in", leaf, "-noout", "-ext", "crlDistributionPoints"]);
+        assert!(text.contains(&format!("URI:{url}")), "{leaf}: {text}");
+    }
+    let root = openssl_ok(&env.depot(), &["x509", "-in", "Plan_Root.crt", "-noout", "-text"]);
+    assert!(!root.contains("CRL Distribution"), "the root itself has none: {root}");
+    let out = env.ok(&["apply", &plan, "--json"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("kept"), "a second run keeps everything");
+
+    let template = env.tmp.path().join("ca.toml");
+    std::fs::write(
+        &template,
+        format!("kind = \"ca\"\nkey_usage = [\"keyCertSign\", \"cRLSign\"]\ncrl_url = \"{url}\"\n"),
+    )
+    .unwrap();
+    env.ok(&["init", "--cn", "Templated", "--passphrase", "", "--template", &template.display().to_string()]);
+    assert_eq!(std::fs::read_to_string(env.file("Templated.crl-url")).unwrap().trim(), url);
 }

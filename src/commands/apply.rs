@@ -330,17 +330,21 @@ fn process(depot: &Depot, e: &PlanEntry, signers: &Signers, opts: &Run, now: Off
                 let signer = if e.role == Role::Leaf {
                     None
                 } else {
-                    Some(Arc::new(CaSigner::new(
+                    let mut s = CaSigner::new(
                         cert_der.clone(),
                         key,
                         &crt_path.display().to_string(),
                         &key_path.display().to_string(),
-                    )?))
+                    )?;
+                    s.crl_url = e.crl_url.clone();
+                    Some(Arc::new(s))
                 };
+                let mut writes = chain_files(depot, e, &cert_der, signers);
+                writes.extend(crl_url_file(depot, e));
                 return Ok(Done {
                     change: Change { name: e.name.to_string(), reason: None },
                     action: "kept",
-                    writes: chain_files(depot, e, &cert_der, signers),
+                    writes,
                     signer,
                 });
             }
@@ -425,7 +429,9 @@ fn process(depot: &Depot, e: &PlanEntry, signers: &Signers, opts: &Run, now: Off
     let signer = if e.role == Role::Leaf {
         None
     } else {
-        let s = CaSigner::new(der, key, &crt_path.display().to_string(), &e.name.file("key"))?;
+        let mut s = CaSigner::new(der, key, &crt_path.display().to_string(), &e.name.file("key"))?;
+        s.crl_url = e.crl_url.clone();
+        writes.extend(crl_url_file(depot, e));
         let crl_path = depot.path(&e.name, "crl");
         if !crl_path.exists() || reissue {
             // An empty CRL beside every CA, as `init` writes, dated at the
@@ -445,6 +451,19 @@ fn process(depot: &Depot, e: &PlanEntry, signers: &Signers, opts: &Run, now: Off
         Action::Reissue(r) => ("reissued", Some(r)),
     };
     Ok(Done { change: Change { name: e.name.to_string(), reason }, action, writes, signer })
+}
+
+/// NAME.crl-url for a CA entry with `crl_url`, where it is missing or
+/// says something else, so that `sign --CA` and `serve` put the same CRL
+/// Distribution Point into what they issue.
+fn crl_url_file(depot: &Depot, e: &PlanEntry) -> Option<Write1> {
+    let url = e.crl_url.as_ref()?;
+    let path = depot.path(&e.name, "crl-url");
+    let bytes = format!("{url}\n").into_bytes();
+    if read_file(&path).ok().as_deref() == Some(bytes.as_slice()) {
+        return None;
+    }
+    Some(Write1 { path, bytes: bytes.into(), mode: PUBLIC_MODE, replace: true })
 }
 
 /// NAME.chain.crt and NAME.fullchain.crt for an entry under a plan

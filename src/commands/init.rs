@@ -32,6 +32,8 @@ pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
     if let Some(url) = &args.crl_url {
         crate::pki::crl::check_crl_url(url).map_err(|e| usage(format!("--crl-url: {e}")))?;
     }
+    // A template's crl_url unless the command line gives one.
+    let crl_url = args.crl_url.clone().or_else(|| template.as_ref().and_then(|t| t.crl_url.clone()));
     let request = args.validity.request().map_err(|e| usage(e.to_string()))?;
     let key_choice = match template.as_ref().and_then(|t| t.key_type) {
         Some(spec) if args.key.unset() => KeyChoice::Generate(spec),
@@ -111,7 +113,7 @@ pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
         ("certificate", depot.path(&name, "crt")),
         ("CRL", depot.path(&name, "crl")),
     ];
-    if let Some(url) = &args.crl_url {
+    if let Some(url) = &crl_url {
         writes.push(Write1 {
             path: depot.path(&name, "crl-url"),
             bytes: format!("{url}\n").into_bytes().into(),
@@ -139,7 +141,7 @@ pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
             );
         }
     }
-    if let Some(url) = &args.crl_url {
+    if let Some(url) = &crl_url {
         details.push(format!("CRL distribution point: {url}, in every certificate it issues"));
     }
     report::print(&report::Made {

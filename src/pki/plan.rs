@@ -44,6 +44,7 @@ struct RawEntry {
     path_len: Option<u8>,
     #[serde(default)]
     permit_domains: Vec<Spanned<String>>,
+    crl_url: Option<Spanned<String>>,
     count: Option<Spanned<u32>>,
     #[serde(default)]
     subject: SubjectDefaults,
@@ -70,6 +71,9 @@ pub struct PlanEntry {
     pub key: KeySpec,
     pub validity: Expiry,
     pub subject: SubjectDefaults,
+    /// A CA's CRL Distribution Point (`crl_url`, else its template's):
+    /// what it issues carries it, as under `init --crl-url`.
+    pub crl_url: Option<String>,
     /// The plan line this entry comes from.
     pub line: usize,
 }
@@ -158,6 +162,20 @@ impl Plan {
                     ),
                 };
                 let kind = entry_kind(role, e, template, &err)?;
+                let crl_url = match &e.crl_url {
+                    Some(u) if role == Role::Leaf => {
+                        return Err(err(
+                            u.span().start,
+                            "crl_url belongs on a [[ca]] or [[intermediate]]: what it issues carries it".into(),
+                        ))
+                    }
+                    Some(u) => {
+                        super::crl::check_crl_url(u.get_ref())
+                            .map_err(|m| err(u.span().start, format!("crl_url: {m}")))?;
+                        Some(u.get_ref().clone())
+                    }
+                    None => kind.template().crl_url,
+                };
                 let key = match &e.key_type {
                     Some(k) => parse_key_type(k.get_ref()).map_err(|m| err(k.span().start, m))?,
                     None if opts.deterministic => KeySpec::Ed25519,
@@ -214,6 +232,7 @@ impl Plan {
                         key,
                         validity,
                         subject: e.subject.clone(),
+                        crl_url: crl_url.clone(),
                         line: position(text, at).0,
                     });
                 }

@@ -81,6 +81,7 @@ struct Raw {
     path_len: Option<Spanned<u8>>,
     #[serde(default)]
     permit_domains: Vec<Spanned<String>>,
+    crl_url: Option<Spanned<String>>,
     #[serde(default)]
     subject: SubjectDefaults,
 }
@@ -96,6 +97,9 @@ pub struct Template {
     pub extended_key_usage: Vec<Eku>,
     pub path_len: Option<u8>,
     pub permit_domains: Vec<String>,
+    /// A CA's CRL Distribution Point, put into what it issues (as `init
+    /// --crl-url`).
+    pub crl_url: Option<String>,
     pub subject: SubjectDefaults,
 }
 
@@ -191,6 +195,9 @@ impl Template {
             if let Some(d) = raw.permit_domains.first() {
                 return Err(ca_only("permit_domains", d.span().start));
             }
+            if let Some(u) = &raw.crl_url {
+                return Err(ca_only("crl_url", u.span().start));
+            }
             if key_usage.iter().any(|k| matches!(k, Ku::KeyCertSign | Ku::CrlSign)) {
                 return Err(err(
                     raw.kind.span().start,
@@ -207,7 +214,11 @@ impl Template {
             super::constraints::Subtree::parse(d.get_ref())
                 .map_err(|why| err(d.span().start, format!("permit_domains {:?}: {why}", d.get_ref())))?;
         }
+        if let Some(u) = &raw.crl_url {
+            super::crl::check_crl_url(u.get_ref()).map_err(|m| err(u.span().start, format!("crl_url: {m}")))?;
+        }
         Ok(Template {
+            crl_url: raw.crl_url.map(Spanned::into_inner),
             description: raw.description,
             kind,
             key_type,
