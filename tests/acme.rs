@@ -278,3 +278,24 @@ fn a_constrained_ca_serves_under_its_hostname_and_says_so_before_announcing_anyt
         Server::start(&env, &["--CA", "Example CA", "--listen", "127.0.0.1:0", "--hostname", "acme.example.com"]);
     assert!(server.directory.starts_with("https://acme.example.com:"), "{}", server.directory);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certforge_revoke_beside_the_server_makes_the_renewal_window_now() {
+    let env = Env::new();
+    env.ok(&["init", "--cn", "ARI CA", "--passphrase", ""]);
+    let server = Server::start(&env, &["--CA", "ARI CA", "--listen", "127.0.0.1:0", "--skip-validation"]);
+    let account = account(&server, None).await;
+    let (chain, _) = obtain(&account, &[Identifier::Dns("ari.example.com".into())], &Answers::default()).await;
+    let cert = first_der(&chain);
+    let id = CertificateIdentifier::try_from(&cert).unwrap();
+    let (info, _) = account.renewal_info(&id).await.unwrap();
+    assert!(info.suggested_window.start > time::OffsetDateTime::now_utc());
+
+    // The operator revokes the depot entry with the CLI, not through ACME.
+    let list = String::from_utf8(env.ok(&["list"]).stdout).unwrap();
+    let name =
+        list.lines().find_map(|l| l.split_whitespace().next().filter(|n| n.starts_with("ari.example.com.acme-")));
+    env.ok(&["revoke", "--CN", name.expect("the ACME entry"), "--CA", "ARI CA", "--reason", "keyCompromise"]);
+    let (info, _) = account.renewal_info(&id).await.unwrap();
+    assert!(info.suggested_window.end <= time::OffsetDateTime::now_utc(), "renew now: {:?}", info.suggested_window);
+}
