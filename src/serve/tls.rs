@@ -87,3 +87,34 @@ pub fn issue_own(
     let certified = CertifiedKey::from_der(certs, key_der, &provider)?;
     Ok((certified, now + (not_after - now) * 2 / 3))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::subject::Subject;
+    use crate::pki::validity::{Expiry, ValidityRequest};
+
+    fn ca(lifetime: &str, now: OffsetDateTime) -> CaSigner {
+        let key = PrivateKey::generate(KeySpec::EcdsaP256).unwrap();
+        let dn = Subject { common_name: Some("Own CA".into()), ..Default::default() }.to_dn().unwrap();
+        let validity = ValidityRequest::default().resolve(now, Expiry::parse(lifetime).unwrap()).unwrap();
+        let spec = CertSpec::new(dn, vec![], Kind::Root { path_len: None, permit_domains: vec![] }, validity);
+        CaSigner::new(issue::self_signed(&spec, &key).unwrap(), key, "ca", "key").unwrap()
+    }
+
+    #[test]
+    fn the_own_certificate_is_renewed_at_two_thirds_and_never_outlives_the_ca() {
+        let now = OffsetDateTime::now_utc();
+        let names = [San::Dns("localhost".into()), San::ip("127.0.0.1").unwrap()];
+        let (key, renew_at) = issue_own(&ca("1 year", now), &[], &names, now).unwrap();
+        assert_eq!(renew_at, now + LIFETIME * 2 / 3);
+        let own = OwnCert::new(key, renew_at);
+        let short = ca("3 days", now);
+        let (key, renew_at) = issue_own(&short, &[], &names, now).unwrap();
+        assert!(renew_at < now + Duration::days(2) + Duration::minutes(1), "2/3 of what the CA has left");
+        let (_, leaf) = x509_parser::parse_x509_certificate(key.cert[0].as_ref()).unwrap();
+        assert_eq!(leaf.validity().not_after.to_datetime(), short.not_after);
+        own.replace(key, renew_at);
+        assert_eq!(own.renew_at(), renew_at, "the replacement is what is served now");
+    }
+}
