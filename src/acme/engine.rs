@@ -16,6 +16,7 @@ use super::problem::{malformed, Kind, Problem};
 use super::store::Store;
 use crate::pki::crl::Reason;
 use crate::pki::csr::{parse_csr, ParsedCsr};
+use crate::pki::serial::hex;
 
 /// Turns a finalized order's CSR into a certificate chain (PEM), writing it
 /// to the depot; and revokes one.
@@ -65,8 +66,13 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// A reply whose body is of `content_type`.
+    pub fn typed(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Reply {
+        Reply { status, headers: vec![("Content-Type", content_type.to_string())], body: body.into() }
+    }
+
     fn json(status: u16, v: &Value) -> Reply {
-        Reply { status, headers: vec![("Content-Type", "application/json".into())], body: v.to_string().into_bytes() }
+        Reply::typed(status, "application/json", v.to_string())
     }
 
     /// A problem document answered with `status`, which its "status"
@@ -74,11 +80,7 @@ impl Reply {
     fn problem(status: u16, p: &Problem) -> Reply {
         let mut body = p.to_json();
         body["status"] = json!(status);
-        Reply {
-            status,
-            headers: vec![("Content-Type", "application/problem+json".into())],
-            body: body.to_string().into_bytes(),
-        }
+        Reply::typed(status, "application/problem+json", body.to_string())
     }
 
     fn with(mut self, name: &'static str, value: String) -> Reply {
@@ -358,8 +360,7 @@ impl<S: Store> Engine<S> {
             // account holds.
             let id = replaces.as_str().ok_or_else(|| malformed("\"replaces\" must be a CertID string"))?;
             let (_, serial) = super::ari::parse_cert_id(id)?;
-            let held = self.store.cert_by_serial(&hex(&serial)).and_then(|(o, _)| self.store.order(&o));
-            if held.is_none_or(|o| o.account != account.id) {
+            if self.owned_cert(account, &serial).is_none() {
                 return Err(malformed(format!("\"replaces\" names {id}, which is not a certificate of this account")));
             }
         }
@@ -521,7 +522,7 @@ impl<S: Store> Engine<S> {
         let mut done = order;
         match self.issuer.issue(&done.id, &csr, now) {
             Ok(chain) => {
-                let serial = leaf_of(&chain).map(|(_, serial)| serial).unwrap_or_default();
+                let serial = leaf_of(&chain).and_then(|der| serial_key(&der)).unwrap_or_default();
                 self.store.put_cert(&done.id, &serial, &chain);
                 done.status = Status::Valid;
                 done.certificate = Some(done.id.clone());
@@ -557,22 +558,17 @@ impl<S: Store> Engine<S> {
             (true, None) => return Err(missing()),
         };
         // Caddy wants exactly this type.
-        let reply = Reply {
-            status: 200,
-            headers: vec![("Content-Type", "application/pem-certificate-chain".into())],
-            body: body.into_bytes(),
-        };
+        let reply = Reply::typed(200, "application/pem-certificate-chain", body);
         Ok(match link {
             Some(link) => reply.with("Link", link),
             None => reply,
         })
     }
 
-    /// The certificate this server issued with `der`'s serial, when the
+    /// The certificate this server issued with this serial, when the
     /// account ordered it: (order id, chain).
-    fn owned_cert(&self, account: &Account, der: &[u8]) -> Option<(String, String)> {
-        let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-        let (id, chain) = self.store.cert_by_serial(&hex(cert.raw_serial()))?;
+    fn owned_cert(&self, account: &Account, serial: &[u8]) -> Option<(String, String)> {
+        let (id, chain) = self.store.cert_by_serial(&hex(serial))?;
         self.store.order(&id).filter(|o| o.account == account.id).map(|_| (id, chain))
     }
 
@@ -582,7 +578,7 @@ impl<S: Store> Engine<S> {
         let (_, serial) = super::ari::parse_cert_id(cert_id)?;
         let unknown = || Problem::new(Kind::Malformed, format!("no certificate {cert_id} was issued here"));
         let (_, chain) = self.store.cert_by_serial(&hex(&serial)).ok_or_else(unknown)?;
-        let (der, _) = leaf_of(&chain).ok_or_else(unknown)?;
+        let der = leaf_of(&chain).ok_or_else(unknown)?;
         let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|_| unknown())?;
         if super::ari::cert_id(&cert).as_deref() != Some(cert_id) {
             return Err(unknown());
@@ -617,13 +613,15 @@ impl<S: Store> Engine<S> {
             )
         })?;
         let pem = crate::pki::to_pem("CERTIFICATE", &der);
+        let cert = x509_parser::parse_x509_certificate(&der).ok().map(|(_, c)| c);
         let allowed = match (&s.req.signer, &s.account) {
             (Signer::Jwk(key), _) => {
-                let (_, cert) = x509_parser::parse_x509_certificate(&der)
-                    .map_err(|_| malformed("\"certificate\" is not a certificate"))?;
+                let cert = cert.ok_or_else(|| malformed("\"certificate\" is not a certificate"))?;
                 Jwk::from_spki(cert.public_key().raw).as_ref() == Some(key)
             }
-            (_, Some(account)) => self.owned_cert(account, &der).is_some_and(|(_, chain)| chain.starts_with(&pem)),
+            (_, Some(account)) => cert
+                .and_then(|c| self.owned_cert(account, c.raw_serial()))
+                .is_some_and(|(_, chain)| chain.starts_with(&pem)),
             _ => false,
         };
         if !allowed {
@@ -637,16 +635,14 @@ impl<S: Store> Engine<S> {
     }
 }
 
-/// The leaf of a PEM chain: its DER and its serial in hex.
-fn leaf_of(chain: &str) -> Option<(Vec<u8>, String)> {
-    let der = pem::parse(chain).ok()?.into_contents();
-    let serial = hex(x509_parser::parse_x509_certificate(&der).ok()?.1.raw_serial());
-    Some((der, serial))
+/// The leaf of a PEM chain, DER.
+fn leaf_of(chain: &str) -> Option<Vec<u8>> {
+    Some(pem::parse(chain).ok()?.into_contents())
 }
 
-/// Serials as the store indexes them.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// A certificate's serial as the store indexes it.
+fn serial_key(der: &[u8]) -> Option<String> {
+    Some(hex(x509_parser::parse_x509_certificate(der).ok()?.1.raw_serial()))
 }
 
 /// A challenge token: 128 random bits, base64url (§8.1 wants ≥ 128).

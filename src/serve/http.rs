@@ -131,18 +131,13 @@ async fn answer<S: Store + 'static>(
     let content_type = req.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
     let body = Limited::new(req.into_body(), MAX_BODY).collect().await.map(|b| b.to_bytes());
     let reply = match (method.as_str(), path.as_str(), body) {
-        ("GET", "/health", _) => Reply {
-            status: 200,
-            headers: vec![("Content-Type", "application/json".into())],
-            body: br#"{"status":"ok"}"#.to_vec(),
-        },
+        ("GET", "/health", _) => Reply::typed(200, "application/json", &br#"{"status":"ok"}"#[..]),
         ("GET", p, _) if p.starts_with("/crl/") => crl(&app, &p["/crl/".len()..]),
-        _ if !tls => Reply {
-            status: 404,
-            headers: vec![("Content-Type", "text/plain".into())],
-            body: format!("this port serves CRLs only; the ACME directory is {}/directory\n", app.engine.base)
-                .into_bytes(),
-        },
+        _ if !tls => Reply::typed(
+            404,
+            "text/plain",
+            format!("this port serves CRLs only; the ACME directory is {}/directory\n", app.engine.base),
+        ),
         (_, _, Err(_)) => {
             app.engine.refuse(malformed(format!("the body is over {MAX_BODY} bytes, the most this server reads")))
         }
@@ -199,16 +194,11 @@ fn blocks(method: &str, path: &str) -> bool {
 /// distribution points are fetched (openssl -crl_download wants DER).
 /// A CRL is a few KiB, read in microseconds: no need for a blocking thread.
 fn crl<S: Store>(app: &App<S>, file: &str) -> Reply {
-    let not_found =
-        Reply { status: 404, headers: vec![("Content-Type", "text/plain".into())], body: b"no such CRL\n".to_vec() };
+    let not_found = Reply::typed(404, "text/plain", &b"no such CRL\n"[..]);
     let Some((_, path)) = app.crls.iter().find(|(name, _)| name == file) else { return not_found };
     let Ok(bytes) = crate::depot::read_file(path) else { return not_found };
     match crate::pki::from_pem_or_der(&bytes, "X509 CRL") {
-        Ok(der) => Reply { status: 200, headers: vec![("Content-Type", "application/pkix-crl".into())], body: der },
-        Err(_) => Reply {
-            status: 500,
-            headers: vec![("Content-Type", "text/plain".into())],
-            body: b"the CRL file is damaged\n".to_vec(),
-        },
+        Ok(der) => Reply::typed(200, "application/pkix-crl", der),
+        Err(_) => Reply::typed(500, "text/plain", &b"the CRL file is damaged\n"[..]),
     }
 }

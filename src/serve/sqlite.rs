@@ -113,29 +113,31 @@ impl SqlStore {
     /// One object by key; a row that does not parse is a bug or a damaged
     /// file, and reads as missing rather than taking the server down.
     fn get<T: DeserializeOwned>(&self, sql: &str, key: &str) -> Option<T> {
-        let conn = self.conn();
-        let row = conn.prepare_cached(sql).and_then(|mut st| st.query_row([key], |r| r.get(0)).optional());
-        let body: Option<String> = row.unwrap_or_else(|e| {
-            crate::commands::common::warn(&format!("ACME store: {e}"));
-            None
-        });
-        body.and_then(|b| serde_json::from_str(&b).ok())
+        self.get_text(sql, key).and_then(|b| serde_json::from_str(&b).ok())
     }
 
-    /// One text column by key, parsed once per connection.
+    /// One text column by key, the statement parsed once per connection;
+    /// a read that fails is said and reads as missing.
     fn get_text(&self, sql: &str, key: &str) -> Option<String> {
         let conn = self.conn();
         let row = conn.prepare_cached(sql).and_then(|mut st| st.query_row([key], |r| r.get(0)).optional());
-        row.ok().flatten()
+        row.unwrap_or_else(|e| {
+            crate::commands::common::warn(&format!("ACME store: {e}"));
+            None
+        })
     }
 
     fn put(&self, sql: &str, params: impl rusqlite::Params) {
         let conn = self.conn();
-        if let Err(e) = conn.prepare_cached(sql).and_then(|mut st| st.execute(params)) {
-            // The engine's Store has no error path: a failed write would be
-            // answered as success, so stop rather than lie to the client.
-            panic!("ACME store: cannot write: {e}");
-        }
+        written(conn.prepare_cached(sql).and_then(|mut st| st.execute(params)));
+    }
+}
+
+/// The engine's Store has no error path: a failed write would be answered
+/// as success, so stop rather than lie to the client.
+fn written<T>(result: rusqlite::Result<T>) {
+    if let Err(e) = result {
+        panic!("ACME store: cannot write: {e}");
     }
 }
 
@@ -175,9 +177,7 @@ impl Store for SqlStore {
     }
 
     fn put_order(&self, order: &Order) {
-        if let Err(e) = write_order(&self.conn(), order) {
-            panic!("ACME store: cannot write: {e}");
-        }
+        written(write_order(&self.conn(), order));
     }
 
     fn orders_of(&self, account: &str) -> Vec<String> {
@@ -206,7 +206,7 @@ impl Store for SqlStore {
 
     fn put_authz(&self, authz: &Authorization) {
         let mut conn = self.conn();
-        let tx = conn.transaction().and_then(|tx| {
+        written(conn.transaction().and_then(|tx| {
             tx.prepare_cached("INSERT OR REPLACE INTO authzs (id, body) VALUES (?1, ?2)")?
                 .execute(params![authz.id, json(authz)])?;
             let mut add = tx.prepare_cached("INSERT OR IGNORE INTO challenges (id, authz) VALUES (?1, ?2)")?;
@@ -215,10 +215,7 @@ impl Store for SqlStore {
             }
             drop(add);
             tx.commit()
-        });
-        if let Err(e) = tx {
-            panic!("ACME store: cannot write: {e}");
-        }
+        }));
     }
 
     fn authz_of_challenge(&self, id: &str) -> Option<Authorization> {

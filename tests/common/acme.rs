@@ -83,17 +83,7 @@ impl Server {
         let mut child = self.child.take().expect("running");
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(40);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("certforge serve did not stop within 40 s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        exited_within(&mut child, 40).unwrap_or_else(|| panic!("certforge serve did not stop within 40 s of SIGTERM"))
     }
 
     /// kill -9: no drain, no cleanup, as a crash.
@@ -114,22 +104,29 @@ pub fn refused(env: &Env, args: &[&str]) -> String {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start certforge serve");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("certforge serve {args:?} started instead of refusing");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status =
+        exited_within(&mut child, 30).unwrap_or_else(|| panic!("certforge serve {args:?} started instead of refusing"));
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     assert_eq!(status.code(), Some(2), "serve {args:?}: {err}");
     err
+}
+
+/// The child's exit status if it exits within `secs`; else it is killed
+/// (and reaped) and the answer is None.
+fn exited_within(child: &mut Child, secs: u64) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 impl Drop for Server {
