@@ -140,7 +140,7 @@ impl Ca {
 
     /// The CA's private key, PKCS#8 PEM.
     pub fn key_pem(&self) -> String {
-        self.signer.key().to_pem(None).map(|p| p.to_string()).unwrap_or_default()
+        self.signer.key().file().and_then(|k| k.to_pem(None).ok()).map(|p| p.to_string()).unwrap_or_default()
     }
 
     /// Writes `<stem>.crt` and `<stem>.key` (0600) into `dir`, never

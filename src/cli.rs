@@ -344,8 +344,10 @@ pub struct KeyArgs {
     /// RSA key size: 2048, 3072 or 4096 (implies an RSA key).
     #[arg(long = "key-bits", value_name = "BITS")]
     pub key_bits: Option<u32>,
-    /// Use this existing private key instead of generating one (it is copied into the depot).
-    #[arg(long = "key", value_name = "PATH")]
+    /// Use this existing private key instead of generating one (it is copied into the depot). For
+    /// `init`, a PKCS#11 URI (pkcs11:token=…;object=…) keeps the CA key on that token: made there
+    /// when absent (of --key-type), used when present.
+    #[arg(long = "key", value_name = "PATH|URI")]
     pub existing_key: Option<PathBuf>,
 }
 
@@ -358,6 +360,28 @@ pub struct PassArgs {
     /// Read the passphrase from the first line of FILE.
     #[arg(long = "passphrase-file", value_name = "FILE", conflicts_with = "passphrase")]
     pub passphrase_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub token: Pkcs11Args,
+}
+
+const TOKEN: &str = "CA key on a PKCS#11 token";
+
+// Where a CA key on a PKCS#11 token (`--key pkcs11:…`) is reached.
+#[derive(Debug, Args, Default, Clone)]
+pub struct Pkcs11Args {
+    /// The PKCS#11 module to load [default: the URI's module-path, else p11-kit-proxy, OpenSC, SoftHSM].
+    #[arg(long = "pkcs11-module", env = "CERTFORGE_PKCS11_MODULE", value_name = "PATH", help_heading = TOKEN)]
+    pub module: Option<PathBuf>,
+    /// Read the token's user PIN from the first line of FILE (or set CERTFORGE_PKCS11_PIN; at a terminal it is asked for).
+    #[arg(long = "pin-file", value_name = "FILE", help_heading = TOKEN)]
+    pub pin_file: Option<PathBuf>,
+}
+
+impl Pkcs11Args {
+    /// The options the token code takes.
+    pub fn options(&self) -> crate::pkcs11::Options {
+        crate::pkcs11::Options { module: self.module.clone(), pin_file: self.pin_file.clone() }
+    }
 }
 
 // Validity flags.

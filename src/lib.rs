@@ -47,6 +47,7 @@ pub mod commands;
 pub mod depot;
 pub mod fuzz;
 pub mod install;
+pub mod pkcs11;
 pub mod pki;
 pub mod serve;
 pub mod sys;

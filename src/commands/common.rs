@@ -97,6 +97,46 @@ impl PassphraseSource for Prompt {
     }
 }
 
+/// Where a depot CA's key is: a key file beside its certificate, or the
+/// URI file of a key on a PKCS#11 token.
+pub enum CaKeySource {
+    File(std::path::PathBuf),
+    Token(std::path::PathBuf),
+}
+
+impl CaKeySource {
+    /// The key of the depot entry `name`, if it has one. Both at once is
+    /// refused: which one signs would be a guess.
+    pub fn of(depot: &depot::Depot, name: &crate::pki::names::EntryName) -> Result<Option<CaKeySource>> {
+        let (file, uri) = (depot.path(name, "key"), depot.path(name, super::pkcs11::URI_EXT));
+        match (file.exists(), uri.exists()) {
+            (true, true) => anyhow::bail!(
+                "{} and {} both exist, so which key signs for {name} is unclear; move the one that is not the CA's key aside",
+                file.display(),
+                uri.display()
+            ),
+            (true, false) => Ok(Some(CaKeySource::File(file))),
+            (false, true) => Ok(Some(CaKeySource::Token(uri))),
+            (false, false) => Ok(None),
+        }
+    }
+
+    /// The file named in messages.
+    pub fn path(&self) -> &Path {
+        match self {
+            CaKeySource::File(p) | CaKeySource::Token(p) => p,
+        }
+    }
+
+    /// Reads the key file, or opens the token key (logged in).
+    pub fn load(&self, pass: &PassArgs) -> Result<crate::pki::ca::CaKey> {
+        match self {
+            CaKeySource::File(p) => Ok(read_key(p, &mut pass.source()?)?.into()),
+            CaKeySource::Token(p) => super::pkcs11::open_ca_key(p, pass),
+        }
+    }
+}
+
 /// Reads a private key file, decrypting it when needed.
 pub fn read_key(path: &Path, pass: &mut dyn PassphraseSource) -> Result<PrivateKey> {
     let bytes = Zeroizing::new(depot::read_file(path)?);
@@ -186,6 +226,14 @@ pub fn note(msg: &str) {
 pub enum KeyChoice {
     Existing(std::path::PathBuf),
     Generate(crate::pki::keys::KeySpec),
+    /// `--key pkcs11:…`: a key on a token, made there as `spec` when
+    /// absent; `asked` when a key type was given, so a present key of
+    /// another type is refused.
+    Token {
+        uri: String,
+        spec: crate::pki::keys::KeySpec,
+        asked: bool,
+    },
 }
 
 impl crate::cli::KeyArgs {
@@ -200,6 +248,11 @@ impl crate::cli::KeyArgs {
         )
         .map_err(|e| usage(e.to_string()))?;
         match &self.existing_key {
+            Some(uri) if crate::pkcs11::is_pkcs11_uri(&uri.to_string_lossy()) => Ok(KeyChoice::Token {
+                uri: uri.to_string_lossy().into_owned(),
+                spec,
+                asked: self.key_type.is_some() || self.curve.is_some() || self.key_bits.is_some(),
+            }),
             Some(_) if self.key_type.is_some() || self.curve.is_some() || self.key_bits.is_some() => Err(usage(
                 "--key reuses an existing key, so --key-type, --curve and --key-bits do not apply; drop them",
             )),
@@ -210,11 +263,85 @@ impl crate::cli::KeyArgs {
 }
 
 impl KeyChoice {
-    /// Reads or generates the key.
+    /// Reads or generates a key file's key; a token key is refused here,
+    /// for commands that must write a key file.
     pub fn obtain(&self, pass: &PassArgs) -> Result<PrivateKey> {
         match self {
             KeyChoice::Existing(path) => read_key(path, &mut pass.source()?),
             KeyChoice::Generate(spec) => Ok(PrivateKey::generate(*spec)?),
+            KeyChoice::Token { .. } => Err(usage(
+                "--key pkcs11:… keeps a CA key on a token, for `init` and for an intermediate's `request-cert`; this command needs a key file",
+            )),
+        }
+    }
+
+    /// The key: a file key as [`obtain`](Self::obtain) makes it, or the
+    /// token key (found or made, logged in). For `init` and `request-cert`.
+    pub fn obtain_any(&self, pass: &PassArgs) -> Result<NewKey> {
+        match self {
+            KeyChoice::Token { uri, spec, asked } => {
+                let key = super::pkcs11::init_key(uri, *spec, *asked, pass)?;
+                let uri_text = format!("{}\n", key.uri);
+                let generated = key.generated;
+                Ok(NewKey { key: crate::pki::ca::CaKey::Remote(Box::new(key)), token_uri: Some((uri_text, generated)) })
+            }
+            _ => Ok(NewKey { key: self.obtain(pass)?.into(), token_uri: None }),
+        }
+    }
+}
+
+/// A new CA's or request's key, and for a token key the URI file's text
+/// and whether the key was made just now.
+pub struct NewKey {
+    pub key: crate::pki::ca::CaKey,
+    pub token_uri: Option<(String, bool)>,
+}
+
+impl NewKey {
+    /// What goes into the depot for the key of `name`: the PEM key file
+    /// (0600, encrypted with `passphrase` when given), or the URI file.
+    pub fn depot_write(
+        &self,
+        depot: &depot::Depot,
+        name: &crate::pki::names::EntryName,
+        passphrase: Option<&str>,
+    ) -> Result<(depot::Write1, &'static str)> {
+        Ok(match (&self.token_uri, self.key.file()) {
+            (Some((text, _)), _) => (
+                depot::Write1 {
+                    path: depot.path(name, super::pkcs11::URI_EXT),
+                    bytes: text.clone().into_bytes().into(),
+                    mode: depot::PUBLIC_MODE,
+                    replace: false,
+                },
+                "key URI (PKCS#11)",
+            ),
+            (None, Some(k)) => (
+                depot::Write1 {
+                    path: depot.path(name, "key"),
+                    bytes: k.to_pem(passphrase)?.as_bytes().to_vec().into(),
+                    mode: depot::KEY_MODE,
+                    replace: false,
+                },
+                "key",
+            ),
+            (None, None) => unreachable!("a token key always has its URI"),
+        })
+    }
+
+    /// The report's key line.
+    pub fn key_line(&self, encrypted: bool) -> String {
+        match &self.token_uri {
+            Some((_, generated)) => format!(
+                "key: {}; {}",
+                self.key.describe(),
+                if *generated {
+                    "made on the token now: private, sensitive, never extractable"
+                } else {
+                    "the key already on the token"
+                }
+            ),
+            None => super::report::key_line(&self.key.describe(), encrypted),
         }
     }
 }

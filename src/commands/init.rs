@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use super::common::{load_template, usage, KeyChoice};
 use super::report;
 use crate::cli::InitArgs;
-use crate::depot::{self, Depot, Write1, KEY_MODE, PUBLIC_MODE};
+use crate::depot::{self, Depot, Write1, PUBLIC_MODE};
 use crate::pki::ca::CaSigner;
 use crate::pki::constraints::{effective, Subtree};
 use crate::pki::crl::CrlState;
@@ -42,7 +42,7 @@ pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
 
     // Refuse before the (possibly slow) key generation.
     let _lock = depot.lock()?;
-    for ext in ["key", "crt", "crl", "crl-url"] {
+    for ext in ["key", super::pkcs11::URI_EXT, "crt", "crl", "crl-url"] {
         if depot.exists(&name, ext) {
             anyhow::bail!(
                 "a CA named {:?} already exists ({} is there); certforge never overwrites a CA. Choose another --common-name or move the old files aside",
@@ -52,10 +52,15 @@ pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
         }
     }
 
-    // Ask for a passphrase (at a terminal only) before a slow RSA keygen.
+    // Ask for a passphrase (at a terminal only) before a slow RSA keygen;
+    // a key on a token has its PIN instead.
     let key_file = name.file("key");
-    let passphrase = args.pass.for_new_key(&key_file)?;
-    let key = key_choice.obtain(&args.pass)?;
+    let passphrase = match key_choice {
+        KeyChoice::Token { .. } => None,
+        _ => args.pass.for_new_key(&key_file)?,
+    };
+    let new_key = key_choice.obtain_any(&args.pass)?;
+    let key = &new_key.key;
     let now = OffsetDateTime::now_utc();
     let kind = match template {
         // The command line's --path-length and --permit-domain override the template's.
@@ -79,22 +84,18 @@ pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
     let kind_path_len = kind.template().path_len;
     let permit = kind.template().permit_domains;
     let cert_spec = CertSpec::new(subject, Vec::new(), kind, validity);
-    let cert_der = issue::self_signed(&cert_spec, &key)?;
+    let cert_der = issue::self_signed(&cert_spec, key)?;
 
-    let key_pem = key.to_pem(passphrase.as_deref().map(String::as_str))?;
-    let key_desc = key.describe();
-    let ca = CaSigner::new(cert_der.clone(), key, &name.file("crt"), &key_file)?;
+    let (key_write, key_label) = new_key.depot_write(depot, &name, passphrase.as_deref().map(String::as_str))?;
+    let key_line = new_key.key_line(passphrase.is_some());
+    let ca = CaSigner::new(cert_der.clone(), new_key.key, &name.file("crt"), &key_file)?;
     let crl_der = CrlState::default().sign(&ca, now)?;
     let cert_pem = to_pem("CERTIFICATE", &cert_der);
 
     depot.ensure_dir()?;
+    let mut files = vec![(key_label, key_write.path.clone())];
     let mut writes = vec![
-        Write1 {
-            path: depot.path(&name, "key"),
-            bytes: (key_pem.as_bytes().to_vec()).into(),
-            mode: KEY_MODE,
-            replace: false,
-        },
+        key_write,
         Write1 {
             path: depot.path(&name, "crt"),
             bytes: (cert_pem.clone().into_bytes()).into(),
@@ -108,11 +109,7 @@ pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
             replace: false,
         },
     ];
-    let mut files = vec![
-        ("key", depot.path(&name, "key")),
-        ("certificate", depot.path(&name, "crt")),
-        ("CRL", depot.path(&name, "crl")),
-    ];
+    files.extend([("certificate", depot.path(&name, "crt")), ("CRL", depot.path(&name, "crl"))]);
     if let Some(url) = &crl_url {
         writes.push(Write1 {
             path: depot.path(&name, "crl-url"),
@@ -124,7 +121,7 @@ pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
     }
     depot::write_all(&writes)?;
 
-    let mut details = vec![report::key_line(&key_desc, passphrase.is_some())];
+    let mut details = vec![key_line];
     if let Some(n) = kind_path_len {
         details.push(format!("pathLen: {n} (at most {n} intermediate CA(s) below it)"));
     }

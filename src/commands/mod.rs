@@ -15,6 +15,7 @@ pub mod lint;
 pub mod list;
 pub mod local_ca;
 pub mod man;
+pub mod pkcs11;
 pub mod probe;
 pub mod quickstart;
 pub mod renew;

@@ -153,7 +153,13 @@ fn seed(
     let change = |name: &str| Change { name: name.to_string(), reason: None };
     let names = vec![change(ca.name.as_str()), change(issuing.as_str())];
     if depot.exists(&ca.name, SEALED) {
-        let (cert_der, crt_what, key_path) = super::sign::ca_files(depot, issuing.as_str())?;
+        let (cert_der, crt_what, source) = super::sign::ca_files(depot, issuing.as_str())?;
+        let super::common::CaKeySource::File(key_path) = source else {
+            bail!(
+                "{} names a key on a PKCS#11 token; quickstart's local CA keeps its issuing key in a file",
+                source.path().display()
+            );
+        };
         let key = read_key(&key_path, &mut opts.passphrase.clone())?;
         let signer = CaSigner::new(cert_der, key, &crt_what, &key_path.display().to_string())?;
         let root_der = read_certs(&depot.path(&ca.name, "crt"))?.swap_remove(0);

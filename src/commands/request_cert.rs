@@ -7,7 +7,7 @@ use super::common::{load_template, print_stdout, usage, warn, KeyChoice};
 use super::init::shell_word;
 use super::report;
 use crate::cli::RequestCertArgs;
-use crate::depot::{self, Depot, Write1, KEY_MODE, PUBLIC_MODE};
+use crate::depot::{self, Depot, Write1, PUBLIC_MODE};
 use crate::pki::csr::{make_csr, parse_csr};
 use crate::pki::names::EntryName;
 use crate::pki::san::San;
@@ -55,7 +55,7 @@ pub fn run(depot: &Depot, args: &RequestCertArgs) -> Result<()> {
     let _lock = depot.lock()?;
     let key_path = depot.path(&name, "key");
     let csr_path = args.csr.clone().unwrap_or_else(|| depot.path(&name, "csr"));
-    for p in [&key_path, &csr_path] {
+    for p in [&key_path, &depot.path(&name, super::pkcs11::URI_EXT), &csr_path] {
         if std::fs::symlink_metadata(p).is_ok() {
             anyhow::bail!(
                 "{} already exists, so a request named {:?} was made before; certforge never overwrites it. Choose another --cn, or sign the existing request",
@@ -66,17 +66,21 @@ pub fn run(depot: &Depot, args: &RequestCertArgs) -> Result<()> {
     }
 
     // Ask for a passphrase (at a terminal only) before a slow RSA keygen.
-    let passphrase = args.pass.for_new_key(&name.file("key"))?;
-    let key = key_choice.obtain(&args.pass)?;
-    let csr_der = make_csr(&subject, &sans, &key)?;
+    let passphrase = match key_choice {
+        KeyChoice::Token { .. } => None,
+        _ => args.pass.for_new_key(&name.file("key"))?,
+    };
+    let new_key = key_choice.obtain_any(&args.pass)?;
+    let csr_der = make_csr(&subject, &sans, &new_key.key)?;
     // Read our own CSR back as `sign` will, so a request we write always signs.
     parse_csr(&csr_der, &csr_path.display().to_string())?;
-    let key_pem = key.to_pem(passphrase.as_deref().map(String::as_str))?;
+    let (key_write, key_label) = new_key.depot_write(depot, &name, passphrase.as_deref().map(String::as_str))?;
+    let key_path = key_write.path.clone();
     let csr_pem = to_pem("CERTIFICATE REQUEST", &csr_der);
 
     depot.ensure_dir()?;
     depot::write_all(&[
-        Write1 { path: key_path.clone(), bytes: (key_pem.as_bytes().to_vec()).into(), mode: KEY_MODE, replace: false },
+        key_write,
         Write1 {
             path: csr_path.clone(),
             bytes: (csr_pem.clone().into_bytes()).into(),
@@ -95,15 +99,15 @@ pub fn run(depot: &Depot, args: &RequestCertArgs) -> Result<()> {
                 list(&sans)
             }
         ),
-        report::key_line(&key.describe(), passphrase.is_some()),
+        new_key.key_line(passphrase.is_some()),
     ];
-    if args.key.existing_key.is_some() {
+    if new_key.token_uri.is_none() && args.key.existing_key.is_some() {
         details.push("key reused from --key and copied into the depot".into());
     }
     report::print(&report::Made {
         what: format!("a key and certificate request for {:?}", raw_name),
         details,
-        files: vec![("key", key_path), ("request", csr_path)],
+        files: vec![(key_label, key_path), ("request", csr_path)],
         not_after: None,
         now: OffsetDateTime::now_utc(),
     });

@@ -3,7 +3,7 @@
 use anyhow::{bail, Result};
 use time::OffsetDateTime;
 
-use super::common::{load_template, note, print_stdout, read_key, usage, warn};
+use super::common::{load_template, note, print_stdout, usage, warn, CaKeySource};
 use super::init::shell_word;
 use super::inputs::{not_found, Wanted};
 use super::report;
@@ -22,9 +22,9 @@ use crate::pki::{from_pem_or_der, to_pem};
 
 /// Loads the CA named `ca_raw` from the depot and checks it can sign.
 pub fn load_ca(depot: &Depot, ca_raw: &str, pass: &crate::cli::PassArgs) -> Result<CaSigner> {
-    let (cert_der, crt_what, key_path) = ca_files(depot, ca_raw)?;
-    let key = read_key(&key_path, &mut pass.source()?)?;
-    let mut ca = CaSigner::new(cert_der, key, &crt_what, &key_path.display().to_string())?;
+    let (cert_der, crt_what, source) = ca_files(depot, ca_raw)?;
+    let key = source.load(pass)?;
+    let mut ca = CaSigner::new(cert_der, key, &crt_what, &source.path().display().to_string())?;
     ca.crl_url = crl_url(depot, ca_raw)?;
     Ok(ca)
 }
@@ -43,10 +43,11 @@ pub fn crl_url(depot: &Depot, ca_raw: &str) -> Result<Option<String>> {
     Ok(Some(url))
 }
 
-/// The CA `ca_raw`'s certificate (DER), its file for messages, and its key
-/// file, once checked to be there and not readable by others; each miss
-/// is explained (a sealed local CA names the CA that signs for it).
-pub fn ca_files(depot: &Depot, ca_raw: &str) -> Result<(Vec<u8>, String, std::path::PathBuf)> {
+/// The CA `ca_raw`'s certificate (DER), its file for messages, and where
+/// its key is, once a key file is checked to be there and not readable by
+/// others; each miss is explained (a sealed local CA names the CA that
+/// signs for it).
+pub fn ca_files(depot: &Depot, ca_raw: &str) -> Result<(Vec<u8>, String, CaKeySource)> {
     let ca_name = EntryName::new(ca_raw).map_err(|e| usage(format!("--CA: {e}")))?;
     let hint = format!(
         "to make it: certforge --depot-path {} init --common-name {}",
@@ -59,8 +60,7 @@ pub fn ca_files(depot: &Depot, ca_raw: &str) -> Result<(Vec<u8>, String, std::pa
     let cert_bytes = depot::read_file(&depot.path(&ca_name, "crt"))?;
     let crt_what = depot.path(&ca_name, "crt").display().to_string();
     let cert_der = from_pem_or_der(&cert_bytes, "CERTIFICATE").map_err(|e| anyhow::anyhow!("{crt_what}: {e}"))?;
-    let key_path = depot.path(&ca_name, "key");
-    if !key_path.exists() {
+    let Some(source) = CaKeySource::of(depot, &ca_name)? else {
         if let Some(issuing) = super::local_ca::issuing_of(depot, &ca_name) {
             bail!(
                 "{ca_raw:?} is a sealed local CA: its key was wiped once it signed {issuing:?}, so it cannot sign, renew or revoke anything itself; {issuing:?} signs for it (sign --CA {})",
@@ -68,13 +68,16 @@ pub fn ca_files(depot: &Depot, ca_raw: &str) -> Result<(Vec<u8>, String, std::pa
             );
         }
         bail!(
-            "{} does not exist, so {:?} cannot sign; a CA needs its key beside its certificate",
-            key_path.display(),
-            ca_raw
+            "{} does not exist, so {:?} cannot sign; a CA needs its key beside its certificate (or {} naming its key on a PKCS#11 token)",
+            depot.path(&ca_name, "key").display(),
+            ca_raw,
+            ca_name.file(super::pkcs11::URI_EXT)
         );
+    };
+    if let CaKeySource::File(path) = &source {
+        warn_if_exposed(path);
     }
-    warn_if_exposed(&key_path);
-    Ok((cert_der, crt_what, key_path))
+    Ok((cert_der, crt_what, source))
 }
 
 /// The CA that signs for `ca_raw`: the CA itself, or for a sealed local CA
@@ -83,7 +86,7 @@ pub fn ca_files(depot: &Depot, ca_raw: &str) -> Result<(Vec<u8>, String, std::pa
 pub fn load_signing_ca(depot: &Depot, ca_raw: &str, pass: &crate::cli::PassArgs) -> Result<(EntryName, CaSigner)> {
     let ca_name = EntryName::new(ca_raw).map_err(|e| usage(format!("--CA: {e}")))?;
     let issuing = Some(&ca_name)
-        .filter(|name| !depot.exists(name, "key"))
+        .filter(|name| !depot.exists(name, "key") && !depot.exists(name, super::pkcs11::URI_EXT))
         .and_then(|name| super::local_ca::issuing_of(depot, name));
     let Some(issuing) = issuing else { return Ok((ca_name, load_ca(depot, ca_raw, pass)?)) };
     note(&format!("{ca_raw:?} is a sealed local CA; {issuing:?} signs for it"));
@@ -290,13 +293,11 @@ fn empty_crl(
     pass: &crate::cli::PassArgs,
     now: OffsetDateTime,
 ) -> std::result::Result<Write1, String> {
-    let key_path = depot.path(name, "key");
-    if !key_path.is_file() {
-        return Err(format!("its key {} is not in the depot", key_path.display()));
-    }
-    let source = &mut pass.source().map_err(|e| format!("{e:#}"))?;
-    let key = read_key(&key_path, source).map_err(|e| format!("{e:#}"))?;
-    let signer = CaSigner::new(cert_der.to_vec(), key, &name.file("crt"), &key_path.display().to_string())
+    let Some(source) = CaKeySource::of(depot, name).map_err(|e| format!("{e:#}"))? else {
+        return Err(format!("its key {} is not in the depot", depot.path(name, "key").display()));
+    };
+    let key = source.load(pass).map_err(|e| format!("{e:#}"))?;
+    let signer = CaSigner::new(cert_der.to_vec(), key, &name.file("crt"), &source.path().display().to_string())
         .map_err(|e| e.to_string())?;
     let crl = CrlState::default().sign(&signer, now).map_err(|e| e.to_string())?;
     Ok(Write1 {

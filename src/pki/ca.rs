@@ -8,10 +8,88 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use super::keys::PrivateKey;
 use super::san::San;
 
+/// A key that signs somewhere else, a PKCS#11 token today: rcgen's remote
+/// signing key, plus what messages need. The core never sees how.
+pub trait RemoteKey: rcgen::SigningKey + Send + Sync {
+    /// Where the key is, e.g. "PKCS#11: token \"certforge\", object \"ca\"".
+    fn location(&self) -> String;
+    /// Why the last signature failed, when one did.
+    fn last_error(&self) -> Option<String>;
+}
+
+/// A CA's key: a file key in memory, or a key that never leaves a token.
+pub enum CaKey {
+    File(PrivateKey),
+    Remote(Box<dyn RemoteKey>),
+}
+
+impl From<PrivateKey> for CaKey {
+    fn from(k: PrivateKey) -> CaKey {
+        CaKey::File(k)
+    }
+}
+
+impl rcgen::PublicKeyData for CaKey {
+    fn der_bytes(&self) -> &[u8] {
+        match self {
+            CaKey::File(k) => k.der_bytes(),
+            CaKey::Remote(k) => k.der_bytes(),
+        }
+    }
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        match self {
+            CaKey::File(k) => k.algorithm(),
+            CaKey::Remote(k) => k.algorithm(),
+        }
+    }
+}
+
+impl rcgen::SigningKey for CaKey {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        match self {
+            CaKey::File(k) => k.sign(msg),
+            CaKey::Remote(k) => k.sign(msg),
+        }
+    }
+}
+
+impl CaKey {
+    /// The DER SubjectPublicKeyInfo.
+    pub fn spki_der(&self) -> Vec<u8> {
+        rcgen::PublicKeyData::subject_public_key_info(self)
+    }
+
+    /// The file key, when the key is one (exports need its bytes).
+    pub fn file(&self) -> Option<&PrivateKey> {
+        match self {
+            CaKey::File(k) => Some(k),
+            CaKey::Remote(_) => None,
+        }
+    }
+
+    /// "ECDSA P-256", and for a token key where it is.
+    pub fn describe(&self) -> String {
+        match self {
+            CaKey::File(k) => k.describe(),
+            CaKey::Remote(k) => format!("{}, {}", super::keys::describe_spki(&self.spki_der()), k.location()),
+        }
+    }
+
+    /// rcgen's error, with the token's reason when the token failed.
+    pub fn explain(&self, e: rcgen::Error) -> String {
+        match (self, &e) {
+            (CaKey::Remote(k), rcgen::Error::RemoteKeyError) => {
+                format!("{} could not sign: {}", k.location(), k.last_error().unwrap_or_else(|| e.to_string()))
+            }
+            _ => e.to_string(),
+        }
+    }
+}
+
 /// A loaded, checked CA.
 pub struct CaSigner {
     cert_der: Vec<u8>,
-    key: PrivateKey,
+    key: CaKey,
     /// The CA's display name (its CN, else the file name).
     pub name: String,
     pub not_before: OffsetDateTime,
@@ -44,7 +122,8 @@ pub enum CaError {
 
 impl CaSigner {
     /// Checks that `cert_der` is a CA certificate and that `key` is its key.
-    pub fn new(cert_der: Vec<u8>, key: PrivateKey, what: &str, key_what: &str) -> Result<CaSigner, CaError> {
+    pub fn new(cert_der: Vec<u8>, key: impl Into<CaKey>, what: &str, key_what: &str) -> Result<CaSigner, CaError> {
+        let key = key.into();
         let unreadable = |detail: String| CaError::Unreadable { what: what.to_string(), detail };
         let (rest, cert) = X509Certificate::from_der(&cert_der).map_err(|e| unreadable(e.to_string()))?;
         if !rest.is_empty() {
@@ -78,7 +157,7 @@ impl CaSigner {
     }
 
     /// The CA's key.
-    pub fn key(&self) -> &PrivateKey {
+    pub fn key(&self) -> &CaKey {
         &self.key
     }
 

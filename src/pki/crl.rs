@@ -147,14 +147,8 @@ impl CrlState {
             Err(_) => bytes.to_vec(),
         };
         let (_, crl) = CertificateRevocationList::from_der(&der).map_err(|e| unreadable(e.to_string()))?;
-        let ca_cert = ca.cert();
-        super::signature::verify(
-            ca_cert.public_key(),
-            &crl.signature_algorithm,
-            &crl.signature_value,
-            crl.tbs_cert_list.as_ref(),
-        )
-        .map_err(|_| CrlError::ForeignSignature { what: what.to_string(), ca: ca.name.clone() })?;
+        verify_under(&crl, ca)
+            .map_err(|_| CrlError::ForeignSignature { what: what.to_string(), ca: ca.name.clone() })?;
         let number = match crl.crl_number() {
             None => 0,
             Some(n) => u64::try_from(n).map_err(|_| unreadable("its CRL number does not fit in 64 bits".into()))?,
@@ -222,9 +216,32 @@ impl CrlState {
             // The AKI must equal the CA's SKI (RFC 5280 §5.2.1).
             key_identifier_method: ski.map_or(KeyIdMethod::Sha256, KeyIdMethod::PreSpecified),
         };
-        let issuer =
-            Issuer::from_ca_cert_der(&ca.cert_der().into(), ca.key()).map_err(|e| CrlError::Build(e.to_string()))?;
-        let crl = params.signed_by(&issuer).map_err(|e| CrlError::Build(e.to_string()))?;
-        Ok(crl.der().to_vec())
+        let issuer = Issuer::from_ca_cert_der(&ca.cert_der().into(), ca.key())
+            .map_err(|e| CrlError::Build(ca.key().explain(e)))?;
+        let crl = params.signed_by(&issuer).map_err(|e| CrlError::Build(ca.key().explain(e)))?;
+        let der = crl.der().to_vec();
+        // Parsed back and checked under the CA's key before anyone writes
+        // it, as certificates are: a token that signed with another key,
+        // or a bad signature encoding, stops here.
+        CertificateRevocationList::from_der(&der)
+            .map_err(|e| e.to_string())
+            .and_then(|(_, crl)| verify_under(&crl, ca))
+            .map_err(|why| {
+                CrlError::Build(format!(
+                    "the CRL certforge just signed fails its own check ({why}); nothing was written"
+                ))
+            })?;
+        Ok(der)
     }
+}
+
+/// Checks a CRL's signature under the CA certificate's key.
+fn verify_under(crl: &CertificateRevocationList<'_>, ca: &CaSigner) -> Result<(), String> {
+    let ca_cert = ca.cert();
+    super::signature::verify(
+        ca_cert.public_key(),
+        &crl.signature_algorithm,
+        &crl.signature_value,
+        crl.tbs_cert_list.as_ref(),
+    )
 }

@@ -7,7 +7,6 @@ use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::FromDer;
 
-use super::keys::PrivateKey;
 use super::san::{self, San};
 use super::subject;
 
@@ -51,12 +50,16 @@ pub enum CsrError {
 
 /// Makes a CSR carrying `subject` and `sans`, signed with `key`. It carries
 /// no key usages: the signing profile decides those.
-pub fn make_csr(subject: &DistinguishedName, sans: &[San], key: &PrivateKey) -> Result<Vec<u8>, CsrError> {
+pub fn make_csr(
+    subject: &DistinguishedName,
+    sans: &[San],
+    key: &impl super::issue::SelfSigning,
+) -> Result<Vec<u8>, CsrError> {
     let mut params = CertificateParams::default();
     params.distinguished_name = subject.clone();
     params.subject_alt_names =
         sans.iter().map(San::to_rcgen).collect::<Result<_, _>>().map_err(|e| CsrError::Make(e.to_string()))?;
-    let csr = params.serialize_request(key).map_err(|e| CsrError::Make(e.to_string()))?;
+    let csr = params.serialize_request(key).map_err(|e| CsrError::Make(key.explain(e)))?;
     Ok(csr.der().to_vec())
 }
 

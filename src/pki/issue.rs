@@ -71,13 +71,30 @@ fn params_for(spec: &CertSpec, rsa_key: bool) -> Result<CertificateParams, Issue
     Ok(params)
 }
 
-/// Makes a self-signed CA certificate.
-pub fn self_signed(spec: &CertSpec, key: &PrivateKey) -> Result<Vec<u8>, IssueError> {
-    let params = params_for(spec, key.is_rsa())?;
-    let cert = params.self_signed(key).map_err(|e| IssueError::Build(e.to_string()))?;
+/// Makes a self-signed CA certificate with a file key or a CA's key.
+pub fn self_signed(spec: &CertSpec, key: &impl SelfSigning) -> Result<Vec<u8>, IssueError> {
+    let params = params_for(spec, key.algorithm() == &rcgen::PKCS_RSA_SHA256)?;
+    let cert = params.self_signed(key).map_err(|e| IssueError::Build(key.explain(e)))?;
     let der = cert.der().to_vec();
-    check_issued(&der, &der, &key.spki_der(), spec.subject_raw.as_deref())?;
+    check_issued(&der, &der, &key.subject_public_key_info(), spec.subject_raw.as_deref())?;
     Ok(der)
+}
+
+/// A key [`self_signed`] takes: it signs, and explains its failures.
+pub trait SelfSigning: rcgen::SigningKey {
+    fn explain(&self, e: rcgen::Error) -> String;
+}
+
+impl SelfSigning for PrivateKey {
+    fn explain(&self, e: rcgen::Error) -> String {
+        e.to_string()
+    }
+}
+
+impl SelfSigning for super::ca::CaKey {
+    fn explain(&self, e: rcgen::Error) -> String {
+        super::ca::CaKey::explain(self, e)
+    }
 }
 
 /// Signs a certificate for `spki_der` with `ca`.
@@ -90,7 +107,7 @@ pub fn signed_by(spec: &CertSpec, spki_der: &[u8], ca: &CaSigner) -> Result<Vec<
     }
     let issuer =
         Issuer::from_ca_cert_der(&ca.cert_der().into(), ca.key()).map_err(|e| IssueError::Build(e.to_string()))?;
-    let cert = params.signed_by(&public, &issuer).map_err(|e| IssueError::Build(e.to_string()))?;
+    let cert = params.signed_by(&public, &issuer).map_err(|e| IssueError::Build(ca.key().explain(e)))?;
     let der = cert.der().to_vec();
     check_issued(&der, ca.cert_der(), spki_der, spec.subject_raw.as_deref())?;
     Ok(der)

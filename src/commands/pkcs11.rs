@@ -1,0 +1,61 @@
+//! CA keys on PKCS#11 tokens, as the commands meet them (the capability
+//! itself is `crate::pkcs11`). The depot keeps `NAME.key.uri`, the RFC
+//! 7512 URI of the key (never a PIN), where a file CA keeps `NAME.key`.
+
+use std::path::Path;
+
+use anyhow::{anyhow, Result};
+
+use crate::cli::PassArgs;
+use crate::depot;
+use crate::pkcs11::{token, Pkcs11Uri, TokenKey};
+use crate::pki::ca::CaKey;
+use crate::pki::keys::KeySpec;
+
+/// The depot extension of a token key's URI file.
+pub const URI_EXT: &str = "key.uri";
+
+/// Reads a `NAME.key.uri` file.
+pub fn read_uri(path: &Path) -> Result<Pkcs11Uri> {
+    let text = String::from_utf8(depot::read_file(path)?)
+        .map_err(|_| anyhow!("{} is not text; it should hold one pkcs11: URI", path.display()))?;
+    Pkcs11Uri::parse(text.trim()).map_err(|e| anyhow!("{}: {e}", path.display()))
+}
+
+/// Opens the token key a CA's `NAME.key.uri` names, logged in.
+pub fn open_ca_key(path: &Path, pass: &PassArgs) -> Result<CaKey> {
+    let uri = read_uri(path)?;
+    let key = TokenKey::open(&uri, &pass.token.options())
+        .map_err(|e| anyhow!("{e} (the CA key URI is in {})", path.display()))?;
+    Ok(CaKey::Remote(Box::new(key)))
+}
+
+/// `init --key pkcs11:…`: the key the URI names, or a new one of `spec`
+/// when the token has none. `asked` is true when a key type was given, so
+/// an existing key of another type is refused.
+pub fn init_key(text: &str, spec: KeySpec, asked: bool, pass: &PassArgs) -> Result<TokenKey> {
+    let uri = Pkcs11Uri::parse(text).map_err(|e| super::common::usage(format!("--key: {e}")))?;
+    Ok(TokenKey::open_or_generate(&uri, &pass.token.options(), spec, asked)?)
+}
+
+/// "PKCS#11: token X, object Y", and whether the token answers now. No
+/// PIN is asked: this is for `inspect` and `list`.
+pub fn status(uri: &Pkcs11Uri, pass: &PassArgs) -> String {
+    let reach = match token::open(uri, &pass.token.options()) {
+        Ok(tok) => format!("reachable through {}", tok.module.display()),
+        Err(e) => format!("NOT reachable: {e}"),
+    };
+    format!("PKCS#11: {} ({reach})", uri.describe())
+}
+
+/// The SubjectPublicKeyInfo of the key a URI names: from its public-key
+/// object without a PIN when the token shows one, else after logging in.
+pub fn public_key(uri: &Pkcs11Uri, pass: &PassArgs) -> Result<Vec<u8>> {
+    let opts = pass.token.options();
+    let tok = token::open(uri, &opts)?;
+    if let Some(public) = token::public_key_without_login(&tok, uri)? {
+        return Ok(public.spki_der());
+    }
+    drop(tok);
+    Ok(TokenKey::open(uri, &opts)?.spki_der())
+}
