@@ -366,7 +366,7 @@ fn ec_public(session: &Session, id: &[u8], label: &[u8]) -> Option<(Vec<u8>, Vec
 }
 
 /// Makes a key pair on the token for the URI: private, sensitive and never
-/// extractable, usable only to sign (the public half may verify). The
+/// extractable, usable only to sign (the public half only to verify). The
 /// label is the URI's object, the id the URI's or 16 random bytes.
 pub fn generate(tok: &OpenToken, session: &Session, uri: &Pkcs11Uri, spec: KeySpec) -> Result<FoundKey, TokenError> {
     let id = match &uri.id {
@@ -386,6 +386,8 @@ pub fn generate(tok: &OpenToken, session: &Session, uri: &Pkcs11Uri, spec: KeySp
         Attribute::Token(true),
         Attribute::Private(false),
         Attribute::Verify(true),
+        Attribute::Encrypt(false),
+        Attribute::Wrap(false),
         Attribute::Label(label.as_bytes().to_vec()),
         Attribute::Id(id.clone()),
     ];
@@ -395,6 +397,10 @@ pub fn generate(tok: &OpenToken, session: &Session, uri: &Pkcs11Uri, spec: KeySp
         Attribute::Sensitive(true),
         Attribute::Extractable(false),
         Attribute::Sign(true),
+        // A CA key signs and does nothing else (RFC 5280 §4.2.1.3).
+        Attribute::Decrypt(false),
+        Attribute::Unwrap(false),
+        Attribute::Derive(false),
         Attribute::Label(label.as_bytes().to_vec()),
         Attribute::Id(id.clone()),
     ];
