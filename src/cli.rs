@@ -622,8 +622,9 @@ pub struct VerifyArgs {
     /// A CRL file, or `auto` for the depot's CRLs. Repeatable.
     #[arg(long = "crl", value_name = "FILE|auto")]
     pub crl: Vec<String>,
-    /// The private key that should belong to the certificate.
-    #[arg(long = "key", value_name = "FILE")]
+    /// The private key that should belong to the certificate: a key file, a depot name (its .key or
+    /// .key.uri), or a pkcs11: URI, whose public key is read from the token.
+    #[arg(long = "key", value_name = "FILE|URI")]
     pub key: Option<String>,
     /// Verify as of this RFC 3339 time instead of now.
     #[arg(long = "at", value_name = "TIME")]
@@ -692,6 +693,8 @@ pub struct ListArgs {
     /// Only what expires within this span (expired included), e.g. 30d; exit 1 when anything does.
     #[arg(long = "expiring-within", value_name = "SPAN")]
     pub expiring_within: Option<String>,
+    #[command(flatten)]
+    pub token: Pkcs11Args,
 }
 
 // `renew` arguments.

@@ -17,9 +17,10 @@ use zeroize::Zeroizing;
 use super::common::{print_stdout, usage, warn};
 use crate::cli::{ApplyArgs, PlanRunArgs};
 use crate::depot::{self, read_file, Depot, Write1, KEY_MODE, PUBLIC_MODE};
-use crate::pki::ca::CaSigner;
+use crate::pki::ca::{CaKey, CaSigner};
 use crate::pki::crl::CrlState;
 use crate::pki::issue::{self, CertSpec};
+use crate::pki::keys::describe_spki;
 use crate::pki::keys::PrivateKey;
 use crate::pki::names::EntryName;
 use crate::pki::plan::{Options, Plan, PlanEntry, Role};
@@ -56,6 +57,8 @@ pub struct Run {
     /// Every certificate's notBefore, when anchored.
     pub anchor: Option<OffsetDateTime>,
     pub passphrase: Option<Zeroizing<String>>,
+    /// Where the plan's `key_uri` keys are reached.
+    pub token: crate::pkcs11::Options,
     pub quiet: bool,
     pub json: bool,
 }
@@ -71,6 +74,7 @@ impl Run {
             return Err(usage("--deterministic-seed is empty; give a seed string"));
         }
         Ok(Run {
+            token: a.pass.token.options(),
             dry_run: a.dry_run,
             renew_within: a
                 .renew_within
@@ -280,7 +284,24 @@ fn validity_of(e: &PlanEntry, opts: &Run, now: OffsetDateTime) -> Result<Validit
     Ok(Validity { not_before: start, not_after })
 }
 
+/// The token key of an entry with `key_uri`: the one there, else one made
+/// of the plan's key type.
+fn token_key(e: &PlanEntry, uri: &str, asked: bool, opts: &Run) -> Result<CaKey> {
+    let parsed = crate::pkcs11::Pkcs11Uri::parse(uri).map_err(|x| anyhow!("line {}: {}: {x}", e.line, e.name))?;
+    let key = crate::pkcs11::TokenKey::open_or_generate(&parsed, &opts.token, e.key, asked)
+        .map_err(|x| anyhow!("line {}: {}: {x}", e.line, e.name))?;
+    Ok(CaKey::Remote(Box::new(key)))
+}
+
 fn process(depot: &Depot, e: &PlanEntry, signers: &Signers, opts: &Run, now: OffsetDateTime) -> Result<Done> {
+    if e.key_uri.is_some() && depot.exists(&e.name, "key") {
+        anyhow::bail!(
+            "line {}: the plan keeps {:?}'s key on a PKCS#11 token (key_uri), but the depot holds its key file {}; move that file aside (it is the old key) and apply again",
+            e.line,
+            e.name.as_str(),
+            depot.path(&e.name, "key").display()
+        );
+    }
     if depot.exists(&e.name, super::local_ca::SEALED) {
         anyhow::bail!(
             "{} is a sealed local CA: its key was destroyed on purpose, so no plan can re-issue it. Take {:?} out of the plan, or use another --depot-path",
@@ -307,9 +328,11 @@ fn process(depot: &Depot, e: &PlanEntry, signers: &Signers, opts: &Run, now: Off
         }
     }
     let crt_path = depot.path(&e.name, "crt");
-    let key_path = depot.path(&e.name, "key");
+    // A CA whose key is on a token keeps the key's URI where a key file
+    // would be (and there is no key file).
+    let key_path = depot.path(&e.name, if e.key_uri.is_some() { super::pkcs11::URI_EXT } else { "key" });
     let existing = crt_path.is_file() && key_path.is_file();
-    let mut old_key: Option<PrivateKey> = None;
+    let mut old_key: Option<CaKey> = None;
     let action = if !existing {
         if crt_path.exists() || key_path.exists() {
             Action::Reissue("only one of its .crt and .key exists".into())
@@ -319,11 +342,15 @@ fn process(depot: &Depot, e: &PlanEntry, signers: &Signers, opts: &Run, now: Off
     } else {
         let cert_der = crate::pki::from_pem_or_der(&read_file(&crt_path)?, "CERTIFICATE")
             .map_err(|m| anyhow!("{}: {m}", crt_path.display()))?;
-        let key = PrivateKey::from_bytes(
-            &Zeroizing::new(read_file(&key_path)?),
-            &key_path.display().to_string(),
-            &mut opts.passphrase.clone(),
-        )?;
+        let key: CaKey = match &e.key_uri {
+            Some((uri, asked)) => token_key(e, uri, *asked, opts)?,
+            None => PrivateKey::from_bytes(
+                &Zeroizing::new(read_file(&key_path)?),
+                &key_path.display().to_string(),
+                &mut opts.passphrase.clone(),
+            )?
+            .into(),
+        };
         let verdict = compare(e, &cert_der, &key, issuer.as_deref(), opts, now)?;
         match verdict {
             None => {
@@ -355,10 +382,12 @@ fn process(depot: &Depot, e: &PlanEntry, signers: &Signers, opts: &Run, now: Off
         }
     };
     // The key: derived from the seed, kept when it still fits, or new.
-    let key = match (&opts.seed, old_key) {
-        (Some(seed), _) => deterministic::key(seed, e.name.as_str())?,
-        (None, Some(k)) if k.describe() == e.key.to_string() => k,
-        _ => PrivateKey::generate(e.key)?,
+    let key: CaKey = match (&opts.seed, old_key, &e.key_uri) {
+        (_, Some(k @ CaKey::Remote(_)), _) => k,
+        (_, _, Some((uri, asked))) => token_key(e, uri, *asked, opts)?,
+        (Some(seed), _, _) => deterministic::key(seed, e.name.as_str())?.into(),
+        (None, Some(k), _) if describe_spki(&k.spki_der()) == e.key.to_string() => k,
+        _ => PrivateKey::generate(e.key)?.into(),
     };
     let subject = Subject {
         common_name: Some(e.cn.clone()),
@@ -401,24 +430,41 @@ fn process(depot: &Depot, e: &PlanEntry, signers: &Signers, opts: &Run, now: Off
             mode: PUBLIC_MODE,
             replace: true,
         });
-        if key_path.is_file()
-            && read_file(&key_path)? != key.to_pem(opts.passphrase.as_deref().map(String::as_str))?.as_bytes()
-        {
+        if let (true, Some(k)) = (key_path.is_file(), key.file()) {
+            if read_file(&key_path)? != k.to_pem(opts.passphrase.as_deref().map(String::as_str))?.as_bytes() {
+                writes.push(Write1 {
+                    path: archive.join(format!("{}.{serial}.key", e.name)),
+                    bytes: read_file(&key_path)?.into(),
+                    mode: KEY_MODE,
+                    replace: true,
+                });
+            }
+        }
+    }
+    match (&key, &e.key_uri) {
+        (CaKey::Remote(_), Some(_)) => {
+            // The URI as the token key reports it, with its id.
+            let text = format!("{}\n", super::pkcs11::uri_of(&key).unwrap_or_default());
+            if read_file(&key_path).ok().as_deref() != Some(text.as_bytes()) {
+                writes.push(Write1 {
+                    path: key_path,
+                    bytes: text.into_bytes().into(),
+                    mode: PUBLIC_MODE,
+                    replace: true,
+                });
+            }
+        }
+        (k, _) => {
+            let k = k.file().ok_or_else(|| anyhow!("{}: a token key without key_uri", e.name))?;
+            let key_pem = k.to_pem(opts.passphrase.as_deref().map(String::as_str))?;
             writes.push(Write1 {
-                path: archive.join(format!("{}.{serial}.key", e.name)),
-                bytes: read_file(&key_path)?.into(),
+                path: key_path,
+                bytes: (key_pem.as_bytes().to_vec()).into(),
                 mode: KEY_MODE,
-                replace: true,
+                replace: reissue,
             });
         }
     }
-    let key_pem = key.to_pem(opts.passphrase.as_deref().map(String::as_str))?;
-    writes.push(Write1 {
-        path: key_path,
-        bytes: (key_pem.as_bytes().to_vec()).into(),
-        mode: KEY_MODE,
-        replace: reissue,
-    });
     writes.push(Write1 {
         path: crt_path.clone(),
         bytes: to_pem("CERTIFICATE", &der).into_bytes().into(),
@@ -484,7 +530,7 @@ fn chain_files(depot: &Depot, e: &PlanEntry, der: &[u8], signers: &Signers) -> V
 fn compare(
     e: &PlanEntry,
     cert_der: &[u8],
-    key: &PrivateKey,
+    key: &CaKey,
     issuer: Option<&CaSigner>,
     opts: &Run,
     now: OffsetDateTime,
@@ -498,8 +544,11 @@ fn compare(
             return Ok(Some("the --deterministic-seed value gives a different key".into()));
         }
     }
-    if key.describe() != e.key.to_string() {
-        return Ok(Some(format!("its key is {}, the plan asks for {}", key.describe(), e.key)));
+    let have = describe_spki(&key.spki_der());
+    // A token key of a type the plan left open is the one to keep.
+    let type_open = matches!(e.key_uri, Some((_, false)));
+    if have != e.key.to_string() && !type_open {
+        return Ok(Some(format!("its key is {have}, the plan asks for {}", e.key)));
     }
     let cn = crate::pki::subject::common_name(cert.subject()).unwrap_or_default();
     if cn != e.cn {

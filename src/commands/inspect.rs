@@ -25,6 +25,20 @@ pub struct KeyDesc {
     pub problem: Option<String>,
 }
 
+/// A CA key on a PKCS#11 token (a `NAME.key.uri` file, or a URI given
+/// on the command line), described without logging in.
+#[derive(Debug, Serialize)]
+pub struct TokenKeyDesc {
+    pub uri: String,
+    /// "PKCS#11: token X, object Y (reachable through MODULE)" or why not.
+    pub location: String,
+    pub reachable: bool,
+    /// Its public key, when the token shows it without a PIN.
+    pub key: Option<KeyInfo>,
+    /// Depot certificates carrying its public key.
+    pub belongs_to: Vec<String>,
+}
+
 /// One object, described.
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -33,6 +47,8 @@ pub enum Described {
     Csr(CsrInfo),
     Crl(CrlInfo),
     Key(KeyDesc),
+    #[serde(rename = "pkcs11-key")]
+    TokenKey(TokenKeyDesc),
 }
 
 /// A file and what it holds.
@@ -40,6 +56,9 @@ pub enum Described {
 pub struct FileReport {
     pub file: String,
     pub objects: Vec<Described>,
+    /// For a depot CA certificate: where its key is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_key: Option<String>,
 }
 
 /// Runs `inspect`.
@@ -47,8 +66,19 @@ pub fn run(depot: &Depot, args: &InspectArgs) -> Result<()> {
     let now = OffsetDateTime::now_utc();
     let mut reports = Vec::new();
     for target in &args.targets {
-        let path = resolve(depot, target, &["crt", "csr", "crl", "key"])?;
+        if crate::pkcs11::is_pkcs11_uri(target) {
+            let uri = crate::pkcs11::Pkcs11Uri::parse(target).map_err(|e| super::common::usage(e.to_string()))?;
+            let desc = describe_token_key(depot, &uri, args);
+            reports.push(FileReport { file: target.clone(), objects: vec![Described::TokenKey(desc)], ca_key: None });
+            continue;
+        }
+        let path = resolve(depot, target, &["crt", "csr", "crl", "key", super::pkcs11::URI_EXT])?;
         let what = path.display().to_string();
+        if what.ends_with(&format!(".{}", super::pkcs11::URI_EXT)) {
+            let desc = describe_token_key(depot, &super::pkcs11::read_uri(&path)?, args);
+            reports.push(FileReport { file: what, objects: vec![Described::TokenKey(desc)], ca_key: None });
+            continue;
+        }
         let bytes = zeroize::Zeroizing::new(read_file(&path)?);
         let mut objects = Vec::new();
         for obj in read_objects(&bytes, &what).map_err(anyhow::Error::msg)? {
@@ -61,7 +91,8 @@ pub fn run(depot: &Depot, args: &InspectArgs) -> Result<()> {
                 Object::Key(k) => Described::Key(describe_key(depot, &zeroize::Zeroizing::new(k), &what, args)?),
             });
         }
-        reports.push(FileReport { file: what, objects });
+        let ca_key = ca_key_of(depot, &path, &objects, args);
+        reports.push(FileReport { file: what, objects, ca_key });
     }
     if args.json {
         print_stdout(&(serde_json::to_string_pretty(&reports)? + "\n"))
@@ -81,21 +112,72 @@ fn describe_key(depot: &Depot, bytes: &[u8], what: &str, args: &InspectArgs) -> 
         Err(e) => return Err(e.into()),
     };
     let spki = key.spki_der();
-    let belongs_to = depot_certs(depot)
-        .into_iter()
-        .filter(|(_, der)| {
-            x509_parser::parse_x509_certificate(der).is_ok_and(|(_, c)| c.public_key().raw == spki.as_slice())
-        })
-        .map(|(p, _)| p.display().to_string())
-        .collect();
+    let belongs_to = certs_of_key(depot, &spki);
     Ok(KeyDesc { key: Some(KeyInfo::from_spki(&spki)), encrypted, belongs_to, problem: None })
+}
+
+/// The depot certificates that carry the public key `spki`.
+fn certs_of_key(depot: &Depot, spki: &[u8]) -> Vec<String> {
+    depot_certs(depot)
+        .into_iter()
+        .filter(|(_, der)| x509_parser::parse_x509_certificate(der).is_ok_and(|(_, c)| c.public_key().raw == spki))
+        .map(|(p, _)| p.display().to_string())
+        .collect()
+}
+
+/// A token key, through its public key: no PIN is asked, so `inspect`
+/// works in CI and on a locked token.
+fn describe_token_key(depot: &Depot, uri: &crate::pkcs11::Pkcs11Uri, args: &InspectArgs) -> TokenKeyDesc {
+    let opts = args.pass.token.options();
+    let (location, reachable) = super::pkcs11::status(uri, &args.pass.token);
+    let spki = crate::pkcs11::token::open(uri, &opts)
+        .and_then(|tok| crate::pkcs11::token::public_key_without_login(&tok, uri))
+        .ok()
+        .flatten()
+        .map(|p| p.spki_der());
+    TokenKeyDesc {
+        uri: uri.to_string(),
+        location,
+        reachable,
+        key: spki.as_deref().map(KeyInfo::from_spki),
+        belongs_to: spki.map(|s| certs_of_key(depot, &s)).unwrap_or_default(),
+    }
+}
+
+/// Where the key of a depot CA certificate at `path` is: its key file, or
+/// its token (and whether the token answers now).
+fn ca_key_of(depot: &Depot, path: &std::path::Path, objects: &[Described], args: &InspectArgs) -> Option<String> {
+    if !matches!(objects.first(), Some(Described::Certificate(c)) if c.is_ca) {
+        return None;
+    }
+    let stem = path.file_name()?.to_str()?.strip_suffix(".crt")?;
+    if path.parent()? != depot.root() {
+        return None;
+    }
+    let name = crate::pki::names::EntryName::new(stem).ok()?;
+    match super::common::CaKeySource::of(depot, &name) {
+        Ok(Some(super::common::CaKeySource::File(p))) => Some(format!("file {}", p.display())),
+        Ok(Some(super::common::CaKeySource::Token(p))) => Some(match super::pkcs11::read_uri(&p) {
+            Ok(uri) => super::pkcs11::status(&uri, &args.pass.token).0,
+            Err(e) => format!("{e:#}"),
+        }),
+        Ok(None) => Some("not in the depot (this CA cannot sign here)".into()),
+        Err(e) => Some(format!("{e:#}")),
+    }
 }
 
 fn render(r: &FileReport) -> String {
     let mut out = String::new();
     for obj in &r.objects {
         let lines = match obj {
-            Described::Certificate(c) => cert_lines(c),
+            Described::Certificate(c) => {
+                let mut l = cert_lines(c);
+                if let Some(k) = &r.ca_key {
+                    l.push(("CA key", k.clone()));
+                }
+                l
+            }
+            Described::TokenKey(k) => token_key_lines(k),
             Described::Csr(c) => csr_lines(c),
             Described::Crl(c) => crl_lines(c),
             Described::Key(k) => key_lines(k),
@@ -106,6 +188,7 @@ fn render(r: &FileReport) -> String {
             Described::Csr(_) => "certificate signing request",
             Described::Crl(_) => "certificate revocation list",
             Described::Key(_) => "private key",
+            Described::TokenKey(_) => "private key on a PKCS#11 token",
         };
         out.push_str(&format!("{}: {kind}\n", label(std::path::Path::new(&r.file))));
         for (k, v) in lines {
@@ -116,6 +199,19 @@ fn render(r: &FileReport) -> String {
 }
 
 type Lines = Vec<(&'static str, String)>;
+
+fn token_key_lines(k: &TokenKeyDesc) -> Lines {
+    let mut l = vec![("where", k.location.clone()), ("URI", k.uri.clone())];
+    l.push((
+        "public key",
+        k.key.as_ref().map_or_else(|| "not readable without logging in".into(), |i| i.description.clone()),
+    ));
+    l.push((
+        "belongs to",
+        if k.belongs_to.is_empty() { "no certificate in the depot".into() } else { k.belongs_to.join(", ") },
+    ));
+    l
+}
 
 fn cert_lines(c: &CertInfo) -> Lines {
     let left = match c.status.as_str() {

@@ -26,6 +26,10 @@ pub struct Row {
     pub status: String,
     pub revoked: Option<String>,
     pub file: String,
+    /// For a CA whose key is on a PKCS#11 token: where, and whether the
+    /// token answers now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_key: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<Row>,
 }
@@ -53,6 +57,7 @@ fn row(e: &Entry) -> Row {
         status: status.into(),
         revoked: e.revoked.clone(),
         file: e.path.display().to_string(),
+        token_key: None,
         children: Vec::new(),
     }
 }
@@ -83,8 +88,33 @@ pub fn run(depot: &Depot, args: &ListArgs) -> Result<()> {
         status: "pending".into(),
         revoked: None,
         file: depot.root().join(format!("{stem}.csr")).display().to_string(),
+        token_key: None,
         children: Vec::new(),
     });
+    let token_keys: Vec<(String, String)> = entries
+        .iter()
+        .filter(|e| e.info.is_ca)
+        .filter_map(|e| {
+            let name = crate::pki::names::EntryName::new(&e.stem).ok()?;
+            Some((e.stem.clone(), super::pkcs11::depot_status(depot, &name, &args.token)?))
+        })
+        .collect();
+    let with_keys = |mut rows: Vec<Row>| {
+        fn set(rows: &mut [Row], keys: &[(String, String)]) {
+            for r in rows {
+                r.token_key = keys.iter().find(|(s, _)| *s == r.name).map(|(_, k)| k.clone());
+                set(&mut r.children, keys);
+            }
+        }
+        set(&mut rows, &token_keys);
+        rows
+    };
+    let footer = if token_keys.is_empty() {
+        String::new()
+    } else {
+        let lines: Vec<String> = token_keys.iter().map(|(s, k)| format!("  {s}: {k}\n")).collect();
+        format!("\nCA keys on PKCS#11 tokens:\n{}", lines.concat())
+    };
     if args.tree {
         let mut roots: Vec<Row> = entries
             .iter()
@@ -92,16 +122,18 @@ pub fn run(depot: &Depot, args: &ListArgs) -> Result<()> {
             .map(|e| subtree(e, &entries))
             .collect();
         roots.extend(pending);
-        return if args.json { print_json(&roots) } else { print_stdout(&render_tree(&roots)) };
+        let roots = with_keys(roots);
+        return if args.json { print_json(&roots) } else { print_stdout(&(render_tree(&roots) + &footer)) };
     }
     let mut rows: Vec<Row> = entries.iter().map(|e| row(e)).collect();
     rows.extend(pending);
+    let rows = with_keys(rows);
     if args.json {
         print_json(&rows)
     } else if rows.is_empty() {
         print_stdout(&format!("the depot {} holds no certificates or requests yet\n", depot.root().display()))
     } else {
-        print_stdout(&render_table(&rows))
+        print_stdout(&(render_table(&rows) + &footer))
     }
 }
 

@@ -8,9 +8,11 @@ use anyhow::{anyhow, Result};
 
 use crate::cli::PassArgs;
 use crate::depot;
+use crate::depot::Depot;
 use crate::pkcs11::{token, Pkcs11Uri, TokenKey};
 use crate::pki::ca::CaKey;
 use crate::pki::keys::KeySpec;
+use crate::pki::names::EntryName;
 
 /// The depot extension of a token key's URI file.
 pub const URI_EXT: &str = "key.uri";
@@ -38,14 +40,14 @@ pub fn init_key(text: &str, spec: KeySpec, asked: bool, pass: &PassArgs) -> Resu
     Ok(TokenKey::open_or_generate(&uri, &pass.token.options(), spec, asked)?)
 }
 
-/// "PKCS#11: token X, object Y", and whether the token answers now. No
-/// PIN is asked: this is for `inspect` and `list`.
-pub fn status(uri: &Pkcs11Uri, pass: &PassArgs) -> String {
-    let reach = match token::open(uri, &pass.token.options()) {
-        Ok(tok) => format!("reachable through {}", tok.module.display()),
-        Err(e) => format!("NOT reachable: {e}"),
+/// "PKCS#11: token X, object Y (reachable …)", and whether the token
+/// answers now. No PIN is asked: this is for `inspect` and `list`.
+pub fn status(uri: &Pkcs11Uri, token_args: &crate::cli::Pkcs11Args) -> (String, bool) {
+    let (reach, ok) = match token::open(uri, &token_args.options()) {
+        Ok(tok) => (format!("token reachable through {}", tok.module.display()), true),
+        Err(e) => (format!("token NOT reachable: {e}"), false),
     };
-    format!("PKCS#11: {} ({reach})", uri.describe())
+    (format!("PKCS#11: {} ({reach})", uri.describe()), ok)
 }
 
 /// The SubjectPublicKeyInfo of the key a URI names: from its public-key
@@ -58,4 +60,24 @@ pub fn public_key(uri: &Pkcs11Uri, pass: &PassArgs) -> Result<Vec<u8>> {
     }
     drop(tok);
     Ok(TokenKey::open(uri, &opts)?.spki_der())
+}
+
+/// `status` of the depot CA `name` when its key is on a token.
+pub fn depot_status(depot: &Depot, name: &EntryName, token_args: &crate::cli::Pkcs11Args) -> Option<String> {
+    let path = depot.path(name, URI_EXT);
+    if !path.is_file() {
+        return None;
+    }
+    Some(match read_uri(&path) {
+        Ok(uri) => status(&uri, token_args).0,
+        Err(e) => format!("{e:#}"),
+    })
+}
+
+/// The URI (with the key's id) of a token key, for the depot's URI file.
+pub fn uri_of(key: &CaKey) -> Option<String> {
+    match key {
+        CaKey::Remote(k) => k.uri(),
+        CaKey::File(_) => None,
+    }
 }

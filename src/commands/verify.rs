@@ -36,10 +36,7 @@ pub fn run(depot: &Depot, args: &VerifyArgs) -> Result<()> {
         }
     }
     let key = match &args.key {
-        Some(k) => {
-            let p = resolve(depot, k, &["key"])?;
-            Some((label(&p), read_key(&p, &mut args.pass.source()?)?.spki_der()))
-        }
+        Some(k) => Some(key_spki(depot, k, args)?),
         None => None,
     };
     for h in &args.host {
@@ -132,4 +129,19 @@ pub fn render(o: &Outcome, hosts: &[String], purpose: Option<Purpose>) -> String
         }
         s
     }
+}
+
+/// The label and public key of `--key`: a key file, a depot entry's key
+/// (file or `NAME.key.uri`), or a PKCS#11 URI, whose public key is read
+/// from the token (without a PIN when the token shows it).
+fn key_spki(depot: &Depot, k: &str, args: &VerifyArgs) -> Result<(String, Vec<u8>)> {
+    if crate::pkcs11::is_pkcs11_uri(k) {
+        let uri = crate::pkcs11::Pkcs11Uri::parse(k).map_err(|e| usage(format!("--key: {e}")))?;
+        return Ok((k.to_string(), super::pkcs11::public_key(&uri, &args.pass)?));
+    }
+    let p = resolve(depot, k, &["key", super::pkcs11::URI_EXT])?;
+    if p.to_string_lossy().ends_with(&format!(".{}", super::pkcs11::URI_EXT)) {
+        return Ok((label(&p), super::pkcs11::public_key(&super::pkcs11::read_uri(&p)?, &args.pass)?));
+    }
+    Ok((label(&p), read_key(&p, &mut args.pass.source()?)?.spki_der()))
 }

@@ -39,10 +39,10 @@ pub enum TokenError {
     Uri(#[from] uri::UriError),
     #[error("no PKCS#11 module found (tried {tried}); give its path with --pkcs11-module PATH or CERTFORGE_PKCS11_MODULE, or install one (Debian: `apt install softhsm2` or `apt install opensc`)")]
     NoModule { tried: String },
-    #[error("PKCS#11 module {path}: {detail}; check the path given by {source_name}")]
+    #[error("PKCS#11 module {path}: {detail}; check the path given by {source_name}{}", if path.contains("softhsm") { ", and that SOFTHSM2_CONF names a readable config whose tokendir exists" } else { "" })]
     ModuleLoad { path: String, detail: String, source_name: String },
-    #[error("no token matching {wanted} in {module}; it sees {seen}. Plug the device in, or fix token= in the URI (list them: pkcs11-tool --module {module} --list-token-slots)")]
-    TokenAbsent { wanted: String, module: String, seen: String },
+    #[error("no token matching {wanted} (looked in {modules}); present: {seen}. Plug the device in, or fix token= in the URI (list tokens: pkcs11-tool --module {first} --list-token-slots)")]
+    TokenAbsent { wanted: String, modules: String, first: String, seen: String },
     #[error("{count} tokens match {wanted} in {module} ({seen}); add token=LABEL or serial=… to the URI to say which")]
     TokenAmbiguous { wanted: String, module: String, count: usize, seen: String },
     #[error("token {token:?} needs its PIN: give it with --pin-file FILE, CERTFORGE_PKCS11_PIN, or pin-source=file:PATH in the URI (or run at a terminal to be asked)")]

@@ -211,6 +211,9 @@ impl crate::pki::ca::RemoteKey for TokenKey {
     fn last_error(&self) -> Option<String> {
         TokenKey::last_error(self)
     }
+    fn uri(&self) -> Option<String> {
+        Some(self.uri.to_string())
+    }
 }
 
 /// The DigestInfo that PKCS#1 v1.5 signs (RFC 8017 §9.2, note 1).

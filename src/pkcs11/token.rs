@@ -90,7 +90,13 @@ pub fn open(uri: &Pkcs11Uri, opts: &Options) -> Result<OpenToken, TokenError> {
         for slot in slots {
             let Ok(info) = ctx.get_token_info(slot) else { continue };
             let label = trimmed(info.label());
-            seen.push(format!("{label:?}"));
+            // SoftHSM always offers one free, uninitialized slot.
+            if !info.token_initialized() {
+                continue;
+            }
+            let file =
+                path.file_name().map_or_else(|| path.display().to_string(), |f| f.to_string_lossy().into_owned());
+            seen.push(format!("{label:?} (in {file})"));
             let slot_info = ctx.get_slot_info(slot).ok();
             let eq = |want: &Option<String>, have: &str| want.as_ref().is_none_or(|w| w == have);
             if eq(&uri.token, &label)
@@ -131,11 +137,11 @@ pub fn open(uri: &Pkcs11Uri, opts: &Options) -> Result<OpenToken, TokenError> {
             return Err(e);
         }
     }
-    seen.dedup();
     Err(TokenError::TokenAbsent {
         wanted: wanted_token(uri),
-        module: candidates.iter().map(|(p, _)| p.display().to_string()).collect::<Vec<_>>().join(" and "),
-        seen: if seen.is_empty() { "no token at all".into() } else { format!("only {}", seen.join(", ")) },
+        modules: candidates.iter().map(|(p, _)| p.display().to_string()).collect::<Vec<_>>().join(", "),
+        first: candidates[0].0.display().to_string(),
+        seen: if seen.is_empty() { "no initialized token at all".into() } else { seen.join(", ") },
     })
 }
 

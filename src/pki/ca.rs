@@ -15,6 +15,8 @@ pub trait RemoteKey: rcgen::SigningKey + Send + Sync {
     fn location(&self) -> String;
     /// Why the last signature failed, when one did.
     fn last_error(&self) -> Option<String>;
+    /// The text the depot keeps to find the key again (a PKCS#11 URI).
+    fn uri(&self) -> Option<String>;
 }
 
 /// A CA's key: a file key in memory, or a key that never leaves a token.

@@ -45,6 +45,7 @@ struct RawEntry {
     #[serde(default)]
     permit_domains: Vec<Spanned<String>>,
     crl_url: Option<Spanned<String>>,
+    key_uri: Option<Spanned<String>>,
     count: Option<Spanned<u32>>,
     #[serde(default)]
     subject: SubjectDefaults,
@@ -74,6 +75,9 @@ pub struct PlanEntry {
     /// A CA's CRL Distribution Point (`crl_url`, else its template's):
     /// what it issues carries it, as under `init --crl-url`.
     pub crl_url: Option<String>,
+    /// A CA key on a PKCS#11 token (`key_uri = "pkcs11:…"`), and whether
+    /// `key_type` was given, so a key already there must be of that type.
+    pub key_uri: Option<(String, bool)>,
     /// The plan line this entry comes from.
     pub line: usize,
 }
@@ -176,6 +180,24 @@ impl Plan {
                     }
                     None => kind.template().crl_url,
                 };
+                let key_uri = match &e.key_uri {
+                    None => None,
+                    Some(u) => {
+                        let why = if role == Role::Leaf {
+                            Some("key_uri belongs on a [[ca]] or [[intermediate]]: a leaf's key is a file its service reads".to_string())
+                        } else if opts.deterministic {
+                            Some("key_uri cannot be used in deterministic mode: a token key is not derived from the seed".into())
+                        } else if count > 1 {
+                            Some("key_uri names one key, so the entry cannot have a count".into())
+                        } else {
+                            crate::pkcs11::Pkcs11Uri::parse(u.get_ref()).err().map(|x| format!("key_uri: {x}"))
+                        };
+                        if let Some(why) = why {
+                            return Err(err(u.span().start, why));
+                        }
+                        Some((u.get_ref().clone(), e.key_type.is_some()))
+                    }
+                };
                 let key = match &e.key_type {
                     Some(k) => parse_key_type(k.get_ref()).map_err(|m| err(k.span().start, m))?,
                     None if opts.deterministic => KeySpec::Ed25519,
@@ -233,6 +255,7 @@ impl Plan {
                         validity,
                         subject: e.subject.clone(),
                         crl_url: crl_url.clone(),
+                        key_uri: key_uri.clone(),
                         line: position(text, at).0,
                     });
                 }
