@@ -107,11 +107,24 @@ fn writer_bytes(store: &p12_keystore::KeyStore, pw: &str, legacy: bool) -> Resul
 }
 
 fn load_key(depot: &Depot, name: &EntryName, args: &ExportArgs) -> Result<crate::pki::keys::PrivateKey> {
+    read_key(&key_file(depot, name, "this format needs it")?, &mut args.pass.source()?)
+}
+
+/// The entry's key file, or why a format carrying the key cannot be made:
+/// no key, or a key that lives on a PKCS#11 token and never leaves it.
+fn key_file(depot: &Depot, name: &EntryName, why: &str) -> Result<std::path::PathBuf> {
     let path = depot.path(name, "key");
-    if !path.is_file() {
-        bail!("{} does not exist, so the key cannot be exported; this format needs it", path.display());
+    if path.is_file() {
+        return Ok(path);
     }
-    read_key(&path, &mut args.pass.source()?)
+    let uri = depot.path(name, super::pkcs11::URI_EXT);
+    if uri.is_file() {
+        bail!(
+            "the key of {name} is on a PKCS#11 token ({}) and never leaves it, so it cannot be exported; {why}. Export the certificate alone (pem or bundle without --with-key)",
+            uri.display()
+        );
+    }
+    bail!("{} does not exist, so the key cannot be exported; {why}", path.display())
 }
 
 fn pkcs12(depot: &Depot, name: &EntryName, cert: &[u8], chain: &Chain, args: &ExportArgs) -> Result<Output> {
@@ -163,7 +176,7 @@ fn bundle(depot: &Depot, name: &EntryName, cert: &[u8], chain: &Chain, args: &Ex
     }
     let mut bytes = Zeroizing::new(pem.into_bytes());
     if args.with_key {
-        bytes.extend_from_slice(&Zeroizing::new(read_file(&depot.path(name, "key"))?));
+        bytes.extend_from_slice(&Zeroizing::new(read_file(&key_file(depot, name, "--with-key needs it")?)?));
     }
     Ok(Output { bytes, secret: args.with_key, binary: false })
 }
@@ -194,10 +207,7 @@ fn env(depot: &Depot, name: &EntryName, chain: &Chain, args: &ExportArgs) -> Res
     if !chain.intermediates.is_empty() && chain_file.is_file() {
         out.push_str(&format!("export {p}_CERT_CHAIN={}\n", sh_quote(&text(&chain_file)?)));
     }
-    let key_path = depot.path(name, "key");
-    if !key_path.is_file() {
-        bail!("{} does not exist; the env format carries the key", key_path.display());
-    }
+    let key_path = key_file(depot, name, "the env format carries the key")?;
     out.push_str(&format!("export {p}_KEY={}\n", sh_quote(&text(&key_path)?)));
     if let Some(root) = &chain.root {
         let root_path = depot_certs(depot)

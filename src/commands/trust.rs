@@ -142,6 +142,13 @@ fn self_signed(der: &[u8]) -> bool {
 /// works, but first says what that means.
 fn warn_if_unsafe(depot: &Depot, name: &str, ca: &Ca) -> Result<()> {
     let entry = EntryName::new(name)?;
+    if depot.exists(&entry, super::pkcs11::URI_EXT) {
+        note(&format!(
+            "{name:?} keeps its key on a PKCS#11 token ({}): nobody can copy it from the depot, but whoever holds the token and its PIN can sign for any name this CA may",
+            depot.path(&entry, super::pkcs11::URI_EXT).display()
+        ));
+        return Ok(());
+    }
     if !depot.exists(&entry, "key") {
         return Ok(());
     }
