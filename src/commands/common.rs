@@ -290,6 +290,17 @@ impl KeyChoice {
     }
 }
 
+/// A token key has a PIN, not a passphrase: one given anyway is refused
+/// rather than ignored, so nobody believes their key is encrypted by it.
+pub fn no_passphrase_for_token(pass: &PassArgs) -> Result<Option<Zeroizing<String>>> {
+    if pass.given()?.is_some_and(|p| !p.is_empty()) {
+        return Err(usage(
+            "a passphrase encrypts key files, and this key stays on its PKCS#11 token; give the token's PIN with --pin-file or CERTFORGE_PKCS11_PIN instead",
+        ));
+    }
+    Ok(None)
+}
+
 /// A new CA's or request's key, and for a token key the URI file's text
 /// and whether the key was made just now.
 pub struct NewKey {

@@ -56,7 +56,7 @@ pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
     // a key on a token has its PIN instead.
     let key_file = name.file("key");
     let passphrase = match key_choice {
-        KeyChoice::Token { .. } => None,
+        KeyChoice::Token { .. } => super::common::no_passphrase_for_token(&args.pass)?,
         _ => args.pass.for_new_key(&key_file)?,
     };
     let new_key = key_choice.obtain_any(&args.pass)?;

@@ -67,7 +67,7 @@ pub fn run(depot: &Depot, args: &RequestCertArgs) -> Result<()> {
 
     // Ask for a passphrase (at a terminal only) before a slow RSA keygen.
     let passphrase = match key_choice {
-        KeyChoice::Token { .. } => None,
+        KeyChoice::Token { .. } => super::common::no_passphrase_for_token(&args.pass)?,
         _ => args.pass.for_new_key(&name.file("key"))?,
     };
     let new_key = key_choice.obtain_any(&args.pass)?;
