@@ -165,6 +165,9 @@ fn announce(
         format!("  trust        {ca_file} (the server's own certificate is issued by the same CA)"),
         format!("  issues       {profile} certificates for {}, capped at the CA's expiry", args.cert_lifetime),
     ];
+    if let crate::pki::ca::CaKey::Remote(k) = ca.key() {
+        lines.push(format!("  CA key       {} (it signs there; the depot holds no key)", k.location()));
+    }
     if let Some(url) = &ca.crl_url {
         lines.push(format!("  CRL URL      {url} (in every certificate this CA issues)"));
     }
