@@ -20,7 +20,7 @@ cargo build --release --quiet
 BIN="$PWD/target/release/certforge"
 MODULE=${MODULE:-/usr/lib/softhsm/libsofthsm2.so}
 W=$(mktemp -d)
-trap 'rm -rf "$W"' EXIT
+trap '[ -n "${KEEP:-}" ] || rm -rf "$W"' EXIT
 mkdir -p "$W/tokens"
 printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' "$W" >"$W/softhsm2.conf"
 export SOFTHSM2_CONF="$W/softhsm2.conf" CERTFORGE_PKCS11_MODULE="$MODULE" CERTFORGE_PKCS11_PIN=1234
@@ -48,7 +48,7 @@ hyperfine --runs "$RUNS" --warmup 1 -N --export-markdown "$W/table.md" \
 for kind in file token; do
   n=$(ls "$W/$kind"/req-*.crt | wc -l)
   [ "$n" = "$N" ] || { echo "only $n of $N $kind leaves were signed" >&2; exit 1; }
-  openssl verify -CAfile "$W/$kind/CA.crt" "$W/$kind"/req-*.crt "$W/$kind"/leaf-*.crt | grep -vc ': OK$' | grep -qx 0 \
-    || { echo "a $kind leaf does not verify" >&2; exit 1; }
+  bad=$(openssl verify -CAfile "$W/$kind/CA.crt" "$W/$kind"/req-*.crt "$W/$kind"/leaf-*.crt | grep -vc ': OK$' || true)
+  [ "$bad" = 0 ] || { echo "$bad $kind leaves do not verify" >&2; exit 1; }
 done
 cat "$W/table.md"

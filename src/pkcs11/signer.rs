@@ -21,7 +21,10 @@ pub struct TokenKey {
     /// One session, one signature at a time: a PKCS#11 session runs one
     /// operation at once (v3.0 §5.1), and `serve`'s threads share the key.
     /// Declared before `tok` so that it closes before the module may be
-    /// finalized.
+    /// finalized. No explicit C_Logout: the login belongs to the whole
+    /// application (PKCS#11 v3.0 §5.6), so logging out here would log out
+    /// another key of the same token still in use (a plan's root and
+    /// intermediate); closing the last session logs out.
     session: Mutex<Session>,
     _tok: OpenToken,
     handle: ObjectHandle,
@@ -159,16 +162,6 @@ impl TokenKey {
                 let raw = sign(&Mechanism::Ecdsa, aws_lc_rs::digest::digest(alg, msg).as_ref())?;
                 ecdsa_der(&raw, coord)
             }
-        }
-    }
-}
-
-impl Drop for TokenKey {
-    /// Logs out, then the session closes (cryptoki closes it on drop) and
-    /// the module is finalized once its last session is gone.
-    fn drop(&mut self) {
-        if let Ok(session) = self.session.get_mut() {
-            let _ = session.logout();
         }
     }
 }
