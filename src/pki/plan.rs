@@ -384,6 +384,35 @@ mod tests {
     }
 
     #[test]
+    fn key_uri_is_for_one_ca_and_a_usable_uri() {
+        let plan = parse("[[ca]]\nname = \"Root\"\nkey_uri = \"pkcs11:token=t;object=root\"\nkey_type = \"rsa\"\n[[intermediate]]\nname = \"I\"\nissuer = \"Root\"\nkey_uri = \"pkcs11:object=i\"\n").unwrap();
+        assert_eq!(plan.entries[0].key_uri, Some(("pkcs11:token=t;object=root".into(), true)));
+        assert_eq!(plan.entries[1].key_uri, Some(("pkcs11:object=i".into(), false)));
+        let cases = [
+            (
+                "[[ca]]\nname = \"A\"\n[[leaf]]\nname = \"x\"\nissuer = \"A\"\nkey_uri = \"pkcs11:object=x\"\n",
+                6,
+                "a leaf's key is a file",
+            ),
+            ("[[ca]]\nname = \"A-{n}\"\ncount = 2\nkey_uri = \"pkcs11:object=x\"\n", 4, "cannot have a count"),
+            ("[[ca]]\nname = \"A\"\nkey_uri = \"pkcs11:tokn=x;object=y\"\n", 3, "unknown attribute"),
+            ("[[ca]]\nname = \"A\"\nkey_uri = \"pkcs11:object=y?pin-value=1\"\n", 3, "pin-value"),
+        ];
+        for (text, line, want) in cases {
+            let e = parse(text).unwrap_err();
+            assert_eq!(e.line, line, "{text}: {e}");
+            assert!(e.message.contains(want), "{text}: {e}");
+        }
+        let det = Plan::parse(
+            "[[ca]]\nname = \"A\"\nkey_uri = \"pkcs11:object=y\"\n",
+            "plan.toml",
+            &Options { deterministic: true, load_template: &|p| Err(format!("no template {p}")) },
+        )
+        .unwrap_err();
+        assert!(det.message.contains("deterministic"), "{det}");
+    }
+
+    #[test]
     fn errors_carry_the_line() {
         let cases = [
             ("[[ca]]\nname = \"A\"\n[[leaf]]\nname = \"x\"\nissuer = \"B\"\n", 5, "unknown issuer"),
