@@ -89,6 +89,12 @@ pub fn open(uri: &Pkcs11Uri, opts: &Options) -> Result<OpenToken, TokenError> {
         let mut matches = Vec::new();
         for slot in slots {
             let Ok(info) = ctx.get_token_info(slot) else { continue };
+            // An uninitialized token (SoftHSM always shows one in its free
+            // slot) holds no key and takes no login: it is no candidate,
+            // else a URI without token= would always be ambiguous.
+            if !info.token_initialized() {
+                continue;
+            }
             let label = trimmed(info.label());
             // SoftHSM always offers one free, uninitialized slot.
             if !info.token_initialized() {
