@@ -53,7 +53,7 @@ pub enum TokenError {
     WrongPin { token: String, tries: String },
     #[error("token {token:?}: the user PIN is locked after too many wrong tries; unblock it with the SO PIN (pkcs11-tool --unblock-pin, or softhsm2-util for SoftHSM)")]
     PinLocked { token: String },
-    #[error("no private key {object} on token {token:?}; {seen}. Check object=/id= in the URI, or run `certforge init --key URI` to make one")]
+    #[error("no private key {object} on token {token:?}; {seen}. Check object=/id= in the URI and that this is the token the key was made on; a deleted key cannot be made again (the CA certificate names it): restore it from a backup of the token, or start a new CA")]
     KeyNotFound { object: String, token: String, seen: String },
     #[error("{count} private keys match {object} on token {token:?} (ids {ids}); add id=… to the URI to say which")]
     KeyAmbiguous { object: String, token: String, count: usize, ids: String },
