@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::ObjectHandle;
@@ -85,7 +86,7 @@ impl TokenKey {
                 // could not sign.
                 let (mech, name) = mechanism_for(spec);
                 if !tok.has_mechanism(mech) {
-                    return Err(tok.lacks(&format!("sign with a {spec} key"), name));
+                    return Err(tok.lacks(&format!("sign with {spec} keys"), name));
                 }
                 let found = token::generate(&tok, &session, uri, spec)?;
                 TokenKey::ready(tok, session, pin, found, uri, true)
@@ -149,7 +150,18 @@ impl TokenKey {
                 .login(UserType::ContextSpecific, Some(pin))
                 .map_err(|e| format!("the per-signature PIN was refused: {e}"))?;
         }
-        let sign = |mech: &Mechanism, data: &[u8]| session.sign(mech, self.handle, data).map_err(|e| e.to_string());
+        let (_, mech_name) = mechanism_for(self.public.spec);
+        let sign = |mech: &Mechanism, data: &[u8]| {
+            session.sign(mech, self.handle, data).map_err(|e| match e {
+                // The module listed the mechanism (checked when the key was
+                // opened) and then refused it.
+                CkError::Pkcs11(rv @ (RvError::MechanismInvalid | RvError::MechanismParamInvalid), f) => format!(
+                    "the token refused the mechanism {mech_name} ({rv:?} from {f}) although it lists it; use another key type (the token lists its mechanisms: pkcs11-tool --module {} --list-mechanisms)",
+                    self.module.display()
+                ),
+                e => format!("{mech_name}: {e}"),
+            })
+        };
         match self.public.spec {
             KeySpec::Ed25519 => sign(&Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)), msg),
             KeySpec::Rsa(_) => sign(&Mechanism::RsaPkcs, &digest_info_sha256(msg)),

@@ -437,7 +437,7 @@ pub fn generate(tok: &OpenToken, session: &Session, uri: &Pkcs11Uri, spec: KeySp
         }
     };
     if !tok.has_mechanism(mech.mechanism_type()) {
-        return Err(tok.lacks(&format!("make a {spec} key"), mech_name));
+        return Err(tok.lacks(&format!("make {spec} keys"), mech_name));
     }
     let made = session.generate_key_pair(&mech, &public, &private);
     let (_, priv_handle) = match made {
@@ -455,7 +455,7 @@ pub fn generate(tok: &OpenToken, session: &Session, uri: &Pkcs11Uri, spec: KeySp
                 .map_err(|e| token_err(&tok.label, &format!("making a {spec} key"), e))?
         }
         Err(CkError::Pkcs11(RvError::MechanismInvalid, _)) => {
-            return Err(tok.lacks(&format!("make a {spec} key"), mech_name))
+            return Err(tok.lacks(&format!("make {spec} keys"), mech_name))
         }
         Err(e) => return Err(token_err(&tok.label, &format!("making a {spec} key"), e)),
     };
