@@ -16,7 +16,8 @@ mod common;
 #[path = "common/hsm.rs"]
 mod hsm;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use hsm::{Hsm, MODULE, PIN};
 
@@ -174,6 +175,103 @@ fn rsa_3072_ca_on_token_signs_revokes_and_renews() {
 #[test]
 fn ed25519_ca_on_token_signs_revokes_and_renews() {
     lifecycle(&["--key-type", "ed25519"], &["Public Key Algorithm: ED25519", "Signature Algorithm: ED25519"]);
+}
+
+// ---------------------------------------------------------------------------
+// gRPC peers
+
+fn interop_python() -> PathBuf {
+    std::env::var_os("CERTFORGE_INTEROP_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/interop-venv/bin/python"))
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop").join(name)
+}
+
+/// A depot with two token CAs, P-256 and RSA 2048, each with a server
+/// certificate for localhost (--profile server) and a client certificate
+/// (--profile client).
+fn peer_depot() -> Option<Hsm> {
+    let hsm = Hsm::new()?;
+    for (ca, object, key) in [
+        ("EC Token CA", "ec-ca", &["--key-type", "ecdsa-p256"][..]),
+        ("RSA Token CA", "rsa-ca", &["--key-type", "rsa", "--key-bits", "2048"][..]),
+    ] {
+        let uri = format!("pkcs11:token=certforge;object={object}");
+        let mut init = vec!["init", "--cn", ca, "--key", &uri];
+        init.extend(key);
+        hsm.ok(&init);
+        let stem = ca.replace(' ', "_");
+        let (server, client) = (format!("{stem}-server"), format!("{stem}-client"));
+        hsm.ok(&["request-cert", "--cn", &server, "--domain", "localhost", "--ip", "127.0.0.1"]);
+        hsm.ok(&["sign", &server, "--CA", ca, "--profile", "server"]);
+        hsm.ok(&["request-cert", "--cn", &client]);
+        hsm.ok(&["sign", &client, "--CA", ca, "--profile", "client"]);
+    }
+    Some(hsm)
+}
+
+/// Runs a handshake script as tests/peers.rs does: PROGRAM LEAD... CA
+/// SERVER.crt SERVER.key CLIENT.crt CLIENT.key NAME, without the CA-bundle
+/// variables, bounded.
+fn mtls(hsm: &Hsm, program: &Path, lead: &[&Path], ca_stem: &str, name: &str) -> (bool, String) {
+    let d = hsm.env.depot();
+    let f = |n: String| d.join(n).into_os_string();
+    let mut cmd = Command::new(program);
+    cmd.current_dir(hsm.env.tmp.path())
+        .env("GOCACHE", Path::new(env!("CARGO_MANIFEST_DIR")).join("target/go-cache"))
+        .args(lead)
+        .args([
+            f(format!("{ca_stem}.crt")),
+            f(format!("{ca_stem}-server.crt")),
+            f(format!("{ca_stem}-server.key")),
+            f(format!("{ca_stem}-client.crt")),
+            f(format!("{ca_stem}-client.key")),
+        ])
+        .arg(name);
+    // The first `go run` compiles; later ones take a second.
+    clients::run_bounded(&mut cmd, 300)
+}
+
+#[test]
+fn go_crypto_tls_accepts_mtls_with_token_signed_certificates() {
+    if !clients::require("go", &["version"], "apt-get install golang-go") {
+        return;
+    }
+    let Some(hsm) = peer_depot() else { return };
+    let go = PathBuf::from("go");
+    let run = |ca: &str, name: &str| mtls(&hsm, &go, &[Path::new("run"), &script("go_mtls.go")], ca, name);
+    for ca in ["EC_Token_CA", "RSA_Token_CA"] {
+        let (ok, out) = run(ca, "localhost");
+        assert!(ok && out.contains("ok"), "{ca}: Go mTLS handshake: {out}");
+        let (ok, out) = run(ca, "127.0.0.1");
+        assert!(ok && out.contains("ok"), "{ca}: Go mTLS to the IP SAN: {out}");
+        // The same run refuses a name the certificate lacks: it checks.
+        let (ok, out) = run(ca, "grpc.example.com");
+        assert!(!ok && out.contains("not grpc.example.com"), "{ca}: a wrong host name: {out}");
+    }
+}
+
+#[test]
+fn python_grpcio_accepts_mtls_with_token_signed_certificates() {
+    let py = interop_python();
+    if !clients::require(
+        py.to_str().unwrap(),
+        &["-c", "import grpc"],
+        "python3 -m venv target/interop-venv && target/interop-venv/bin/pip install grpcio",
+    ) {
+        return;
+    }
+    let Some(hsm) = peer_depot() else { return };
+    let s = script("grpc_mtls.py");
+    for ca in ["EC_Token_CA", "RSA_Token_CA"] {
+        let (ok, out) = mtls(&hsm, &py, &[&s], ca, "localhost");
+        assert!(ok && out.contains("ok"), "{ca}: grpcio mTLS call: {out}");
+        let (ok, out) = mtls(&hsm, &py, &[&s], ca, "grpc.example.com");
+        assert!(!ok && out.contains("UNAVAILABLE"), "{ca}: a name outside the SANs: {out}");
+    }
 }
 
 // ---------------------------------------------------------------------------
