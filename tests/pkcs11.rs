@@ -358,3 +358,174 @@ fn depot_holds_no_private_key_material() {
     assert_eq!(uri.lines().count(), 1, "{uri}");
     assert_eq!(common::mode(&hsm.env.file(&format!("{CA_STEM}.key.uri"))) & 0o022, 0, "the URI file is world-writable");
 }
+
+// ---------------------------------------------------------------------------
+// Failures: a message that says what to do, and the depot as it was
+
+/// A depot with the token CA and a request, leaf.example, waiting to be signed.
+fn ready_depot() -> Option<Hsm> {
+    let hsm = Hsm::new()?;
+    hsm.ok(&["init", "--cn", CA, "--key", CA_URI]);
+    hsm.ok(&["request-cert", "--domain", "leaf.example"]);
+    Some(hsm)
+}
+
+/// Runs a command that must fail, and checks that stderr holds every phrase and
+/// that the depot is byte for byte what it was.
+fn fails_unchanged(hsm: &Hsm, cmd: Command, phrases: &[&str]) -> String {
+    let before = hsm.env.snapshot();
+    let err = hsm.fails_cmd(cmd);
+    for p in phrases {
+        assert!(err.contains(p), "the message should say {p:?}:\n{err}");
+    }
+    assert!(hsm.env.snapshot() == before, "the depot changed:\n{err}");
+    err
+}
+
+#[test]
+fn module_not_found() {
+    let Some(hsm) = ready_depot() else { return };
+    let bad = |args: &[&str]| {
+        let mut c = hsm.bare(args);
+        c.args(["--pkcs11-module", "/nonexistent.so", "--pin-file"]).arg(&hsm.pin_file);
+        c
+    };
+    let phrases = ["/nonexistent.so", "no such file", "--pkcs11-module"];
+    fails_unchanged(&hsm, bad(&["sign", "leaf.example", "--CA", CA]), &phrases);
+    fails_unchanged(&hsm, bad(&["init", "--cn", "Other CA", "--key", "pkcs11:token=certforge;object=other"]), &phrases);
+    // The variable, named as such.
+    let mut env_var = hsm.bare(&["sign", "leaf.example", "--CA", CA, "--pin-file"]);
+    env_var.arg(&hsm.pin_file).env("CERTFORGE_PKCS11_MODULE", "/nonexistent.so");
+    fails_unchanged(&hsm, env_var, &["/nonexistent.so", "CERTFORGE_PKCS11_MODULE"]);
+}
+
+#[test]
+fn token_not_present() {
+    let Some(hsm) = ready_depot() else { return };
+    let err = fails_unchanged(
+        &hsm,
+        hsm.cmd(&["init", "--cn", "Other CA", "--key", "pkcs11:token=nope;object=other"]),
+        &["no token matching", "token=\"nope\"", "\"certforge\"", "--list-token-slots", MODULE],
+    );
+    // SoftHSM's empty slot (an uninitialized token) is no candidate.
+    assert!(!err.contains("\"\""), "an uninitialized token is offered as a label: {err}");
+}
+
+#[test]
+fn wrong_pin() {
+    let Some(hsm) = ready_depot() else { return };
+    let wrong = hsm.write("wrong-pin", &format!("{}\n", hsm::WRONG_PIN));
+    let mut sign = hsm.bare(&["sign", "leaf.example", "--CA", CA, "--pkcs11-module", MODULE, "--pin-file"]);
+    sign.arg(&wrong);
+    fails_unchanged(&hsm, sign, &["token \"certforge\"", "wrong PIN", "tries", "nothing was signed"]);
+    let mut init = hsm.bare(&["init", "--cn", "Other CA", "--key", "pkcs11:token=certforge;object=other"]);
+    init.args(["--pkcs11-module", MODULE]).env("CERTFORGE_PKCS11_PIN", hsm::WRONG_PIN);
+    fails_unchanged(&hsm, init, &["wrong PIN", "tries"]);
+    assert_eq!(hsm.private_keys().len(), 1, "a key was made without a login");
+    // The right PIN still works: one wrong try does not lock SoftHSM.
+    hsm.ok(&["sign", "leaf.example", "--CA", CA]);
+    verify(&hsm, &format!("{CA_STEM}.crt"), None, "leaf.example.crt");
+}
+
+#[test]
+fn key_not_found_on_token() {
+    let Some(hsm) = ready_depot() else { return };
+    hsm.ok(&["sign", "leaf.example", "--CA", CA]);
+    hsm.ok(&["request-cert", "--domain", "second.example"]);
+    hsm.pkcs11_tool(&["--login", "--pin", PIN, "--delete-object", "--type", "privkey", "--label", "staging-ca"]);
+    assert!(hsm.private_keys().is_empty());
+    let phrases = ["no private key \"staging-ca\"", "token \"certforge\"", &format!("{CA_STEM}.key.uri")];
+    let err = fails_unchanged(&hsm, hsm.cmd(&["sign", "second.example", "--CA", CA]), &phrases);
+    fails_unchanged(&hsm, hsm.cmd(&["revoke", "--CN", "leaf.example", "--CA", CA]), &phrases);
+    fails_unchanged(&hsm, hsm.cmd(&["renew", CA_STEM]), &phrases);
+    // The CA certificate names that key: making a new one under the same
+    // URI would not bring the CA back, so the message must not suggest it.
+    assert!(!err.contains("to make one"), "{err}");
+}
+
+#[test]
+fn wrong_key_type_for_an_existing_key() {
+    let Some(hsm) = ready_depot() else { return };
+    fails_unchanged(
+        &hsm,
+        hsm.cmd(&["init", "--cn", "Other CA", "--key", CA_URI, "--key-type", "rsa", "--key-bits", "2048"]),
+        &["\"staging-ca\"", "is ECDSA P-256", "RSA 2048 was asked for", "drop --key-type"],
+    );
+    assert_eq!(hsm.private_keys().len(), 1, "a second key was made");
+    // Without a key type the existing key is taken as it is.
+    let out = hsm.ok(&["init", "--cn", "Other CA", "--key", CA_URI]);
+    assert!(out.contains("the key already on the token"), "{out}");
+    assert_eq!(cert_spki(&hsm, "Other_CA.crt"), cert_spki(&hsm, &format!("{CA_STEM}.crt")));
+}
+
+/// tests/interop/p11_filter.c built into the test's temp dir.
+fn filter_module(hsm: &Hsm) -> PathBuf {
+    let so = hsm.path("filter.so");
+    let mut gcc = Command::new("gcc");
+    gcc.args(["-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-o"]).arg(&so).arg(script("p11_filter.c"));
+    gcc.arg("-ldl");
+    let out = hsm::bounded(&mut gcc, hsm::LIMIT);
+    assert!(out.status.success(), "gcc p11_filter.c: {}", hsm::text(&out));
+    so
+}
+
+#[test]
+fn mechanism_not_supported() {
+    if !clients::require("gcc", &["--version"], "apt-get install gcc") {
+        return;
+    }
+    let Some(hsm) = ready_depot() else { return };
+    let filter = filter_module(&hsm);
+    let through_filter = |args: &[&str], keep_list: bool| {
+        let mut c = hsm.bare(args);
+        c.arg("--pkcs11-module").arg(&filter).arg("--pin-file").arg(&hsm.pin_file).env("P11_FILTER_REAL", MODULE);
+        if keep_list {
+            c.env("P11_FILTER_KEEP_LIST", "1");
+        }
+        c
+    };
+    let filter_path = filter.display().to_string();
+    // A new P-256 key: refused before it is made.
+    let init =
+        through_filter(&["init", "--cn", "Filtered CA", "--key", "pkcs11:token=certforge;object=filtered"], false);
+    fails_unchanged(&hsm, init, &["CKM_ECDSA", "ECDSA P-256", "--list-mechanisms", &filter_path]);
+    assert!(
+        !hsm.private_keys().iter().any(|k| k.get("label") == Some("filtered")),
+        "a key was made that the token cannot sign with"
+    );
+    // The existing P-256 CA key, before anything is signed.
+    let sign = through_filter(&["sign", "leaf.example", "--CA", CA], false);
+    fails_unchanged(&hsm, sign, &["CKM_ECDSA", &format!("{CA_STEM}.key.uri")]);
+    // A module that lists CKM_ECDSA but refuses it at C_SignInit.
+    let sign = through_filter(&["sign", "leaf.example", "--CA", CA], true);
+    fails_unchanged(&hsm, sign, &["CKM_ECDSA", "could not sign"]);
+    // The filter passes everything else: an Ed25519 CA works through it.
+    let ed = through_filter(
+        &["init", "--cn", "Ed CA", "--key", "pkcs11:token=certforge;object=ed", "--key-type", "ed25519"],
+        false,
+    );
+    hsm.ok_cmd(ed);
+    hsm.ok_cmd(through_filter(&["sign", "leaf.example", "--CA", "Ed CA"], false));
+    verify(&hsm, "Ed_CA.crt", None, "leaf.example.crt");
+}
+
+#[test]
+fn no_pin_and_no_terminal() {
+    let Some(hsm) = ready_depot() else { return };
+    let phrases = ["token \"certforge\" needs its PIN", "--pin-file", "CERTFORGE_PKCS11_PIN", "pin-source=file:"];
+    // stdin is /dev/null (Env::cmd), so there is no terminal to ask at.
+    fails_unchanged(&hsm, hsm.bare(&["sign", "leaf.example", "--CA", CA, "--pkcs11-module", MODULE]), &phrases);
+    fails_unchanged(
+        &hsm,
+        hsm.bare(&[
+            "init",
+            "--cn",
+            "Other CA",
+            "--key",
+            "pkcs11:token=certforge;object=other",
+            "--pkcs11-module",
+            MODULE,
+        ]),
+        &phrases,
+    );
+}
