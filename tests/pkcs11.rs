@@ -529,3 +529,146 @@ fn no_pin_and_no_terminal() {
         &phrases,
     );
 }
+
+// ---------------------------------------------------------------------------
+// Parallel signing, intermediates, module search and the URI's query
+
+#[test]
+fn eight_parallel_signs_on_one_token_ca() {
+    let Some(hsm) = Hsm::new() else { return };
+    hsm.ok(&["init", "--cn", CA, "--key", CA_URI]);
+    let names: Vec<String> = (0..8).map(|i| format!("svc{i}.example")).collect();
+    for n in &names {
+        hsm.ok(&["request-cert", "--domain", n]);
+    }
+    let results: Vec<_> = std::thread::scope(|s| {
+        let runs: Vec<_> = names
+            .iter()
+            .map(|n| {
+                let cmd = hsm.cmd(&["sign", n, "--CA", CA]);
+                s.spawn(move || {
+                    let mut cmd = cmd;
+                    hsm::bounded(&mut cmd, hsm::LIMIT)
+                })
+            })
+            .collect();
+        runs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (n, out) in names.iter().zip(&results) {
+        assert!(out.status.success(), "sign {n}: {}", hsm::text(out));
+    }
+    let ca_crt = format!("{CA_STEM}.crt");
+    let mut serials: Vec<String> = Vec::new();
+    for n in &names {
+        verify(&hsm, &ca_crt, None, &format!("{n}.crt"));
+        serials.push(serial(&hsm, &format!("{n}.crt")));
+    }
+    serials.sort();
+    serials.dedup();
+    assert_eq!(serials.len(), 8, "serials repeat: {serials:?}");
+    // The token is left as it should be: listed, logged into, signing.
+    let slots = hsm.tool_run("softhsm2-util", &["--show-slots"]);
+    assert!(slots.status.success() && hsm::text(&slots).contains("certforge"), "{}", hsm::text(&slots));
+    assert_key_protected(&hsm, "staging-ca");
+    hsm.ok(&["request-cert", "--domain", "after.example"]);
+    hsm.ok(&["sign", "after.example", "--CA", CA]);
+    verify(&hsm, &ca_crt, None, "after.example.crt");
+}
+
+#[test]
+fn intermediate_ca_on_token() {
+    let Some(hsm) = Hsm::new() else { return };
+    hsm.ok(&["init", "--cn", "Token Root", "--key", "pkcs11:token=certforge;object=root"]);
+    hsm.ok(&["request-cert", "--cn", "Token Issuing", "--key", "pkcs11:token=certforge;object=issuing"]);
+    assert!(hsm.env.file("Token_Issuing.key.uri").exists());
+    assert!(!hsm.env.file("Token_Issuing.key").exists(), "the intermediate got a key file");
+    hsm.ok(&["sign", "Token Issuing", "--CA", "Token Root", "--intermediate"]);
+    hsm.ok(&["request-cert", "--domain", "localhost"]);
+    hsm.ok(&["sign", "localhost", "--CA", "Token Issuing"]);
+    verify(&hsm, "Token_Root.crt", Some("Token_Issuing.crt"), "localhost.crt");
+    // Without the intermediate the leaf does not verify: it is its issuer.
+    let (ok, out) = hsm.openssl(&["verify", "-x509_strict", "-CAfile", "Token_Root.crt", "localhost.crt"]);
+    assert!(!ok, "{out}");
+    // The intermediate's certificate holds the key on the token.
+    let der = hsm.path("issuing.pub.der");
+    let der_arg = der.display().to_string();
+    hsm.pkcs11_tool(&["--read-object", "--type", "pubkey", "--label", "issuing", "-o", &der_arg]);
+    let token_pub = hsm.openssl_ok(&["pkey", "-pubin", "-inform", "DER", "-in", &der_arg]);
+    assert_eq!(cert_spki(&hsm, "Token_Issuing.crt"), token_pub);
+    assert_eq!(hsm.private_keys().len(), 2);
+    // The intermediate revokes, and its CRL verifies under it.
+    let leaf_serial = serial(&hsm, "localhost.crt");
+    hsm.ok(&["revoke", "--CN", "localhost", "--CA", "Token Issuing"]);
+    crl_lists(&hsm, "Token_Issuing.crl", "Token_Issuing.crt", &[&leaf_serial]);
+}
+
+#[test]
+fn default_module_search_finds_the_token() {
+    let Some(hsm) = Hsm::new() else { return };
+    // No --pkcs11-module, no CERTFORGE_PKCS11_MODULE, no module-path:
+    // p11-kit-proxy (which reaches SoftHSM where p11-kit registers it), then
+    // OpenSC, then SoftHSM itself.
+    let with_pin = |args: &[&str]| {
+        let mut c = hsm.bare(args);
+        c.arg("--pin-file").arg(&hsm.pin_file);
+        c
+    };
+    hsm.ok_cmd(with_pin(&["init", "--cn", CA, "--key", CA_URI]));
+    let uri = std::fs::read_to_string(hsm.env.file(&format!("{CA_STEM}.key.uri"))).unwrap();
+    assert!(!uri.contains("module-path"), "{uri}");
+    hsm.ok_cmd(hsm.bare(&["request-cert", "--domain", "localhost"]));
+    hsm.ok_cmd(with_pin(&["sign", "localhost", "--CA", CA]));
+    verify(&hsm, &format!("{CA_STEM}.crt"), None, "localhost.crt");
+    assert_key_protected(&hsm, "staging-ca");
+}
+
+#[test]
+fn uri_without_token_attribute_finds_the_one_token() {
+    let Some(hsm) = Hsm::new() else { return };
+    // SoftHSM always shows a free slot with an uninitialized token beside
+    // the initialized one; only the latter can hold the key.
+    hsm.ok(&["init", "--cn", CA, "--key", "pkcs11:object=staging-ca"]);
+    hsm.ok(&["request-cert", "--domain", "localhost"]);
+    hsm.ok(&["sign", "localhost", "--CA", CA]);
+    verify(&hsm, &format!("{CA_STEM}.crt"), None, "localhost.crt");
+    // With two initialized tokens the URI must say which.
+    hsm.init_token("second");
+    let err = hsm.fails(&["init", "--cn", "Other CA", "--key", "pkcs11:object=other"]);
+    assert!(err.contains("2 tokens match") && err.contains("add token=LABEL"), "{err}");
+}
+
+#[test]
+fn uri_module_path_and_pin_source() {
+    let Some(hsm) = Hsm::new() else { return };
+    let pin = hsm.pin_file.display().to_string();
+    let uri = format!("pkcs11:token=certforge;object=staging-ca?module-path={MODULE}&pin-source=file:{pin}");
+    // Neither --pkcs11-module nor --pin-file, in any command.
+    let out = hsm.ok_cmd(hsm.bare(&["init", "--cn", CA, "--key", &uri]));
+    assert!(out.contains("made on the token now"), "{out}");
+    let stored = std::fs::read_to_string(hsm.env.file(&format!("{CA_STEM}.key.uri"))).unwrap();
+    assert!(stored.contains(&format!("module-path={MODULE}")), "{stored}");
+    assert!(stored.contains(&format!("pin-source=file:{pin}")), "{stored}");
+    assert!(!stored.contains("pin-value"), "{stored}");
+    hsm.ok_cmd(hsm.bare(&["request-cert", "--domain", "localhost"]));
+    hsm.ok_cmd(hsm.bare(&["sign", "localhost", "--CA", CA]));
+    verify(&hsm, &format!("{CA_STEM}.crt"), None, "localhost.crt");
+    hsm.ok_cmd(hsm.bare(&["revoke", "--CN", "localhost", "--CA", CA]));
+    crl_lists(&hsm, &format!("{CA_STEM}.crl"), &format!("{CA_STEM}.crt"), &[&serial(&hsm, "localhost.crt")]);
+
+    // Both are really read: a module-path that is not there, and a
+    // pin-source with the wrong PIN, fail saying where they came from.
+    let wrong = hsm.write("wrong-pin", &format!("{}\n", hsm::WRONG_PIN)).display().to_string();
+    let missing_module =
+        format!("pkcs11:token=certforge;object=other?module-path=/nonexistent/lib.so&pin-source=file:{pin}");
+    fails_unchanged(
+        &hsm,
+        hsm.bare(&["init", "--cn", "Other CA", "--key", &missing_module]),
+        &["/nonexistent/lib.so", "the URI's module-path"],
+    );
+    let wrong_pin = format!("pkcs11:token=certforge;object=other?module-path={MODULE}&pin-source=file:{wrong}");
+    fails_unchanged(&hsm, hsm.bare(&["init", "--cn", "Other CA", "--key", &wrong_pin]), &["wrong PIN"]);
+    // --pin-file outranks the URI's pin-source.
+    let mut init = hsm.bare(&["init", "--cn", "Other CA", "--key", &wrong_pin, "--pin-file"]);
+    init.arg(&hsm.pin_file);
+    hsm.ok_cmd(init);
+}
