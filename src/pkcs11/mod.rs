@@ -61,8 +61,8 @@ pub enum TokenError {
     WrongKeyType { object: String, token: String, found: String, wanted: String },
     #[error("the key {object} on token {token:?} is {found}, which certforge cannot sign with; use ECDSA P-256/P-384, RSA 2048-4096 or Ed25519")]
     UnsupportedKey { object: String, token: String, found: String },
-    #[error("token {token:?} cannot {action}: it lacks the mechanism {mechanism}; use another key type (the token lists its mechanisms: pkcs11-tool --module {module} --list-mechanisms)")]
-    Mechanism { token: String, action: String, mechanism: String, module: String },
+    #[error("token {token:?} cannot {action}: it lacks the mechanism {mechanism}; {advice} (the token lists its mechanisms: pkcs11-tool --module {module} --list-mechanisms)")]
+    Mechanism { token: String, action: String, mechanism: String, module: String, advice: String },
     #[error("the key {object} on token {token:?} has no public key certforge can read: {detail}")]
     NoPublicKey { object: String, token: String, detail: String },
     #[error("token {token:?}: {action} failed: {detail}")]

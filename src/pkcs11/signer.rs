@@ -86,7 +86,7 @@ impl TokenKey {
                 // could not sign.
                 let (mech, name) = mechanism_for(spec);
                 if !tok.has_mechanism(mech) {
-                    return Err(tok.lacks(&format!("sign with {spec} keys"), name));
+                    return Err(tok.lacks(&format!("sign with {spec} keys"), name, false));
                 }
                 let found = token::generate(&tok, &session, uri, spec)?;
                 TokenKey::ready(tok, session, pin, found, uri, true)
@@ -105,7 +105,7 @@ impl TokenKey {
         let spec = found.public.spec;
         let (mech, name) = mechanism_for(spec);
         if !tok.has_mechanism(mech) {
-            return Err(tok.lacks(&format!("sign with its {spec} key"), name));
+            return Err(tok.lacks(&format!("sign with its {spec} key"), name, true));
         }
         let (token_label, module) = (tok.label.clone(), tok.module.clone());
         Ok(TokenKey {

@@ -96,10 +96,6 @@ pub fn open(uri: &Pkcs11Uri, opts: &Options) -> Result<OpenToken, TokenError> {
                 continue;
             }
             let label = trimmed(info.label());
-            // SoftHSM always offers one free, uninitialized slot.
-            if !info.token_initialized() {
-                continue;
-            }
             let file =
                 path.file_name().map_or_else(|| path.display().to_string(), |f| f.to_string_lossy().into_owned());
             seen.push(format!("{label:?} (in {file})"));
@@ -215,13 +211,19 @@ impl OpenToken {
         self.loaded.ctx.get_mechanism_list(self.slot).is_ok_and(|l| l.contains(&mech))
     }
 
-    /// The mechanism error for `action`.
-    pub fn lacks(&self, action: &str, mech: &str) -> TokenError {
+    /// The mechanism error for `action`. For a key that exists already
+    /// another key type is no help; another module (or device) is.
+    pub fn lacks(&self, action: &str, mech: &str, existing_key: bool) -> TokenError {
         TokenError::Mechanism {
             token: self.label.clone(),
             action: action.into(),
             mechanism: mech.into(),
             module: self.module.display().to_string(),
+            advice: if existing_key {
+                "the key cannot sign through this module; use a module (or device) that offers it".into()
+            } else {
+                "choose a key type it can sign with (--key-type)".into()
+            },
         }
     }
 }
@@ -437,7 +439,7 @@ pub fn generate(tok: &OpenToken, session: &Session, uri: &Pkcs11Uri, spec: KeySp
         }
     };
     if !tok.has_mechanism(mech.mechanism_type()) {
-        return Err(tok.lacks(&format!("make {spec} keys"), mech_name));
+        return Err(tok.lacks(&format!("make {spec} keys"), mech_name, false));
     }
     let made = session.generate_key_pair(&mech, &public, &private);
     let (_, priv_handle) = match made {
@@ -455,7 +457,7 @@ pub fn generate(tok: &OpenToken, session: &Session, uri: &Pkcs11Uri, spec: KeySp
                 .map_err(|e| token_err(&tok.label, &format!("making a {spec} key"), e))?
         }
         Err(CkError::Pkcs11(RvError::MechanismInvalid, _)) => {
-            return Err(tok.lacks(&format!("make {spec} keys"), mech_name))
+            return Err(tok.lacks(&format!("make {spec} keys"), mech_name, false))
         }
         Err(e) => return Err(token_err(&tok.label, &format!("making a {spec} key"), e)),
     };
