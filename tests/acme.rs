@@ -6,6 +6,8 @@
 #[path = "common/acme.rs"]
 mod acme_server;
 mod common;
+#[path = "common/hsm.rs"]
+mod hsm;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -298,4 +300,37 @@ async fn certforge_revoke_beside_the_server_makes_the_renewal_window_now() {
     env.ok(&["revoke", "--CN", name.expect("the ACME entry"), "--CA", "ARI CA", "--reason", "keyCompromise"]);
     let (info, _) = account.renewal_info(&id).await.unwrap();
     assert!(info.suggested_window.end <= time::OffsetDateTime::now_utc(), "renew now: {:?}", info.suggested_window);
+}
+
+/// `serve` under a CA whose key is on a PKCS#11 token (SoftHSM): its own
+/// HTTPS certificate and every ACME certificate are signed on the token,
+/// and a revokeCert re-signs the CRL there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_on_a_pkcs11_token_serves_acme() {
+    let Some(hsm) = hsm::Hsm::new() else { return };
+    hsm.ok(&["init", "--cn", "Token CA", "--key", "pkcs11:token=certforge;object=acme-ca"]);
+    let serve = hsm.cmd(&["serve", "--CA", "Token CA", "--listen", "127.0.0.1:0", "--skip-validation"]);
+    let mut server = Server::start_cmd(&hsm.env, serve);
+    assert!(
+        server
+            .lines()
+            .iter()
+            .any(|l| l.contains("CA key") && l.contains("PKCS#11: token \"certforge\", object \"acme-ca\"")),
+        "the banner names the token key:\n{}",
+        server.lines().join("\n")
+    );
+    let account = account(&server, None).await;
+    let (chain, key) = obtain(&account, &[Identifier::Dns("svc.test".into())], &Answers::default()).await;
+    let dir = hsm.env.tmp.path();
+    std::fs::write(dir.join("svc.pem"), &chain).unwrap();
+    let ca = server.ca_file.display().to_string();
+    let out = openssl_ok(dir, &["verify", "-x509_strict", "-CAfile", &ca, "svc.pem"]);
+    assert!(out.contains("svc.pem: OK"), "{out}");
+    account.revoke(&RevocationRequest { certificate: &first_der(&chain), reason: None }).await.expect("revokeCert");
+    let crl = hsm.env.file("Token_CA.crl").display().to_string();
+    let listing = openssl_ok(dir, &["crl", "-in", &crl, "-CAfile", &ca, "-noout", "-text"]);
+    assert!(listing.contains("Revoked Certificates") && !listing.contains("No Revoked"), "{listing}");
+    assert!(!key.is_empty());
+    assert!(server.stop().success());
+    assert!(!hsm.env.file("Token_CA.key").exists(), "no key file beside the token CA");
 }

@@ -672,3 +672,113 @@ fn uri_module_path_and_pin_source() {
     init.arg(&hsm.pin_file);
     hsm.ok_cmd(init);
 }
+
+// ---------------------------------------------------------------------------
+// The other commands: inspect, list, verify --key, apply, export
+
+/// `inspect` and `list` show where a token CA's key is and whether the token
+/// answers, without a PIN; `inspect` of the URI file or the URI finds the
+/// certificate carrying its public key.
+#[test]
+fn inspect_and_list_show_the_token_key_and_whether_it_answers() {
+    let Some(hsm) = ready_depot() else { return };
+    let no_pin = |args: &[&str]| {
+        let mut c = hsm.bare(args);
+        c.arg("--pkcs11-module").arg(MODULE);
+        hsm.ok_cmd(c)
+    };
+    let place = "PKCS#11: token \"certforge\", object \"staging-ca\" (token reachable through";
+    let out = no_pin(&["inspect", CA_STEM]);
+    assert!(out.contains("CA key") && out.contains(place), "{out}");
+    for target in [format!("{CA_STEM}.key.uri"), CA_URI.to_string()] {
+        let out = no_pin(&["inspect", &target]);
+        assert!(out.contains("private key on a PKCS#11 token") && out.contains("ECDSA P-256"), "{target}: {out}");
+        assert!(out.contains(&format!("{CA_STEM}.crt")), "{target}: belongs to the CA certificate: {out}");
+    }
+    let out = no_pin(&["list"]);
+    assert!(out.contains("CA keys on PKCS#11 tokens:") && out.contains(&format!("{CA_STEM}: {place}")), "{out}");
+    let json: serde_json::Value = serde_json::from_str(&no_pin(&["list", "--json"])).unwrap_or_else(|e| panic!("{e}"));
+    let ca_row = json.as_array().unwrap().iter().find(|r| r["name"] == CA_STEM).expect("the CA row");
+    assert!(ca_row["token_key"].as_str().unwrap().contains(place), "{ca_row}");
+
+    // With the token gone (another SoftHSM configuration), they say so and
+    // still succeed: nothing needs the token to be listed.
+    let gone = hsm.write("empty.conf", &format!("directories.tokendir = {}\n", hsm.path("no-tokens").display()));
+    std::fs::create_dir(hsm.path("no-tokens")).unwrap();
+    let mut c = hsm.bare(&["inspect", CA_STEM]);
+    c.env("SOFTHSM2_CONF", &gone).arg("--pkcs11-module").arg(MODULE);
+    let out = hsm.ok_cmd(c);
+    assert!(out.contains("token NOT reachable") && out.contains("no token matching token=\"certforge\""), "{out}");
+}
+
+/// `verify --key` takes the CA's depot name (its .key.uri) or a URI, and a
+/// different key on the token is reported as not matching.
+#[test]
+fn verify_key_reads_the_public_key_from_the_token() {
+    let Some(hsm) = ready_depot() else { return };
+    hsm.ok(&["sign", "leaf.example", "--CA", CA]);
+    // A leaf certificate for the CA's own public key cannot be made, so the
+    // CA certificate is checked against its key: verify's only complaint is
+    // that a CA is not an end entity, never the key.
+    for key in [CA_STEM, CA_URI] {
+        let out = hsm.cmd(&["verify", CA_STEM, "--key", key]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!text.contains("key does not match"), "{key}: {text}");
+    }
+    hsm.ok(&["init", "--cn", "Other CA", "--key", "pkcs11:token=certforge;object=other"]);
+    let out = hsm.cmd(&["verify", CA_STEM, "--key", "pkcs11:token=certforge;object=other"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("key does not match"), "{text}");
+}
+
+/// A plan's root and intermediate on the token: apply makes both keys there,
+/// keeps their URIs, signs a leaf that openssl accepts, and a second apply
+/// changes nothing.
+#[test]
+fn apply_keeps_a_plans_ca_and_intermediate_on_the_token() {
+    let Some(hsm) = Hsm::new() else { return };
+    let plan = hsm.write(
+        "plan.toml",
+        "[[ca]]\nname = \"Plan Root\"\nkey_uri = \"pkcs11:token=certforge;object=plan-root\"\n\n\
+         [[intermediate]]\nname = \"Plan Issuing\"\nissuer = \"Plan Root\"\nkey_type = \"ecdsa-p384\"\n\
+         key_uri = \"pkcs11:token=certforge;object=plan-issuing\"\n\n\
+         [[leaf]]\nname = \"svc\"\nissuer = \"Plan Issuing\"\nprofile = \"server\"\ndomains = [\"svc.test\"]\n",
+    );
+    let plan = plan.display().to_string();
+    let out = hsm.ok(&["apply", &plan]);
+    assert!(out.contains("made 3"), "{out}");
+    verify(&hsm, "Plan_Root.crt", Some("Plan_Issuing.crt"), "svc.crt");
+    for stem in ["Plan_Root", "Plan_Issuing"] {
+        assert!(!hsm.env.file(&format!("{stem}.key")).exists(), "{stem}: a key file was written");
+        let uri = std::fs::read_to_string(hsm.env.file(&format!("{stem}.key.uri"))).unwrap();
+        assert!(uri.starts_with("pkcs11:token=certforge;id=%"), "{stem}: {uri}");
+    }
+    let issuing = hsm.openssl_ok(&["x509", "-noout", "-text", "-in", "Plan_Issuing.crt"]);
+    assert!(issuing.contains("384 bit"), "the intermediate is P-384: {issuing}");
+    assert_eq!(hsm.private_keys().len(), 2, "one key on the token per CA");
+    let before = hsm.env.snapshot();
+    let out = hsm.ok(&["apply", &plan]);
+    assert!(out.contains("nothing to do"), "{out}");
+    assert!(hsm.env.snapshot() == before, "a second apply changed the depot");
+}
+
+/// What cannot be done with a token key is refused with the reason:
+/// exporting it, or "encrypting" it with a passphrase.
+#[test]
+fn a_token_key_is_never_exported_nor_given_a_passphrase() {
+    let Some(hsm) = Hsm::new() else { return };
+    let before = hsm.env.snapshot();
+    let err = hsm.fails(&["init", "--cn", CA, "--key", CA_URI, "--passphrase", "secret"]);
+    assert!(err.contains("PIN") && err.contains("passphrase"), "{err}");
+    assert!(hsm.env.snapshot() == before && hsm.private_keys().is_empty(), "nothing is made");
+
+    hsm.ok(&["init", "--cn", CA, "--key", CA_URI]);
+    hsm.ok(&["request-cert", "--cn", "svc", "--domain", "svc.test", "--key", "pkcs11:token=certforge;object=svc"]);
+    hsm.ok(&["sign", "svc", "--CA", CA]);
+    let before = hsm.env.snapshot();
+    for format in ["pkcs12", "env"] {
+        let err = hsm.fails(&["export", "svc", "--format", format, "--out", "svc.out", "--password", "changeit"]);
+        assert!(err.contains("on a PKCS#11 token") && err.contains("never leaves it"), "{format}: {err}");
+    }
+    assert!(hsm.env.snapshot() == before);
+}

@@ -25,7 +25,12 @@ impl Server {
     /// Starts `certforge --depot-path D serve ARGS` and waits (at most 30 s)
     /// until it prints its directory URL.
     pub fn start(env: &Env, args: &[&str]) -> Server {
-        let mut cmd = env.cmd(&[&["serve"], args].concat());
+        Server::start_cmd(env, env.cmd(&[&["serve"], args].concat()))
+    }
+
+    /// [`start`](Self::start) with a `certforge … serve …` command built
+    /// by the caller (e.g. with a token's configuration).
+    pub fn start_cmd(env: &Env, mut cmd: std::process::Command) -> Server {
         let mut child = cmd.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().expect("start certforge serve");
         let log = Arc::new(Mutex::new(Vec::new()));
         let stderr = child.stderr.take().expect("piped");
