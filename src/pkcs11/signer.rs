@@ -122,11 +122,6 @@ impl TokenKey {
         })
     }
 
-    /// The key's type.
-    pub fn spec(&self) -> KeySpec {
-        self.public.spec
-    }
-
     /// The SubjectPublicKeyInfo, DER.
     pub fn spki_der(&self) -> Vec<u8> {
         self.public.spki_der()
@@ -135,12 +130,6 @@ impl TokenKey {
     /// Why the last signature failed, if one did.
     pub fn last_error(&self) -> Option<String> {
         self.last_error.lock().ok()?.clone()
-    }
-
-    /// (sensitive, extractable) as the token reports them.
-    pub fn protection(&self) -> (Option<bool>, Option<bool>) {
-        let session = self.session.lock().unwrap_or_else(|p| p.into_inner());
-        token::protection(&session, self.handle)
     }
 
     fn sign_on_token(&self, msg: &[u8]) -> Result<Vec<u8>, String> {
@@ -156,7 +145,7 @@ impl TokenKey {
                 // The module listed the mechanism (checked when the key was
                 // opened) and then refused it.
                 CkError::Pkcs11(rv @ (RvError::MechanismInvalid | RvError::MechanismParamInvalid), f) => format!(
-                    "the token refused the mechanism {mech_name} ({rv:?} from {f}) although it lists it; use another key type (the token lists its mechanisms: pkcs11-tool --module {} --list-mechanisms)",
+                    "the token refused the mechanism {mech_name} ({rv:?} from {f}) although it lists it; the key cannot sign through this module, so use a module (or device) that offers it (the token lists its mechanisms: pkcs11-tool --module {} --list-mechanisms)",
                     self.module.display()
                 ),
                 e => format!("{mech_name}: {e}"),

@@ -464,20 +464,6 @@ pub fn generate(tok: &OpenToken, session: &Session, uri: &Pkcs11Uri, spec: KeySp
     read_key(tok, session, &uri.with_id(&id), priv_handle)
 }
 
-/// The attributes that prove a key cannot leave the token, as `inspect`
-/// and the tests want them: (sensitive, extractable).
-pub fn protection(session: &Session, h: ObjectHandle) -> (Option<bool>, Option<bool>) {
-    let (mut sensitive, mut extractable) = (None, None);
-    for a in session.get_attributes(h, &[AttributeType::Sensitive, AttributeType::Extractable]).unwrap_or_default() {
-        match a {
-            Attribute::Sensitive(b) => sensitive = Some(b),
-            Attribute::Extractable(b) => extractable = Some(b),
-            _ => {}
-        }
-    }
-    (sensitive, extractable)
-}
-
 /// The URI's public key read without logging in, from its public-key
 /// object (public objects need no PIN): for `inspect`, `list` and
 /// `verify --key`. `Ok(None)` when the token shows no such object.
