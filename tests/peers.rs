@@ -29,15 +29,7 @@ fn peer(program: &str, probe: &[&str], install: &str) -> bool {
     ok
 }
 
-fn interop_python() -> PathBuf {
-    std::env::var_os("CERTFORGE_INTEROP_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/interop-venv/bin/python"))
-}
-
-fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop").join(name)
-}
+use common::{interop_python, interop_script as script};
 
 fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))

@@ -180,15 +180,7 @@ fn ed25519_ca_on_token_signs_revokes_and_renews() {
 // ---------------------------------------------------------------------------
 // gRPC peers
 
-fn interop_python() -> PathBuf {
-    std::env::var_os("CERTFORGE_INTEROP_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/interop-venv/bin/python"))
-}
-
-fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop").join(name)
-}
+use common::{interop_python, interop_script as script};
 
 /// A depot with two token CAs, P-256 and RSA 2048, each with a server
 /// certificate for localhost (--profile server) and a client certificate
@@ -308,27 +300,7 @@ fn depot_holds_no_private_key_material() {
     // from anyone: only the CSR is handed in.
     let outside = hsm.path("outside");
     std::fs::create_dir(&outside).unwrap();
-    let req = hsm.tool_run(
-        "openssl",
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "outside/svc.key",
-            "-subj",
-            "/CN=svc.example",
-            "-addext",
-            "subjectAltName=DNS:svc.example",
-            "-out",
-            "outside/svc.csr",
-        ],
-    );
-    assert!(req.status.success(), "openssl req: {}", hsm::text(&req));
+    common::openssl_ec_csr(&outside, "svc", "/CN=svc.example", &["-addext", "subjectAltName=DNS:svc.example"]);
     std::fs::copy(outside.join("svc.csr"), hsm.env.file("svc.csr")).unwrap();
     hsm.ok(&["sign", "svc", "--CA", CA]);
     let old = serial(&hsm, &format!("{CA_STEM}.crt"));

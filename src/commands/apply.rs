@@ -441,21 +441,10 @@ fn process(depot: &Depot, e: &PlanEntry, signers: &Signers, opts: &Run, now: Off
             }
         }
     }
-    match (&key, &e.key_uri) {
-        (CaKey::Remote(_), Some(_)) => {
-            // The URI as the token key reports it, with its id.
-            let text = format!("{}\n", super::pkcs11::uri_of(&key).unwrap_or_default());
-            if read_file(&key_path).ok().as_deref() != Some(text.as_bytes()) {
-                writes.push(Write1 {
-                    path: key_path,
-                    bytes: text.into_bytes().into(),
-                    mode: PUBLIC_MODE,
-                    replace: true,
-                });
-            }
-        }
-        (k, _) => {
-            let k = k.file().ok_or_else(|| anyhow!("{}: a token key without key_uri", e.name))?;
+    match key.file() {
+        // The URI as the token key reports it, with its id.
+        None => writes.extend(super::pkcs11::uri_write(depot, &e.name, &key)),
+        Some(k) => {
             let key_pem = k.to_pem(opts.passphrase.as_deref().map(String::as_str))?;
             writes.push(Write1 {
                 path: key_path,

@@ -281,31 +281,35 @@ impl KeyChoice {
         match self {
             KeyChoice::Token { uri, spec, asked } => {
                 let key = super::pkcs11::init_key(uri, *spec, *asked, pass)?;
-                let uri_text = format!("{}\n", key.uri);
-                let generated = key.generated;
-                Ok(NewKey { key: crate::pki::ca::CaKey::Remote(Box::new(key)), token_uri: Some((uri_text, generated)) })
+                let made_on_token = key.generated;
+                Ok(NewKey { key: crate::pki::ca::CaKey::Remote(Box::new(key)), made_on_token })
             }
-            _ => Ok(NewKey { key: self.obtain(pass)?.into(), token_uri: None }),
+            _ => Ok(NewKey { key: self.obtain(pass)?.into(), made_on_token: false }),
         }
     }
 }
 
-/// A token key has a PIN, not a passphrase: one given anyway is refused
-/// rather than ignored, so nobody believes their key is encrypted by it.
-pub fn no_passphrase_for_token(pass: &PassArgs) -> Result<Option<Zeroizing<String>>> {
-    if pass.given()?.is_some_and(|p| !p.is_empty()) {
-        return Err(usage(
-            "a passphrase encrypts key files, and this key stays on its PKCS#11 token; give the token's PIN with --pin-file or CERTFORGE_PKCS11_PIN instead",
-        ));
+impl KeyChoice {
+    /// The passphrase for the new key file `file` ([`PassArgs::for_new_key`]).
+    /// A token key has a PIN instead: a passphrase given anyway is refused
+    /// rather than ignored, so nobody believes their key is encrypted by it.
+    pub fn passphrase(&self, pass: &PassArgs, file: &str) -> Result<Option<Zeroizing<String>>> {
+        if !matches!(self, KeyChoice::Token { .. }) {
+            return pass.for_new_key(file);
+        }
+        if pass.given()?.is_some_and(|p| !p.is_empty()) {
+            return Err(usage(
+                "a passphrase encrypts key files, and this key stays on its PKCS#11 token; give the token's PIN with --pin-file or CERTFORGE_PKCS11_PIN instead",
+            ));
+        }
+        Ok(None)
     }
-    Ok(None)
 }
 
-/// A new CA's or request's key, and for a token key the URI file's text
-/// and whether the key was made just now.
+/// A new CA's or request's key, and whether a token key was made just now.
 pub struct NewKey {
     pub key: crate::pki::ca::CaKey,
-    pub token_uri: Option<(String, bool)>,
+    pub made_on_token: bool,
 }
 
 impl NewKey {
@@ -317,17 +321,10 @@ impl NewKey {
         name: &crate::pki::names::EntryName,
         passphrase: Option<&str>,
     ) -> Result<(depot::Write1, &'static str)> {
-        Ok(match (&self.token_uri, self.key.file()) {
-            (Some((text, _)), _) => (
-                depot::Write1 {
-                    path: depot.path(name, super::pkcs11::URI_EXT),
-                    bytes: text.clone().into_bytes().into(),
-                    mode: depot::PUBLIC_MODE,
-                    replace: false,
-                },
-                "key URI (PKCS#11)",
-            ),
-            (None, Some(k)) => (
+        // The caller checked that neither file exists, so neither is replaced.
+        let fresh = |w: depot::Write1| depot::Write1 { replace: false, ..w };
+        Ok(match self.key.file() {
+            Some(k) => (
                 depot::Write1 {
                     path: depot.path(name, "key"),
                     bytes: k.to_pem(passphrase)?.as_bytes().to_vec().into(),
@@ -336,23 +333,26 @@ impl NewKey {
                 },
                 "key",
             ),
-            (None, None) => unreachable!("a token key always has its URI"),
+            None => (
+                fresh(super::pkcs11::uri_write(depot, name, &self.key).expect("a token key has a URI")),
+                "key URI (PKCS#11)",
+            ),
         })
     }
 
     /// The report's key line.
     pub fn key_line(&self, encrypted: bool) -> String {
-        match &self.token_uri {
-            Some((_, generated)) => format!(
+        match self.key {
+            crate::pki::ca::CaKey::Remote(_) => format!(
                 "key: {}; {}",
                 self.key.describe(),
-                if *generated {
+                if self.made_on_token {
                     "made on the token now: private, sensitive, never extractable"
                 } else {
                     "the key already on the token"
                 }
             ),
-            None => super::report::key_line(&self.key.describe(), encrypted),
+            crate::pki::ca::CaKey::File(_) => super::report::key_line(&self.key.describe(), encrypted),
         }
     }
 }

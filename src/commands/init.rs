@@ -55,10 +55,7 @@ pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
     // Ask for a passphrase (at a terminal only) before a slow RSA keygen;
     // a key on a token has its PIN instead.
     let key_file = name.file("key");
-    let passphrase = match key_choice {
-        KeyChoice::Token { .. } => super::common::no_passphrase_for_token(&args.pass)?,
-        _ => args.pass.for_new_key(&key_file)?,
-    };
+    let passphrase = key_choice.passphrase(&args.pass, &key_file)?;
     let new_key = key_choice.obtain_any(&args.pass)?;
     let key = &new_key.key;
     let now = OffsetDateTime::now_utc();

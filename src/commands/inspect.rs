@@ -128,19 +128,13 @@ fn certs_of_key(depot: &Depot, spki: &[u8]) -> Vec<String> {
 /// A token key, through its public key: no PIN is asked, so `inspect`
 /// works in CI and on a locked token.
 fn describe_token_key(depot: &Depot, uri: &crate::pkcs11::Pkcs11Uri, args: &InspectArgs) -> TokenKeyDesc {
-    let opts = args.pass.token.options();
-    let (location, reachable) = super::pkcs11::status(uri, &args.pass.token);
-    let spki = crate::pkcs11::token::open(uri, &opts)
-        .and_then(|tok| crate::pkcs11::token::public_key_without_login(&tok, uri))
-        .ok()
-        .flatten()
-        .map(|p| p.spki_der());
+    let status = super::pkcs11::status(uri, &args.pass.token);
     TokenKeyDesc {
         uri: uri.to_string(),
-        location,
-        reachable,
-        key: spki.as_deref().map(KeyInfo::from_spki),
-        belongs_to: spki.map(|s| certs_of_key(depot, &s)).unwrap_or_default(),
+        location: status.location,
+        reachable: status.reachable,
+        key: status.spki.as_deref().map(KeyInfo::from_spki),
+        belongs_to: status.spki.map(|s| certs_of_key(depot, &s)).unwrap_or_default(),
     }
 }
 
@@ -158,7 +152,7 @@ fn ca_key_of(depot: &Depot, path: &std::path::Path, objects: &[Described], args:
     match super::common::CaKeySource::of(depot, &name) {
         Ok(Some(super::common::CaKeySource::File(p))) => Some(format!("file {}", p.display())),
         Ok(Some(super::common::CaKeySource::Token(p))) => Some(match super::pkcs11::read_uri(&p) {
-            Ok(uri) => super::pkcs11::status(&uri, &args.pass.token).0,
+            Ok(uri) => super::pkcs11::status(&uri, &args.pass.token).location,
             Err(e) => format!("{e:#}"),
         }),
         Ok(None) => Some("not in the depot (this CA cannot sign here)".into()),

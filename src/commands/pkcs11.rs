@@ -40,26 +40,38 @@ pub fn init_key(text: &str, spec: KeySpec, asked: bool, pass: &PassArgs) -> Resu
     Ok(TokenKey::open_or_generate(&uri, &pass.token.options(), spec, asked)?)
 }
 
-/// "PKCS#11: token X, object Y (reachable …)", and whether the token
-/// answers now. No PIN is asked: this is for `inspect` and `list`.
-pub fn status(uri: &Pkcs11Uri, token_args: &crate::cli::Pkcs11Args) -> (String, bool) {
-    let (reach, ok) = match token::open(uri, &token_args.options()) {
-        Ok(tok) => (format!("token reachable through {}", tok.module.display()), true),
-        Err(e) => (format!("token NOT reachable: {e}"), false),
+/// What `inspect` and `list` say of a token key, asking no PIN.
+pub struct Status {
+    /// "PKCS#11: token X, object Y (token reachable through M)", or why not.
+    pub location: String,
+    pub reachable: bool,
+    /// The public key, when the token shows it without a login.
+    pub spki: Option<Vec<u8>>,
+}
+
+/// Opens the token once and says where the key is, whether the token
+/// answers now, and its public key when it shows one.
+pub fn status(uri: &Pkcs11Uri, token_args: &crate::cli::Pkcs11Args) -> Status {
+    let (reach, reachable, spki) = match token::open(uri, &token_args.options()) {
+        Ok(tok) => {
+            let spki = token::public_key_without_login(&tok, uri).ok().flatten().map(|p| p.spki_der());
+            (format!("token reachable through {}", tok.module.display()), true, spki)
+        }
+        Err(e) => (format!("token NOT reachable: {e}"), false, None),
     };
-    (format!("PKCS#11: {} ({reach})", uri.describe()), ok)
+    Status { location: format!("PKCS#11: {} ({reach})", uri.describe()), reachable, spki }
 }
 
 /// The SubjectPublicKeyInfo of the key a URI names: from its public-key
-/// object without a PIN when the token shows one, else after logging in.
+/// object without a PIN when the token shows one, else after logging in
+/// on the token already open.
 pub fn public_key(uri: &Pkcs11Uri, pass: &PassArgs) -> Result<Vec<u8>> {
     let opts = pass.token.options();
     let tok = token::open(uri, &opts)?;
     if let Some(public) = token::public_key_without_login(&tok, uri)? {
         return Ok(public.spki_der());
     }
-    drop(tok);
-    Ok(TokenKey::open(uri, &opts)?.spki_der())
+    Ok(TokenKey::open_on(tok, uri, &opts)?.spki_der())
 }
 
 /// `status` of the depot CA `name` when its key is on a token.
@@ -69,15 +81,19 @@ pub fn depot_status(depot: &Depot, name: &EntryName, token_args: &crate::cli::Pk
         return None;
     }
     Some(match read_uri(&path) {
-        Ok(uri) => status(&uri, token_args).0,
+        Ok(uri) => status(&uri, token_args).location,
         Err(e) => format!("{e:#}"),
     })
 }
 
-/// The URI (with the key's id) of a token key, for the depot's URI file.
-pub fn uri_of(key: &CaKey) -> Option<String> {
-    match key {
-        CaKey::Remote(k) => k.uri(),
-        CaKey::File(_) => None,
+/// The depot's `NAME.key.uri` for a token key: the URI with the key's id,
+/// one line. None for a file key, or when the file already says so.
+pub fn uri_write(depot: &Depot, name: &EntryName, key: &CaKey) -> Option<depot::Write1> {
+    let CaKey::Remote(k) = key else { return None };
+    let path = depot.path(name, URI_EXT);
+    let text = format!("{}\n", k.uri());
+    if depot::read_file(&path).ok().as_deref() == Some(text.as_bytes()) {
+        return None;
     }
+    Some(depot::Write1 { path, bytes: text.into_bytes().into(), mode: depot::PUBLIC_MODE, replace: true })
 }

@@ -66,10 +66,7 @@ pub fn run(depot: &Depot, args: &RequestCertArgs) -> Result<()> {
     }
 
     // Ask for a passphrase (at a terminal only) before a slow RSA keygen.
-    let passphrase = match key_choice {
-        KeyChoice::Token { .. } => super::common::no_passphrase_for_token(&args.pass)?,
-        _ => args.pass.for_new_key(&name.file("key"))?,
-    };
+    let passphrase = key_choice.passphrase(&args.pass, &name.file("key"))?;
     let new_key = key_choice.obtain_any(&args.pass)?;
     let csr_der = make_csr(&subject, &sans, &new_key.key)?;
     // Read our own CSR back as `sign` will, so a request we write always signs.
@@ -101,7 +98,7 @@ pub fn run(depot: &Depot, args: &RequestCertArgs) -> Result<()> {
         ),
         new_key.key_line(passphrase.is_some()),
     ];
-    if new_key.token_uri.is_none() && args.key.existing_key.is_some() {
+    if new_key.key.file().is_some() && args.key.existing_key.is_some() {
         details.push("key reused from --key and copied into the depot".into());
     }
     report::print(&report::Made {

@@ -86,7 +86,7 @@ pub fn ca_files(depot: &Depot, ca_raw: &str) -> Result<(Vec<u8>, String, CaKeySo
 pub fn load_signing_ca(depot: &Depot, ca_raw: &str, pass: &crate::cli::PassArgs) -> Result<(EntryName, CaSigner)> {
     let ca_name = EntryName::new(ca_raw).map_err(|e| usage(format!("--CA: {e}")))?;
     let issuing = Some(&ca_name)
-        .filter(|name| !depot.exists(name, "key") && !depot.exists(name, super::pkcs11::URI_EXT))
+        .filter(|name| matches!(CaKeySource::of(depot, name), Ok(None)))
         .and_then(|name| super::local_ca::issuing_of(depot, name));
     let Some(issuing) = issuing else { return Ok((ca_name, load_ca(depot, ca_raw, pass)?)) };
     note(&format!("{ca_raw:?} is a sealed local CA; {issuing:?} signs for it"));

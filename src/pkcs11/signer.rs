@@ -46,7 +46,11 @@ impl TokenKey {
     /// Opens the key the URI names, logged in. The caller checks that it
     /// is the CA certificate's key.
     pub fn open(uri: &Pkcs11Uri, opts: &Options) -> Result<TokenKey, TokenError> {
-        let tok = token::open(uri, opts)?;
+        TokenKey::open_on(token::open(uri, opts)?, uri, opts)
+    }
+
+    /// [`open`](Self::open) on a token already found.
+    pub fn open_on(tok: OpenToken, uri: &Pkcs11Uri, opts: &Options) -> Result<TokenKey, TokenError> {
         let (session, pin) = tok.login(uri, opts, false)?;
         let Some(found) = token::find_key(&tok, &session, uri)? else {
             return Err(TokenError::KeyNotFound {
@@ -205,8 +209,8 @@ impl crate::pki::ca::RemoteKey for TokenKey {
     fn last_error(&self) -> Option<String> {
         TokenKey::last_error(self)
     }
-    fn uri(&self) -> Option<String> {
-        Some(self.uri.to_string())
+    fn uri(&self) -> String {
+        self.uri.to_string()
     }
 }
 

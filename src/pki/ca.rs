@@ -16,7 +16,7 @@ pub trait RemoteKey: rcgen::SigningKey + Send + Sync {
     /// Why the last signature failed, when one did.
     fn last_error(&self) -> Option<String>;
     /// The text the depot keeps to find the key again (a PKCS#11 URI).
-    fn uri(&self) -> Option<String>;
+    fn uri(&self) -> String;
 }
 
 /// A CA's key: a file key in memory, or a key that never leaves a token.

@@ -6,13 +6,12 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, ServerConnection, StreamOwned};
@@ -68,13 +67,9 @@ pub fn run_bounded(cmd: &mut Command, secs: u64) -> (bool, String) {
     run_with_input(cmd, None, secs)
 }
 
-/// [`run_bounded`] writing `input` to stdin, which stays open until the child
-/// exits: openssl s_client and gnutls-cli end the connection at EOF on
-/// stdin, before the server has answered.
-///
-/// The child leads a process group of its own, and the whole group is
-/// killed at the end: Chromium leaves helper processes behind. Output goes
-/// to files, not pipes, so a helper that keeps them open blocks nothing.
+/// [`run_bounded`] writing `input` to stdin, through
+/// [`crate::common::run_group`] (its own process group, killed at the end),
+/// inside this thread's namespace when [`inside`] set one.
 pub fn run_with_input(cmd: &mut Command, input: Option<&[u8]>, secs: u64) -> (bool, String) {
     let mut entered;
     let cmd = match NAMESPACE.get() {
@@ -84,46 +79,16 @@ pub fn run_with_input(cmd: &mut Command, input: Option<&[u8]>, secs: u64) -> (bo
         }
         None => cmd,
     };
-    let out = tempfile::tempfile().expect("temp file");
-    let err = tempfile::tempfile().expect("temp file");
-    clean(cmd)
-        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(out.try_clone().unwrap())
-        .stderr(err.try_clone().unwrap())
-        .process_group(0);
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
+    let run = match crate::common::run_group(clean(cmd), input, secs) {
+        Ok(r) => r,
         Err(e) => return (false, format!("{:?}: {e}", cmd.get_program())),
     };
-    let stdin = child.stdin.take().map(|mut s| {
-        let _ = s.write_all(input.unwrap_or_default());
-        s
-    });
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let mut timed_out = false;
-    while !exited(child.id()) {
-        if Instant::now() >= deadline {
-            timed_out = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    drop(stdin);
-    // SAFETY: kill(2) on the process group this child leads; not yet reaped,
-    // its pid cannot have been given to another process.
-    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-    let status = child.wait();
-    let read = |mut f: std::fs::File| {
-        let mut s = String::new();
-        let _ = std::io::Seek::rewind(&mut f).and_then(|_| f.read_to_string(&mut s));
-        s
-    };
-    let mut text = read(out);
-    text.push_str(&read(err));
-    if timed_out {
+    let mut text = String::from_utf8_lossy(&run.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&run.stderr));
+    if run.timed_out {
         return (false, format!("timed out after {secs} s and killed\n{text}"));
     }
-    (status.is_ok_and(|s| s.success()), text)
+    (run.status.is_some_and(|s| s.success()), text)
 }
 
 thread_local! {
@@ -154,17 +119,6 @@ pub fn nsenter(pid: u32, cmd: &Command) -> Command {
         };
     }
     wrapped
-}
-
-/// Whether the child `pid` has exited, without reaping it (WNOWAIT), so that
-/// its process group can still be killed by that id.
-fn exited(pid: u32) -> bool {
-    // SAFETY: waitid only writes the siginfo_t it is given.
-    unsafe {
-        let mut info: libc::siginfo_t = std::mem::zeroed();
-        let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
-        libc::waitid(libc::P_PID, pid, &mut info, flags) != 0 || info.si_pid() != 0
-    }
 }
 
 fn manifest() -> &'static Path {

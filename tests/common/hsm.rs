@@ -8,10 +8,8 @@
 #![allow(dead_code)]
 
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use crate::common::Env;
 
@@ -235,43 +233,11 @@ pub fn bounded(cmd: &mut Command, secs: u64) -> Output {
 
 /// [`bounded`], with Err when the program cannot be started.
 pub fn try_bounded(cmd: &mut Command, secs: u64) -> std::io::Result<Output> {
-    use std::io::{Read, Seek};
-    let out = tempfile::tempfile()?;
-    let err = tempfile::tempfile()?;
-    cmd.stdout(out.try_clone()?).stderr(err.try_clone()?).process_group(0);
-    let mut child = cmd.spawn()?;
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let mut timed_out = false;
-    while !exited(child.id()) {
-        if Instant::now() >= deadline {
-            timed_out = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    // SAFETY: kill(2) on the process group this child leads; it is not yet
-    // reaped, so its pid (the group's id) is not another process's.
-    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-    let status = child.wait().unwrap();
-    let read = |mut f: std::fs::File| {
-        let mut v = Vec::new();
-        f.rewind().unwrap();
-        f.read_to_end(&mut v).unwrap();
-        v
-    };
-    let output = Output { status, stdout: read(out), stderr: read(err) };
-    assert!(!timed_out, "{cmd:?} ran over {secs} s and was killed:\n{}", text(&output));
+    let run = crate::common::run_group(cmd, None, secs)?;
+    let status = run.status.unwrap_or_else(|| panic!("{cmd:?} could not be waited for"));
+    let output = Output { status, stdout: run.stdout, stderr: run.stderr };
+    assert!(!run.timed_out, "{cmd:?} ran over {secs} s and was killed:\n{}", text(&output));
     Ok(output)
-}
-
-/// True once `pid` has exited; the zombie is left for `wait` to reap.
-fn exited(pid: u32) -> bool {
-    // SAFETY: waitid only writes the siginfo_t it is given.
-    unsafe {
-        let mut info: libc::siginfo_t = std::mem::zeroed();
-        let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
-        libc::waitid(libc::P_PID, pid, &mut info, flags) != 0 || info.si_pid() != 0
-    }
 }
 
 /// One object of `pkcs11-tool --list-objects`: its heading line ("Private

@@ -254,3 +254,77 @@ pub fn openssl_leaked_leaf(dir: &Path, stem: &str, subject: &str, san: Option<&s
     std::fs::write(&path, chain).unwrap();
     path
 }
+
+/// What [`run_group`] gave: the exit status (None when it could not be
+/// reaped), both outputs, and whether the deadline struck first.
+pub struct GroupRun {
+    pub status: Option<std::process::ExitStatus>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub timed_out: bool,
+}
+
+/// Runs `cmd` for at most `secs` seconds as the leader of a process group
+/// of its own, and kills the whole group at the end, so nothing it started
+/// outlives the test (Chromium leaves helpers behind). Output goes to
+/// files, not pipes, so a helper that keeps them open blocks nothing.
+/// `input` is written to stdin, which stays open until the child exits
+/// (openssl s_client and gnutls-cli end the connection at EOF on stdin).
+/// Err when the program cannot be started.
+pub fn run_group(cmd: &mut Command, input: Option<&[u8]>, secs: u64) -> std::io::Result<GroupRun> {
+    use std::io::{Read, Seek, Write};
+    use std::os::unix::process::CommandExt;
+    let out = tempfile::tempfile()?;
+    let err = tempfile::tempfile()?;
+    cmd.stdin(if input.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() })
+        .stdout(out.try_clone()?)
+        .stderr(err.try_clone()?)
+        .process_group(0);
+    let mut child = cmd.spawn()?;
+    let stdin = child.stdin.take().map(|mut s| {
+        let _ = s.write_all(input.unwrap_or_default());
+        s
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let mut timed_out = false;
+    while !exited(child.id()) {
+        if std::time::Instant::now() >= deadline {
+            timed_out = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    drop(stdin);
+    // SAFETY: kill(2) on the process group this child leads; it is not yet
+    // reaped, so its pid (the group's id) is not another process's.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    let status = child.wait().ok();
+    let read = |mut f: std::fs::File| {
+        let mut v = Vec::new();
+        let _ = f.rewind().and_then(|()| f.read_to_end(&mut v));
+        v
+    };
+    Ok(GroupRun { status, stdout: read(out), stderr: read(err), timed_out })
+}
+
+/// True once `pid` has exited; the zombie is left for `wait` to reap.
+fn exited(pid: u32) -> bool {
+    // SAFETY: waitid only writes the siginfo_t it is given.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+        libc::waitid(libc::P_PID, pid, &mut info, flags) != 0 || info.si_pid() != 0
+    }
+}
+
+/// The Python that has grpcio and pkilint (.ci/run makes the venv).
+pub fn interop_python() -> PathBuf {
+    std::env::var_os("CERTFORGE_INTEROP_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/interop-venv/bin/python"))
+}
+
+/// A program of tests/interop.
+pub fn interop_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop").join(name)
+}
