@@ -88,7 +88,7 @@ pub enum Command {
     Lint(LintArgs),
     /// Connect to a TLS server, show what it sends, and verify it as `verify` does.
     #[command(
-        after_help = "Examples:\n  certforge --depot-path certs probe localhost:50051\n  certforge probe 127.0.0.1:8443 --ca ca.crt --servername localhost --cert client.crt --key client.key\n\nWithout --ca, the depot's CAs are trusted. Exit status: 0 when the handshake succeeds and\nthe server's certificate verifies, 1 otherwise."
+        after_help = "Examples:\n  certforge --depot-path certs probe localhost:50051\n  certforge probe 127.0.0.1:8443 --ca ca.crt --servername localhost --cert client.crt --key client.key\n  certforge probe 127.0.0.1:8443 --ca ca.crt --alpn http/1.1\n\nWithout --ca, the depot's CAs are trusted. By ALPN, probe offers h2 and http/1.1, as curl\ndoes. When a server closes the connection without a TLS alert and without agreeing a\nprotocol, probe connects again offering those two, to tell a server that requires ALPN\n(gRPC requires h2) from one that refuses the client certificate.\nExit status: 0 when the handshake succeeds, the server keeps the connection and its\ncertificate verifies; 1 otherwise."
     )]
     Probe(ProbeArgs),
     /// List the depot: every certificate with its kind, issuer, names and expiry.
@@ -671,6 +671,9 @@ pub struct ProbeArgs {
     /// The client certificate's key.
     #[arg(long = "key", value_name = "FILE|NAME", requires = "cert")]
     pub key: Option<String>,
+    /// Protocols to offer by ALPN, most preferred first, comma-separated, or `none` [default: h2,http/1.1, as curl]. gRPC servers require h2.
+    #[arg(long = "alpn", value_name = "LIST")]
+    pub alpn: Option<String>,
     /// Seconds to wait for the connection and the handshake.
     #[arg(long = "timeout", value_name = "SECS", default_value_t = 10)]
     pub timeout: u64,

@@ -1,63 +1,37 @@
-//! `certforge probe HOST:PORT`: connect with rustls (TLS 1.2 and 1.3), show
-//! the negotiated version, cipher and the chain the server sent, then verify
-//! that chain as `verify` does. The Rust answer to the diagnose script of
-//! the gRPC TLS guide. It also says when the server demands a client certificate and
-//! none was given, and when it refuses the one given.
+//! `certforge probe HOST:PORT`: connect with rustls (TLS 1.2 and 1.3),
+//! offering h2 and http/1.1 by ALPN as curl does, show the negotiated
+//! version, cipher, protocol and the chain the server sent, then verify that
+//! chain as `verify` does. The Rust answer to the diagnose script of the
+//! gRPC TLS guide. It also says when the server demands a client
+//! certificate and none was given, when it refuses the one given, and when
+//! it requires a protocol by ALPN.
+
+mod alpn;
+mod diagnose;
 
 use std::io::{ErrorKind, Read};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::ResolvesClientCert;
+use rustls::client::Resumption;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme};
-use serde::Serialize;
 use time::OffsetDateTime;
 
+use self::diagnose::{diagnose, render_report, AlpnRetry, ChainEntry, Ending, ProbeReport};
 use super::common::{print_stdout, read_key, usage, Exit};
 use super::inputs::{label, read_certs, resolve};
-use super::verify::{render, trust};
+use super::verify::trust;
 use crate::cli::ProbeArgs;
 use crate::depot::Depot;
 use crate::pki::inspect::cert_info;
-use crate::pki::verify::{verify, Input, Outcome, Purpose};
-
-/// What the probe saw.
-#[derive(Debug, Serialize)]
-pub struct ProbeReport {
-    pub address: String,
-    pub server_name: String,
-    pub handshake: bool,
-    pub protocol: Option<String>,
-    pub cipher_suite: Option<String>,
-    /// The chain as sent: subject, issuer, notAfter of each certificate.
-    pub chain: Vec<ChainEntry>,
-    /// Whether the server asked for a client certificate (mutual TLS).
-    pub client_cert_requested: bool,
-    /// The CA names the server said it accepts for client certificates.
-    pub acceptable_client_cas: Vec<String>,
-    pub client_cert_sent: Option<String>,
-    /// The server's refusal, if it refused the handshake or the client cert.
-    pub server_error: Option<String>,
-    /// Our verification of the server's chain.
-    pub verification: Option<Outcome>,
-    /// One line a person can act on, when something is wrong.
-    pub diagnosis: Vec<String>,
-}
-
-/// One certificate the server sent.
-#[derive(Debug, Serialize)]
-pub struct ChainEntry {
-    pub subject: String,
-    pub issuer: String,
-    pub not_after: String,
-    pub sans: String,
-}
+use crate::pki::verify::{verify, Input, Purpose};
 
 /// Accepts any chain but keeps it, so that it can be shown and verified
 /// with every reason listed, rather than aborting at the first. Handshake
@@ -77,9 +51,8 @@ impl ServerCertVerifier for Recorder {
         _: &[u8],
         _: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let mut chain = self.chain.lock().expect("lock");
-        chain.push(ee.clone().into_owned());
-        chain.extend(inter.iter().map(|c| c.clone().into_owned()));
+        let chain = std::iter::once(ee).chain(inter).map(|c| c.clone().into_owned());
+        *self.chain.lock().expect("lock") = chain.collect();
         Ok(ServerCertVerified::assertion())
     }
     fn verify_tls12_signature(
@@ -137,17 +110,29 @@ pub fn run(depot: &Depot, args: &ProbeArgs) -> Result<()> {
     let server_name = args.servername.clone().unwrap_or_else(|| host.clone());
     let sni = ServerName::try_from(server_name.clone())
         .map_err(|_| usage(format!("--servername {server_name:?} is not a DNS name or IP address")))?;
+    let offer = match &args.alpn {
+        Some(value) => alpn::parse(value).map_err(usage)?,
+        None => alpn::default_offer(),
+    };
     let (anchors, chain_hint) = trust(depot, &args.ca)?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let recorder = Arc::new(Recorder { chain: Mutex::new(Vec::new()), provider: provider.clone() });
     let (client_key, client_label) = client_identity(depot, args, &provider)?;
+    let client_issuer = client_key
+        .as_ref()
+        .and_then(|k| k.end_entity_cert().ok())
+        .and_then(|c| cert_info(c, OffsetDateTime::now_utc()).ok().map(|i| i.issuer));
     let client = Arc::new(ClientCert { key: client_key, asked: Mutex::new(None) });
-    let config = ClientConfig::builder_with_provider(provider.clone())
+    let mut config = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .context("TLS versions")?
         .dangerous()
         .with_custom_certificate_verifier(recorder.clone())
         .with_client_cert_resolver(client.clone());
+    // Every connection a full handshake: a resumed one shows no chain and
+    // is never asked for a client certificate (RFC 8446 §2.2).
+    config.resumption = Resumption::disabled();
+    let config = Arc::new(config);
 
     let timeout = Duration::from_secs(args.timeout.max(1));
     let addr = args
@@ -156,34 +141,26 @@ pub fn run(depot: &Depot, args: &ProbeArgs) -> Result<()> {
         .with_context(|| format!("cannot resolve {}", args.address))?
         .next()
         .ok_or_else(|| anyhow::anyhow!("{} resolves to no address", args.address))?;
-    let mut sock = TcpStream::connect_timeout(&addr, timeout)
-        .with_context(|| format!("cannot connect to {}: is the server listening there?", args.address))?;
-    sock.set_read_timeout(Some(timeout))?;
-    sock.set_write_timeout(Some(timeout))?;
-    let mut conn = ClientConnection::new(Arc::new(config), sni).context("cannot start TLS")?;
-    let mut server_error = None;
-    while conn.is_handshaking() {
-        if let Err(e) = conn.complete_io(&mut sock) {
-            server_error = Some(describe_io_error(&e));
-            break;
-        }
-    }
-    let handshake = server_error.is_none();
-    if handshake {
-        // Under TLS 1.3 a server refuses a client certificate only after the
-        // handshake, with an alert the next read sees.
-        sock.set_read_timeout(Some(Duration::from_millis(1500)))?;
-        let mut buf = [0u8; 1];
-        let mut tls = rustls::Stream::new(&mut conn, &mut sock);
-        match tls.read(&mut buf) {
-            Err(e) if !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                server_error = Some(describe_io_error(&e))
-            }
-            _ => {}
-        }
-    }
-
+    let target = Target { addr, address: &args.address, config, sni, timeout };
+    let first = target.attempt(&offer)?;
     let chain: Vec<CertificateDer<'static>> = recorder.chain.lock().expect("lock").clone();
+    let asked = client.asked.lock().expect("lock").clone();
+    // A server that requires ALPN (gRPC requires h2) closes the connection
+    // of a client that offers none without an alert, as one refusing a
+    // client certificate may: offering the default protocols again tells
+    // the two apart.
+    let alpn_retry = match &first.ending {
+        Some(Ending::Closed) if first.handshake && first.alpn().is_none() && offer != alpn::DEFAULT => {
+            let again: Vec<String> = alpn::default_offer();
+            target.attempt(&again).ok().map(|a| AlpnRetry {
+                alpn_protocol: a.alpn(),
+                accepted: a.handshake && a.ending.is_none(),
+                offered: again,
+            })
+        }
+        _ => None,
+    };
+
     let now = OffsetDateTime::now_utc();
     let entries = chain
         .iter()
@@ -213,22 +190,27 @@ pub fn run(depot: &Depot, args: &ProbeArgs) -> Result<()> {
         }
         None => None,
     };
-    let asked = client.asked.lock().expect("lock").clone();
+    let sent = client.key.is_some();
     let mut report = ProbeReport {
         address: args.address.clone(),
         server_name,
-        handshake,
-        protocol: conn.protocol_version().map(|v| format!("{v:?}").replace("TLSv1_", "TLS 1.")),
-        cipher_suite: conn.negotiated_cipher_suite().map(|s| format!("{:?}", s.suite())),
+        handshake: first.handshake,
+        protocol: first.conn.protocol_version().map(|v| format!("{v:?}").replace("TLSv1_", "TLS 1.")),
+        cipher_suite: first.conn.negotiated_cipher_suite().map(|s| format!("{:?}", s.suite())),
+        alpn_offered: offer,
+        alpn_protocol: first.alpn(),
         chain: entries,
         client_cert_requested: asked.is_some(),
         acceptable_client_cas: asked.unwrap_or_default(),
-        client_cert_sent: client_label.filter(|_| client.key.is_some()),
-        server_error,
+        client_cert_sent: client_label.filter(|_| sent),
+        client_cert_issuer: client_issuer.filter(|_| sent),
+        server_error: first.ending.as_ref().map(Ending::text),
+        server_alert: first.ending.as_ref().and_then(Ending::alert),
+        alpn_retry,
         verification,
         diagnosis: Vec::new(),
     };
-    report.diagnosis = diagnose(&report);
+    report.diagnosis = diagnose(&report, first.ending.as_ref());
     if args.json {
         print_stdout(&(serde_json::to_string_pretty(&report)? + "\n"))?;
     } else {
@@ -239,6 +221,82 @@ pub fn run(depot: &Depot, args: &ProbeArgs) -> Result<()> {
         Ok(())
     } else {
         Err(Exit(1).into())
+    }
+}
+
+/// Where and how to connect; one [`Target::attempt`] per connection.
+struct Target<'a> {
+    addr: SocketAddr,
+    address: &'a str,
+    config: Arc<ClientConfig>,
+    sni: ServerName<'static>,
+    timeout: Duration,
+}
+
+/// One connection, and how the server ended it (None: it did not).
+struct Attempt {
+    conn: ClientConnection,
+    handshake: bool,
+    ending: Option<Ending>,
+}
+
+impl Attempt {
+    /// The protocol the server chose by ALPN.
+    fn alpn(&self) -> Option<String> {
+        self.conn.alpn_protocol().map(|p| String::from_utf8_lossy(p).into_owned())
+    }
+}
+
+impl Target<'_> {
+    /// Connects offering `offer` by ALPN, completes the handshake, and
+    /// waits briefly for what the server does next.
+    fn attempt(&self, offer: &[String]) -> Result<Attempt> {
+        let mut sock = TcpStream::connect_timeout(&self.addr, self.timeout)
+            .with_context(|| format!("cannot connect to {}: is the server listening there?", self.address))?;
+        sock.set_read_timeout(Some(self.timeout))?;
+        sock.set_write_timeout(Some(self.timeout))?;
+        let protocols = offer.iter().map(|p| p.as_bytes().to_vec()).collect();
+        let mut conn = ClientConnection::new_with_alpn(self.config.clone(), self.sni.clone(), protocols)
+            .context("cannot start TLS")?;
+        let mut ending = None;
+        while conn.is_handshaking() {
+            if let Err(e) = conn.complete_io(&mut sock) {
+                ending = Some(self.ending(&e));
+                break;
+            }
+        }
+        let handshake = ending.is_none();
+        if handshake {
+            // Under TLS 1.3 a server refuses a client certificate only after
+            // the handshake, with an alert the next read sees; a server that
+            // requires ALPN closes the connection there. A close_notify is
+            // an orderly end (openssl s_server sends one when its input
+            // ends), not a refusal.
+            sock.set_read_timeout(Some(Duration::from_millis(1500)))?;
+            let mut buf = [0u8; 1];
+            let mut tls = rustls::Stream::new(&mut conn, &mut sock);
+            ending = match tls.read(&mut buf) {
+                Ok(_) => None,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => None,
+                Err(e) => Some(self.ending(&e)),
+            };
+        }
+        Ok(Attempt { conn, handshake, ending })
+    }
+
+    fn ending(&self, e: &std::io::Error) -> Ending {
+        match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+            Some(rustls::Error::AlertReceived(alert)) => Ending::Alert(*alert),
+            Some(other) => Ending::Failed(other.to_string()),
+            None => match e.kind() {
+                ErrorKind::UnexpectedEof
+                | ErrorKind::ConnectionReset
+                | ErrorKind::ConnectionAborted
+                | ErrorKind::BrokenPipe => Ending::Closed,
+                ErrorKind::WouldBlock | ErrorKind::TimedOut => Ending::TimedOut(self.timeout.as_secs()),
+                _ => Ending::Failed(e.to_string()),
+            },
+        }
     }
 }
 
@@ -268,81 +326,4 @@ fn client_identity(
     let certified = CertifiedKey::from_der(certs, der, provider)
         .map_err(|e| anyhow::anyhow!("{} and {} do not form a pair: {e}", label(&cert_path), label(&key_path)))?;
     Ok((Some(Arc::new(certified)), Some(label(&cert_path))))
-}
-
-fn describe_io_error(e: &std::io::Error) -> String {
-    match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-        Some(rustls::Error::AlertReceived(alert)) => format!("the server sent the alert {alert:?}"),
-        Some(other) => other.to_string(),
-        None => e.to_string(),
-    }
-}
-
-fn diagnose(r: &ProbeReport) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(err) = &r.server_error {
-        if r.client_cert_requested && r.client_cert_sent.is_none() {
-            let cas = if r.acceptable_client_cas.is_empty() {
-                String::new()
-            } else {
-                format!(" signed by {}", r.acceptable_client_cas.join(" or "))
-            };
-            out.push(format!("the server demands a client certificate (mutual TLS) and none was given ({err}): pass --cert and --key with a client certificate{cas}"));
-        } else if let (true, Some(sent)) = (r.client_cert_requested, &r.client_cert_sent) {
-            let cas = if r.acceptable_client_cas.is_empty() {
-                "the CA it trusts".to_string()
-            } else {
-                r.acceptable_client_cas.join(" or ")
-            };
-            out.push(format!("the server refused the client certificate {sent} ({err}): it must be signed by {cas} and carry clientAuth (sign it with --profile client or peer)"));
-        } else if r.chain.is_empty() {
-            out.push(format!("the handshake failed before the server sent a certificate ({err}); is it a TLS port?"));
-        } else {
-            out.push(format!("the handshake failed: {err}"));
-        }
-    }
-    out
-}
-
-fn render_report(r: &ProbeReport) -> String {
-    let mut s = format!("{} (server name {})\n", r.address, r.server_name);
-    if let (Some(p), Some(c)) = (&r.protocol, &r.cipher_suite) {
-        s.push_str(&format!("  TLS          {p}, {c}\n"));
-    }
-    for (i, c) in r.chain.iter().enumerate() {
-        s.push_str(&format!(
-            "  chain #{}     {} (issuer {}; expires {}; SANs {})\n",
-            i + 1,
-            c.subject,
-            c.issuer,
-            c.not_after,
-            c.sans
-        ));
-    }
-    let mtls = match (r.client_cert_requested, &r.client_cert_sent) {
-        (false, _) => "not requested".to_string(),
-        (true, None) => format!("requested (CAs: {}), none sent", list(&r.acceptable_client_cas)),
-        (true, Some(c)) => format!("requested (CAs: {}), sent {c}", list(&r.acceptable_client_cas)),
-    };
-    s.push_str(&format!("  client cert  {mtls}\n"));
-    if let Some(v) = &r.verification {
-        s.push_str(
-            &render(v, std::slice::from_ref(&r.server_name), Some(Purpose::Server))
-                .lines()
-                .map(|l| format!("  {l}\n"))
-                .collect::<String>(),
-        );
-    }
-    for d in &r.diagnosis {
-        s.push_str(&format!("  - {d}\n"));
-    }
-    s
-}
-
-fn list(v: &[String]) -> String {
-    if v.is_empty() {
-        "any".into()
-    } else {
-        v.join(", ")
-    }
 }
