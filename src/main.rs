@@ -7,13 +7,12 @@ use certforge::commands::{
     self,
     common::{Exit, UsageError},
 };
-use clap::Parser;
 
 fn main() -> ExitCode {
     // A shell asking for completions (COMPLETE=bash certforge -- ...) is
     // answered here and exits; otherwise this returns at once.
     certforge::install::completion::answer_if_asked();
-    let cli = Cli::parse_from(normalize_args(std::env::args_os().collect()));
+    let cli = Cli::parse_args(normalize_args(std::env::args_os().collect()));
     match commands::run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<Exit>().is_some() => ExitCode::from(e.downcast_ref::<Exit>().map_or(1, |x| x.0)),
