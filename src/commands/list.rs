@@ -11,6 +11,7 @@ use super::common::{print_stdout, usage, Exit};
 use super::entries::{scan, Entry, View};
 use crate::cli::ListArgs;
 use crate::depot::Depot;
+use crate::pki::inspect::{summary, SanEntry};
 use crate::pki::validity::Expiry;
 
 /// A row of the listing.
@@ -19,7 +20,9 @@ pub struct Row {
     pub name: String,
     pub kind: String,
     pub issuer: String,
-    pub sans: String,
+    /// Typed, as `[{"type": "dns", "value": "localhost"}]`; empty for a
+    /// CSR not signed yet.
+    pub sans: Vec<SanEntry>,
     pub not_after: Option<String>,
     pub days_left: Option<i64>,
     /// "ok", "expiring", "expired", "revoked" or "pending" (a CSR not signed yet).
@@ -51,7 +54,7 @@ fn row(e: &Entry) -> Row {
         name: e.stem.clone(),
         kind: e.kind.clone(),
         issuer: crate::pki::inspect::display_name_of(&e.info.issuer),
-        sans: e.info.sans.summary(),
+        sans: e.info.sans.entries(),
         not_after: Some(e.info.not_after.clone()),
         days_left: Some(e.info.days_left),
         status: status.into(),
@@ -82,7 +85,7 @@ pub fn run(depot: &Depot, args: &ListArgs) -> Result<()> {
         name: stem.clone(),
         kind: "CSR only".into(),
         issuer: String::new(),
-        sans: String::new(),
+        sans: Vec::new(),
         not_after: None,
         days_left: None,
         status: "pending".into(),
@@ -208,7 +211,7 @@ fn render_table(rows: &[Row]) -> String {
                 r.name.clone(),
                 r.kind.clone(),
                 r.issuer.clone(),
-                truncate(&r.sans, 48),
+                if r.status == "pending" { String::new() } else { truncate(&summary(&r.sans), 48) },
                 r.not_after.clone().unwrap_or_else(|| "-".into()),
                 days(r),
                 r.revoked.as_ref().map_or_else(|| r.status.clone(), |t| format!("revoked {}", &t[..10.min(t.len())])),

@@ -56,7 +56,8 @@ pub struct ChainEntry {
     pub subject: String,
     pub issuer: String,
     pub not_after: String,
-    pub sans: String,
+    /// Typed, as `list --json` gives them.
+    pub sans: Vec<crate::pki::inspect::SanEntry>,
 }
 
 /// Accepts any chain but keeps it, so that it can be shown and verified
@@ -189,9 +190,9 @@ pub fn run(depot: &Depot, args: &ProbeArgs) -> Result<()> {
         .iter()
         .map(|c| match cert_info(c, now) {
             Ok(i) => {
-                ChainEntry { subject: i.subject, issuer: i.issuer, not_after: i.not_after, sans: i.sans.summary() }
+                ChainEntry { subject: i.subject, issuer: i.issuer, not_after: i.not_after, sans: i.sans.entries() }
             }
-            Err(e) => ChainEntry { subject: e, issuer: String::new(), not_after: String::new(), sans: String::new() },
+            Err(e) => ChainEntry { subject: e, issuer: String::new(), not_after: String::new(), sans: Vec::new() },
         })
         .collect();
     let verification = match chain.split_first() {
@@ -316,7 +317,7 @@ fn render_report(r: &ProbeReport) -> String {
             c.subject,
             c.issuer,
             c.not_after,
-            c.sans
+            crate::pki::inspect::summary(&c.sans)
         ));
     }
     let mtls = match (r.client_cert_requested, &r.client_cert_sent) {
