@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use certforge::cli::{normalize_args, Cli};
 use certforge::commands::{
     self,
-    common::{Exit, UsageError},
+    common::{self, Exit, UsageError},
 };
 
 fn main() -> ExitCode {
@@ -17,11 +17,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<Exit>().is_some() => ExitCode::from(e.downcast_ref::<Exit>().map_or(1, |x| x.0)),
         Err(e) => {
-            let mut msg = format!("error: {e}");
+            let mut msg = e.to_string();
             for cause in e.chain().skip(1) {
                 msg.push_str(&format!(": {cause}"));
             }
-            eprintln!("{msg}");
+            common::error(&msg);
             // 2 for a mistake in the call, as clap does; 1 for a failure.
             if e.downcast_ref::<UsageError>().is_some() {
                 ExitCode::from(2)

@@ -1,13 +1,11 @@
 //! `certforge list`: the depot as a table or a tree, sorted by expiry, and
 //! a CI check of what expires soon.
 
-use std::io::IsTerminal;
-
 use anyhow::Result;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::common::{print_stdout, usage, Exit};
+use super::common::{colour_for, print_stdout, usage, Exit};
 use super::entries::{scan, Entry, View};
 use crate::cli::ListArgs;
 use crate::depot::Depot;
@@ -179,14 +177,9 @@ fn print_json<T: Serialize>(v: &T) -> Result<()> {
     print_stdout(&(serde_json::to_string_pretty(v)? + "\n"))
 }
 
-/// Colour only for a person: stdout is a terminal and NO_COLOR is unset
-/// (https://no-color.org).
-fn colour() -> bool {
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-}
-
 fn paint(status: &str, text: &str) -> String {
-    if !colour() {
+    // Colour only for a person at a terminal, as clap decides.
+    if !colour_for(&std::io::stdout()) {
         return text.to_string();
     }
     let code = match status {
