@@ -22,7 +22,132 @@ Examples (the certstrap blog workflow for gRPC mutual TLS):
   certforge --depot-path certs sign --CA \"gRPC Root CA\" grpc_client
 
 The depot directory defaults to ./out (or $CERTFORGE_DEPOT_PATH). Keys are
-written 0600, nothing is ever overwritten, and a failed command changes nothing.";
+written 0600, nothing is ever overwritten, and a failed command changes
+nothing.";
+
+// Each command's examples (its `after_help`): lines of at most 79 columns, a
+// long command continued with ` \`, so that every example pastes whole into a
+// shell. `Cli::parse_args` prints them as written.
+const INIT_HELP: &str = r#"Examples:
+  certforge --depot-path certs init --common-name "gRPC Root CA"
+  certforge init --cn "Test CA" --key-type ed25519 --expires "5 years" \
+      --permit-domain example.com"#;
+
+const REQUEST_CERT_HELP: &str = r#"Examples:
+  certforge --depot-path certs request-cert --domain localhost \
+      --ip 127.0.0.1,::1
+  certforge --depot-path certs request-cert --cn grpc_client
+
+Files are named after --cn, else the first --domain, --uri, --ip or --email."#;
+
+const SIGN_HELP: &str = r#"Examples:
+  certforge --depot-path certs sign --CA "gRPC Root CA" localhost
+  certforge sign --CA "gRPC Root CA" --profile client grpc_client
+  certforge sign --CA "gRPC Root CA" --intermediate "Issuing CA""#;
+
+const REVOKE_HELP: &str = r#"Example:
+  certforge --depot-path certs revoke --CN localhost --CA "gRPC Root CA" \
+      --reason keyCompromise"#;
+
+const INSPECT_HELP: &str = r#"Examples:
+  certforge --depot-path certs inspect localhost
+  certforge inspect server.crt ca.crt --json
+  certforge --depot-path certs inspect gRPC_Root_CA.crl localhost.key"#;
+
+const VERIFY_HELP: &str = r#"Examples:
+  certforge --depot-path certs verify localhost --host localhost \
+      --purpose server
+  certforge verify server.crt --ca ca.crt --chain intermediates.pem \
+      --host grpc.example.com
+  certforge --depot-path certs verify grpc_client --purpose client \
+      --crl auto --key certs/grpc_client.key
+
+Without --ca, the depot's CAs are trusted and its intermediates complete the
+chain. Exit status: 0 valid, 1 not valid, 2 bad usage."#;
+
+const LINT_HELP: &str = r#"Examples:
+  certforge --depot-path certs lint --all
+  certforge lint server.crt --strict
+
+Exit status: 1 when there is an error (or, with --strict, a warning)."#;
+
+const PROBE_HELP: &str = r#"Examples:
+  certforge --depot-path certs probe localhost:50051
+  certforge probe 127.0.0.1:8443 --ca ca.crt --servername localhost \
+      --cert client.crt --key client.key
+  certforge probe 127.0.0.1:8443 --ca ca.crt --alpn http/1.1
+
+Without --ca, the depot's CAs are trusted. By ALPN, probe offers h2 and
+http/1.1, as curl does. When a server closes the connection without a TLS
+alert and without agreeing a protocol, probe connects again offering those
+two, to tell a server that requires ALPN (gRPC requires h2) from one that
+refuses the client certificate.
+Exit status: 0 when the handshake succeeds, the server keeps the connection
+and its certificate verifies; 1 otherwise."#;
+
+const LIST_HELP: &str = r#"Examples:
+  certforge --depot-path certs list
+  certforge --depot-path certs list --tree
+  certforge --depot-path certs list --expiring-within 30d
+
+With --expiring-within, the exit status is 1 when anything is due (for CI)."#;
+
+const RENEW_HELP: &str = r#"Examples:
+  certforge --depot-path certs renew localhost
+  certforge --depot-path certs renew localhost --rekey --expires "90 days"
+  certforge --depot-path certs renew --all --expiring-within 30d"#;
+
+const EXPORT_HELP: &str = r#"Examples:
+  certforge --depot-path certs export localhost --format pkcs12 \
+      --password-file pw.txt --out localhost.p12
+  certforge --depot-path certs export "gRPC Root CA" --format truststore \
+      --password changeit --out truststore.p12
+  certforge --depot-path certs export localhost --format k8s \
+      --name grpc-server --namespace prod --force > secret.yaml
+  eval "$(certforge --depot-path certs export localhost --format env \
+      --prefix TLS_SERVER --force)""#;
+
+const APPLY_HELP: &str = r#"Example plan (plan.toml):
+  [[ca]]
+  name = "Test Root"
+
+  [[leaf]]
+  name = "svc-{n}"
+  count = 100
+  issuer = "Test Root"
+  profile = "server"
+  domains = ["svc-{n}.test"]
+
+Examples:
+  certforge --depot-path fixtures apply plan.toml
+  certforge --depot-path fixtures apply plan.toml --dry-run
+  certforge --depot-path fixtures apply plan.toml --deterministic-seed ci \
+      --not-before 2025-01-01T00:00:00Z
+
+What exists and matches the plan is kept; what is missing is made; what
+differs (or expires within --renew-within) is re-issued, the old one kept in
+archive/. An unchanged plan writes nothing. Certificates in the depot that
+the plan does not name are kept, and listed with the command that removes
+them.
+
+--deterministic-seed: byte-identical output for the same plan,
+--deterministic-seed value and --not-before. Anyone who knows that value has
+the private keys: for test fixtures only."#;
+
+const QUICKSTART_HELP: &str = r#"Examples:
+  certforge --depot-path certs quickstart
+  certforge --depot-path certs quickstart --host grpc.internal --ip 10.0.0.5
+  eval "$(certforge --depot-path certs quickstart --print-env)""#;
+
+const TEMPLATES_HELP: &str = r#"Examples:
+  certforge templates list
+  certforge templates show server > my-server.toml
+  # edit my-server.toml, then:
+  certforge sign --CA "Test CA" --template my-server.toml web"#;
+
+const MAN_HELP: &str = r#"Examples:
+  certforge man | man -l -
+  certforge man --dir ~/.local/share/man/man1   # then: man certforge-sign"#;
 
 /// A certstrap-compatible private CA for development, CI and staging.
 #[derive(Debug, Parser)]
@@ -33,6 +158,7 @@ pub struct Cli {
         long = "depot-path",
         global = true,
         env = "CERTFORGE_DEPOT_PATH",
+        hide_env_values = true,
         default_value = "out",
         value_name = "DIR",
         value_hint = ValueHint::DirPath
@@ -41,6 +167,33 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Parses the command line as `Parser::parse_from` does (printing help
+    /// or the usage error and exiting), but prints each command's examples
+    /// as written. clap wraps `after_help` to the terminal's width at spaces,
+    /// which cuts an example command into lines that no longer run when
+    /// pasted, and reads `{n}` in it (the plan example's `svc-{n}`) as a line
+    /// break; the literal text of a help template it prints untouched. A
+    /// terminal narrower than the examples folds them without a line break,
+    /// so they still paste whole.
+    pub fn parse_args(args: Vec<std::ffi::OsString>) -> Cli {
+        use clap::{CommandFactory, FromArgMatches};
+        let mut cmd = examples_as_written(Cli::command()).mut_subcommands(examples_as_written);
+        let mut matches = cmd.try_get_matches_from_mut(args).unwrap_or_else(|e| e.exit());
+        Cli::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.format(&mut cmd).exit())
+    }
+}
+
+/// `cmd` with its `after_help` as the literal end of its help template
+/// (clap's default template otherwise). The man pages keep reading
+/// `after_help`, which they do not wrap.
+fn examples_as_written(cmd: clap::Command) -> clap::Command {
+    let Some(after) = cmd.get_after_help().map(ToString::to_string) else { return cmd };
+    cmd.help_template(format!(
+        "{{before-help}}{{about-with-newline}}\n{{usage-heading}} {{usage}}\n\n{{all-args}}\n\n{after}"
+    ))
 }
 
 /// The subcommands. Each one's arguments are built only when it runs
@@ -52,74 +205,46 @@ pub struct Cli {
 #[command(defer = true)]
 pub enum Command {
     /// Create a certificate authority: NAME.key, NAME.crt and an empty NAME.crl.
-    #[command(
-        after_help = "Example:\n  certforge --depot-path certs init --common-name \"gRPC Root CA\"\n  certforge init --cn \"Test CA\" --key-type ed25519 --expires \"5 years\" --permit-domain example.com"
-    )]
+    #[command(after_help = INIT_HELP)]
     Init(InitArgs),
     /// Create a private key and a certificate signing request (NAME.key, NAME.csr).
-    #[command(
-        after_help = "Examples:\n  certforge --depot-path certs request-cert --domain localhost --ip 127.0.0.1,::1\n  certforge --depot-path certs request-cert --cn grpc_client\n\nFiles are named after --cn, else the first --domain, --uri, --ip or --email."
-    )]
+    #[command(after_help = REQUEST_CERT_HELP)]
     RequestCert(RequestCertArgs),
     /// Sign NAME.csr with a CA, writing NAME.crt.
-    #[command(
-        after_help = "Examples:\n  certforge --depot-path certs sign --CA \"gRPC Root CA\" localhost\n  certforge sign --CA \"gRPC Root CA\" --profile client grpc_client\n  certforge sign --CA \"gRPC Root CA\" --intermediate \"Issuing CA\""
-    )]
+    #[command(after_help = SIGN_HELP)]
     Sign(SignArgs),
     /// Revoke a certificate: add it to its CA's CRL (CA.crl), once.
-    #[command(
-        after_help = "Example:\n  certforge --depot-path certs revoke --CN localhost --CA \"gRPC Root CA\" --reason keyCompromise"
-    )]
+    #[command(after_help = REVOKE_HELP)]
     Revoke(RevokeArgs),
     /// Show what certificates, CSRs, CRLs and keys hold (PEM or DER, bundles too).
-    #[command(
-        after_help = "Examples:\n  certforge --depot-path certs inspect localhost\n  certforge inspect server.crt ca.crt --json\n  certforge --depot-path certs inspect gRPC_Root_CA.crl localhost.key"
-    )]
+    #[command(after_help = INSPECT_HELP)]
     Inspect(InspectArgs),
     /// Check a certificate as a TLS peer will, and say every reason it would be refused.
-    #[command(
-        after_help = "Examples:\n  certforge --depot-path certs verify localhost --host localhost --purpose server\n  certforge verify server.crt --ca ca.crt --chain intermediates.pem --host grpc.example.com\n  certforge --depot-path certs verify grpc_client --purpose client --crl auto --key certs/grpc_client.key\n\nWithout --ca, the depot's CAs are trusted and its intermediates complete the chain.\nExit status: 0 valid, 1 not valid, 2 bad usage."
-    )]
+    #[command(after_help = VERIFY_HELP)]
     Verify(VerifyArgs),
     /// Warn about what real TLS clients will reject or mishandle.
-    #[command(
-        after_help = "Examples:\n  certforge --depot-path certs lint --all\n  certforge lint server.crt --strict\n\nExit status: 1 when there is an error (or, with --strict, a warning)."
-    )]
+    #[command(after_help = LINT_HELP)]
     Lint(LintArgs),
     /// Connect to a TLS server, show what it sends, and verify it as `verify` does.
-    #[command(
-        after_help = "Examples:\n  certforge --depot-path certs probe localhost:50051\n  certforge probe 127.0.0.1:8443 --ca ca.crt --servername localhost --cert client.crt --key client.key\n  certforge probe 127.0.0.1:8443 --ca ca.crt --alpn http/1.1\n\nWithout --ca, the depot's CAs are trusted. By ALPN, probe offers h2 and http/1.1, as curl\ndoes. When a server closes the connection without a TLS alert and without agreeing a\nprotocol, probe connects again offering those two, to tell a server that requires ALPN\n(gRPC requires h2) from one that refuses the client certificate.\nExit status: 0 when the handshake succeeds, the server keeps the connection and its\ncertificate verifies; 1 otherwise."
-    )]
+    #[command(after_help = PROBE_HELP)]
     Probe(ProbeArgs),
     /// List the depot: every certificate with its kind, issuer, names and expiry.
-    #[command(
-        after_help = "Examples:\n  certforge --depot-path certs list\n  certforge --depot-path certs list --tree\n  certforge --depot-path certs list --expiring-within 30d   # exit 1 when anything is due (CI)"
-    )]
+    #[command(after_help = LIST_HELP)]
     List(ListArgs),
     /// Re-issue a certificate with a fresh serial and validity, keeping the old one in archive/.
-    #[command(
-        after_help = "Examples:\n  certforge --depot-path certs renew localhost\n  certforge --depot-path certs renew localhost --rekey --expires \"90 days\"\n  certforge --depot-path certs renew --all --expiring-within 30d"
-    )]
+    #[command(after_help = RENEW_HELP)]
     Renew(RenewArgs),
     /// Hand a certificate to Java, .NET, Kubernetes or env-configured services.
-    #[command(
-        after_help = "Examples:\n  certforge --depot-path certs export localhost --format pkcs12 --password-file pw.txt --out localhost.p12\n  certforge --depot-path certs export \"gRPC Root CA\" --format truststore --password changeit --out truststore.p12\n  certforge --depot-path certs export localhost --format k8s --name grpc-server --namespace prod --force > secret.yaml\n  eval \"$(certforge --depot-path certs export localhost --format env --prefix TLS_SERVER --force)\""
-    )]
+    #[command(after_help = EXPORT_HELP)]
     Export(ExportArgs),
     /// Make or update a whole PKI from one plan file, idempotently.
-    #[command(
-        after_help = "Example plan (plan.toml):\n  [[ca]]\n  name = \"Test Root\"\n\n  [[leaf]]\n  name = \"svc-{n}\"\n  count = 100\n  issuer = \"Test Root\"\n  profile = \"server\"\n  domains = [\"svc-{n}.test\"]\n\nExamples:\n  certforge --depot-path fixtures apply plan.toml\n  certforge --depot-path fixtures apply plan.toml --dry-run\n  certforge --depot-path fixtures apply plan.toml --deterministic-seed ci --not-before 2025-01-01T00:00:00Z\n\nWhat exists and matches the plan is kept; what is missing is made; what differs (or expires\nwithin --renew-within) is re-issued, the old one kept in archive/. An unchanged plan writes nothing.\n\n--deterministic-seed: byte-identical output for the same plan, --deterministic-seed value and\n--not-before. Anyone who knows that value has the private keys: for test fixtures only."
-    )]
+    #[command(after_help = APPLY_HELP)]
     Apply(ApplyArgs),
     /// The CA, server and client set of the gRPC authentication guide's openssl script, in one command, for gRPC mutual TLS.
-    #[command(
-        after_help = "Examples:\n  certforge --depot-path certs quickstart\n  certforge --depot-path certs quickstart --host grpc.internal --ip 10.0.0.5\n  eval \"$(certforge --depot-path certs quickstart --print-env)\""
-    )]
+    #[command(after_help = QUICKSTART_HELP)]
     Quickstart(QuickstartArgs),
     /// Show the built-in certificate templates, to start your own from a copy.
-    #[command(
-        after_help = "Examples:\n  certforge templates list\n  certforge templates show server > my-server.toml   # edit, then: sign --template my-server.toml"
-    )]
+    #[command(after_help = TEMPLATES_HELP)]
     Templates {
         #[command(subcommand)]
         action: TemplatesAction,
@@ -128,9 +253,7 @@ pub enum Command {
     #[command(after_help = COMPLETIONS_HELP)]
     Completions(CompletionsArgs),
     /// Print the manual page certforge(1), or write one page per subcommand with --dir.
-    #[command(
-        after_help = "Examples:\n  certforge man | man -l -\n  certforge man --dir ~/.local/share/man/man1   # then: man certforge-sign"
-    )]
+    #[command(after_help = MAN_HELP)]
     Man(ManArgs),
     /// Trust a CA in this machine's stores (OS, Chromium/Firefox NSS, Java), as `mkcert -install` does; or remove it; or show where it is trusted.
     #[command(after_help = TRUST_HELP)]
@@ -171,14 +294,16 @@ pub enum EabAction {
     List,
 }
 
-const SERVE_HELP: &str = "\
-Examples:
-  certforge --depot-path D serve --CA \"Staging CA\" --listen 127.0.0.1:14000
-  certforge serve --CA \"Staging CA\" --listen 0.0.0.0:443 --hostname acme.staging.internal --allow staging.internal
-  certforge serve --CA \"CI CA\" --listen 127.0.0.1:14000 --skip-validation   # CI: every challenge passes
+const SERVE_HELP: &str = r#"Examples:
+  certforge --depot-path D serve --CA "Staging CA" --listen 127.0.0.1:14000
+  certforge serve --CA "Staging CA" --listen 0.0.0.0:443 \
+      --hostname acme.staging.internal --allow staging.internal
+  # CI: every challenge passes
+  certforge serve --CA "CI CA" --listen 127.0.0.1:14000 --skip-validation
 
-Issued certificates are ordinary depot entries (NAME.acme-ORDER.crt): list, verify, revoke and
-renew see them. Accounts and orders are kept in the depot's acme.sqlite and survive a restart.";
+Issued certificates are ordinary depot entries (NAME.acme-ORDER.crt): list,
+verify, revoke and renew see them. Accounts and orders are kept in the depot's
+acme.sqlite and survive a restart."#;
 
 // `serve` arguments.
 #[derive(Debug, Args)]
@@ -233,24 +358,32 @@ pub enum ServeProfile {
     Peer,
 }
 
-const TRUST_HELP: &str = "\
-Examples:
-  certforge init --local --cn \"Dev CA\"        # a CA that is safe to trust (name-constrained, root key destroyed)
-  certforge trust install                       # system store, NSS (Chromium, Firefox) and Java
-  certforge trust status                        # where it is trusted, and the lines for Node, Python requests, gRPC
-  eval \"$(certforge trust status --print-env)\"
-  certforge trust uninstall --store nss,java --dry-run";
+const TRUST_HELP: &str = r#"Examples:
+  # a CA that is safe to trust (name-constrained, its root key destroyed):
+  certforge init --local --cn "Dev CA"
+  # into the system store, NSS (Chromium, Firefox) and Java:
+  certforge trust install
+  # where it is trusted, and the lines for Node, Python requests and gRPC:
+  certforge trust status
+  eval "$(certforge trust status --print-env)"
+  certforge trust uninstall --store nss,java --dry-run"#;
 
-const COMPLETIONS_HELP: &str = "\
-Install (each line once; the .deb package installs bash, zsh and fish completion itself):
-  bash:        certforge completions bash > ~/.local/share/bash-completion/completions/certforge
-  zsh:         certforge completions zsh > ~/.zfunc/_certforge   # with fpath+=(~/.zfunc) before compinit
-  fish:        certforge completions fish > ~/.config/fish/completions/certforge.fish
-  powershell:  certforge completions powershell | Out-String | Invoke-Expression   # in $PROFILE
-  elvish:      eval (certforge completions elvish | slurp)   # in ~/.config/elvish/rc.elv
+const COMPLETIONS_HELP: &str = r#"Install (each once; the .deb package installs bash, zsh and fish completion):
+  # bash
+  certforge completions bash \
+      > ~/.local/share/bash-completion/completions/certforge
+  # zsh, with fpath+=(~/.zfunc) before compinit in ~/.zshrc
+  certforge completions zsh > ~/.zfunc/_certforge
+  # fish
+  certforge completions fish > ~/.config/fish/completions/certforge.fish
+  # PowerShell, in $PROFILE
+  certforge completions powershell | Out-String | Invoke-Expression
+  # elvish, in ~/.config/elvish/rc.elv
+  eval (certforge completions elvish | slurp)
 
-After --CA, and after sign, revoke --CN, renew, export, verify and inspect, TAB offers the names in
-the depot that the line names with --depot-path (else $CERTFORGE_DEPOT_PATH, else ./out).";
+After --CA, and after sign, revoke --CN, renew, export, verify and inspect,
+TAB offers the names in the depot that the line names with --depot-path
+(else $CERTFORGE_DEPOT_PATH, else ./out)."#;
 
 // `completions` arguments.
 #[derive(Debug, Args)]
@@ -370,7 +503,13 @@ const TOKEN: &str = "CA key on a PKCS#11 token";
 #[derive(Debug, Args, Default, Clone)]
 pub struct Pkcs11Args {
     /// The PKCS#11 module to load [default: the URI's module-path, else p11-kit-proxy, OpenSC, SoftHSM].
-    #[arg(long = "pkcs11-module", env = "CERTFORGE_PKCS11_MODULE", value_name = "PATH", help_heading = TOKEN)]
+    #[arg(
+        long = "pkcs11-module",
+        env = "CERTFORGE_PKCS11_MODULE",
+        hide_env_values = true,
+        value_name = "PATH",
+        help_heading = TOKEN
+    )]
     pub module: Option<PathBuf>,
     /// Read the token's user PIN from the first line of FILE (or set CERTFORGE_PKCS11_PIN; at a terminal it is asked for).
     #[arg(long = "pin-file", value_name = "FILE", help_heading = TOKEN)]

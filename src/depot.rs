@@ -102,7 +102,7 @@ impl Depot {
 
     /// Whether `name.ext` exists (as anything, a dangling link included).
     pub fn exists(&self, name: &EntryName, ext: &str) -> bool {
-        fs::symlink_metadata(self.path(name, ext)).is_ok()
+        present(&self.path(name, ext))
     }
 
     /// Takes the depot's lock until the guard drops, so that concurrent
@@ -140,6 +140,11 @@ impl Depot {
         }
         Ok(())
     }
+}
+
+/// Whether `path` exists, as anything (a dangling link included).
+pub fn present(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok()
 }
 
 /// Reads a file, refusing anything over [`MAX_INPUT`].

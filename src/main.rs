@@ -5,24 +5,23 @@ use std::process::ExitCode;
 use certforge::cli::{normalize_args, Cli};
 use certforge::commands::{
     self,
-    common::{Exit, UsageError},
+    common::{self, Exit, UsageError},
 };
-use clap::Parser;
 
 fn main() -> ExitCode {
     // A shell asking for completions (COMPLETE=bash certforge -- ...) is
     // answered here and exits; otherwise this returns at once.
     certforge::install::completion::answer_if_asked();
-    let cli = Cli::parse_from(normalize_args(std::env::args_os().collect()));
+    let cli = Cli::parse_args(normalize_args(std::env::args_os().collect()));
     match commands::run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<Exit>().is_some() => ExitCode::from(e.downcast_ref::<Exit>().map_or(1, |x| x.0)),
         Err(e) => {
-            let mut msg = format!("error: {e}");
+            let mut msg = e.to_string();
             for cause in e.chain().skip(1) {
                 msg.push_str(&format!(": {cause}"));
             }
-            eprintln!("{msg}");
+            common::error(&msg);
             // 2 for a mistake in the call, as clap does; 1 for a failure.
             if e.downcast_ref::<UsageError>().is_some() {
                 ExitCode::from(2)

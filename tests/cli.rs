@@ -536,3 +536,37 @@ fn version_and_help_with_examples_on_every_command() {
         assert!(text.contains("Example"), "{sub:?} help has an example:\n{text}");
     }
 }
+
+/// certforge's own `error:` lines were plain where clap's are bold red.
+/// At a terminal (script(1) gives one) both start alike, coloured; with
+/// NO_COLOR, or into a pipe, neither is.
+#[test]
+fn errors_are_coloured_as_claps_only_at_a_terminal() {
+    let env = Env::new();
+    env.ok(&["init", "--cn", "X"]);
+    let bin = assert_cmd::cargo::cargo_bin("certforge");
+    let at_terminal = |args: &str, no_color: bool| -> String {
+        let line = format!("{} --depot-path {} {args}", bin.display(), env.depot().display());
+        let mut c = std::process::Command::new("script");
+        c.args(["-qec", &line, "/dev/null"]).env("TERM", "xterm");
+        for v in ["NO_COLOR", "CLICOLOR", "CLICOLOR_FORCE"] {
+            c.env_remove(v);
+        }
+        if no_color {
+            c.env("NO_COLOR", "1");
+        }
+        let out = c.output().expect("script (util-linux) gives a terminal");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // The first word: `error:` with its escape sequences.
+    let prefix = |s: &str| s.split(' ').next().unwrap_or_default().to_string();
+    let ours = at_terminal("sign --CA X nothing", false);
+    let claps = at_terminal("sign --no-such-flag", false);
+    assert!(claps.contains("unexpected argument") && prefix(&claps).contains('\x1b'), "clap colours: {claps:?}");
+    assert!(ours.contains("\"nothing\""), "certforge's own error: {ours:?}");
+    assert_eq!(prefix(&ours), prefix(&claps), "the same `error:` as clap's: {ours:?}");
+    let plain = at_terminal("sign --CA X nothing", true);
+    assert!(plain.starts_with("error: ") && plain.contains("\"nothing\""), "NO_COLOR: {plain:?}");
+    let piped = env.fails(&["sign", "--CA", "X", "nothing"], 1);
+    assert!(piped.starts_with("error: ") && !piped.contains('\x1b'), "into a pipe: {piped:?}");
+}

@@ -2,6 +2,8 @@
 //! made by certforge and by openssl, as text and as JSON parsed back.
 
 mod common;
+#[path = "common/tls.rs"]
+mod tls;
 
 use common::{openssl_guide_ca, openssl_ok, Env};
 use serde_json::Value;
@@ -161,4 +163,44 @@ fn inspect_names_what_it_cannot_read() {
     assert!(err.contains("junk.txt") && err.contains("neither PEM"), "{err}");
     let err = env.fails(&["inspect", "no-such-thing"], 1);
     assert!(err.contains("no-such-thing"), "{err}");
+}
+
+/// `list --json` gave SANs as one string ("DNS:a", or "none"), which a
+/// script had to parse again; `list` and `probe` give them typed, as
+/// `[{"type": "dns", "value": "a"}]`, the text output unchanged.
+#[test]
+fn list_and_probe_json_give_sans_as_typed_entries() {
+    let env = Env::new();
+    env.ok(&["init", "--cn", "Root"]);
+    env.ok(&["request-cert", "--cn", "api", "--domain", "localhost,api.test", "--ip", "127.0.0.1,::1"]);
+    env.ok(&["request-cert", "--cn", "svc", "--uri", "spiffe://test/svc", "--email", "ops@example.com"]);
+    env.ok(&["request-cert", "--cn", "pending", "--domain", "later.test"]);
+    env.ok(&["sign", "api", "--CA", "Root"]);
+    env.ok(&["sign", "svc", "--CA", "Root", "--profile", "client"]);
+    let out = env.ok(&["list", "--json"]);
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sans = |name: &str| rows.as_array().unwrap().iter().find(|r| r["name"] == name).unwrap()["sans"].clone();
+    let typed = |pairs: &[(&str, &str)]| {
+        Value::Array(pairs.iter().map(|(t, v)| serde_json::json!({"type": t, "value": v})).collect())
+    };
+    assert_eq!(
+        sans("api"),
+        typed(&[("dns", "localhost"), ("dns", "api.test"), ("ip", "127.0.0.1"), ("ip", "::1")]),
+        "{rows}"
+    );
+    assert_eq!(sans("svc"), typed(&[("uri", "spiffe://test/svc"), ("email", "ops@example.com")]));
+    assert_eq!(sans("Root"), typed(&[]), "a CA without SANs has none, not \"none\"");
+    assert_eq!(sans("pending"), typed(&[]), "a CSR not signed yet");
+    let tree: Value = serde_json::from_slice(&env.ok(&["list", "--tree", "--json"]).stdout).unwrap();
+    let api = tree[0]["children"].as_array().unwrap().iter().find(|r| r["name"] == "api").unwrap();
+    assert_eq!(api["sans"], sans("api"), "the tree gives the same shape");
+    let text = String::from_utf8_lossy(&env.ok(&["list"]).stdout).into_owned();
+    assert!(text.contains("DNS:localhost, DNS:api.test, IP:127.0.0.1") && text.contains("  none  "), "{text}");
+    assert!(text.contains("URI:spiffe://test/svc, email:ops@example.com"), "{text}");
+
+    let cfg = tls::server_config(&env.file("api.crt"), &env.file("api.key"), None, &[&rustls::version::TLS13]);
+    let port = tls::serve(cfg, 1);
+    let out = env.run(&["probe", &format!("127.0.0.1:{port}"), "--servername", "localhost", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    assert_eq!(v["chain"][0]["sans"], sans("api"), "{v}");
 }

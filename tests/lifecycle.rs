@@ -59,7 +59,7 @@ fn list_shows_kinds_statuses_and_sorts_by_expiry() {
     assert_eq!(by("deep.example.com")["kind"], "server");
     assert_eq!(by("deep.example.com")["issuer"], "Issuing CA");
     assert_eq!(by("localhost")["kind"], "peer");
-    assert_eq!(by("localhost")["sans"], "DNS:localhost");
+    assert_eq!(by("localhost")["sans"], serde_json::json!([{"type": "dns", "value": "localhost"}]));
     assert_eq!(by("soon.example.com")["status"], "expiring");
     assert_eq!(by("old.example.com")["status"], "expired");
     assert_eq!(by("gone.example.com")["status"], "revoked");

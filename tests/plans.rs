@@ -92,6 +92,64 @@ fn dry_run_writes_nothing_and_renew_within_reissues_what_is_due() {
     assert_eq!(names, ["short"], "{v}");
 }
 
+/// A dry run said "made 1" for what it would make; every count says
+/// "would" now.
+#[test]
+fn a_dry_run_says_what_it_would_do_in_every_count() {
+    let env = Env::new();
+    let plan = write_plan(&env, PLAN);
+    let out = env.ok(&["apply", &plan, "--dry-run"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("dry run, nothing written: would make 6, would keep 0, would re-issue 0"), "{err}");
+    assert!(!err.contains("made") && !err.contains("kept") && !err.contains("re-issued"), "{err}");
+    env.ok(&["apply", &plan]);
+    let changed = write_plan(&env, &PLAN.replace("ips = [\"127.0.0.1\"]", ""));
+    let err = String::from_utf8_lossy(&env.ok(&["apply", &changed, "--dry-run"]).stderr).into_owned();
+    assert!(
+        err.contains("would re-issue api: its SANs") && err.contains("would make 0, would keep 5, would re-issue 1"),
+        "{err}"
+    );
+}
+
+/// With a smaller `count`, the certificates now outside the plan were kept
+/// without a word. They are still kept, and named in text and JSON with the
+/// `rm` command that removes them, which works as printed.
+#[test]
+fn a_smaller_count_names_what_is_left_outside_the_plan_and_how_to_remove_it() {
+    let env = Env::new();
+    env.ok(&["apply", &write_plan(&env, PLAN)]);
+    let smaller = write_plan(&env, &PLAN.replace("count = 3", "count = 1"));
+    let out = env.ok(&["apply", &smaller, "--dry-run", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = v["outside_plan"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["worker-2", "worker-3"], "{v}");
+    let files: Vec<&str> =
+        v["outside_plan"][0]["files"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    let depot = env.depot();
+    let d = depot.to_str().unwrap();
+    assert_eq!(files, [format!("{d}/worker-2.crt"), format!("{d}/worker-2.key")], "{v}");
+
+    let out = env.ok(&["apply", &smaller]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("kept 2 certificate(s) the plan does not name: worker-2, worker-3"), "{err}");
+    assert!(env.file("worker-2.crt").is_file() && env.file("worker-3.key").is_file(), "kept: {err}");
+    let rm = err.lines().find_map(|l| l.trim().strip_prefix("to remove them: ")).unwrap_or_else(|| panic!("{err}"));
+    assert_eq!(Some(rm), v["remove_outside_plan"].as_str(), "text and JSON give the same command");
+    let st = std::process::Command::new("sh").current_dir(env.tmp.path()).args(["-c", rm]).status().unwrap();
+    assert!(st.success(), "{rm}");
+    let mut left: Vec<String> = std::fs::read_dir(&depot)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("worker"))
+        .collect();
+    left.sort();
+    assert_eq!(left, ["worker-1.crt", "worker-1.key"], "only the plan's worker is left");
+    let out = env.ok(&["apply", &smaller, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v.get("outside_plan").is_none() && v.get("remove_outside_plan").is_none(), "{v}");
+    assert!(!String::from_utf8_lossy(&env.ok(&["apply", &smaller]).stderr).contains("does not name"));
+}
+
 #[test]
 fn plan_errors_name_their_line_and_nothing_is_written() {
     let env = Env::new();

@@ -200,6 +200,37 @@ fn man_pages_render_without_warnings_one_per_subcommand() {
     assert!(err.contains("already exists"), "never overwrites a page: {err}");
 }
 
+/// groff filled and hyphenated the examples of the man pages as it fills
+/// prose ("cert-" at the end of a line, "forge.fish" on the next), so a
+/// copied command broke. Every page shows each line of its command's
+/// examples whole, ` \` continuations included.
+#[test]
+fn man_pages_show_examples_line_for_line() {
+    use clap::CommandFactory;
+    if !need("man", "man-db") || !need("groff", "groff-base") {
+        return;
+    }
+    let env = Env::new();
+    let dir = env.tmp.path().join("man");
+    env.ok(&["man", "--dir", dir.to_str().unwrap()]);
+    let mut cli = certforge::cli::Cli::command();
+    cli.build();
+    let mut pages = vec![("certforge.1".to_string(), cli.get_after_help().unwrap().to_string())];
+    for sub in cli.get_subcommands() {
+        if let Some(text) = sub.get_after_help() {
+            pages.push((format!("certforge-{}.1", sub.get_name()), text.to_string()));
+        }
+    }
+    assert!(pages.len() >= 19, "{} pages with examples", pages.len());
+    for (page, examples) in &pages {
+        let shown = assert_renders_clean(&dir.join(page));
+        let shown: Vec<&str> = shown.lines().map(str::trim).collect();
+        for line in examples.lines().map(str::trim).filter(|l| l.starts_with("certforge") || l.starts_with('-')) {
+            assert!(shown.contains(&line), "{page} shows {line:?} whole:\n{}", shown.join("\n"));
+        }
+    }
+}
+
 /// The .deb that `bash pkg/build-deb.sh` made (.ci/run builds it first and
 /// says where in CERTFORGE_DEB).
 fn the_deb() -> Option<PathBuf> {

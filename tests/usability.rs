@@ -9,8 +9,16 @@ use std::process::Command;
 use assert_cmd::cargo::CommandCargoExt;
 use common::Env;
 
-fn certforge_help(path: &[String]) -> String {
-    let out = Command::cargo_bin("certforge").unwrap().args(path).arg("--help").output().unwrap();
+/// `certforge PATH --help` as a terminal COLUMNS wide shows it (clap reads
+/// COLUMNS when stdout is not a terminal), or at clap's default width.
+fn certforge_help_at(path: &[String], columns: Option<usize>) -> String {
+    let mut c = Command::cargo_bin("certforge").unwrap();
+    c.args(path).arg("--help").env_remove("CERTFORGE_DEPOT_PATH").stdin(std::process::Stdio::null());
+    match columns {
+        Some(n) => c.env("COLUMNS", n.to_string()),
+        None => c.env_remove("COLUMNS"),
+    };
+    let out = c.output().unwrap();
     assert!(out.status.success(), "certforge {path:?} --help");
     String::from_utf8(out.stdout).unwrap()
 }
@@ -31,11 +39,15 @@ fn subcommands(help: &str) -> Vec<String> {
 
 /// Every help page: the top level and each subcommand, recursively.
 fn every_help(path: Vec<String>, out: &mut Vec<(String, String)>) {
-    let help = certforge_help(&path);
+    every_help_at(path, None, out)
+}
+
+fn every_help_at(path: Vec<String>, columns: Option<usize>, out: &mut Vec<(String, String)>) {
+    let help = certforge_help_at(&path, columns);
     for sub in subcommands(&help) {
         let mut p = path.clone();
         p.push(sub);
-        every_help(p, out);
+        every_help_at(p, columns, out);
     }
     out.push((format!("certforge {} --help", path.join(" ")), help));
 }
@@ -161,4 +173,174 @@ fn the_benchmark_report_names_the_certforge_it_measured() {
     // this machine now.
     let md = report(&root.join("bench/results"), None);
     assert!(md.contains("| certforge | certforge "), "{}", &md[..md.len().min(800)]);
+}
+
+/// The example plan that `apply --help` shows, as a reader copies it: the
+/// indented lines under "Example plan (plan.toml):".
+fn example_plan(help: &str) -> String {
+    let mut lines = help.lines().skip_while(|l| !l.starts_with("Example plan")).skip(1);
+    let plan: Vec<&str> = lines.by_ref().take_while(|l| l.is_empty() || l.starts_with("  ")).collect();
+    plan.iter().map(|l| l.strip_prefix("  ").unwrap_or(l)).collect::<Vec<_>>().join("\n")
+}
+
+/// clap read the `{n}` of `name = "svc-{n}"` in `apply --help` as its own
+/// line break, so the copied plan was not TOML. It is a plan that applies.
+#[test]
+fn the_example_plan_in_apply_help_applies() {
+    let env = Env::new();
+    for columns in [None, Some(80)] {
+        let plan = example_plan(&certforge_help_at(&["apply".to_string()], columns));
+        assert!(plan.contains("name = \"svc-{n}\"") && plan.contains("[[leaf]]"), "the plan as shown:\n{plan}");
+        let file = env.tmp.path().join("plan.toml");
+        std::fs::write(&file, &plan).unwrap();
+        let out = env.ok(&["apply", file.to_str().unwrap(), "--dry-run", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let made: Vec<&str> = v["made"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+        assert_eq!(made.len(), 101, "the CA and 100 leaves: {made:?}");
+        assert!(made.contains(&"Test_Root") && made.contains(&"svc-1") && made.contains(&"svc-100"), "{made:?}");
+    }
+}
+
+/// Splits a command as sh does, for the quoting the examples use: '…',
+/// "…" and backslash-newline continuations; stops at a comment, a pipe or
+/// a redirection, which are the shell's and not certforge's.
+fn shell_words(cmd: &str) -> Vec<String> {
+    let (mut words, mut word, mut quote, mut started) = (Vec::new(), String::new(), None, false);
+    let mut chars = cmd.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some('"'), '\\') if chars.peek().is_some_and(|n| "\"\\$`".contains(*n)) => word.extend(chars.next()),
+            (Some(_), c) => word.push(c),
+            (None, '\'' | '"') => (quote, started) = (Some(c), true),
+            (None, '\\') if chars.peek() == Some(&'\n') => {
+                chars.next();
+            }
+            (None, '\\') => (word, started) = (word + &chars.next().map(String::from).unwrap_or_default(), true),
+            (None, ' ' | '\n' | '\t') => {
+                if started {
+                    words.push(std::mem::take(&mut word));
+                }
+                started = false;
+            }
+            (None, '#' | '|' | '>' | '<' | ';') if !started => break,
+            (None, c) => (word, started) = (word + &c.to_string(), true),
+        }
+    }
+    assert!(quote.is_none(), "unbalanced quotes in {cmd:?}");
+    if started {
+        words.push(word);
+    }
+    words
+}
+
+/// The example commands of a help page as a reader copies them: a line
+/// that starts with `certforge` (or `eval "$(certforge`) and the lines
+/// its ` \` continues onto. Each comes with the line after it.
+fn example_commands(help: &str) -> Vec<(Vec<&str>, Option<&str>)> {
+    let lines: Vec<&str> = help.lines().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let t = lines[i].trim_start();
+        if t.starts_with("certforge ") || t.starts_with("eval \"$(certforge ") {
+            let mut cmd = vec![lines[i]];
+            while cmd.last().unwrap().ends_with(" \\") && i + 1 < lines.len() {
+                i += 1;
+                cmd.push(lines[i]);
+            }
+            out.push((cmd, lines.get(i + 1).copied()));
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Help examples were wrapped by clap to the terminal's width in the
+/// middle of a command (`--purpose` on one line, `server` on the next), so
+/// a pasted example failed. At 80 columns and at 30 each example keeps
+/// its lines: each fits 80 columns, ends its command or continues it with
+/// ` \`, is followed by no stray fragment, and parses as certforge's own
+/// command line; and every page shows its examples exactly as written.
+#[test]
+fn help_examples_paste_whole_at_any_width() {
+    use certforge::cli::Cli;
+    use clap::{CommandFactory, Parser};
+    fn as_written(cmd: &clap::Command, path: String, out: &mut Vec<(String, String)>) {
+        let mut cmd = cmd.clone();
+        cmd.build();
+        if let Some(text) = cmd.get_after_help() {
+            out.push((path.clone(), text.to_string()));
+        }
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            as_written(sub, format!("{path} {}", sub.get_name()), out);
+        }
+    }
+    let mut written = Vec::new();
+    as_written(&Cli::command(), "certforge".into(), &mut written);
+    let with_examples: Vec<&str> = written.iter().map(|(p, _)| p.as_str()).collect();
+    assert!(with_examples.len() >= 19, "the top level and 18 commands have examples: {with_examples:?}");
+    for columns in [80, 30] {
+        let mut pages = Vec::new();
+        every_help_at(Vec::new(), Some(columns), &mut pages);
+        let mut commands = 0;
+        for (page, help) in &pages {
+            for (cmd, next) in example_commands(help) {
+                commands += 1;
+                for l in &cmd {
+                    assert!(l.chars().count() <= 80, "{page} at {columns} columns: over 80 columns: {l:?}");
+                }
+                assert!(
+                    next.is_none_or(|n| {
+                        let t = n.trim_start();
+                        t.is_empty() || t.starts_with("certforge ") || t.starts_with("eval ") || t.starts_with('#')
+                    }),
+                    "{page} at {columns} columns: {next:?} after {cmd:?} is a piece of a wrapped command"
+                );
+                let text = cmd.join("\n");
+                let text = text.trim_start().strip_prefix("eval \"$(").map_or(text.trim_start(), |t| {
+                    t.trim_end().strip_suffix(")\"").unwrap_or_else(|| panic!("{page}: {t}"))
+                });
+                let words = shell_words(text);
+                if let Err(e) = Cli::try_parse_from(&words) {
+                    panic!("{page} at {columns} columns: the example {cmd:?} does not run as printed:\n{e}");
+                }
+            }
+            let path = page.trim_end_matches(" --help").trim_end();
+            if let Some((_, text)) = written.iter().find(|(p, _)| p == path) {
+                assert!(
+                    help.contains(text.as_str()),
+                    "{page} at {columns} columns shows its examples as written:\n{help}"
+                );
+            }
+        }
+        assert!(commands >= 40, "{commands} example commands found at {columns} columns");
+    }
+}
+
+/// `[env: CERTFORGE_DEPOT_PATH=]` read as a variable set to nothing. Help
+/// names the variables and never shows their values, set or not.
+#[test]
+fn help_names_environment_variables_without_values() {
+    let mut pages = Vec::new();
+    every_help(Vec::new(), &mut pages);
+    let flat = |help: &str| help.split_whitespace().collect::<Vec<_>>().join(" ");
+    let (_, root) = pages.iter().find(|(p, _)| p == "certforge  --help").expect("the top-level page");
+    assert!(flat(root).contains("[env: CERTFORGE_DEPOT_PATH]"), "{root}");
+    for (page, help) in &pages {
+        let flat = flat(help);
+        for at in flat.match_indices("[env: ").map(|(i, _)| i) {
+            let tag = &flat[at..at + flat[at..].find(']').unwrap() + 1];
+            assert!(!tag.contains('='), "{page}: {tag}");
+        }
+    }
+    let out = Command::cargo_bin("certforge")
+        .unwrap()
+        .args(["sign", "--help"])
+        .env("CERTFORGE_DEPOT_PATH", "/srv/secret-depot")
+        .env("CERTFORGE_PKCS11_MODULE", "/opt/secret/module.so")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("CERTFORGE_PKCS11_MODULE") && !help.contains("secret"), "{help}");
 }

@@ -47,6 +47,21 @@ pub struct Summary {
     /// Chain files written beside kept certificates that lacked them (made
     /// by an older certforge); made and re-issued ones get theirs anyway.
     pub chain_files_added: usize,
+    /// Certificates in the depot that the plan does not name (left by a
+    /// smaller `count` or a removed entry). `apply` never deletes them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub outside_plan: Vec<Outside>,
+    /// The command that deletes those entries' files, as printed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remove_outside_plan: Option<String>,
+}
+
+/// A depot entry that the plan does not name.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Outside {
+    pub name: String,
+    /// Its files in the depot: certificate, key, CSR, chain files, CRL.
+    pub files: Vec<String>,
 }
 
 /// The resolved run options.
@@ -114,8 +129,28 @@ pub fn run(depot: &Depot, args: &ApplyArgs) -> Result<()> {
         &Options { deterministic: opts.seed.is_some(), load_template: &load },
     )
     .map_err(|e| usage(e.to_string()))?;
-    let summary = execute(depot, &plan, &opts)?;
+    let mut summary = execute(depot, &plan, &opts)?;
+    outside_plan(depot, &plan, &mut summary);
     report(&summary, &opts)
+}
+
+/// Notes the depot's certificates that `plan` does not name, and the `rm`
+/// command that removes them.
+fn outside_plan(depot: &Depot, plan: &Plan, summary: &mut Summary) {
+    let named: std::collections::HashSet<&str> = plan.entries.iter().map(|e| e.name.as_str()).collect();
+    summary.outside_plan = super::inputs::depot_files(depot, "crt")
+        .iter()
+        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .filter(|stem| !named.contains(stem.as_str()))
+        .map(|stem| Outside {
+            files: super::entries::files_of(depot, &stem).iter().map(|p| p.display().to_string()).collect(),
+            name: stem,
+        })
+        .collect();
+    if !summary.outside_plan.is_empty() {
+        let files = summary.outside_plan.iter().flat_map(|o| &o.files).map(|f| super::common::sh_word(f));
+        summary.remove_outside_plan = Some(format!("rm -- {}", files.collect::<Vec<_>>().join(" ")));
+    }
 }
 
 /// Prints the summary.
@@ -148,12 +183,24 @@ pub fn report(s: &Summary, opts: &Run) -> Result<()> {
         eprintln!("nothing to do: all {} certificate(s) match the plan; nothing was written", s.kept.len());
     } else {
         eprintln!(
-            "{}: made {}, kept {}, re-issued {}",
+            "{}: {} {}, {} {}, {} {}",
             if s.dry_run { "dry run, nothing written" } else { "done" },
+            verb("made", "would make"),
             s.made.len(),
+            verb("kept", "would keep"),
             s.kept.len(),
+            verb("re-issued", "would re-issue"),
             s.reissued.len()
         );
+    }
+    if let Some(rm) = &s.remove_outside_plan {
+        let names: Vec<&str> = s.outside_plan.iter().map(|o| o.name.as_str()).collect();
+        let shown = match names.as_slice() {
+            [first, .., last] if names.len() > 20 => format!("{first} ... {last}"),
+            _ => names.join(", "),
+        };
+        eprintln!("{} {} certificate(s) the plan does not name: {shown}", verb("kept", "would keep"), names.len());
+        eprintln!("  to remove them: {rm}");
     }
     if opts.seed.is_some() {
         warn("deterministic mode: anyone who knows the --deterministic-seed value can rebuild these private keys. Use them as test fixtures only");

@@ -213,7 +213,47 @@ impl crate::cli::KeyArgs {
 
 /// Prints a warning on stderr.
 pub fn warn(msg: &str) {
-    eprintln!("warning: {msg}");
+    eprintln!("{} {msg}", prefix("warning:", clap::builder::styling::AnsiColor::Yellow));
+}
+
+/// Prints an error on stderr, its `error:` as clap prints its own.
+pub fn error(msg: &str) {
+    eprintln!("{} {msg}", prefix("error:", clap::builder::styling::AnsiColor::Red));
+}
+
+/// `label` in bold `colour` when stderr takes colour, as clap styles its
+/// `error:` (its default `Styles::styled()`).
+fn prefix(label: &str, colour: clap::builder::styling::AnsiColor) -> String {
+    if !colour_for(&std::io::stderr()) {
+        return label.to_string();
+    }
+    let style = colour.on_default().bold();
+    format!("{}{label}{}", style.render(), style.render_reset())
+}
+
+/// Whether to colour what goes to `stream`, decided as clap decides for
+/// its help and errors (anstream): only at a terminal, never with NO_COLOR
+/// set (https://no-color.org) or TERM=dumb, always with CLICOLOR_FORCE.
+/// Then certforge's own lines and clap's agree.
+pub fn colour_for<S: anstream::stream::RawStream>(stream: &S) -> bool {
+    anstream::AutoStream::choice(stream) != anstream::ColorChoice::Never
+}
+
+/// Quotes a value for POSIX sh: inside single quotes nothing is special, so
+/// only a single quote itself needs care ('\'').
+pub fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// A word for a command line we print: as it is when the shell reads it
+/// so, else quoted.
+pub fn sh_word(s: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./:@%+=,".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        s.to_string()
+    } else {
+        sh_quote(s)
+    }
 }
 
 /// Prints a note on stderr.

@@ -129,6 +129,18 @@ pub fn scan(depot: &Depot, now: OffsetDateTime) -> View {
     View { entries, pending }
 }
 
+/// The files of the entry `stem` that exist: its certificate, key (or
+/// token key URI), CSR, chain files, and for a CA its CRL, CRL URL and
+/// sealed marker.
+pub fn files_of(depot: &Depot, stem: &str) -> Vec<PathBuf> {
+    let exts = ["crt", "key", super::pkcs11::URI_EXT, "csr", "chain.crt", "fullchain.crt", "crl", "crl-url"];
+    exts.iter()
+        .chain([&super::local_ca::SEALED])
+        .map(|ext| depot.root().join(format!("{stem}.{ext}")))
+        .filter(|p| crate::depot::present(p))
+        .collect()
+}
+
 /// For each CA stem, the serials its CRL lists, with their revocation time.
 /// Only a CRL that the CA's key signed counts.
 fn crl_index(depot: &Depot, cas: &[(String, Vec<u8>)]) -> HashMap<String, HashMap<Vec<u8>, String>> {

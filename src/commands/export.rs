@@ -9,7 +9,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine;
 use zeroize::Zeroizing;
 
-use super::common::{read_key, usage};
+use super::common::{read_key, sh_quote, usage};
 use super::inputs::{depot_certs, read_certs};
 use super::inputs::{not_found, Wanted};
 use crate::cli::{ExportArgs, ExportFormat};
@@ -179,12 +179,6 @@ fn bundle(depot: &Depot, name: &EntryName, cert: &[u8], chain: &Chain, args: &Ex
         bytes.extend_from_slice(&Zeroizing::new(read_file(&key_file(depot, name, "--with-key needs it")?)?));
     }
     Ok(Output { bytes, secret: args.with_key, binary: false })
-}
-
-/// Quotes a value for POSIX sh: inside single quotes nothing is special, so
-/// only a single quote itself needs care ('\'').
-fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 fn env(depot: &Depot, name: &EntryName, chain: &Chain, args: &ExportArgs) -> Result<Output> {

@@ -1,16 +1,15 @@
 //! `certforge list`: the depot as a table or a tree, sorted by expiry, and
 //! a CI check of what expires soon.
 
-use std::io::IsTerminal;
-
 use anyhow::Result;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::common::{print_stdout, usage, Exit};
+use super::common::{colour_for, print_stdout, usage, Exit};
 use super::entries::{scan, Entry, View};
 use crate::cli::ListArgs;
 use crate::depot::Depot;
+use crate::pki::inspect::{summary, SanEntry};
 use crate::pki::validity::Expiry;
 
 /// A row of the listing.
@@ -19,7 +18,9 @@ pub struct Row {
     pub name: String,
     pub kind: String,
     pub issuer: String,
-    pub sans: String,
+    /// Typed, as `[{"type": "dns", "value": "localhost"}]`; empty for a
+    /// CSR not signed yet.
+    pub sans: Vec<SanEntry>,
     pub not_after: Option<String>,
     pub days_left: Option<i64>,
     /// "ok", "expiring", "expired", "revoked" or "pending" (a CSR not signed yet).
@@ -51,7 +52,7 @@ fn row(e: &Entry) -> Row {
         name: e.stem.clone(),
         kind: e.kind.clone(),
         issuer: crate::pki::inspect::display_name_of(&e.info.issuer),
-        sans: e.info.sans.summary(),
+        sans: e.info.sans.entries(),
         not_after: Some(e.info.not_after.clone()),
         days_left: Some(e.info.days_left),
         status: status.into(),
@@ -82,7 +83,7 @@ pub fn run(depot: &Depot, args: &ListArgs) -> Result<()> {
         name: stem.clone(),
         kind: "CSR only".into(),
         issuer: String::new(),
-        sans: String::new(),
+        sans: Vec::new(),
         not_after: None,
         days_left: None,
         status: "pending".into(),
@@ -176,14 +177,9 @@ fn print_json<T: Serialize>(v: &T) -> Result<()> {
     print_stdout(&(serde_json::to_string_pretty(v)? + "\n"))
 }
 
-/// Colour only for a person: stdout is a terminal and NO_COLOR is unset
-/// (https://no-color.org).
-fn colour() -> bool {
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-}
-
 fn paint(status: &str, text: &str) -> String {
-    if !colour() {
+    // Colour only for a person at a terminal, as clap decides.
+    if !colour_for(&std::io::stdout()) {
         return text.to_string();
     }
     let code = match status {
@@ -208,7 +204,7 @@ fn render_table(rows: &[Row]) -> String {
                 r.name.clone(),
                 r.kind.clone(),
                 r.issuer.clone(),
-                truncate(&r.sans, 48),
+                if r.status == "pending" { String::new() } else { truncate(&summary(&r.sans), 48) },
                 r.not_after.clone().unwrap_or_else(|| "-".into()),
                 days(r),
                 r.revoked.as_ref().map_or_else(|| r.status.clone(), |t| format!("revoked {}", &t[..10.min(t.len())])),

@@ -73,7 +73,7 @@ pub fn run(depot: &Depot, args: &RenewArgs) -> Result<()> {
     let mut failed = 0;
     for e in &due {
         if let Err(err) = renew(depot, e, args, now, &window) {
-            eprintln!("error: renewing {}: {err:#}", e.stem);
+            super::common::error(&format!("renewing {}: {err:#}", e.stem));
             failed += 1;
         }
     }

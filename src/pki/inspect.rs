@@ -43,19 +43,56 @@ impl Sans {
             && self.other.is_empty()
     }
 
+    /// Every SAN, typed: DNS names, then IPs, URIs, emails and others.
+    pub fn entries(&self) -> Vec<SanEntry> {
+        let typed = |kind: &'static str, v: &[String]| {
+            v.iter().map(move |value| SanEntry { kind, value: value.clone() }).collect::<Vec<_>>()
+        };
+        [
+            typed("dns", &self.dns),
+            typed("ip", &self.ip),
+            typed("uri", &self.uri),
+            typed("email", &self.email),
+            typed("other", &self.other),
+        ]
+        .concat()
+    }
+
     /// "DNS:localhost, IP:127.0.0.1", or "none".
     pub fn summary(&self) -> String {
-        let mut parts = Vec::new();
-        parts.extend(self.dns.iter().map(|d| format!("DNS:{d}")));
-        parts.extend(self.ip.iter().map(|i| format!("IP:{i}")));
-        parts.extend(self.uri.iter().map(|u| format!("URI:{u}")));
-        parts.extend(self.email.iter().map(|e| format!("email:{e}")));
-        parts.extend(self.other.iter().cloned());
-        if parts.is_empty() {
-            "none".into()
-        } else {
-            parts.join(", ")
+        summary(&self.entries())
+    }
+}
+
+/// One SAN as JSON shows it in a list: `{"type": "dns", "value":
+/// "localhost"}`, the type being dns, ip, uri, email or other (whose value
+/// is the name as text).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SanEntry {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub value: String,
+}
+
+impl std::fmt::Display for SanEntry {
+    /// As openssl prints it: `DNS:localhost`, `IP:127.0.0.1`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.kind {
+            "dns" => write!(f, "DNS:{}", self.value),
+            "ip" => write!(f, "IP:{}", self.value),
+            "uri" => write!(f, "URI:{}", self.value),
+            "email" => write!(f, "email:{}", self.value),
+            _ => f.write_str(&self.value),
         }
+    }
+}
+
+/// "DNS:localhost, IP:127.0.0.1", or "none".
+pub fn summary(sans: &[SanEntry]) -> String {
+    if sans.is_empty() {
+        "none".into()
+    } else {
+        sans.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
     }
 }
 

@@ -49,7 +49,8 @@ pub struct ChainEntry {
     pub subject: String,
     pub issuer: String,
     pub not_after: String,
-    pub sans: String,
+    /// Typed, as `list --json` gives them.
+    pub sans: Vec<crate::pki::inspect::SanEntry>,
 }
 
 /// The second connection of [`ProbeReport::alpn_retry`].
@@ -267,7 +268,7 @@ pub fn render_report(r: &ProbeReport) -> String {
             c.subject,
             c.issuer,
             c.not_after,
-            c.sans
+            crate::pki::inspect::summary(&c.sans)
         ));
     }
     let cas = if r.acceptable_client_cas.is_empty() {
@@ -308,7 +309,7 @@ mod tests {
                 subject: "CN=localhost".into(),
                 issuer: "CN=gRPC Root CA".into(),
                 not_after: String::new(),
-                sans: String::new(),
+                sans: Vec::new(),
             }],
             client_cert_requested: true,
             acceptable_client_cas: Vec::new(),

@@ -166,9 +166,9 @@ pub fn run(depot: &Depot, args: &ProbeArgs) -> Result<()> {
         .iter()
         .map(|c| match cert_info(c, now) {
             Ok(i) => {
-                ChainEntry { subject: i.subject, issuer: i.issuer, not_after: i.not_after, sans: i.sans.summary() }
+                ChainEntry { subject: i.subject, issuer: i.issuer, not_after: i.not_after, sans: i.sans.entries() }
             }
-            Err(e) => ChainEntry { subject: e, issuer: String::new(), not_after: String::new(), sans: String::new() },
+            Err(e) => ChainEntry { subject: e, issuer: String::new(), not_after: String::new(), sans: Vec::new() },
         })
         .collect();
     let verification = match chain.split_first() {
