@@ -149,7 +149,14 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
     // (SPIFFE) names the peer for the clients that check it, so a request
     // with one is signed too.
     let serving = serving_profile(args);
-    let host = HostName::of(&csr.sans, csr.common_name.as_deref());
+    let mut host = HostName::of(&csr.sans, csr.common_name.as_deref());
+    if let (None, HostName::FromCn(san)) = (args.profile, &host) {
+        // Nor is the default leaf refused for a CN its CA may not name
+        // (`--cn client1` under `init --local`): it is a client's then.
+        if !ca.names_outside_constraints(std::slice::from_ref(san), None).is_empty() {
+            host = HostName::Missing;
+        }
+    }
     if let (Some(profile), HostName::Missing, Some(_), true) = (serving, &host, args.profile, csr.sans.is_empty()) {
         return Err(nameless_request(depot, args, &csr, &csr_path, profile));
     }
