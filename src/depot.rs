@@ -132,6 +132,32 @@ impl Depot {
         Ok(Some(dir))
     }
 
+    /// The directories beside this one that hold certificates or requests,
+    /// sorted: where a mistyped `--depot-path` most likely meant. Paths are
+    /// spelled as the depot's own is (`certs` beside `cert`).
+    pub fn nearby(&self) -> Vec<PathBuf> {
+        /// Enough of a large parent (a home directory) to find a depot.
+        const LOOKED_AT: usize = 2000;
+        let base = self.root.parent().filter(|p| !p.as_os_str().is_empty());
+        let holds_certs = |dir: &Path| {
+            fs::read_dir(dir).into_iter().flatten().flatten().take(LOOKED_AT).any(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                !name.starts_with('.') && (name.ends_with(".crt") || name.ends_with(".csr"))
+            })
+        };
+        let mut out: Vec<PathBuf> = fs::read_dir(base.unwrap_or(Path::new(".")))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .take(LOOKED_AT)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| base.map_or_else(|| PathBuf::from(e.file_name()), |b| b.join(e.file_name())))
+            .filter(|p| *p != self.root && holds_certs(p))
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Creates the depot directory if needed.
     pub fn ensure_dir(&self) -> Result<()> {
         if !self.root.is_dir() {

@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{mode, openssl, openssl_ok, openssl_verify_server, with_cert, Env};
+use common::{mode, openssl, openssl_ok, openssl_verify_server, printed_command, with_cert, Env};
 use serde_json::Value;
 
 /// A depot with a valid, a soon-expiring, an expired and a revoked leaf, a
@@ -466,4 +466,37 @@ fn sign_intermediate_writes_its_crl() {
     let err = env.fails(&["sign", "Second CA", "--CA", "Root", "--intermediate"], 1);
     assert!(err.contains("Second_CA.crl already exists"), "{err}");
     assert_eq!(env.snapshot(), before);
+}
+
+/// Signing over an existing certificate points to `renew` (and `--rekey`,
+/// which a revoked one needs) with the depot path, and the printed line
+/// works as printed; before, it said "Revoke or move the old one aside",
+/// and after `revoke` the same again.
+#[test]
+fn sign_over_an_existing_certificate_points_to_renew_which_works_as_printed() {
+    let env = Env::new();
+    env.blog_workflow();
+    let spki = |env: &Env| with_cert(&env.file("localhost.crt"), |c| c.public_key().raw.to_vec());
+    let before = env.snapshot();
+    let err = env.fails(&["sign", "localhost", "--CA", "gRPC Root CA"], 1);
+    assert_eq!(env.snapshot(), before);
+    assert!(!err.contains("Revoke or move"), "{err}");
+    let depot = env.depot().display().to_string();
+    let renew = printed_command(&err, "certforge --depot-path");
+    assert_eq!(renew, format!("certforge --depot-path {depot} renew localhost"), "{err}");
+    assert!(err.contains(&format!("{renew} --rekey")), "{err}");
+    let old_key = spki(&env);
+    let out = env.run_printed(&renew);
+    assert!(out.status.success(), "{renew}: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(spki(&env), old_key, "renew keeps the key");
+
+    env.ok(&["revoke", "--CN", "localhost", "--CA", "gRPC Root CA"]);
+    let err = env.fails(&["sign", "localhost", "--CA", "gRPC Root CA"], 1);
+    assert!(err.contains("revoked"), "{err}");
+    let rekey = printed_command(&err, "certforge --depot-path");
+    assert_eq!(rekey, format!("certforge --depot-path {depot} renew localhost --rekey"), "{err}");
+    let out = env.run_printed(&rekey);
+    assert!(out.status.success(), "{rekey}: {}", String::from_utf8_lossy(&out.stderr));
+    assert_ne!(spki(&env), old_key, "a revoked certificate gets a new key");
+    openssl_verify_server(&env.depot(), "gRPC_Root_CA.crt", None, "localhost.crt");
 }

@@ -120,7 +120,7 @@ fn lint_finds_what_clients_reject() {
     assert_eq!(code, Some(1), "--strict fails on a warning");
     let out = env.run(&["lint", t.join("nosan.crt").to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("nosan.crt: error: no DNS or IP SANs: Go >= 1.15"), "{text}");
+    assert!(text.contains("nosan.crt: error: no DNS or IP SANs, so it is valid for no host"), "{text}");
 }
 
 #[test]
@@ -141,4 +141,35 @@ fn lint_without_targets_or_certificates_is_a_usage_error() {
     env.ok(&["request-cert", "--cn", "x"]);
     let err = env.fails(&["lint", "--all"], 2);
     assert!(err.contains("no certificates"), "{err}");
+}
+
+/// certstrap's walk-through signs `grpc_client` as its leaf with both EKUs
+/// and no SANs, still unchanged: lint says it works as a client certificate
+/// and needs nothing as one (`--profile client` drops serverAuth), and
+/// gives the SAN fix only for serving TLS. Before, it advised --domain/--ip
+/// alone and said "ignore the CN, so it is usable as a client certificate".
+#[test]
+fn lint_tells_a_client_certificate_without_sans_that_it_needs_nothing() {
+    let env = Env::new();
+    env.blog_workflow();
+    common::with_cert(&env.file("grpc_client.crt"), |c| {
+        assert!(c.subject_alternative_name().unwrap().is_none(), "certstrap's client leaf keeps no SANs");
+        let eku = c.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.server_auth && eku.client_auth, "and both EKUs");
+    });
+    let (code, v) = lint_json(&env, &["grpc_client"]);
+    assert_eq!(code, Some(0), "{v}");
+    let findings = v[0]["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{v}");
+    assert_eq!(findings[0]["severity"], "warning");
+    let msg = findings[0]["message"].as_str().unwrap();
+    assert!(msg.contains("works as a TLS client certificate only"), "{msg}");
+    let client_fix = msg.find("--profile client").unwrap_or_else(|| panic!("{msg}"));
+    let server_fix = msg.find("request-cert --domain").unwrap_or_else(|| panic!("{msg}"));
+    assert!(client_fix < server_fix && msg.contains("needs nothing"), "the client's answer comes first: {msg}");
+    assert!(!msg.contains("ignore the CN"), "{msg}");
+    // verify shares the words.
+    let out = env.run(&["verify", "grpc_client", "--host", "grpc.example.com", "--purpose", "server"]);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("never its CN") && !said.contains("ignore the CN"), "{said}");
 }

@@ -137,3 +137,24 @@ fn quickstart_local_makes_the_guide_files_under_a_sealed_local_ca() {
     assert!(err.contains("sealed local CA"), "{err}");
     assert_eq!(env.snapshot(), before);
 }
+
+/// Without --profile, a request whose CN names a host gets it as its SAN,
+/// unless the local CA may not name it: `--cn client1` is then signed as
+/// before, a client certificate, not refused for a name the user never
+/// asked for; `--cn api.test`, inside the constraints, gets DNS:api.test.
+#[test]
+fn the_default_leaf_under_a_local_ca_takes_its_cn_as_a_san_only_where_allowed() {
+    let env = Env::new();
+    env.ok(&["init", "--cn", "Dev CA", "--local"]);
+    let sans = |name: &str| {
+        with_cert(&env.file(&format!("{name}.crt")), |c| {
+            c.subject_alternative_name().unwrap().map(|e| e.value.general_names.len()).unwrap_or(0)
+        })
+    };
+    for (cn, want) in [("client1", 0), ("api.test", 1)] {
+        env.ok(&["request-cert", "--cn", cn]);
+        env.ok(&["sign", cn, "--CA", "Dev CA"]);
+        assert_eq!(sans(cn), want, "{cn}");
+    }
+    openssl_verify_as(&env.depot(), "sslclient", "Dev_CA.crt", Some("Dev_CA_Issuing.crt"), &["client1.crt"]);
+}

@@ -3,11 +3,13 @@
 //! and CRLs, and hands it CSRs and keys of its own making.
 
 mod common;
+#[path = "common/tls.rs"]
+mod tls;
 
 use std::path::Path;
 use std::process::Command;
 
-use common::{openssl, openssl_ec_csr, openssl_ok, with_cert, Env};
+use common::{openssl, openssl_ec_csr, openssl_ok, printed_command, with_cert, Env};
 
 fn verify(dir: &Path, purpose: &str, ca: &str, untrusted: Option<&str>, leaf: &str) -> (bool, String) {
     let mut args = vec!["verify", "-x509_strict", "-purpose", purpose, "-CAfile", ca];
@@ -405,4 +407,94 @@ fn a_csr_that_names_nothing_is_refused() {
     let err = env.fails(&["sign", "anon", "--CA", "CA", "--csr", t.join("anon.csr").to_str().unwrap()], 1);
     assert!(err.contains("empty subject and no SANs"), "{err}");
     assert_eq!(before, env.snapshot());
+}
+
+/// The SANs of a certificate file, written `DNS:name` and `IP:address`.
+fn sans_of(path: &Path) -> Vec<String> {
+    use x509_parser::extensions::GeneralName;
+    with_cert(path, |c| {
+        let Some(ext) = c.subject_alternative_name().unwrap() else { return Vec::new() };
+        ext.value
+            .general_names
+            .iter()
+            .map(|g| match g {
+                GeneralName::DNSName(d) => format!("DNS:{d}"),
+                GeneralName::IPAddress(b) => {
+                    let ip: std::net::IpAddr = match b.len() {
+                        4 => <[u8; 4]>::try_from(*b).unwrap().into(),
+                        _ => <[u8; 16]>::try_from(*b).unwrap().into(),
+                    };
+                    format!("IP:{ip}")
+                }
+                other => format!("{other:?}"),
+            })
+            .collect()
+    })
+}
+
+/// `openssl req -subj /CN=api.test` makes a request with a CN and no SANs.
+/// Signed as a server (or peer) certificate, its host-like CN becomes its
+/// SAN, said in one line, so that clients that never read the CN (rustls
+/// here; Go, Python and Chrome alike) accept it for that host, and `lint`
+/// finds nothing to say. Before, the certificate had no SANs at all.
+#[test]
+fn sign_server_of_a_cn_only_request_puts_the_host_like_cn_in_the_sans() {
+    let env = Env::new();
+    env.ok(&["init", "--cn", "CA"]);
+    let d = env.depot();
+    openssl_ec_csr(&d, "api.test", "/CN=api.test", &[]);
+    openssl_ec_csr(&d, "10.0.0.7", "/CN=10.0.0.7", &[]);
+    for (name, profile, san, check) in [
+        ("api.test", "server", "DNS:api.test", ["-verify_hostname", "api.test"]),
+        ("10.0.0.7", "peer", "IP:10.0.0.7", ["-verify_ip", "10.0.0.7"]),
+    ] {
+        let out = env.ok(&["sign", name, "--CA", "CA", "--profile", profile]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        let said: Vec<&str> = err.lines().filter(|l| l.contains("its CN went in as")).collect();
+        assert_eq!(said.len(), 1, "one line says so: {err}");
+        assert!(said[0].contains(san), "{err}");
+        assert!(!err.contains("--profile client"), "a server certificate is not advised to be a client's: {err}");
+        let crt = d.join(format!("{name}.crt"));
+        assert_eq!(sans_of(&crt), [san]);
+        let (ok, text) = verify(&d, "sslserver", "CA.crt", None, &format!("{name}.crt"));
+        assert!(ok, "{text}");
+        let mut args = vec!["verify", "-x509_strict", "-purpose", "sslserver"];
+        args.extend(check);
+        args.extend(["-CAfile", "CA.crt", crt.to_str().unwrap()]);
+        let (ok, text) = openssl(&d, &args);
+        assert!(ok, "openssl {check:?}: {text}");
+        let host = san.split_once(':').unwrap().1;
+        tls::server_cert_valid_for(&d.join("CA.crt"), &crt, host).unwrap_or_else(|e| panic!("rustls, {host}: {e}"));
+        assert!(tls::server_cert_valid_for(&d.join("CA.crt"), &crt, "other.test").is_err(), "and for no other host");
+        let lint = env.run(&["lint", name, "--strict"]);
+        assert_eq!(lint.status.code(), Some(0), "{}", String::from_utf8_lossy(&lint.stdout));
+    }
+    // certstrap's default leaf (both EKUs) serves TLS too, so it gets it as well.
+    openssl_ec_csr(&d, "web.test", "/CN=web.test", &[]);
+    env.ok(&["sign", "web.test", "--CA", "CA"]);
+    assert_eq!(sans_of(&d.join("web.test.crt")), ["DNS:web.test"]);
+}
+
+/// A request that names no host (`/CN=My Service`, no SANs) is refused
+/// for --profile server and peer, nothing is written, and the error gives
+/// the command that works, which does.
+#[test]
+fn sign_server_refuses_a_request_that_names_no_host_with_the_command_that_works() {
+    let env = Env::new();
+    env.ok(&["init", "--cn", "CA"]);
+    let d = env.depot();
+    openssl_ec_csr(&d, "My_Service", "/CN=My Service", &[]);
+    let before = env.snapshot();
+    for profile in ["server", "peer"] {
+        let err = env.fails(&["sign", "My Service", "--CA", "CA", "--profile", profile], 1);
+        assert!(err.contains("is not a host name or IP address") && err.contains("Nothing was signed"), "{err}");
+        assert!(err.contains("request-cert --domain <host>"), "{err}");
+        assert_eq!(env.snapshot(), before, "--profile {profile} changed the depot");
+    }
+    let err = env.fails(&["sign", "My Service", "--CA", "CA", "--profile", "server"], 1);
+    let client = printed_command(&err[err.find("For a client certificate").unwrap()..], "certforge --depot-path");
+    let out = env.run_printed(&client);
+    assert!(out.status.success(), "{client}: {}", String::from_utf8_lossy(&out.stderr));
+    let (ok, text) = verify(&d, "sslclient", "CA.crt", None, "My_Service.crt");
+    assert!(ok, "{text}");
 }

@@ -97,7 +97,9 @@ fn no_user_facing_text_says_seed() {
 }
 
 /// Issue 10, finding 4: a mistyped CA or entry name gets the closest name
-/// the depot holds, case-insensitively, and the list of what is there.
+/// the depot holds, case-insensitively, and the list of what is there, each
+/// as the user types it ("Payments Root", which --CA takes, not the file
+/// stem Payments_Root).
 #[test]
 fn typos_get_the_closest_depot_name() {
     let env = Env::new();
@@ -109,7 +111,7 @@ fn typos_get_the_closest_depot_name() {
     let before = env.snapshot();
     let cases: &[(&[&str], &str)] = &[
         (&["sign", "--CA", "x", "localhost"], "Did you mean \"X\"?"),
-        (&["sign", "--CA", "payments root", "localhost"], "Did you mean \"Payments_Root\"?"),
+        (&["sign", "--CA", "payments root", "localhost"], "Did you mean \"Payments Root\"?"),
         (&["sign", "--CA", "X", "locahlost"], "Did you mean \"localhost\"?"),
         (&["revoke", "--CN", "grpc_clinet", "--CA", "X"], "Did you mean \"grpc_client\"?"),
         (&["revoke", "--CN", "grpc_client", "--CA", "x"], "Did you mean \"X\"?"),
@@ -128,11 +130,101 @@ fn typos_get_the_closest_depot_name() {
     }
     // The CA list names only CAs; with nothing close there is no guess.
     let err = env.fails(&["sign", "--CA", "Billing", "localhost"], 1);
-    assert!(err.contains("CAs in") && err.contains("Payments_Root, X") && !err.contains("Did you mean"), "{err}");
+    assert!(
+        err.contains("CAs in") && err.contains("\"Payments Root\", \"X\"") && !err.contains("Did you mean"),
+        "{err}"
+    );
     assert!(err.contains("init --common-name Billing"), "and how to make it: {err}");
     let empty = Env::new();
+    std::fs::create_dir(empty.depot()).unwrap();
     let err = empty.fails(&["sign", "--CA", "X", "localhost"], 1);
     assert!(err.contains("holds no requests yet"), "{err}");
+    // A request to make for a host names it in a SAN.
+    assert!(err.contains("request-cert --domain localhost"), "{err}");
+}
+
+/// The name a "did you mean" offers is the one the user types, the CA's
+/// own name, and it works where the mistyped one did not; so does a
+/// request's. Before, it was the file stem ("gRPC_Root_CA").
+#[test]
+fn did_you_mean_offers_the_name_as_typed_and_it_works() {
+    let env = Env::new();
+    env.blog_workflow();
+    env.ok(&["request-cert", "--cn", "My Service"]);
+    let err = env.fails(&["sign", "--CA", "grpc root", "My Service", "--profile", "client"], 1);
+    let offered =
+        err.split("Did you mean \"").nth(1).and_then(|r| r.split('"').next()).unwrap_or_else(|| panic!("{err}"));
+    assert_eq!(offered, "gRPC Root CA", "{err}");
+    assert!(err.contains("CAs in") && err.contains("\"gRPC Root CA\"."), "{err}");
+    let err = env.fails(&["sign", "--CA", offered, "my servce", "--profile", "client"], 1);
+    assert!(err.contains("Did you mean \"My Service\"?"), "{err}");
+    env.ok(&["sign", "--CA", offered, "My Service", "--profile", "client"]);
+    let err = env.fails(&["revoke", "--CA", offered, "--CN", "My Servic"], 1);
+    assert!(err.contains("Did you mean \"My Service\"?"), "{err}");
+}
+
+/// A mistyped or missing --depot-path is named as such, with the depot
+/// beside it that was most likely meant, by every command that looks in a
+/// depot; nothing is created. Before, it "held no requests yet" and
+/// `request-cert --cn` in the wrong place was suggested.
+#[test]
+fn a_missing_depot_is_named_with_the_depot_beside_it() {
+    let env = Env::new();
+    env.blog_workflow();
+    let run = |depot: &str, args: &[&str]| {
+        Command::cargo_bin("certforge")
+            .unwrap()
+            .current_dir(env.tmp.path())
+            .env_remove("CERTFORGE_DEPOT_PATH")
+            .args(["--depot-path", depot])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let commands: &[&[&str]] = &[
+        &["sign", "--CA", "gRPC Root CA", "localhost"],
+        &["revoke", "--CA", "gRPC Root CA", "--CN", "localhost"],
+        &["renew", "localhost"],
+        &["renew", "--all", "--expiring-within", "30d"],
+        &["export", "localhost", "--format", "bundle"],
+        &["list"],
+        &["lint", "--all"],
+        &["lint", "localhost"],
+        &["inspect", "localhost"],
+        &["verify", "localhost"],
+        &["trust", "install", "--dry-run"],
+        &["serve", "--CA", "gRPC Root CA", "--listen", "127.0.0.1:0"],
+    ];
+    let tmp = env.tmp.path().display().to_string();
+    for (depot, meant) in [("cert", "certs".to_string()), (&format!("{tmp}/crts")[..], format!("{tmp}/certs"))] {
+        for args in commands {
+            let out = run(depot, args);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{args:?}: {err}");
+            assert!(err.contains(&format!("the depot directory {depot} does not exist")), "{args:?}: {err}");
+            assert!(err.contains(&format!("Did you mean --depot-path {meant}?")), "{args:?}: {err}");
+            assert!(!err.contains("holds no") && !err.contains("request-cert"), "{args:?}: {err}");
+            assert!(!Path::new(&tmp).join("cert").exists() && !Path::new(&tmp).join("crts").exists(), "{args:?}");
+        }
+    }
+    // Nothing close: the depots there are listed; none at all: how to start one.
+    let err = String::from_utf8_lossy(&run("pki", &["list"]).stderr).into_owned();
+    assert!(err.contains("does not exist. Depots beside it: certs"), "{err}");
+    let lone = tempfile::tempdir().unwrap();
+    let out = Command::cargo_bin("certforge")
+        .unwrap()
+        .current_dir(lone.path())
+        .env_remove("CERTFORGE_DEPOT_PATH")
+        .args(["sign", "--CA", "X", "localhost"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the depot directory out does not exist")
+            && err.contains("certforge --depot-path out init --cn <name>"),
+        "{err}"
+    );
 }
 
 /// Issue 10, finding 5: BENCHMARKS.md named certforge "not installed"

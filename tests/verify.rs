@@ -83,7 +83,7 @@ fn verify_names_the_cause_of_every_broken_situation() {
         (
             vec!["grpc_client", "--host", "grpc_client", "--purpose", "server"],
             "no_sans",
-            vec!["no DNS or IP SANs", "ignore the CN"],
+            vec!["no DNS or IP SANs", "never its CN"],
         ),
         (vec!["*.apps.example.com", "--host", "a.b.apps.example.com"], "name_mismatch", vec!["*.apps.example.com"]),
         (

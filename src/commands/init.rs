@@ -155,11 +155,4 @@ pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
     Ok(())
 }
 
-/// Quotes a word for the shell when it needs it, for "Next:" hints.
-pub fn shell_word(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-/+=:@,".contains(c)) {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
+pub use crate::pki::names::shell_word;

@@ -34,6 +34,9 @@ pub fn run(depot: &Depot, args: &LintArgs) -> Result<()> {
         }
         out
     };
+    if let (true, Some(missing)) = (targets.is_empty(), super::inputs::missing_depot(depot)) {
+        return Err(super::common::usage(missing));
+    }
     if targets.is_empty() {
         return Err(super::common::usage(format!(
             "the depot {} holds no certificates to lint",

@@ -66,12 +66,8 @@ fn row(e: &Entry) -> Row {
 /// Runs `list`.
 pub fn run(depot: &Depot, args: &ListArgs) -> Result<()> {
     let now = OffsetDateTime::now_utc();
-    if !depot.root().is_dir() {
-        return Err(usage(format!(
-            "the depot {} does not exist; make a CA with `certforge --depot-path {} init --common-name NAME`",
-            depot.root().display(),
-            depot.root().display()
-        )));
+    if let Some(missing) = super::inputs::missing_depot(depot) {
+        return Err(usage(missing));
     }
     let view = scan(depot, now);
     if let Some(span) = &args.expiring_within {

@@ -46,6 +46,9 @@ pub fn run(depot: &Depot, args: &RenewArgs) -> Result<()> {
         .after(now)
         .ok_or_else(|| usage("--expiring-within is too long"))?;
     let window = Window { span, now, until };
+    if let Some(missing) = super::inputs::missing_depot(depot) {
+        bail!("nothing to renew: {missing}");
+    }
     let _lock = depot.lock()?;
     let view = scan(depot, now);
     if !args.all {

@@ -12,10 +12,12 @@ use crate::cli::SignArgs;
 use crate::depot::{self, Depot, Write1, PUBLIC_MODE};
 use crate::pki::ca::CaSigner;
 use crate::pki::crl::CrlState;
-use crate::pki::csr::parse_csr;
+use crate::pki::csr::{parse_csr, ParsedCsr};
 use crate::pki::issue::{self, CertSpec};
+use crate::pki::lint::no_sans;
 use crate::pki::names::EntryName;
 use crate::pki::profile::{Kind, LeafProfile};
+use crate::pki::san::{HostName, San, SANS_ONLY};
 use crate::pki::template::TemplateKind;
 use crate::pki::validity::fmt_time;
 use crate::pki::{from_pem_or_der, to_pem};
@@ -120,17 +122,18 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
     let _lock = depot.lock()?;
     let cert_path = args.cert.clone().unwrap_or_else(|| depot.path(&name, "crt"));
     if std::fs::symlink_metadata(&cert_path).is_ok() {
-        bail!(
-            "{} already exists; certforge never overwrites a certificate. Revoke or move the old one aside first",
-            cert_path.display()
-        );
+        return Err(already_signed(depot, &name, &cert_path, args.cert.is_some()));
     }
     let csr_path = args.csr.clone().unwrap_or_else(|| depot.path(&name, "csr"));
     if !csr_path.exists() {
+        // A name that is a host gets it as its SAN; any other names a client.
+        let names = match San::from_host_cn(&raw_name) {
+            Some(san) => san.request_flag(),
+            None => format!("--cn {}", shell_word(&raw_name)),
+        };
         let fix = format!(
-            "to make the request first: certforge --depot-path {} request-cert --cn {}",
+            "to make the request first: certforge --depot-path {} request-cert {names}",
             shell_word(&depot.root().display().to_string()),
-            shell_word(&raw_name)
         );
         if args.csr.is_some() {
             bail!("{} does not exist; {fix}", csr_path.display());
@@ -139,6 +142,24 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
     }
     let csr = parse_csr(&depot::read_file(&csr_path)?, &csr_path.display().to_string())?;
     let (_, ca) = load_signing_ca(depot, &args.ca, &args.pass)?;
+    // A leaf that serves TLS needs its host name in a DNS or IP SAN. A
+    // request that names none is refused for an explicit server or peer
+    // profile; certstrap's default leaf is signed as certstrap signs it,
+    // and works as a client certificate (its `sign grpc_client`). A URI SAN
+    // (SPIFFE) names the peer for the clients that check it, so a request
+    // with one is signed too.
+    let serving = serving_profile(args);
+    let mut host = HostName::of(&csr.sans, csr.common_name.as_deref());
+    if let (None, HostName::FromCn(san)) = (args.profile, &host) {
+        // Nor is the default leaf refused for a CN its CA may not name
+        // (`--cn client1` under `init --local`): it is a client's then.
+        if !ca.names_outside_constraints(std::slice::from_ref(san), None).is_empty() {
+            host = HostName::Missing;
+        }
+    }
+    if let (Some(profile), HostName::Missing, Some(_), true) = (serving, &host, args.profile, csr.sans.is_empty()) {
+        return Err(nameless_request(depot, args, &csr, &csr_path, profile));
+    }
 
     let now = OffsetDateTime::now_utc();
     let template = load_template(args.template.as_deref(), &[TemplateKind::Intermediate, TemplateKind::Leaf], "sign")?;
@@ -186,7 +207,8 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
     if csr.sans.is_empty() && csr.subject.iter().next().is_none() {
         bail!("{} has an empty subject and no SANs, so the certificate would name nothing; make the request with a --cn or --domain", csr_path.display());
     }
-    let outside = ca.names_outside_constraints(&csr.sans, csr.common_name.as_deref());
+    let sans = if serving.is_some() { host.sans(&csr.sans) } else { csr.sans.clone() };
+    let outside = ca.names_outside_constraints(&sans, csr.common_name.as_deref());
     if !outside.is_empty() {
         bail!(
             "the CA {:?} has name constraints, and {}; clients that trust it would refuse the certificate, so nothing was signed. Re-run request-cert without those names, or sign with a CA that may issue them",
@@ -195,7 +217,7 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
         );
     }
 
-    let spec = CertSpec::from_csr(&csr, kind.clone(), validity);
+    let spec = CertSpec { sans: sans.clone(), ..CertSpec::from_csr(&csr, kind.clone(), validity) };
     let der = issue::signed_by(&spec, &csr.spki_der, &ca)?;
     let pem = to_pem("CERTIFICATE", &der);
     let mut writes = vec![Write1 {
@@ -225,8 +247,7 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
     depot::write_all(&writes)?;
 
     let who = csr.common_name.clone().unwrap_or_else(|| raw_name.clone());
-    let mut details =
-        vec![format!("names: {}", if csr.sans.is_empty() { "none".to_string() } else { list(&csr.sans) })];
+    let mut details = vec![format!("names: {}", if sans.is_empty() { "none".to_string() } else { list(&sans) })];
     details.push(match &kind {
         Kind::Leaf { profile, code_signing } => format!(
             "usage: {}{}",
@@ -252,15 +273,20 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
     report::print(&report::Made {
         what: format!("{} for {:?}", kind.describe(), who),
         details,
-        files: std::iter::once(("certificate", cert_path)).chain(extra_files).collect(),
+        files: std::iter::once(("certificate", cert_path.clone())).chain(extra_files).collect(),
         not_after: Some(validity.not_after),
         now,
     });
-    if csr.sans.is_empty() && matches!(kind, Kind::Leaf { profile: LeafProfile::Server | LeafProfile::Peer, .. }) {
-        note(&format!(
-            "{} has no SANs: fine as a client certificate, but TLS clients (Go >= 1.15, grpcio, rustls) match server names against SANs only and will refuse it as a server certificate. Use --profile client to say so, or re-run request-cert with --domain/--ip",
-            name.file("crt")
-        ));
+    match (serving, &host) {
+        (Some(_), HostName::FromCn(san)) => {
+            note(&format!("{} names no host in its SANs, so its CN went in as {san}: {SANS_ONLY}", csr_path.display()))
+        }
+        (Some(profile), HostName::Missing) => note(&format!(
+            "{}: {}",
+            cert_path.display(),
+            no_sans(profile == LeafProfile::Server, csr.common_name.as_deref()).message
+        )),
+        _ => {}
     }
     if let Some(why) = crl_skipped {
         note(&format!(
@@ -279,6 +305,82 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
         print_stdout(&pem)?;
     }
     Ok(())
+}
+
+/// The profile of a leaf that serves TLS (`server`, `peer`, or no
+/// `--profile`, which is certstrap's leaf for both), which needs its host
+/// name in a DNS or IP SAN.
+fn serving_profile(args: &SignArgs) -> Option<LeafProfile> {
+    match (&args.template, args.intermediate, args.profile.unwrap_or(LeafProfile::Peer)) {
+        (None, false, p @ (LeafProfile::Server | LeafProfile::Peer)) => Some(p),
+        _ => None,
+    }
+}
+
+/// The refusal of `--profile server` or `peer` for a request that names
+/// no host, with the two commands that work: a request that names one, and
+/// this one signed as a client certificate.
+fn nameless_request(
+    depot: &Depot,
+    args: &SignArgs,
+    csr: &ParsedCsr,
+    csr_path: &std::path::Path,
+    profile: LeafProfile,
+) -> anyhow::Error {
+    let cn = csr
+        .common_name
+        .as_deref()
+        .map_or("no CN".to_string(), |cn| format!("its CN {cn:?} is not a host name or IP address"));
+    let depot_flag = format!("--depot-path {}", shell_word(&depot.root().display().to_string()));
+    let mut client = format!("certforge {depot_flag} sign --CA {} --profile client", shell_word(&args.ca));
+    for (flag, path) in [("--csr", &args.csr), ("--cert", &args.cert)] {
+        if let Some(p) = path {
+            client.push_str(&format!(" {flag} {}", shell_word(&p.display().to_string())));
+        }
+    }
+    if let Some(n) = &args.name {
+        client.push_str(&format!(" {}", shell_word(n)));
+    }
+    anyhow::anyhow!(
+        "{} has no SANs and {cn}, so a {} certificate from it would be valid for no host: {SANS_ONLY}. Nothing was signed. For a server, make a request that names it: certforge {depot_flag} request-cert --domain <host> (or --ip <address>), and sign that. For a client certificate: {client}",
+        csr_path.display(),
+        profile.name()
+    )
+}
+
+/// The error for signing over an existing certificate: certforge never
+/// overwrites one, and `renew` is what re-issues it (the old one goes to
+/// archive/), with `--rekey` for a new key, which a revoked one needs.
+fn already_signed(depot: &Depot, name: &EntryName, cert_path: &std::path::Path, own_path: bool) -> anyhow::Error {
+    let exists = format!("{} already exists, and certforge never overwrites a certificate", cert_path.display());
+    if own_path {
+        return anyhow::anyhow!("{exists}; give another --cert path, or move that file away first");
+    }
+    let view = super::entries::scan(depot, OffsetDateTime::now_utc());
+    let Some(entry) = view.get(name.as_str()).filter(|e| e.issuer_stem.is_some()) else {
+        return anyhow::anyhow!(
+            "{exists}, and its CA is not in the depot {}, so it cannot be renewed here; to sign {} again, move the old certificate out of the depot first",
+            depot.root().display(),
+            name.file("csr")
+        );
+    };
+    let renew = format!(
+        "certforge --depot-path {} renew {}",
+        shell_word(&depot.root().display().to_string()),
+        shell_word(name.as_str())
+    );
+    let archive = depot.root().join("archive");
+    match &entry.revoked {
+        Some(when) => anyhow::anyhow!(
+            "{exists}. It was revoked on {when}; to issue a new one with a new key: {renew} --rekey (the old certificate and key go to {}/)",
+            archive.display()
+        ),
+        None => anyhow::anyhow!(
+            "{exists}. To re-issue it: {renew} (same key), or {renew} --rekey (a new key); the old one goes to {}/. To sign a new {} instead, move the old certificate out of the depot first",
+            archive.display(),
+            name.file("csr")
+        ),
+    }
 }
 
 /// The empty CRL a new intermediate gets beside it, as `init` and `apply`

@@ -86,11 +86,14 @@ fn choose(depot: &Depot, raw: Option<&str>) -> Result<(String, Ca)> {
                 roots.iter().filter(|n| EntryName::new(n).is_ok_and(|e| depot.exists(&e, SEALED))).collect();
             match (roots.as_slice(), sealed.as_slice()) {
                 ([], _) => {
+                    if let Some(missing) = super::inputs::missing_depot(depot) {
+                        return Err(usage(format!("no CA to trust: {missing}")));
+                    }
                     return Err(usage(format!(
                         "the depot {} has no CA to trust; make one that is safe to trust: certforge --depot-path {} init --local --cn \"Dev CA\"",
                         depot.root().display(),
                         depot.root().display()
-                    )))
+                    )));
                 }
                 ([one], _) => one.clone(),
                 (_, [one]) => {

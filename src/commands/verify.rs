@@ -94,6 +94,9 @@ pub fn trust(depot: &Depot, ca_args: &[String]) -> Result<Trust> {
             chain.push(der);
         }
     }
+    if let (true, Some(missing)) = (anchors.is_empty(), super::inputs::missing_depot(depot)) {
+        return Err(usage(format!("no CA to verify against: {missing}; or give one with --ca FILE")));
+    }
     if anchors.is_empty() {
         return Err(usage(format!(
             "no CA to verify against: the depot {} holds none; give one with --ca FILE",

@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::inspect::{cert_info, CertInfo};
+use super::san::{San, SANS_ONLY};
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -24,6 +25,29 @@ pub struct Finding {
     pub message: String,
 }
 
+/// The finding for a leaf with serverAuth but no DNS or IP SAN; `sign`
+/// prints it too, so that the two say the same. A server certificate
+/// (`server_only`) is then valid for no host; one that is also for clients
+/// still works as a client certificate, which needs no SAN.
+pub fn no_sans(server_only: bool, common_name: Option<&str>) -> Finding {
+    let fix = match common_name.and_then(San::from_host_cn) {
+        Some(san) => format!("request-cert {}", san.request_flag()),
+        None => "request-cert --domain <host> (or --ip <address>)".to_string(),
+    };
+    let (severity, message) = if server_only {
+        (
+            Severity::Error,
+            format!("no DNS or IP SANs, so it is valid for no host: {SANS_ONLY}. Re-issue it from a request made with {fix}"),
+        )
+    } else {
+        (
+            Severity::Warning,
+            format!("no DNS or IP SANs, so it works as a TLS client certificate only: {SANS_ONLY}. As a client certificate it needs nothing (`sign --profile client` makes one without serverAuth); to serve TLS, re-issue it from a request made with {fix}"),
+        )
+    };
+    Finding { severity, code: "no_sans", message }
+}
+
 /// Apple platforms refuse TLS server certificates valid for more than 825
 /// days (Apple support note HT210176).
 const APPLE_MAX_DAYS: i64 = 825;
@@ -33,18 +57,14 @@ const APPLE_MAX_DAYS: i64 = 825;
 pub fn lint(der: &[u8], others: &[Vec<u8>], now: OffsetDateTime) -> Result<Vec<Finding>, String> {
     let info = cert_info(der, now)?;
     let mut out = Vec::new();
-    let mut add = |severity, code, message: String| out.push(Finding { severity, code, message });
     use Severity::{Error, Warning};
 
     let server = !info.is_ca && matches!(info.profile.as_str(), "server" | "peer");
     if server && info.sans.dns.is_empty() && info.sans.ip.is_empty() {
-        let (sev, what) = if info.profile == "server" {
-            (Error, "it is a server certificate")
-        } else {
-            (Warning, "it is usable as a client certificate only, though its EKU allows serverAuth")
-        };
-        add(sev, "no_sans", format!("no DNS or IP SANs: Go >= 1.15, grpcio and rustls ignore the CN, so {what}; re-issue with --domain or --ip"));
+        let cn = X509Certificate::from_der(der).ok().and_then(|(_, c)| super::subject::common_name(c.subject()));
+        out.push(no_sans(info.profile == "server", cn.as_deref()));
     }
+    let mut add = |severity, code, message: String| out.push(Finding { severity, code, message });
     for ip in &info.sans.ip {
         if ip == "0.0.0.0" || ip == "::" {
             add(

@@ -102,6 +102,16 @@ impl fmt::Display for EntryName {
     }
 }
 
+/// Quotes a word for the shell when it needs it, so that a command line
+/// certforge prints works when pasted.
+pub fn shell_word(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-/+=:@,".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
 /// The candidate a mistyped name most likely meant: the same stem in
 /// another case first (`x` for `X`: file systems here are case-sensitive),
 /// else the nearest by edit distance, ignoring case, when it is close

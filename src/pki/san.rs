@@ -108,6 +108,39 @@ impl San {
         })
     }
 
+    /// The SAN a host-like CN stands for: an IP address, or a DNS name in
+    /// RFC 1034 §3.5's preferred syntax (letters, digits and hyphens, which
+    /// RFC 5280 §4.2.1.6 asks of a dNSName; a leftmost wildcard allowed).
+    /// `None` for a CN that names someone rather than a host: `grpc_client`
+    /// (an underscore), `Alice Smith`, `alice@example.com`, `0.0.0.0`.
+    ///
+    /// ```
+    /// use certforge::pki::san::San;
+    /// assert_eq!(San::from_host_cn("api.test"), Some(San::Dns("api.test".into())));
+    /// assert_eq!(San::from_host_cn("10.0.0.1"), Some(San::Ip("10.0.0.1".parse().unwrap())));
+    /// assert_eq!(San::from_host_cn("grpc_client"), None);
+    /// ```
+    pub fn from_host_cn(cn: &str) -> Option<San> {
+        match cn.parse::<IpAddr>() {
+            Ok(ip) if ip.is_unspecified() => None,
+            Ok(ip) => Some(San::Ip(ip)),
+            Err(_) if cn.contains('_') || check_dns_name(cn).is_err() => None,
+            Err(_) => Some(San::Dns(cn.to_string())),
+        }
+    }
+
+    /// The `request-cert` flag that asks for this SAN, e.g. `--domain api.test`.
+    /// A wildcard is quoted, so that a shell does not expand it.
+    pub fn request_flag(&self) -> String {
+        let (flag, value) = match self {
+            San::Dns(d) => ("--domain", d.clone()),
+            San::Ip(ip) => ("--ip", ip.to_string()),
+            San::Uri(u) => ("--uri", u.clone()),
+            San::Email(e) => ("--email", e.clone()),
+        };
+        format!("{flag} {}", super::names::shell_word(&value))
+    }
+
     /// A warning for a SAN that is valid but that no client will match.
     pub fn warning(&self) -> Option<String> {
         match self {
@@ -129,6 +162,44 @@ impl fmt::Display for San {
         }
     }
 }
+
+/// How a certificate that serves TLS names its host for clients, which
+/// look in its DNS and IP SANs only ([`SANS_ONLY`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostName {
+    /// A DNS or IP SAN does.
+    InSans,
+    /// No SAN does, but the CN names a host, so it goes in as this SAN (as
+    /// `step ca certificate` makes the subject the only SAN when given none).
+    FromCn(San),
+    /// Nothing does: clients accept it for no host.
+    Missing,
+}
+
+impl HostName {
+    /// How a request with `sans` and `common_name` names its host.
+    pub fn of(sans: &[San], common_name: Option<&str>) -> HostName {
+        if sans.iter().any(|s| matches!(s, San::Dns(_) | San::Ip(_))) {
+            return HostName::InSans;
+        }
+        common_name.and_then(San::from_host_cn).map_or(HostName::Missing, HostName::FromCn)
+    }
+
+    /// The certificate's SANs: `sans`, and the CN's when it goes in.
+    pub fn sans(&self, sans: &[San]) -> Vec<San> {
+        let mut out = sans.to_vec();
+        if let HostName::FromCn(san) = self {
+            out.push(san.clone());
+        }
+        out
+    }
+}
+
+/// Why a TLS server certificate needs a DNS or IP SAN, in the words every
+/// message about it uses. RFC 9525 §6.3 drops the CN fallback; Chrome since
+/// 58, Go since 1.15, Python since 3.7 and rustls never read the CN.
+pub const SANS_ONLY: &str =
+    "TLS clients (Go, Python, Chrome, rustls, grpcio) match a server's name against its DNS and IP SANs only, never its CN";
 
 /// Checks a DNS name as TLS clients will: ASCII labels of 1-63 letters,
 /// digits, `-` or `_`, no leading or trailing `-`, at most 253 bytes. A `*`
@@ -221,6 +292,25 @@ pub fn from_general_name(name: &x509_parser::extensions::GeneralName<'_>) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_like_cn_becomes_the_san_and_a_client_name_does_not() {
+        let dns = |d: &str| HostName::FromCn(San::Dns(d.into()));
+        assert_eq!(HostName::of(&[], Some("api.test")), dns("api.test"));
+        assert_eq!(HostName::of(&[], Some("localhost")), dns("localhost"));
+        assert_eq!(HostName::of(&[], Some("*.apps.example.com")), dns("*.apps.example.com"));
+        assert_eq!(HostName::of(&[], Some("::1")), HostName::FromCn(San::Ip("::1".parse().unwrap())));
+        for client in ["grpc_client", "My Service", "alice@example.com", "0.0.0.0", "api.test.", "*.com"] {
+            assert_eq!(HostName::of(&[], Some(client)), HostName::Missing, "{client}");
+        }
+        assert_eq!(HostName::of(&[], None), HostName::Missing);
+        let uri = San::Uri("spiffe://example.org/api".into());
+        let with_cn = HostName::of(std::slice::from_ref(&uri), Some("api.test"));
+        assert_eq!(with_cn.sans(std::slice::from_ref(&uri)), vec![uri.clone(), San::Dns("api.test".into())]);
+        let ip = San::Ip("10.0.0.1".parse().unwrap());
+        assert_eq!(HostName::of(std::slice::from_ref(&ip), Some("other.test")), HostName::InSans);
+        assert_eq!(San::Dns("*.a.test".into()).request_flag(), "--domain '*.a.test'");
+    }
 
     #[test]
     fn domains_accept_hosts_and_wildcards() {

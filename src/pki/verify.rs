@@ -248,7 +248,7 @@ fn check_hosts(leaf: &Parsed<'_>, label: &str, hosts: &[String], add: &mut impl 
                 .unwrap_or_default();
             add(
                 "no_sans",
-                format!("{label} has no DNS or IP SANs{cn}: Go >= 1.15, grpcio and rustls ignore the CN, so it is valid for no host; re-issue with {flag} {host}"),
+                format!("{label} has no DNS or IP SANs{cn}, so it is valid for no host: {}. Re-issue it from a request made with request-cert {flag} {host}", super::san::SANS_ONLY),
             );
         } else {
             add(

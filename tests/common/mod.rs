@@ -84,6 +84,33 @@ impl Env {
     pub fn snapshot(&self) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
         snapshot(&self.depot())
     }
+
+    /// Runs a command line that certforge printed, as a user pastes it into
+    /// sh in the temp dir, with this build as `certforge`: what certforge
+    /// prints must work as printed.
+    pub fn run_printed(&self, line: &str) -> Output {
+        let bin = assert_cmd::cargo::cargo_bin("certforge");
+        let path = format!("{}:{}", bin.parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
+        Command::new("sh")
+            .current_dir(self.tmp.path())
+            .env("PATH", path)
+            .env_remove("CERTFORGE_DEPOT_PATH")
+            .env_remove("CERTFORGE_PASSPHRASE")
+            .stdin(std::process::Stdio::null())
+            .args(["-c", line])
+            .output()
+            .expect("run sh")
+    }
+}
+
+/// The command line in `text` that starts with `start` (e.g. "certforge
+/// --depot-path"), up to where the prose resumes: " (", "; ", ", or " or
+/// the end of the line. Panics, showing `text`, when there is none.
+pub fn printed_command(text: &str, start: &str) -> String {
+    let at = text.find(start).unwrap_or_else(|| panic!("no `{start}…` in: {text}"));
+    let rest = &text[at..];
+    let end = [" (", "; ", ", or ", "\n"].iter().filter_map(|stop| rest.find(stop)).min().unwrap_or(rest.len());
+    rest[..end].trim_end_matches('.').to_string()
 }
 
 /// Every file under `dir` (hidden ones included) with its bytes and mode.

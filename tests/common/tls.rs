@@ -65,3 +65,15 @@ pub fn serve(config: ServerConfig, connections: usize) -> u16 {
     });
     port
 }
+
+/// Whether rustls (webpki, as tonic and reqwest use it) accepts `crt` as
+/// the certificate of server `host` under the root `ca`: the hostname check
+/// of a real client, which never falls back to the CN.
+pub fn server_cert_valid_for(ca: &Path, crt: &Path, host: &str) -> Result<(), String> {
+    use rustls::client::danger::ServerCertVerifier;
+    use rustls::client::WebPkiServerVerifier;
+    use rustls::pki_types::{ServerName, UnixTime};
+    let verifier = WebPkiServerVerifier::builder_with_provider(roots(ca), provider()).build().unwrap();
+    let name = ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
+    verifier.verify_server_cert(&cert(crt), &[], &name, &[], UnixTime::now()).map(|_| ()).map_err(|e| e.to_string())
+}
