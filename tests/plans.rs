@@ -280,7 +280,7 @@ fn quickstart_print_env_keeps_private_keys_off_a_terminal() {
 #[test]
 fn a_second_quickstart_without_host_names_the_dropped_sans_and_how_to_keep_them() {
     let env = Env::new();
-    let sans = || with_cert(&env.file("server.crt"), |c| certforge::pki::san::of_cert(c));
+    let sans = || with_cert(&env.file("server.crt"), certforge::pki::san::of_cert);
     let extra = [certforge::pki::san::San::Dns("api.test".into()), certforge::pki::san::San::Ip([10, 0, 0, 5].into())];
     env.ok(&["quickstart", "--host", "api.test", "--ip", "10.0.0.5"]);
     assert!(extra.iter().all(|s| sans().contains(s)));
