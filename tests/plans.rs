@@ -227,10 +227,14 @@ fn quickstart_certs_carry_a_mutual_tls_handshake() {
 }
 
 /// `certforge …` as a shell runs a printed line: through `sh -c`, with
-/// the test build first on PATH.
+/// the test build first on PATH, as `certforge`.
 fn shell(env: &Env, line: &str) -> std::process::Output {
-    let bin = assert_cmd::cargo::cargo_bin("certforge");
-    let path = format!("{}:{}", bin.parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
+    let dir = env.tmp.path().join("bin");
+    if !dir.join("certforge").exists() {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink(assert_cmd::cargo::cargo_bin("certforge"), dir.join("certforge")).unwrap();
+    }
+    let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
     std::process::Command::new("sh")
         .args(["-c", line])
         .current_dir(env.tmp.path())
