@@ -984,8 +984,12 @@ pub struct QuickstartArgs {
     )]
     pub local: Option<crate::pki::constraints::LocalPreset>,
     /// Print shell `export` lines (TLS_SERVER_CERT, TLS_SERVER_KEY, TLS_CLIENT_CERT, TLS_CLIENT_KEY, TLS_ROOT_CA).
+    /// They hold the private keys, so stdout must be a file or a pipe, e.g. eval "$(certforge quickstart --print-env)".
     #[arg(long = "print-env")]
     pub print_env: bool,
+    /// Allow --print-env to print the private keys to a terminal.
+    #[arg(long = "force", requires = "print_env")]
+    pub force: bool,
     #[command(flatten)]
     pub run: PlanRunArgs,
 }

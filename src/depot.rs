@@ -80,7 +80,8 @@ pub struct Write1 {
     /// Wiped when dropped: a set often holds a private key.
     pub bytes: zeroize::Zeroizing<Vec<u8>>,
     pub mode: u32,
-    /// Replace an existing file (only CRLs, which are rewritten in place).
+    /// Replace an existing file (only CRLs and derived bundles, which are
+    /// rewritten in place).
     pub replace: bool,
 }
 

@@ -149,6 +149,16 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// The lowest TCP port a process that is not root may listen on: Linux's
+/// net.ipv4.ip_unprivileged_port_start (1024 unless changed; containers
+/// often set 0), 1024 elsewhere.
+pub fn unprivileged_port_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1024)
+}
+
 /// Whether this process may write `path` (access(2) with W_OK, which
 /// answers for the real user, as sudo-less runs are).
 pub fn can_write(path: &Path) -> bool {

@@ -597,17 +597,18 @@ fn caddy_gets_its_certificates_from_the_server_and_serves_them() {
     let ports = ["--http01-port", &http.to_string(), "--tlsalpn01-port", &https.to_string()];
     let server = serve(&env, "ACME CA", &[&ports[..], &["--dns-resolver", &dns.addr()]].concat());
     let (dir, ca, tmp) = (&server.directory, server.ca_file.display(), env.tmp.path().display());
-    // default_bind keeps Caddy on loopback; skip_install_trust keeps its
-    // local CA out of the host's trust stores (it would install it as root);
-    // h1 and h2 only, so it opens no UDP port for HTTP/3.
+    // The banner's global options as printed (the CA, the challenge ports,
+    // default_bind on loopback), then this test's own: storage under the
+    // test's directory; skip_install_trust keeps Caddy's local CA out of the
+    // host's trust stores (it would install it as root); h1 and h2 only, so
+    // it opens no UDP port for HTTP/3.
+    let options = caddy_options(&server);
+    for want in [format!("acme_ca {dir}"), format!("http_port {http}"), format!("https_port {https}")] {
+        assert!(options.contains(&format!("\t{want}\n")), "{want:?} in the banner's options:\n{options}");
+    }
     let caddyfile = format!(
         "{{
-	acme_ca {dir}
-	acme_ca_root {ca}
-	http_port {http}
-	https_port {https}
-	default_bind 127.0.0.1
-	storage file_system {tmp}/caddy-data
+{options}	storage file_system {tmp}/caddy-data
 	admin off
 	skip_install_trust
 	servers {{
@@ -665,6 +666,143 @@ localhost {{
     stop(server);
 }
 
+/// The lines inside the banner's Caddy block `{ … }`, each as a Caddyfile
+/// line (tab-indented).
+fn caddy_options(server: &Server) -> String {
+    let lines = server.lines();
+    let block: Vec<&str> = lines
+        .iter()
+        .map(|l| l.trim())
+        .skip_while(|l| !l.starts_with("Caddy "))
+        .skip_while(|l| *l != "{")
+        .skip(1)
+        .take_while(|l| *l != "}")
+        .collect();
+    assert!(!block.is_empty(), "no Caddy block in the banner:\n{}", lines.join("\n"));
+    block.iter().map(|l| format!("\t{l}\n")).collect()
+}
+
+// ---------------------------------------------------------------------------
+// The banner's lines, run as printed
+
+/// The banner's command for `label` ("lego", "certbot"): the text after the
+/// label, with only its domain placeholder NAME replaced by `name`.
+fn banner_command(server: &Server, label: &str, name: &str) -> String {
+    let lines = server.lines();
+    let line = lines
+        .iter()
+        .find_map(|l| l.trim_start().strip_prefix(label).filter(|rest| rest.starts_with(' ')))
+        .unwrap_or_else(|| panic!("no {label} line in the banner:\n{}", lines.join("\n")))
+        .trim();
+    assert_eq!(line.split(' ').filter(|w| *w == "NAME").count(), 1, "one NAME placeholder: {line}");
+    line.split(' ').map(|w| if w == "NAME" { name } else { w }).collect::<Vec<_>>().join(" ")
+}
+
+/// `line` run by sh in `dir` for at most `secs` seconds, without the
+/// machine's CA-bundle or proxy variables (only what the line sets), as
+/// the user `as_user` (a setpriv prefix) makes it, with HOME `home`.
+fn run_line(line: &str, dir: &Path, secs: u64, as_user: &[&str], home: Option<&Path>) -> (bool, String) {
+    std::fs::create_dir_all(dir).unwrap();
+    let argv: Vec<&str> = as_user.iter().copied().chain(["sh", "-c", line]).collect();
+    let mut cmd = client(argv[0]);
+    cmd.args(&argv[1..]).current_dir(dir);
+    if let Some(home) = home {
+        cmd.env("HOME", home);
+    }
+    run_bounded(&mut cmd, secs)
+}
+
+/// With --http01-port and --tlsalpn01-port given, the banner's lego line
+/// and its tls-alpn-01 variant get a certificate as printed: each listens
+/// where the server checks, on the loopback address it serves.
+#[test]
+fn the_banners_lego_lines_get_certificates_as_printed() {
+    if !have(&[LEGO]) {
+        return;
+    }
+    let env = root_ca();
+    let [http, tls] = free_ports();
+    let server = serve(&env, "ACME CA", &["--http01-port", &http.to_string(), "--tlsalpn01-port", &tls.to_string()]);
+    let line = banner_command(&server, "lego", "localhost");
+    let cwd = env.tmp.path().join("lego-cwd");
+    let (ok, out) = run_line(&line, &cwd, 120, &[], None);
+    assert!(ok && out.contains("use http-01 solver"), "{line}\n{out}");
+    let cert = cwd.join(".lego/certificates/localhost.crt");
+    verify(&env, &server, &cert, None);
+    let first = serial(&env, &cert);
+
+    // "(tls-alpn-01: FLAGS instead of --http --http.port …)"
+    let lines = server.lines();
+    let alt = lines.iter().find_map(|l| l.trim().strip_prefix("(tls-alpn-01: ")).expect("a tls-alpn-01 line");
+    let (tls_flags, _) = alt.split_once(" instead of ").expect(alt);
+    let http_flags = format!("--http --http.port 127.0.0.1:{http}");
+    assert!(line.contains(&http_flags), "{line}");
+    let line = line.replace(&http_flags, tls_flags);
+    let (ok, out) = run_line(&line, &cwd, 120, &[], None);
+    assert!(ok && out.contains("use tls-alpn-01 solver"), "{line}\n{out}");
+    verify(&env, &server, &cert, None);
+    assert_ne!(serial(&env, &cert), first, "a second certificate");
+    stop(server);
+}
+
+/// Gives `path` and everything under it to nobody (65534).
+fn give_to_nobody(path: &Path) {
+    std::os::unix::fs::chown(path, Some(65534), Some(65534)).unwrap();
+    if path.is_dir() {
+        for e in std::fs::read_dir(path).unwrap() {
+            give_to_nobody(&e.unwrap().path());
+        }
+    }
+}
+
+/// Run by someone who is not root (nobody, when the tests run as root),
+/// the banner's certbot line is non-interactive, agrees to the terms, keeps
+/// its files under ~/.certbot instead of root's /etc/letsencrypt, and gets
+/// a certificate as printed.
+#[test]
+fn the_banners_certbot_line_gets_a_certificate_as_printed_without_root() {
+    let root = unsafe { libc::geteuid() } == 0;
+    if !have(&[CERTBOT]) || (root && !require("setpriv", &["--version"], "apt-get install util-linux")) {
+        return;
+    }
+    let env = root_ca();
+    let home = env.tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let nobody: &[&str] =
+        if root { &["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"] } else { &[] };
+    if root {
+        give_to_nobody(env.tmp.path());
+    }
+    let [port] = free_ports();
+    let certforge = env.cmd(&[]).get_program().to_owned();
+    let argv: Vec<&std::ffi::OsStr> = nobody.iter().map(|a| a.as_ref()).chain([certforge.as_os_str()]).collect();
+    let mut cmd = Command::new(argv[0]);
+    cmd.args(&argv[1..]).arg("--depot-path").arg(env.depot());
+    cmd.args(["serve", "--CA", "ACME CA", "--listen", "127.0.0.1:0"]);
+    cmd.args(["--http01-port", &port.to_string()]).env("HOME", &home).current_dir(env.tmp.path());
+    cmd.env_remove("CERTFORGE_DEPOT_PATH").env_remove("CERTFORGE_PASSPHRASE").stdin(Stdio::null());
+    let server = Server::start_cmd(&env, cmd);
+
+    let line = banner_command(&server, "certbot", "localhost");
+    let dirs = home.join(".certbot");
+    for want in [
+        "--non-interactive".to_string(),
+        "--agree-tos".to_string(),
+        format!("--http-01-port {port} --http-01-address 127.0.0.1"),
+        format!("--config-dir {}", dirs.join("config").display()),
+        format!("--work-dir {}", dirs.join("work").display()),
+        format!("--logs-dir {}", dirs.join("logs").display()),
+    ] {
+        assert!(line.contains(&want), "{want:?} in {line}");
+    }
+    let (ok, out) = run_line(&line, env.tmp.path(), 180, nobody, Some(&home));
+    assert!(ok, "{line}\n{out}\n{}", server.lines().join("\n"));
+    let cert = dirs.join("config/live/localhost/cert.pem");
+    verify(&env, &server, &cert, None);
+    assert!(listed(&env, &cert).starts_with("localhost.acme-"));
+    stop(server);
+}
+
 // ---------------------------------------------------------------------------
 // CRLs over HTTP
 
@@ -719,10 +857,13 @@ fn serve_prints_the_client_lines_logs_json_answers_health_on_both_addresses_and_
     assert!(dir.starts_with("https://127.0.0.1:") && dir.ends_with("/directory"), "{dir}");
     let banner = server.lines().join("\n");
     for expected in [
-        format!("REQUESTS_CA_BUNDLE={ca} certbot certonly --standalone --server {dir} -d NAME"),
+        format!("REQUESTS_CA_BUNDLE={ca} certbot certonly --standalone --non-interactive --agree-tos "),
+        format!(" --server {dir} --http-01-port 80 --http-01-address 127.0.0.1"),
         format!("LEGO_CA_CERTIFICATES={ca} lego --server {dir} "),
+        " --http --http.port 127.0.0.1:80 run".to_string(),
         format!("acme_ca {dir}\n"),
-        format!("acme_ca_root {ca} "),
+        format!("acme_ca_root {ca}\n"),
+        "default_bind 127.0.0.1\n".to_string(),
     ] {
         assert!(banner.contains(&expected), "{expected:?} in:\n{banner}");
     }

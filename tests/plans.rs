@@ -284,6 +284,86 @@ fn quickstart_certs_carry_a_mutual_tls_handshake() {
     }
 }
 
+/// `certforge …` as a shell runs a printed line: through `sh -c`, with
+/// the test build first on PATH, as `certforge`.
+fn shell(env: &Env, line: &str) -> std::process::Output {
+    let dir = env.tmp.path().join("bin");
+    if !dir.join("certforge").exists() {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink(assert_cmd::cargo::cargo_bin("certforge"), dir.join("certforge")).unwrap();
+    }
+    let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
+    std::process::Command::new("sh")
+        .args(["-c", line])
+        .current_dir(env.tmp.path())
+        .env("PATH", path)
+        .env_remove("CERTFORGE_DEPOT_PATH")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("sh")
+}
+
+/// As `export` does, --print-env refuses a terminal (util-linux `script`
+/// gives it one) before making anything; --force, a pipe or `$(...)` print.
+#[test]
+fn quickstart_print_env_keeps_private_keys_off_a_terminal() {
+    let env = Env::new();
+    let bin = assert_cmd::cargo::cargo_bin("certforge");
+    let line =
+        |extra: &str| format!("{} --depot-path {} quickstart --print-env{extra}", bin.display(), env.depot().display());
+    let at_terminal = |c: String| {
+        std::process::Command::new("script")
+            .args(["-qec", &c, "/dev/null"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("script (util-linux) gives a terminal")
+    };
+    let out = at_terminal(line(""));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("holds the private key") && text.contains("--force"), "{text}");
+    assert!(!text.contains("PRIVATE KEY-----"), "{text}");
+    assert!(!env.file("server.key").exists(), "refused before anything was made");
+
+    let out = at_terminal(line(" --force"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("export TLS_SERVER_KEY='-----BEGIN PRIVATE KEY"));
+
+    // Through $(...), the way the help says to use it: the variables hold the files.
+    let out = shell(&env, &format!("eval \"$({})\" && printf %s \"$TLS_SERVER_KEY\"", line("")));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let key = std::fs::read_to_string(env.file("server.key")).unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim_end(), key.trim_end());
+}
+
+/// A second quickstart without the first one's --host/--ip re-issues
+/// server.crt without them; it says which names went, and the command it
+/// prints puts them back when run as printed.
+#[test]
+fn a_second_quickstart_without_host_names_the_dropped_sans_and_how_to_keep_them() {
+    let env = Env::new();
+    let sans = || with_cert(&env.file("server.crt"), certforge::pki::san::of_cert);
+    let extra = [certforge::pki::san::San::Dns("api.test".into()), certforge::pki::san::San::Ip([10, 0, 0, 5].into())];
+    env.ok(&["quickstart", "--host", "api.test", "--ip", "10.0.0.5"]);
+    assert!(extra.iter().all(|s| sans().contains(s)));
+
+    let out = env.ok(&["quickstart", "--ip", "10.0.0.6"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("warning: server.crt was re-issued without api.test, 10.0.0.5"))
+        .unwrap_or_else(|| panic!("no warning naming the dropped names:\n{err}"));
+    let keep = line.split_once("pass them again: ").expect("the command that keeps them").1;
+    assert!(keep.contains("--host api.test") && keep.contains("--ip 10.0.0.6 --ip 10.0.0.5"), "{keep}");
+    assert!(!sans().contains(&extra[0]), "this run dropped them");
+
+    let out = shell(&env, keep);
+    assert!(out.status.success(), "{keep}: {}", String::from_utf8_lossy(&out.stderr));
+    let now = sans();
+    assert!(extra.iter().all(|s| now.contains(s)) && now.contains(&certforge::pki::san::San::Ip([10, 0, 0, 6].into())));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("warning: server.crt"), "nothing dropped this time");
+}
+
 #[test]
 fn a_plan_of_a_thousand_leaves_makes_a_thousand_distinct_verifying_certs() {
     let env = Env::new();

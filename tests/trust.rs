@@ -81,22 +81,105 @@ fn status_and_dry_run_change_nothing_and_say_what_would() {
     assert!(v["stores"].as_array().unwrap().iter().any(|s| s["store"] == "nss" && s["state"] == "not-there"), "{v}");
 
     // --print-env is one line for eval: the CA for Node, and for the
-    // variables that replace a runtime's roots, the CA alone while the
-    // system store does not hold it.
+    // variables that replace a runtime's roots, while the system store does
+    // not hold the CA, the depot's bundle of the system's roots and the CA.
     let out = at_home(&env, &home, &["trust", "status", "--print-env", "--store", "nss"]);
     let line = String::from_utf8_lossy(&out.stdout).into_owned();
-    let ca = env.file("Dev_CA.crt");
+    let (ca, bundle) = (env.file("Dev_CA.crt"), env.file("Dev_CA.bundle.pem"));
     assert_eq!(
         line,
         format!(
-            "export NODE_EXTRA_CA_CERTS={0} REQUESTS_CA_BUNDLE={0} GRPC_DEFAULT_SSL_ROOTS_FILE_PATH={0}\n",
-            ca.display()
+            "export NODE_EXTRA_CA_CERTS={} REQUESTS_CA_BUNDLE={1} GRPC_DEFAULT_SSL_ROOTS_FILE_PATH={1}\n",
+            ca.display(),
+            bundle.display()
         )
     );
 
     assert!(!home.join(".pki").exists(), "a dry run made no NSS database");
     assert_eq!(host_stores(), host, "the host's stores are byte-identical");
-    assert_eq!(env.snapshot(), depot);
+    // status wrote that bundle, and nothing else, into the depot.
+    let mut now = env.snapshot();
+    assert!(now.remove(&bundle).is_some(), "{}", bundle.display());
+    assert_eq!(now, depot);
+}
+
+/// The certificates (DER) in a PEM file.
+fn certs_in(path: &Path) -> Vec<Vec<u8>> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    pem::parse_many(bytes)
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.tag() == "CERTIFICATE")
+        .map(|p| p.into_contents())
+        .collect()
+}
+
+/// After `trust install --store nss`, the system bundle lacks the CA, and
+/// REQUESTS_CA_BUNDLE and GRPC_DEFAULT_SSL_ROOTS_FILE_PATH *replace* the
+/// roots of requests and gRPC: they must name a file with the system's
+/// roots (public sites keep working) and the CA, which Python's ssl loads
+/// and with which it reaches a server of the CA; NODE_EXTRA_CA_CERTS adds,
+/// so it names the CA alone.
+#[test]
+fn print_env_after_an_nss_only_install_names_the_system_roots_plus_the_ca() {
+    const SYSTEM: &str = "/etc/ssl/certs/ca-certificates.crt";
+    if !Path::new(SYSTEM).is_file() {
+        assert!(std::env::var_os("CERTFORGE_REQUIRE_PEERS").is_none(), "{SYSTEM} (ca-certificates) is needed here");
+        eprintln!("SKIPPED: no {SYSTEM}");
+        return;
+    }
+    if !require("certutil", &["--build-flags"], "apt-get install libnss3-tools")
+        || !require("python3", &["--version"], "apt-get install python3")
+    {
+        return;
+    }
+    let env = Env::new();
+    let (chain, key) = local_ca_with_server(&env);
+    let home = env.tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let out = at_home(&env, &home, &["trust", "install", "--store", "nss"]);
+    assert!(out.status.success() && text(&out).contains("installed       NSS database"), "{}", text(&out));
+
+    let out = at_home(&env, &home, &["trust", "status", "--print-env"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    let vars: BTreeMap<&str, &str> =
+        line.trim_end().strip_prefix("export ").expect(&line).split(' ').filter_map(|w| w.split_once('=')).collect();
+    let ca_file = env.file("Dev_CA.crt");
+    assert_eq!(vars["NODE_EXTRA_CA_CERTS"], ca_file.display().to_string(), "Node adds to its roots: the CA alone");
+    let bundle = PathBuf::from(vars["REQUESTS_CA_BUNDLE"]);
+    assert_eq!(vars["GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"], vars["REQUESTS_CA_BUNDLE"], "{line}");
+    assert!(bundle.starts_with(env.depot()) && bundle != ca_file, "{line}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the system's"), "it says so: {}", text(&out));
+
+    // The system's roots and the CA (by its SHA-256 fingerprint).
+    let (system, printed) = (certs_in(Path::new(SYSTEM)), certs_in(&bundle));
+    assert!(system.len() > 10, "a real system bundle");
+    assert_eq!(printed.len(), system.len() + 1, "every system root and the CA");
+    assert!(system.iter().all(|r| printed.contains(r)), "every system root is kept");
+    let sha = |d: &[u8]| aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, d).as_ref().to_vec();
+    let ca_sha = sha(&certs_in(&ca_file)[0]);
+    assert!(printed.iter().any(|d| sha(d) == ca_sha), "the CA's fingerprint is in {}", bundle.display());
+
+    // Python's ssl loads the file (with the machine's CA variables unset)…
+    let mut py = Command::new("python3");
+    py.args([
+        "-c",
+        "import ssl, sys; c = ssl.create_default_context(cafile=sys.argv[1]); print(len(c.get_ca_certs()))",
+    ]);
+    let (ok, said) = clients::run_bounded(py.arg(&bundle), 30);
+    assert!(ok, "{said}");
+    let loaded: usize = said.trim().parse().unwrap_or_else(|_| panic!("{said}"));
+    assert!(loaded > system.len() / 2, "Python loaded {loaded} roots of {}", printed.len());
+    // …and reaches a server of the CA with it.
+    let server = clients::serve(&chain, &key, MARKER);
+    clients::python("localhost", server.port, Trust::CaFile(&bundle), MARKER).expect("Python trusts the CA through it");
+
+    // Run again, it rewrites nothing (same bytes); a dry run writes nothing.
+    let before = std::fs::metadata(&bundle).unwrap().modified().unwrap();
+    assert!(at_home(&env, &home, &["trust", "status", "--print-env"]).status.success());
+    assert_eq!(std::fs::metadata(&bundle).unwrap().modified().unwrap(), before);
+    assert!(at_home(&env, &home, &["trust", "uninstall", "--store", "nss"]).status.success());
 }
 
 #[test]

@@ -590,12 +590,7 @@ fn compare(
     if cn != e.cn {
         return Ok(Some(format!("its CN is {cn:?}, the plan asks for {:?}", e.cn)));
     }
-    let mut have: Vec<San> = Vec::new();
-    if let Ok(Some(s)) = cert.subject_alternative_name() {
-        for g in &s.value.general_names {
-            have.extend(san::from_general_name(g).ok());
-        }
-    }
+    let have = san::of_cert(&cert);
     let (mut a, mut b) = (have.clone(), e.sans.clone());
     a.sort();
     b.sort();

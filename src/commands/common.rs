@@ -168,6 +168,19 @@ pub fn print_stdout(text: &str) -> Result<()> {
     }
 }
 
+/// Private keys stay off a terminal, whose scrollback, screen sharing and
+/// session recordings keep what is shown: printing one on stdout needs
+/// stdout redirected (a file, a pipe, `$(...)`) or `--force`. `other` is
+/// any other way the command offers ("write it with --out FILE, ").
+pub fn refuse_key_on_terminal(force: bool, what: &str, other: &str) -> Result<()> {
+    if force || !std::io::stdout().is_terminal() {
+        return Ok(());
+    }
+    Err(usage(format!(
+        "{what} holds the private key, and stdout is a terminal; {other}redirect it to a file or a pipe, or pass --force"
+    )))
+}
+
 /// Reads a `--template` file and checks it is of one of the `allowed` kinds
 /// for the command `cmd`.
 pub fn load_template(

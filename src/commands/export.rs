@@ -9,7 +9,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine;
 use zeroize::Zeroizing;
 
-use super::common::{read_key, sh_quote, usage};
+use super::common::{read_key, refuse_key_on_terminal, sh_quote, usage};
 use super::inputs::{depot_certs, read_certs};
 use super::inputs::{not_found, Wanted};
 use crate::cli::{ExportArgs, ExportFormat};
@@ -61,12 +61,11 @@ fn emit(out: Output, args: &ExportArgs) -> Result<()> {
         );
         return Ok(());
     }
-    let tty = std::io::stdout().is_terminal();
-    if tty && out.binary {
+    if out.binary && std::io::stdout().is_terminal() {
         return Err(usage("this format is binary; write it with --out FILE (or redirect stdout to a file)"));
     }
-    if tty && out.secret && !args.force {
-        return Err(usage("the output holds the private key, and stdout is a terminal; write it with --out FILE, redirect it, or pass --force"));
+    if out.secret {
+        refuse_key_on_terminal(args.force, "the output", "write it with --out FILE, ")?;
     }
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(&out.bytes).and_then(|()| stdout.flush()) {

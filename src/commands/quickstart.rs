@@ -10,7 +10,8 @@ use anyhow::{anyhow, bail, Result};
 use time::OffsetDateTime;
 
 use super::apply::{execute, execute_with, report, Change, Run, Seed, Summary};
-use super::common::{print_stdout, read_key, usage};
+use super::common::{print_stdout, read_key, refuse_key_on_terminal, sh_quote, usage, warn};
+use super::init::shell_word;
 use super::inputs::read_certs;
 use super::local_ca::{self, LocalSpec, SEALED};
 use crate::cli::QuickstartArgs;
@@ -29,6 +30,11 @@ const USAGE: &str = include_str!("../../templates/quickstart-usage.txt");
 /// Runs `quickstart`.
 pub fn run(depot: &Depot, args: &QuickstartArgs) -> Result<()> {
     let opts = Run::from_args(&args.run)?;
+    // Refused before anything is made, so the same command with its
+    // output redirected is all it takes.
+    if args.print_env && !opts.json && !opts.dry_run {
+        refuse_key_on_terminal(args.force, "--print-env's output", "")?;
+    }
     let mut plan = Plan::parse(
         PLAN,
         "templates/plans/quickstart.toml",
@@ -53,6 +59,7 @@ pub fn run(depot: &Depot, args: &QuickstartArgs) -> Result<()> {
         }
     }
     let sans = server.sans.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    let dropped = dropped_names(depot, &server.sans);
     let (summary, notes, chain_ext) = match args.local {
         None if depot.exists(&EntryName::new("ca")?, SEALED) => {
             return Err(usage(format!(
@@ -67,6 +74,9 @@ pub fn run(depot: &Depot, args: &QuickstartArgs) -> Result<()> {
         }
     };
     report(&summary, &opts)?;
+    if !dropped.is_empty() && summary.reissued.iter().any(|c| c.name == "server") {
+        warn(&keep_names_hint(depot, args, &dropped, opts.dry_run));
+    }
     if opts.json || opts.dry_run {
         return Ok(());
     }
@@ -78,7 +88,7 @@ pub fn run(depot: &Depot, args: &QuickstartArgs) -> Result<()> {
         let pem = |stem: &str, ext: &str| -> Result<String> {
             let bytes = read_file(&depot.root().join(format!("{stem}.{ext}")))?;
             let text = String::from_utf8(bytes).map_err(|_| anyhow!("{stem}.{ext} is not text"))?;
-            Ok(format!("'{}'", text.replace('\'', "'\\''")))
+            Ok(sh_quote(&text))
         };
         let mut out = String::new();
         for (var, stem, ext) in [
@@ -98,6 +108,51 @@ pub fn run(depot: &Depot, args: &QuickstartArgs) -> Result<()> {
     let usage_text = USAGE.replace("server.crt", &format!("server.{chain_ext}"));
     let usage_text = usage_text.replace("client.crt", &format!("client.{chain_ext}"));
     print_stdout(&usage_text.replace("{dir}", &dir).replace("{sans}", &sans))
+}
+
+/// The names the depot's server.crt has that `want` lacks: those an
+/// earlier `--host` or `--ip` added, which this run would drop.
+fn dropped_names(depot: &Depot, want: &[San]) -> Vec<San> {
+    let Ok(der) = read_certs(&depot.root().join("server.crt")).map(|mut c| c.swap_remove(0)) else {
+        return Vec::new();
+    };
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(&der) else { return Vec::new() };
+    crate::pki::san::of_cert(&cert).into_iter().filter(|s| !want.contains(s)).collect()
+}
+
+/// Which names the re-issued server.crt no longer has, and the command
+/// that keeps them: this run's own flags plus a `--host`/`--ip` for each.
+fn keep_names_hint(depot: &Depot, args: &QuickstartArgs, dropped: &[San], dry_run: bool) -> String {
+    let value = |s: &San| match s {
+        San::Dns(d) => d.clone(),
+        San::Ip(ip) => ip.to_string(),
+        other => other.to_string(),
+    };
+    let shown: Vec<String> = dropped.iter().map(value).collect();
+    let mut line = format!("certforge --depot-path {} quickstart", shell_word(&depot.root().display().to_string()));
+    let hosts = args.host.iter().cloned().chain(dropped.iter().filter_map(|s| match s {
+        San::Dns(d) => Some(d.clone()),
+        _ => None,
+    }));
+    let ips = args.ip.iter().cloned().chain(dropped.iter().filter_map(|s| match s {
+        San::Ip(ip) => Some(ip.to_string()),
+        _ => None,
+    }));
+    for (flag, value) in hosts.map(|h| ("--host", h)).chain(ips.map(|i| ("--ip", i))) {
+        line.push_str(&format!(" {flag} {}", shell_word(&value)));
+    }
+    match args.local {
+        Some(LocalPreset::Loopback) => line.push_str(" --local"),
+        Some(LocalPreset::Lan) => line.push_str(" --local=lan"),
+        None => {}
+    }
+    format!(
+        "server.crt {} without {}, which an earlier --host or --ip added; to keep {}, pass {} again: {line}",
+        if dry_run { "would be re-issued" } else { "was re-issued" },
+        shown.join(", "),
+        if dropped.len() == 1 { "it" } else { "them" },
+        if dropped.len() == 1 { "it" } else { "them" },
+    )
 }
 
 /// `quickstart --local`: the plan's [[ca]] becomes a sealed local CA,

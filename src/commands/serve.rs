@@ -76,7 +76,9 @@ pub fn run(depot: &Depot, args: &ServeArgs) -> Result<()> {
     let own = crate::serve::tls::issue_own(&issuer.ca, &issuer.chain, &own_names, now)?;
     let crl_urls: Vec<String> =
         crl_bound.iter().map(|a| format!("http://{a}/crl/{}", issuer.ca_name.file("crl"))).collect();
-    let banner = announce(args, &bound, &base, &issuer.ca, &issuer.root_file.display().to_string(), &crl_urls);
+    // Absolute, so that the client lines work from any directory.
+    let root_file = std::path::absolute(&issuer.root_file).unwrap_or_else(|_| issuer.root_file.clone());
+    let banner = announce(args, &bound, &base, &issuer.ca, &root_file.display().to_string(), &crl_urls);
     let listeners =
         listeners.into_iter().map(|l| (l, true)).chain(crl_listeners.into_iter().map(|l| (l, false))).collect();
     crate::serve::run(Config {
@@ -152,7 +154,6 @@ fn announce(
     crl: &[String],
 ) -> String {
     let dir = format!("{base}/directory");
-    let f = shell_word(ca_file);
     let listen: Vec<String> = bound.iter().map(SocketAddr::to_string).collect();
     let profile = match args.profile {
         ServeProfile::Server => "server (serverAuth)",
@@ -173,13 +174,15 @@ fn announce(
     }
     lines.extend(crl.iter().map(|c| format!("  CRL          {c} (plain HTTP)")));
     lines.push(String::new());
-    lines.push(format!("  certbot  REQUESTS_CA_BUNDLE={f} certbot certonly --standalone --server {dir} -d NAME"));
-    lines.push(format!(
-        "  lego     LEGO_CA_CERTIFICATES={f} lego --server {dir} --accept-tos --email you@example.com --domains NAME --http run"
-    ));
-    lines.push(format!(
-        "  Caddy    {{ acme_ca {dir}\n                acme_ca_root {ca_file} }}   # in the Caddyfile's global options"
-    ));
+    let answer = Answer {
+        http01: args.http01_port,
+        tlsalpn01: args.tlsalpn01_port,
+        loopback: all_loopback(&args.listen),
+        root: crate::sys::is_root(),
+        home: std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_default(),
+        unprivileged_from: crate::sys::unprivileged_port_start(),
+    };
+    lines.extend(client_lines(&dir, ca_file, &answer));
     lines.push(String::new());
     if args.skip_validation > 0 {
         lines.push("warning: --skip-validation: challenges are NOT checked; every client gets a certificate for any name the policy allows".into());
@@ -188,4 +191,143 @@ fn announce(
         lines.push("warning: without --require-eab, anyone who can reach this port can get certificates for every name the CA and --allow permit".into());
     }
     lines.join("\n")
+}
+
+/// Where and how this machine's ACME clients answer challenges, so that
+/// their lines work as printed.
+struct Answer {
+    /// `--http01-port` and `--tlsalpn01-port`: where the server connects.
+    http01: u16,
+    tlsalpn01: u16,
+    /// Every --listen is loopback: the clients run here, and their names
+    /// resolve here, so their challenge servers listen on 127.0.0.1 only.
+    loopback: bool,
+    /// Running as root; if not, certbot's config, work and log directories
+    /// go under `home`/.certbot, as /etc/letsencrypt, /var/lib/letsencrypt
+    /// and /var/log/letsencrypt are root's.
+    root: bool,
+    home: std::path::PathBuf,
+    /// The lowest port anyone may listen on (ip_unprivileged_port_start).
+    unprivileged_from: u16,
+}
+
+/// The certbot, lego and Caddy lines for the server at `dir`. certbot's
+/// standalone mode answers http-01 only; lego and Caddy either challenge.
+fn client_lines(dir: &str, ca_file: &str, a: &Answer) -> Vec<String> {
+    let f = shell_word(ca_file);
+    let host = if a.loopback { "127.0.0.1" } else { "" };
+    let mut certbot = format!(
+        "REQUESTS_CA_BUNDLE={f} certbot certonly --standalone --non-interactive --agree-tos --email you@example.com --server {dir} --http-01-port {}",
+        a.http01
+    );
+    if a.loopback {
+        certbot.push_str(" --http-01-address 127.0.0.1");
+    }
+    if !a.root {
+        for (flag, sub) in [("--config-dir", "config"), ("--work-dir", "work"), ("--logs-dir", "logs")] {
+            let dir = a.home.join(".certbot").join(sub);
+            certbot.push_str(&format!(" {flag} {}", shell_word(&dir.display().to_string())));
+        }
+    }
+    let mut lines = vec![
+        format!("  certbot  {certbot} -d NAME"),
+        format!(
+            "  lego     LEGO_CA_CERTIFICATES={f} lego --server {dir} --accept-tos --email you@example.com --domains NAME --http --http.port {host}:{} run",
+            a.http01
+        ),
+        format!("           (tls-alpn-01: --tls --tls.port {host}:{} instead of --http --http.port …)", a.tlsalpn01),
+        "  Caddy    in the Caddyfile's global options:".to_string(),
+        "           {".to_string(),
+        format!("               acme_ca {dir}"),
+        format!("               acme_ca_root {}", caddy_word(ca_file)),
+    ];
+    // Caddy answers http-01 on its http_port and tls-alpn-01 on its https_port.
+    if a.http01 != 80 {
+        lines.push(format!("               http_port {}", a.http01));
+    }
+    if a.tlsalpn01 != 443 {
+        lines.push(format!("               https_port {}", a.tlsalpn01));
+    }
+    if a.loopback {
+        lines.push("               default_bind 127.0.0.1".to_string());
+    }
+    lines.push("           }".to_string());
+    let low: Vec<String> =
+        [a.http01, a.tlsalpn01].iter().filter(|p| **p < a.unprivileged_from).map(u16::to_string).collect();
+    if !a.root && !low.is_empty() {
+        lines.push(format!(
+            "  note     the clients listen on port {}, which only root may open here: run them as root, or start serve with --http01-port and --tlsalpn01-port of {} or above",
+            low.join(" and "),
+            a.unprivileged_from
+        ));
+    }
+    lines
+}
+
+/// A Caddyfile token: quoted when it holds a space or a quote (Caddy's
+/// lexer reads `\"` inside quotes as a quote).
+fn caddy_word(s: &str) -> String {
+    if s.contains(|c: char| c.is_whitespace() || c == '"') {
+        format!("\"{}\"", s.replace('"', "\\\""))
+    } else {
+        s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIR: &str = "https://127.0.0.1:14000/directory";
+
+    fn answer(root: bool, loopback: bool, http01: u16) -> Answer {
+        Answer { http01, tlsalpn01: 5001, loopback, root, home: "/home/dev".into(), unprivileged_from: 1024 }
+    }
+
+    fn line<'a>(lines: &'a [String], label: &str) -> &'a str {
+        lines.iter().find_map(|l| l.trim_start().strip_prefix(label)).expect(label).trim_start()
+    }
+
+    #[test]
+    fn client_lines_follow_the_ports_the_address_and_the_user() {
+        let lines = client_lines(DIR, "/d/ACME CA.crt", &answer(false, true, 8080));
+        let certbot = line(&lines, "certbot");
+        for want in [
+            "REQUESTS_CA_BUNDLE='/d/ACME CA.crt' certbot certonly --standalone --non-interactive --agree-tos ",
+            " --http-01-port 8080 --http-01-address 127.0.0.1 ",
+            " --config-dir /home/dev/.certbot/config --work-dir /home/dev/.certbot/work --logs-dir /home/dev/.certbot/logs -d NAME",
+        ] {
+            assert!(certbot.contains(want), "{want:?} in {certbot}");
+        }
+        assert!(line(&lines, "lego").ends_with("--domains NAME --http --http.port 127.0.0.1:8080 run"), "{lines:?}");
+        assert!(line(&lines, "(tls-alpn-01:").starts_with("--tls --tls.port 127.0.0.1:5001 "), "{lines:?}");
+        let caddy: Vec<&str> = lines.iter().map(|l| l.trim()).skip_while(|l| *l != "{").collect();
+        assert_eq!(
+            caddy,
+            [
+                "{",
+                &format!("acme_ca {DIR}"),
+                "acme_ca_root \"/d/ACME CA.crt\"",
+                "http_port 8080",
+                "https_port 5001",
+                "default_bind 127.0.0.1",
+                "}"
+            ]
+        );
+        assert!(!lines.iter().any(|l| l.contains("only root")), "{lines:?}");
+
+        // Root keeps certbot's own directories; a server on every address
+        // has the clients listen on every address too.
+        let lines = client_lines(DIR, "/d/ca.crt", &answer(true, false, 8080));
+        assert!(
+            !line(&lines, "certbot").contains("--config-dir") && !line(&lines, "certbot").contains("--http-01-address")
+        );
+        assert!(line(&lines, "lego").ends_with("--http --http.port :8080 run"), "{lines:?}");
+        assert!(!lines.iter().any(|l| l.contains("default_bind")), "{lines:?}");
+
+        // Port 80 is root's alone: said, with the way around it.
+        let lines = client_lines(DIR, "/d/ca.crt", &answer(false, true, 80));
+        assert!(lines.iter().any(|l| l.contains("port 80, which only root may open here")), "{lines:?}");
+        assert!(!lines.iter().any(|l| l.contains("http_port")), "Caddy's default is 80: {lines:?}");
+    }
 }

@@ -2,7 +2,7 @@
 //! trusting one that could intercept any site, and reports per store. The
 //! stores themselves are in `src/trust/`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Result};
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -11,11 +11,17 @@ use super::common::{note, print_stdout, usage, warn, Exit};
 use super::inputs::{depot_certs, not_found, read_certs, Wanted};
 use super::local_ca::SEALED;
 use crate::cli::TrustAction;
-use crate::depot::Depot;
+use crate::depot::{self, read_file, Depot, Write1, PUBLIC_MODE};
 use crate::pki::constraints::NameConstraints;
 use crate::pki::names::EntryName;
+use crate::pki::to_pem;
 use crate::trust::exec::Host;
 use crate::trust::{self, stores, Action, Ca, Outcome, State, Store};
+
+/// The bundle of the system's roots and the CA, `NAME.bundle.pem`, for the
+/// runtimes that replace their roots with one file, while the system
+/// bundle does not hold the CA.
+const BUNDLE_EXT: &str = "bundle.pem";
 
 /// Runs `trust`.
 pub fn run(depot: &Depot, action: &TrustAction) -> Result<()> {
@@ -38,8 +44,11 @@ pub fn run(depot: &Depot, action: &TrustAction) -> Result<()> {
         .collect();
     let found = trust::find(&chosen, &host);
     let outcomes = trust::act(act, &ca, &found, args.dry_run, &host);
-    let env = runtime_env(&ca, &outcomes, &host);
+    let (env, about) = runtime_env(depot, &name, &ca, &host, act, args.dry_run)?;
     if args.print_env {
+        if let Some(about) = &about {
+            note(about);
+        }
         print_stdout(&env)?;
     } else if args.json {
         let value = serde_json::json!({
@@ -49,10 +58,11 @@ pub fn run(depot: &Depot, action: &TrustAction) -> Result<()> {
             "dry_run": args.dry_run,
             "stores": outcomes,
             "env": env.trim_end(),
+            "env_bundle": about,
         });
         print_stdout(&(serde_json::to_string_pretty(&value)? + "\n"))?;
     } else {
-        let text = report(act, &name, &ca, &outcomes, &env, args.dry_run);
+        let text = report(act, &name, &ca, &outcomes, (&env, about.as_deref()), args.dry_run);
         if act == Action::Status {
             print_stdout(&text)?;
         } else {
@@ -169,18 +179,68 @@ fn warn_if_unsafe(depot: &Depot, name: &str, ca: &Ca) -> Result<()> {
     Ok(())
 }
 
-/// The `export` line for Node, requests and gRPC core: the bundle when the
-/// system store trusts the CA (those replacing variables then keep the
-/// public roots too), else the CA file alone.
-fn runtime_env(ca: &Ca, outcomes: &[Outcome], host: &Host) -> String {
-    let in_system = outcomes.iter().any(|o| {
-        o.store == Store::System && matches!(o.state, State::Trusted | State::Installed | State::AlreadyTrusted)
-    });
-    let bundle = stores::system_store(&host.os_release).filter(|_| in_system).map(|s| std::path::Path::new(s.bundle));
-    stores::env_lines(&ca.file, bundle)
+/// The `export` line for Node, requests and gRPC core. Node adds
+/// NODE_EXTRA_CA_CERTS to its own roots, so the CA file is right there;
+/// requests (certifi) and gRPC core *replace* theirs with the file they are
+/// given, and with the CA alone every call to a public site would fail. So
+/// those two get the system bundle when it holds the CA, else a bundle of
+/// the system's roots and the CA, written beside the CA in the depot (not
+/// by a dry run or an uninstall). Returns the line, and what that bundle
+/// is when there is one.
+fn runtime_env(
+    depot: &Depot,
+    name: &str,
+    ca: &Ca,
+    host: &Host,
+    act: Action,
+    dry_run: bool,
+) -> Result<(String, Option<String>)> {
+    let write = act != Action::Uninstall && !dry_run;
+    let vars = "REQUESTS_CA_BUNDLE and GRPC_DEFAULT_SSL_ROOTS_FILE_PATH";
+    let replacing = format!("{vars} replace a runtime's roots");
+    let system = stores::system_store(&host.os_release).map(|s| Path::new(s.bundle));
+    let roots = system.map(trust::system::certs_in).unwrap_or_default();
+    let Some(system) = system.filter(|_| !roots.is_empty()) else {
+        warn(&format!(
+            "no system CA bundle was found{}, so {replacing} with {} alone, and Python requests and gRPC calls to public sites fail",
+            system.map(|p| format!(" at {}", p.display())).unwrap_or_default(),
+            ca.file.display(),
+        ));
+        return Ok((stores::env_lines(&ca.file, None), None));
+    };
+    if roots.iter().any(|d| ca.is(d)) {
+        return Ok((stores::env_lines(&ca.file, Some(system)), None));
+    }
+    let entry = EntryName::new(name).map_err(|e| usage(format!("--CA: {e}")))?;
+    let path = depot.path(&entry, BUNDLE_EXT);
+    let path = std::path::absolute(&path).unwrap_or(path);
+    let pem: String = roots.iter().chain([&ca.der]).map(|d| to_pem("CERTIFICATE", d)).collect();
+    let fresh = read_file(&path).is_ok_and(|b| b == pem.as_bytes());
+    if write && !fresh {
+        let written = depot.lock().and_then(|_lock| {
+            let file = Write1 { path: path.clone(), bytes: pem.into_bytes().into(), mode: PUBLIC_MODE, replace: true };
+            depot::write_all(&[file])
+        });
+        // The stores' report matters more than this file: say what it costs.
+        if let Err(e) = written {
+            warn(&format!(
+                "{e:#}; so {replacing} with {} alone, and Python requests and gRPC calls to public sites fail. Run certforge as the depot's owner to write the bundle",
+                ca.file.display()
+            ));
+            return Ok((stores::env_lines(&ca.file, None), None));
+        }
+    }
+    let about = format!(
+        "{replacing} and the system bundle lacks {:?}, so they name {}{}: the system's {} roots and this CA; once `certforge trust install --store system` puts it in the system bundle, that bundle is enough",
+        ca.name,
+        path.display(),
+        if dry_run && !fresh { ", once written (a dry run writes nothing)" } else { "" },
+        roots.len()
+    );
+    Ok((stores::env_lines(&ca.file, Some(&path)), Some(about)))
 }
 
-fn report(act: Action, name: &str, ca: &Ca, outcomes: &[Outcome], env: &str, dry_run: bool) -> String {
+fn report(act: Action, name: &str, ca: &Ca, outcomes: &[Outcome], env: (&str, Option<&str>), dry_run: bool) -> String {
     let mut s = format!("{:?} ({}, SHA-256 {})\n", ca.name, ca.file.display(), &ca.sha256);
     for o in outcomes {
         let state = match o.state {
@@ -209,7 +269,10 @@ fn report(act: Action, name: &str, ca: &Ca, outcomes: &[Outcome], env: &str, dry
     }
     if act != Action::Uninstall {
         s.push_str("Runtimes that ignore the OS store:\n");
-        s.push_str(&format!("  {}", env));
+        s.push_str(&format!("  {}", env.0));
+        if let Some(about) = env.1 {
+            s.push_str(&format!("  ({about})\n"));
+        }
         s.push_str("  (or: eval \"$(certforge trust status --print-env)\")\n");
         let java = outcomes.iter().any(|o| {
             o.store == Store::Java && matches!(o.state, State::Trusted | State::Installed | State::AlreadyTrusted)

@@ -273,6 +273,15 @@ pub fn dns_matches(pattern: &str, host: &str) -> bool {
     }
 }
 
+/// The SANs of a certificate that certforge can represent (others are
+/// left out).
+pub fn of_cert(cert: &x509_parser::certificate::X509Certificate<'_>) -> Vec<San> {
+    match cert.subject_alternative_name() {
+        Ok(Some(ext)) => ext.value.general_names.iter().filter_map(|g| from_general_name(g).ok()).collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// Converts a SAN read from a certificate or CSR.
 pub fn from_general_name(name: &x509_parser::extensions::GeneralName<'_>) -> Result<San, String> {
     use x509_parser::extensions::GeneralName as G;

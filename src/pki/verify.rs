@@ -310,10 +310,7 @@ fn check_name_constraints(ca: &Parsed<'_>, leaf: &Parsed<'_>, label: &str, add: 
     if nc.is_empty() {
         return;
     }
-    let mut names: Vec<super::san::San> = Vec::new();
-    if let Ok(Some(ext)) = leaf.cert.subject_alternative_name() {
-        names.extend(ext.value.general_names.iter().filter_map(|g| super::san::from_general_name(g).ok()));
-    }
+    let names = super::san::of_cert(&leaf.cert);
     for why in names.iter().filter_map(|n| nc.violation(n)) {
         add(
             "name_constraints",

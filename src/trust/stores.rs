@@ -176,9 +176,10 @@ pub fn parse_keytool_list(text: &str) -> Vec<(String, Vec<u8>)> {
 }
 
 /// The `export` lines for the runtimes that ignore the OS store. Node adds
-/// NODE_EXTRA_CA_CERTS to its own roots; requests (certifi) and gRPC core
-/// *replace* theirs with the file they are given, so they get the system
-/// bundle when the CA is in it, and the CA alone otherwise.
+/// NODE_EXTRA_CA_CERTS to its own roots, so it gets the CA file; requests
+/// (certifi) and gRPC core *replace* theirs with the file they are given,
+/// so they get `bundle` (public roots and the CA), or the CA alone when
+/// there is none.
 pub fn env_lines(ca_file: &Path, bundle: Option<&Path>) -> String {
     let quote = |p: &Path| {
         let s = p.display().to_string();
