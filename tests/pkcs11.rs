@@ -3,8 +3,8 @@
 //! Python grpcio under a token CA, the key's protection as pkcs11-tool
 //! reports it, a depot without key material, each failure leaving the
 //! depot as it was, parallel signing, a token intermediate, the URI's
-//! module-path and pin-source, and a key that takes its PIN at every
-//! signature.
+//! module-path and pin-source, a key that takes its PIN at every
+//! signature, and the binaries the .deb and `cargo install` ship.
 //!
 //! Each test has a token directory of its own (tests/common/hsm.rs) and
 //! names the module with --pkcs11-module, except where the defaults or the
@@ -787,7 +787,7 @@ fn export_of_a_token_ca_suggests_a_bundle_that_works_as_printed() {
 }
 
 // ---------------------------------------------------------------------------
-// A key that takes its PIN at every signature
+// The shipped binaries, and a key that takes its PIN at every signature
 
 /// `openssl x509 -noout -serial` of a certificate outside the depot.
 fn serial_of(hsm: &Hsm, path: &Path) -> String {
@@ -821,6 +821,26 @@ async fn init_sign_revoke_serve(hsm: &Hsm, uri: &str) {
     account.revoke(&RevocationRequest { certificate: &cert, reason: None }).await.expect("revokeCert");
     crl_lists(hsm, &crl, &ca_crt, &[&leaf, &serial_of(hsm, &svc)]);
     assert!(server.stop().success(), "serve:\n{}", server.lines().join("\n"));
+}
+
+/// The binary the .deb ships (extracted as installing it would place it)
+/// loads the PKCS#11 module: a statically linked glibc program cannot, and
+/// crashed on the first command that opened the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_packaged_binary_runs_a_token_ca() {
+    let Some(deb) = common::the_deb() else { return };
+    let root = tempfile::tempdir().unwrap();
+    common::extract_deb(&deb, root.path());
+    let Some(hsm) = Hsm::with_binary(&root.path().join("usr/bin/certforge")) else { return };
+    init_sign_revoke_serve(&hsm, CA_URI).await;
+}
+
+/// The same with the binary `cargo install` builds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cargo_installed_binary_runs_a_token_ca() {
+    let Some(bin) = common::the_installed_binary() else { return };
+    let Some(hsm) = Hsm::with_binary(&bin) else { return };
+    init_sign_revoke_serve(&hsm, CA_URI).await;
 }
 
 /// The label of a key made with CKA_ALWAYS_AUTHENTICATE.
