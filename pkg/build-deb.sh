@@ -4,7 +4,7 @@
 #   bash pkg/build-deb.sh            # then: sudo apt install ./target/debian/certforge_*.deb
 #
 # The shipped binary is built once (pkg/build-dist.sh: the `dist` profile,
-# static, reused when fresh); the man pages and completion scripts come from
+# dynamic non-PIE, reused when fresh); the man pages and completion scripts come from
 # that binary, so they always match its flags; cargo-deb (installed once
 # with `cargo install --locked cargo-deb`) then packs what Cargo.toml's
 # [package.metadata.deb] lists, without building again.
@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v cargo-deb >/dev/null || cargo install --locked cargo-deb --version 3.8.0
-# The static, LTO binary that the benchmarks measure (pkg/build-dist.sh).
+# The LTO binary that the benchmarks measure (pkg/build-dist.sh).
 bin=$(bash pkg/build-dist.sh)
 host=$(rustc -vV | sed -n 's/^host: //p')
 assets=target/assets

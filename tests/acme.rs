@@ -9,22 +9,17 @@ mod common;
 #[path = "common/hsm.rs"]
 mod hsm;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use acme_server::Server;
+use acme_server::{account, first_der, obtain, Answers, Server};
 use common::{openssl_ok, Env};
 use instant_acme::{
-    Account, AuthorizationStatus, CertificateIdentifier, ChallengeType, ExternalAccountKey, Identifier, NewAccount,
-    NewOrder, OrderStatus, RetryPolicy, RevocationRequest,
+    Account, CertificateIdentifier, ChallengeType, ExternalAccountKey, Identifier, NewAccount, NewOrder, OrderStatus,
+    RetryPolicy, RevocationRequest,
 };
-use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// http-01 answers (token → key authorization), served on 127.0.0.1 by a
-/// task that ends with the test's runtime.
-type Answers = Arc<Mutex<HashMap<String, String>>>;
-
+/// Serves http-01 answers on 127.0.0.1 until the test's runtime ends.
 async fn http01_responder() -> (u16, Answers) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -52,43 +47,6 @@ async fn http01_responder() -> (u16, Answers) {
         }
     });
     (port, answers)
-}
-
-async fn account(server: &Server, eab: Option<&ExternalAccountKey>) -> Account {
-    let new =
-        NewAccount { contact: &["mailto:ops@example.com"], terms_of_service_agreed: true, only_return_existing: false };
-    let (account, _) = Account::builder_with_root(&server.ca_file)
-        .unwrap()
-        .create(&new, server.directory.clone(), eab)
-        .await
-        .expect("account");
-    account
-}
-
-/// Orders `ids`, answers every http-01 challenge through `answers`, and
-/// returns the chain (PEM) and the key.
-async fn obtain(account: &Account, ids: &[Identifier], answers: &Answers) -> (String, String) {
-    let mut order = account.new_order(&NewOrder::new(ids)).await.expect("new order");
-    let mut authzs = order.authorizations();
-    while let Some(authz) = authzs.next().await {
-        let mut authz = authz.unwrap();
-        if authz.status == AuthorizationStatus::Valid {
-            continue;
-        }
-        let mut challenge = authz.challenge(ChallengeType::Http01).expect("an http-01 challenge");
-        let ka = challenge.key_authorization().as_str().to_string();
-        answers.lock().unwrap().insert(ka.split('.').next().unwrap().to_string(), ka);
-        challenge.set_ready().await.unwrap();
-    }
-    let status = order.poll_ready(&RetryPolicy::default()).await.unwrap();
-    assert_eq!(status, OrderStatus::Ready);
-    let key = order.finalize().await.expect("finalize");
-    let chain = order.poll_certificate(&RetryPolicy::default()).await.expect("certificate");
-    (chain, key)
-}
-
-fn first_der(chain: &str) -> CertificateDer<'static> {
-    CertificateDer::from(pem::parse(chain).unwrap().into_contents())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

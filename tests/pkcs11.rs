@@ -2,14 +2,17 @@
 //! for each key type checked by openssl, mutual TLS with Go crypto/tls and
 //! Python grpcio under a token CA, the key's protection as pkcs11-tool
 //! reports it, a depot without key material, each failure leaving the
-//! depot as it was, parallel signing, a token intermediate, and the URI's
-//! module-path and pin-source.
+//! depot as it was, parallel signing, a token intermediate, the URI's
+//! module-path and pin-source, a key that takes its PIN at every
+//! signature, and the binaries the .deb and `cargo install` ship.
 //!
 //! Each test has a token directory of its own (tests/common/hsm.rs) and
 //! names the module with --pkcs11-module, except where the defaults or the
 //! URI are what is tested. Without SoftHSM2 the tests skip, saying
 //! SKIPPED, unless CERTFORGE_REQUIRE_PEERS is set.
 
+#[path = "common/acme.rs"]
+mod acme_server;
 #[path = "common/clients.rs"]
 mod clients;
 mod common;
@@ -19,7 +22,9 @@ mod hsm;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use acme_server::{Answers, Server};
 use hsm::{Hsm, MODULE, PIN};
+use instant_acme::{Identifier, RevocationRequest};
 
 const CA: &str = "Staging CA";
 const CA_STEM: &str = "Staging_CA";
@@ -753,4 +758,153 @@ fn a_token_key_is_never_exported_nor_given_a_passphrase() {
         assert!(err.contains("on a PKCS#11 token") && err.contains("never leaves it"), "{format}: {err}");
     }
     assert!(hsm.env.snapshot() == before);
+}
+
+/// The CA's export of a format that would carry the key names a format
+/// that exists, and the command it prints works as printed.
+#[test]
+fn export_of_a_token_ca_suggests_a_bundle_that_works_as_printed() {
+    let Some(hsm) = Hsm::new() else { return };
+    hsm.ok(&["init", "--cn", CA, "--key", CA_URI]);
+    let ca_der = pem::parse(std::fs::read(hsm.env.file(&format!("{CA_STEM}.crt"))).unwrap()).unwrap();
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_certforge")).parent().unwrap();
+    for format in ["pkcs12", "env", "k8s"] {
+        let err = hsm.fails(&["export", CA_STEM, "--format", format, "--password", "changeit"]);
+        let line = err
+            .split_once("without the key: ")
+            .unwrap_or_else(|| panic!("{format}: no command to export without the key:\n{err}"))
+            .1
+            .trim();
+        assert!(line.starts_with("certforge ") && line.ends_with("--format bundle"), "{format}: {line}");
+        let out = hsm::bounded(
+            Command::new("sh").arg("-c").arg(line).env("PATH", format!("{}:/usr/bin:/bin", bin_dir.display())),
+            hsm::LIMIT,
+        );
+        assert!(out.status.success(), "{format}: `{line}` as printed: {}", hsm::text(&out));
+        let certs = pem::parse_many(&out.stdout).unwrap();
+        assert_eq!(certs.first().map(|c| c.contents()), Some(ca_der.contents()), "{format}: `{line}` gives the CA");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The shipped binaries, and a key that takes its PIN at every signature
+
+/// `openssl x509 -noout -serial` of a certificate outside the depot.
+fn serial_of(hsm: &Hsm, path: &Path) -> String {
+    serial(hsm, &path.display().to_string())
+}
+
+/// What a token CA does, with the key `uri` names (made by init, or taken
+/// as it is on the token): init, request-cert + sign, revoke, then serve,
+/// where an ACME order is signed on the token and a revokeCert re-signs
+/// the CRL there. Every certificate passes `openssl verify -x509_strict`
+/// under the CA, and the CRL verifies under it and lists what was revoked.
+async fn init_sign_revoke_serve(hsm: &Hsm, uri: &str) {
+    hsm.ok(&["init", "--cn", CA, "--key", uri]);
+    let (ca_crt, crl) = (format!("{CA_STEM}.crt"), format!("{CA_STEM}.crl"));
+    hsm.ok(&["request-cert", "--domain", "localhost", "--ip", "127.0.0.1"]);
+    hsm.ok(&["sign", "localhost", "--CA", CA]);
+    verify(hsm, &ca_crt, None, "localhost.crt");
+    let leaf = serial(hsm, "localhost.crt");
+    hsm.ok(&["revoke", "--CN", "localhost", "--CA", CA]);
+    crl_lists(hsm, &crl, &ca_crt, &[&leaf]);
+
+    let serve = hsm.cmd(&["serve", "--CA", CA, "--listen", "127.0.0.1:0", "--skip-validation"]);
+    let mut server = Server::start_cmd(&hsm.env, serve);
+    let account = acme_server::account(&server, None).await;
+    let ids = [Identifier::Dns("svc.test".into())];
+    let (chain, _key) = acme_server::obtain(&account, &ids, &Answers::default()).await;
+    let svc = hsm.path("svc.pem");
+    std::fs::write(&svc, &chain).unwrap();
+    verify(hsm, &ca_crt, None, &svc.display().to_string());
+    let cert = acme_server::first_der(&chain);
+    account.revoke(&RevocationRequest { certificate: &cert, reason: None }).await.expect("revokeCert");
+    crl_lists(hsm, &crl, &ca_crt, &[&leaf, &serial_of(hsm, &svc)]);
+    assert!(server.stop().success(), "serve:\n{}", server.lines().join("\n"));
+}
+
+/// The binary the .deb ships (extracted as installing it would place it)
+/// loads the PKCS#11 module: a statically linked glibc program cannot, and
+/// crashed on the first command that opened the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_packaged_binary_runs_a_token_ca() {
+    let Some(deb) = common::the_deb() else { return };
+    let root = tempfile::tempdir().unwrap();
+    common::extract_deb(&deb, root.path());
+    let Some(hsm) = Hsm::with_binary(&root.path().join("usr/bin/certforge")) else { return };
+    init_sign_revoke_serve(&hsm, CA_URI).await;
+}
+
+/// The same with the binary `cargo install` builds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cargo_installed_binary_runs_a_token_ca() {
+    let Some(bin) = common::the_installed_binary() else { return };
+    let Some(hsm) = Hsm::with_binary(&bin) else { return };
+    init_sign_revoke_serve(&hsm, CA_URI).await;
+}
+
+/// The label of a key made with CKA_ALWAYS_AUTHENTICATE.
+const PIN_EACH_TIME: &str = "pin-each-time";
+
+/// A P-256 key that asks for the PIN at every signature, as PIV's slot 9c
+/// on a YubiKey does, made by pkcs11-tool and checked to be so.
+fn make_always_authenticate_key(hsm: &Hsm) {
+    hsm.pkcs11_tool(&[
+        "--login",
+        "--pin",
+        PIN,
+        "--keypairgen",
+        "--key-type",
+        "EC:prime256v1",
+        "--label",
+        PIN_EACH_TIME,
+        "--id",
+        "9c",
+        "--usage-sign",
+        "--always-auth",
+    ]);
+    let keys = hsm.private_keys();
+    let key = keys.iter().find(|k| k.get("label") == Some(PIN_EACH_TIME)).expect("the key pkcs11-tool made");
+    assert!(key.words("Access").iter().any(|a| a == "always authenticate"), "{key:?}");
+}
+
+/// PKCS#11 takes the per-signature PIN between C_SignInit and C_Sign; a
+/// login before C_SignInit is refused (CKR_OPERATION_NOT_INITIALIZED).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_that_asks_for_the_pin_at_every_signature_signs_revokes_and_serves() {
+    let Some(hsm) = Hsm::new() else { return };
+    make_always_authenticate_key(&hsm);
+    init_sign_revoke_serve(&hsm, &format!("pkcs11:token=certforge;object={PIN_EACH_TIME}")).await;
+    // The CA certificate holds that key.
+    let der = hsm.path("pub.der").display().to_string();
+    hsm.pkcs11_tool(&["--read-object", "--type", "pubkey", "--label", PIN_EACH_TIME, "-o", &der]);
+    let token_pub = hsm.openssl_ok(&["pkey", "-pubin", "-inform", "DER", "-in", &der]);
+    assert_eq!(cert_spki(&hsm, &format!("{CA_STEM}.crt")), token_pub);
+}
+
+/// p11-kit-proxy gives each caller an instance of its own, so the
+/// module's C_Sign that the per-signature PIN needs cannot be reached
+/// through it: certforge says so before signing anything, and names the
+/// fix, which then works.
+#[test]
+fn a_per_signature_pin_through_p11_kit_proxy_names_the_module_to_use() {
+    let proxy = ["/usr/lib/x86_64-linux-gnu/p11-kit-proxy.so", "/usr/lib/aarch64-linux-gnu/p11-kit-proxy.so"];
+    if !proxy.iter().any(|p| Path::new(p).exists()) {
+        assert!(!common::required(), "p11-kit-proxy is missing: .ci/run installs p11-kit-modules");
+        eprintln!("SKIPPED: p11-kit-proxy is not installed (apt-get install p11-kit-modules)");
+        return;
+    }
+    let Some(hsm) = Hsm::new() else { return };
+    make_always_authenticate_key(&hsm);
+    let uri = format!("pkcs11:token=certforge;object={PIN_EACH_TIME}");
+    // No --pkcs11-module: the default search reaches SoftHSM through p11-kit-proxy.
+    let mut init = hsm.bare(&["init", "--cn", CA, "--key", &uri, "--pin-file"]);
+    init.arg(&hsm.pin_file);
+    fails_unchanged(
+        &hsm,
+        init,
+        &["CKA_ALWAYS_AUTHENTICATE", "p11-kit-proxy", "--pkcs11-module", MODULE, "nothing was signed"],
+    );
+    hsm.ok(&["init", "--cn", CA, "--key", &uri]);
+    verify(&hsm, &format!("{CA_STEM}.crt"), None, &format!("{CA_STEM}.crt"));
 }

@@ -7,12 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::Env;
-
-/// Whether a missing tool fails the test (under .ci/run) or skips it.
-fn required() -> bool {
-    std::env::var_os("CERTFORGE_REQUIRE_PEERS").is_some()
-}
+use common::{required, Env};
 
 fn have(tool: &str) -> bool {
     Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success())
@@ -231,28 +226,9 @@ fn man_pages_show_examples_line_for_line() {
     }
 }
 
-/// The .deb that `bash pkg/build-deb.sh` made (.ci/run builds it first and
-/// says where in CERTFORGE_DEB).
-fn the_deb() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("CERTFORGE_DEB") {
-        return Some(PathBuf::from(p));
-    }
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/debian");
-    let found =
-        std::fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|x| x == "deb"));
-    if found.is_none() {
-        eprintln!("SKIPPED: no .deb under target/debian; build it with `bash pkg/build-deb.sh`");
-    }
-    found
-}
-
 #[test]
 fn the_deb_puts_every_file_where_debian_looks_and_runs_from_there() {
-    assert!(
-        !required() || std::env::var_os("CERTFORGE_DEB").is_some(),
-        ".ci/run builds the .deb and sets CERTFORGE_DEB"
-    );
-    let Some(deb) = the_deb() else { return };
+    let Some(deb) = common::the_deb() else { return };
     let info = Command::new("dpkg-deb").arg("-f").arg(&deb).arg("Package").arg("Version").output().unwrap();
     let info = String::from_utf8_lossy(&info.stdout);
     assert!(info.contains("Package: certforge"), "{info}");
@@ -282,8 +258,7 @@ fn the_deb_puts_every_file_where_debian_looks_and_runs_from_there() {
 
     // Extracted into a temporary root, it runs and its files work.
     let root = tempfile::tempdir().unwrap();
-    let ok = Command::new("dpkg-deb").arg("-x").arg(&deb).arg(root.path()).status().unwrap();
-    assert!(ok.success());
+    common::extract_deb(&deb, root.path());
     let usr_bin = root.path().join("usr/bin");
     let out = Command::new(usr_bin.join("certforge")).arg("--version").output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("certforge {}", env!("CARGO_PKG_VERSION")));
@@ -312,13 +287,79 @@ fn the_deb_puts_every_file_where_debian_looks_and_runs_from_there() {
 /// temporary root and says where in CERTFORGE_INSTALLED.
 #[test]
 fn cargo_install_gives_a_working_binary() {
-    let Some(bin) = std::env::var_os("CERTFORGE_INSTALLED") else {
-        assert!(!required(), ".ci/run runs `cargo install --locked --path .` and sets CERTFORGE_INSTALLED");
-        eprintln!("SKIPPED: CERTFORGE_INSTALLED is not set (.ci/run sets it)");
-        return;
-    };
+    let Some(bin) = common::the_installed_binary() else { return };
     let out = Command::new(&bin).arg("--version").output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("certforge {}", env!("CARGO_PKG_VERSION")));
     let out = Command::new(&bin).args(["completions", "bash"]).output().unwrap();
     assert!(out.status.success() && !out.stdout.is_empty());
+}
+
+/// The package a file belongs to, as `dpkg -S` says ("libc6:amd64: /lib/…"
+/// gives "libc6"), trying the path as given, then without a merged /usr.
+fn owning_package(path: &str) -> Option<String> {
+    let real = std::fs::canonicalize(path).map(|p| p.display().to_string()).unwrap_or_default();
+    let unmerged = real.strip_prefix("/usr").unwrap_or_default().to_string();
+    [path.to_string(), real, unmerged].into_iter().filter(|p| !p.is_empty()).find_map(|p| {
+        let out = Command::new("dpkg").arg("-S").arg(&p).output().ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        out.status.success().then(|| text.split([':', ',']).next().unwrap_or_default().trim().to_string())
+    })
+}
+
+/// The packaged binary is dynamically linked, since PKCS#11 modules are
+/// shared libraries it loads and a static glibc program cannot load them,
+/// and the .deb depends on the package of every library it needs.
+#[test]
+fn the_deb_depends_on_every_library_its_binary_needs() {
+    let Some(deb) = common::the_deb() else { return };
+    if !need("ldd", "libc-bin") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    common::extract_deb(&deb, root.path());
+    let ldd = Command::new("ldd").arg(root.path().join("usr/bin/certforge")).output().unwrap();
+    let libs = String::from_utf8_lossy(&ldd.stdout).into_owned();
+    assert!(ldd.status.success(), "the packaged binary is not dynamically linked: {libs}");
+    let info = Command::new("dpkg-deb").arg("-f").arg(&deb).arg("Depends").output().unwrap();
+    let depends = String::from_utf8_lossy(&info.stdout).into_owned();
+    let packages: Vec<&str> = depends.split(',').filter_map(|d| d.split_whitespace().next()).collect();
+    let mut needed = Vec::new();
+    for line in libs.lines() {
+        // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)"
+        let Some(path) = line.split_once("=> ").and_then(|(_, p)| p.split(" (").next()) else { continue };
+        let owner = owning_package(path).unwrap_or_else(|| panic!("no package owns {path} (dpkg -S)"));
+        assert!(packages.contains(&owner.as_str()), "{path} comes from {owner}, which Depends ({depends}) lacks");
+        needed.push(owner);
+    }
+    assert!(needed.iter().any(|p| p == "libc6"), "ldd names no libc: {libs}");
+
+    // The versions: the newest GLIBC_ and GCC_ symbol versions the binary
+    // uses are at most those Depends asks for.
+    if !need("objdump", "binutils") {
+        return;
+    }
+    let dump = Command::new("objdump").arg("-T").arg(root.path().join("usr/bin/certforge")).output().unwrap();
+    let dump = String::from_utf8_lossy(&dump.stdout).into_owned();
+    let version = |v: &str| -> Vec<u32> {
+        let mut n: Vec<u32> = v.split('.').map(|p| p.parse().unwrap_or(0)).collect();
+        while n.last() == Some(&0) {
+            n.pop();
+        }
+        n
+    };
+    for (prefix, package) in [("GLIBC_", "libc6"), ("GCC_", "libgcc-s1")] {
+        let newest = dump
+            .split_whitespace()
+            .filter_map(|w| w.trim_matches(['(', ')']).strip_prefix(prefix))
+            .map(version)
+            .max()
+            .unwrap_or_default();
+        let clause = depends
+            .split(',')
+            .map(str::trim)
+            .find(|d| d.split_whitespace().next() == Some(package))
+            .unwrap_or_else(|| panic!("Depends ({depends}) names no {package}"));
+        let asked = clause.split(">=").nth(1).map(|v| version(v.trim().trim_end_matches(')'))).unwrap_or_default();
+        assert!(newest <= asked, "the binary needs {prefix}{newest:?}, but Depends asks for {clause}");
+    }
 }

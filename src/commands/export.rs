@@ -10,6 +10,7 @@ use base64::Engine;
 use zeroize::Zeroizing;
 
 use super::common::{read_key, refuse_key_on_terminal, sh_quote, usage};
+use crate::pki::names::shell_word;
 use super::inputs::{depot_certs, read_certs};
 use super::inputs::{not_found, Wanted};
 use crate::cli::{ExportArgs, ExportFormat};
@@ -119,8 +120,10 @@ fn key_file(depot: &Depot, name: &EntryName, why: &str) -> Result<std::path::Pat
     let uri = depot.path(name, super::pkcs11::URI_EXT);
     if uri.is_file() {
         bail!(
-            "the key of {name} is on a PKCS#11 token ({}) and never leaves it, so it cannot be exported; {why}. Export the certificate alone (pem or bundle without --with-key)",
-            uri.display()
+            "the key of {name} is on a PKCS#11 token ({}) and never leaves it, so it cannot be exported; {why}. Export the certificate and its chain without the key: certforge --depot-path {} export {} --format bundle",
+            uri.display(),
+            shell_word(&depot.root().display().to_string()),
+            shell_word(name.as_str())
         );
     }
     bail!("{} does not exist, so the key cannot be exported; {why}", path.display())

@@ -10,10 +10,13 @@
 //! - [`pin`]: where the PIN comes from; it is wiped after login.
 //! - [`token`]: finding the token and key, logging in, generating a key.
 //! - [`signer`]: the key as rcgen's remote signing key.
+//! - [`raw`]: the module's own C_Sign, for keys that take their PIN at
+//!   each signature.
 
 pub mod module;
 pub mod pin;
 pub mod public;
+pub mod raw;
 pub mod signer;
 pub mod token;
 pub mod uri;
@@ -63,6 +66,8 @@ pub enum TokenError {
     UnsupportedKey { object: String, token: String, found: String },
     #[error("token {token:?} cannot {action}: it lacks the mechanism {mechanism}; {advice} (the token lists its mechanisms: pkcs11-tool --module {module} --list-mechanisms)")]
     Mechanism { token: String, action: String, mechanism: String, module: String, advice: String },
+    #[error("the key {object} on token {token:?} asks for the PIN at every signature (CKA_ALWAYS_AUTHENTICATE), and certforge cannot give it through the module {module}: {detail}. Name the token's own module with --pkcs11-module PATH (a YubiKey through OpenSC: /usr/lib/x86_64-linux-gnu/opensc-pkcs11.so; SoftHSM: /usr/lib/softhsm/libsofthsm2.so); nothing was signed")]
+    PerSignaturePin { object: String, token: String, module: String, detail: String },
     #[error("the key {object} on token {token:?} has no public key certforge can read: {detail}")]
     NoPublicKey { object: String, token: String, detail: String },
     #[error("token {token:?}: {action} failed: {detail}")]

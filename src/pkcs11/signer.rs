@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use cryptoki::context::Function;
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
 use cryptoki::mechanism::{Mechanism, MechanismType};
@@ -13,9 +14,19 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
 
 use super::public::{der_sequence, der_uint, PublicKey};
+use super::raw::RawSign;
 use super::token::{self, FoundKey, OpenToken};
 use super::{Options, Pkcs11Uri, TokenError};
 use crate::pki::keys::KeySpec;
+
+/// What a key with CKA_ALWAYS_AUTHENTICATE needs at each signature.
+struct PerSignature {
+    /// The PIN, kept in wiped memory for the run; None on a token with a
+    /// PIN pad, which asks for it itself.
+    pin: Option<AuthPin>,
+    /// The module's C_Sign, called after the context-specific login.
+    raw: RawSign,
+}
 
 /// A private key on a token, logged in and ready to sign.
 pub struct TokenKey {
@@ -34,8 +45,8 @@ pub struct TokenKey {
     pub uri: Pkcs11Uri,
     pub token_label: String,
     pub module: PathBuf,
-    /// Kept only for keys that want the PIN again for each signature.
-    pin_each_time: Option<AuthPin>,
+    /// For a key that wants the PIN again for each signature.
+    each_time: Option<PerSignature>,
     /// Why the last signature failed: rcgen's error has no room for it.
     last_error: Mutex<Option<String>>,
     /// Whether `open_or_generate` made the key just now.
@@ -111,6 +122,19 @@ impl TokenKey {
         if !tok.has_mechanism(mech) {
             return Err(tok.lacks(&format!("sign with its {spec} key"), name, true));
         }
+        let each_time = if found.always_authenticate {
+            let raw = RawSign::for_session(&tok.module, &session, tok.slot).map_err(|detail| {
+                TokenError::PerSignaturePin {
+                    object: token::object_name(uri),
+                    token: tok.label.clone(),
+                    module: tok.module.display().to_string(),
+                    detail,
+                }
+            })?;
+            Some(PerSignature { pin, raw })
+        } else {
+            None
+        };
         let (token_label, module) = (tok.label.clone(), tok.module.clone());
         Ok(TokenKey {
             session: Mutex::new(session),
@@ -120,7 +144,7 @@ impl TokenKey {
             uri: uri.with_id(&found.id),
             token_label,
             module,
-            pin_each_time: if found.always_authenticate { pin } else { None },
+            each_time,
             last_error: Mutex::new(None),
             generated,
         })
@@ -138,20 +162,16 @@ impl TokenKey {
 
     fn sign_on_token(&self, msg: &[u8]) -> Result<Vec<u8>, String> {
         let session = self.session.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(pin) = &self.pin_each_time {
-            session
-                .login(UserType::ContextSpecific, Some(pin))
-                .map_err(|e| format!("the per-signature PIN was refused: {e}"))?;
-        }
         let (_, mech_name) = mechanism_for(self.public.spec);
         let sign = |mech: &Mechanism, data: &[u8]| {
-            session.sign(mech, self.handle, data).map_err(|e| match e {
+            self.sign_once(&session, mech, data).map_err(|e| match e {
                 // The module listed the mechanism (checked when the key was
                 // opened) and then refused it.
                 CkError::Pkcs11(rv @ (RvError::MechanismInvalid | RvError::MechanismParamInvalid), f) => format!(
                     "the token refused the mechanism {mech_name} ({rv:?} from {f}) although it lists it; the key cannot sign through this module, so use a module (or device) that offers it (the token lists its mechanisms: pkcs11-tool --module {} --list-mechanisms)",
                     self.module.display()
                 ),
+                CkError::Pkcs11(rv, f @ Function::Login) => format!("the per-signature PIN was refused ({rv:?} from {f})"),
                 e => format!("{mech_name}: {e}"),
             })
         };
@@ -168,6 +188,25 @@ impl TokenKey {
                 ecdsa_der(&raw, coord)
             }
         }
+    }
+
+    /// One signature on `session`. A key that wants its PIN each time gets
+    /// it between C_SignInit and C_Sign, where PKCS#11 puts the
+    /// context-specific login (v3.0 §4.9 and §5.6); a login given before
+    /// C_SignInit is refused with CKR_OPERATION_NOT_INITIALIZED.
+    fn sign_once(&self, session: &Session, mech: &Mechanism, data: &[u8]) -> Result<Vec<u8>, CkError> {
+        let Some(each) = &self.each_time else {
+            return session.sign(mech, self.handle, data);
+        };
+        session.sign_init(mech, self.handle)?;
+        if let Err(e) = session.login(UserType::ContextSpecific, each.pin.as_ref()) {
+            // The operation is still open; C_Sign ends it (it fails, not
+            // logged in), so that the next signature on this session, as
+            // `serve` makes, can start.
+            let _ = each.raw.sign(session, data);
+            return Err(e);
+        }
+        each.raw.sign(session, data)
     }
 }
 

@@ -1,13 +1,21 @@
 //! A `certforge serve` process for tests: started on a free loopback port
 //! (`--listen 127.0.0.1:0`), its directory URL read from what it prints,
-//! stopped (SIGTERM, then SIGKILL) when dropped. Every wait is bounded.
+//! stopped (SIGTERM, then SIGKILL) when dropped, and the instant-acme
+//! steps tests drive it with. Every wait is bounded.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use instant_acme::{
+    Account, AuthorizationStatus, ChallengeType, ExternalAccountKey, Identifier, NewAccount, NewOrder, OrderStatus,
+    RetryPolicy,
+};
+use rustls_pki_types::CertificateDer;
 
 use crate::common::Env;
 
@@ -141,4 +149,47 @@ impl Drop for Server {
             let _ = child.wait();
         }
     }
+}
+
+/// http-01 answers (token → key authorization), served on 127.0.0.1 by a
+/// task that ends with the test's runtime.
+pub type Answers = Arc<Mutex<HashMap<String, String>>>;
+
+/// A new account on `server`, trusting its CA file.
+pub async fn account(server: &Server, eab: Option<&ExternalAccountKey>) -> Account {
+    let new =
+        NewAccount { contact: &["mailto:ops@example.com"], terms_of_service_agreed: true, only_return_existing: false };
+    let (account, _) = Account::builder_with_root(&server.ca_file)
+        .unwrap()
+        .create(&new, server.directory.clone(), eab)
+        .await
+        .expect("account");
+    account
+}
+
+/// Orders `ids`, answers every http-01 challenge through `answers`, and
+/// returns the chain (PEM) and the key.
+pub async fn obtain(account: &Account, ids: &[Identifier], answers: &Answers) -> (String, String) {
+    let mut order = account.new_order(&NewOrder::new(ids)).await.expect("new order");
+    let mut authzs = order.authorizations();
+    while let Some(authz) = authzs.next().await {
+        let mut authz = authz.unwrap();
+        if authz.status == AuthorizationStatus::Valid {
+            continue;
+        }
+        let mut challenge = authz.challenge(ChallengeType::Http01).expect("an http-01 challenge");
+        let ka = challenge.key_authorization().as_str().to_string();
+        answers.lock().unwrap().insert(ka.split('.').next().unwrap().to_string(), ka);
+        challenge.set_ready().await.unwrap();
+    }
+    let status = order.poll_ready(&RetryPolicy::default()).await.unwrap();
+    assert_eq!(status, OrderStatus::Ready);
+    let key = order.finalize().await.expect("finalize");
+    let chain = order.poll_certificate(&RetryPolicy::default()).await.expect("certificate");
+    (chain, key)
+}
+
+/// The first certificate of a PEM chain, DER.
+pub fn first_der(chain: &str) -> CertificateDer<'static> {
+    CertificateDer::from(pem::parse(chain).unwrap().into_contents())
 }

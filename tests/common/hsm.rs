@@ -72,10 +72,19 @@ pub struct Hsm {
 impl Hsm {
     /// None when SoftHSM2 is missing and the test is to skip.
     pub fn new() -> Option<Hsm> {
+        Hsm::in_env(Env::new())
+    }
+
+    /// [`new`](Self::new), with certforge commands running `bin` (the
+    /// binary a package installs) instead of this test build's.
+    pub fn with_binary(bin: &Path) -> Option<Hsm> {
+        Hsm::in_env(Env::with_binary(bin))
+    }
+
+    fn in_env(env: Env) -> Option<Hsm> {
         if !available() {
             return None;
         }
-        let env = Env::new();
         let tokens = env.tmp.path().join("tokens");
         std::fs::create_dir(&tokens).unwrap();
         let conf = env.tmp.path().join("softhsm2.conf");
@@ -172,7 +181,7 @@ impl Hsm {
     /// Runs `cmd` and panics, showing its output, unless it succeeds.
     pub fn ok_cmd(&self, mut cmd: Command) -> String {
         let out = bounded(&mut cmd, LIMIT);
-        assert!(out.status.success(), "{cmd:?} failed:\n{}", text(&out));
+        assert!(out.status.success(), "{cmd:?} failed ({}):\n{}", out.status, text(&out));
         text(&out)
     }
 

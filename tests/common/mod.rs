@@ -9,14 +9,23 @@ use std::process::{Command, Output};
 
 use assert_cmd::cargo::CommandCargoExt;
 
-/// A temporary directory holding a depot at `<tmp>/certs`.
+/// A temporary directory holding a depot at `<tmp>/certs`, and the
+/// certforge binary that runs on it.
 pub struct Env {
     pub tmp: tempfile::TempDir,
+    /// None: the binary of this test build.
+    bin: Option<PathBuf>,
 }
 
 impl Env {
     pub fn new() -> Env {
-        Env { tmp: tempfile::tempdir().expect("tempdir") }
+        Env { tmp: tempfile::tempdir().expect("tempdir"), bin: None }
+    }
+
+    /// An Env whose commands run `bin` (the one a package installs)
+    /// instead of this test build's binary.
+    pub fn with_binary(bin: &Path) -> Env {
+        Env { bin: Some(bin.to_path_buf()), ..Env::new() }
     }
 
     /// The depot directory.
@@ -32,7 +41,10 @@ impl Env {
     /// `certforge --depot-path <depot> ARGS...`, run in the temp dir with no
     /// stdin and without the caller's CERTFORGE_* environment.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::cargo_bin("certforge").expect("binary");
+        let mut c = match &self.bin {
+            Some(bin) => Command::new(bin),
+            None => Command::cargo_bin("certforge").expect("binary"),
+        };
         c.current_dir(self.tmp.path())
             .env_remove("CERTFORGE_DEPOT_PATH")
             .env_remove("CERTFORGE_PASSPHRASE")
@@ -354,4 +366,47 @@ pub fn interop_python() -> PathBuf {
 /// A program of tests/interop.
 pub fn interop_script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop").join(name)
+}
+
+/// Whether a missing peer or package fails the test (under .ci/run, which
+/// sets CERTFORGE_REQUIRE_PEERS) or skips it.
+pub fn required() -> bool {
+    std::env::var_os("CERTFORGE_REQUIRE_PEERS").is_some()
+}
+
+/// The .deb that `bash pkg/build-deb.sh` made: CERTFORGE_DEB (.ci/run
+/// builds it first and says where), else one under target/debian. Under
+/// .ci/run the variable must be set; elsewhere a missing package skips,
+/// saying SKIPPED and how to build it.
+pub fn the_deb() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("CERTFORGE_DEB") {
+        return Some(PathBuf::from(p));
+    }
+    assert!(!required(), ".ci/run builds the .deb and sets CERTFORGE_DEB");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/debian");
+    let found =
+        std::fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|x| x == "deb"));
+    if found.is_none() {
+        eprintln!("SKIPPED: no .deb under target/debian; build it with `bash pkg/build-deb.sh`");
+    }
+    found
+}
+
+/// `dpkg-deb -x DEB ROOT`: the package's files under `root`, as
+/// installing it would put them under /.
+pub fn extract_deb(deb: &Path, root: &Path) {
+    let ok = Command::new("dpkg-deb").arg("-x").arg(deb).arg(root).status().expect("dpkg-deb is installed");
+    assert!(ok.success(), "dpkg-deb -x {}", deb.display());
+}
+
+/// The binary `cargo install --locked --path .` installed: .ci/run
+/// installs into a temporary root and says where in CERTFORGE_INSTALLED.
+/// Without it the test skips, saying SKIPPED, except under .ci/run.
+pub fn the_installed_binary() -> Option<PathBuf> {
+    let Some(bin) = std::env::var_os("CERTFORGE_INSTALLED") else {
+        assert!(!required(), ".ci/run runs `cargo install --locked --path .` and sets CERTFORGE_INSTALLED");
+        eprintln!("SKIPPED: CERTFORGE_INSTALLED is not set (.ci/run sets it)");
+        return None;
+    };
+    Some(PathBuf::from(bin))
 }
