@@ -135,13 +135,12 @@ pub fn run(depot: &Depot, args: &ProbeArgs) -> Result<()> {
     let config = Arc::new(config);
 
     let timeout = Duration::from_secs(args.timeout.max(1));
-    let addr = args
-        .address
-        .to_socket_addrs()
-        .with_context(|| format!("cannot resolve {}", args.address))?
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("{} resolves to no address", args.address))?;
-    let target = Target { addr, address: &args.address, config, sni, timeout };
+    let addrs: Vec<SocketAddr> =
+        args.address.to_socket_addrs().with_context(|| format!("cannot resolve {}", args.address))?.collect();
+    if addrs.is_empty() {
+        bail!("{} resolves to no address", args.address);
+    }
+    let target = Target { addrs, address: &args.address, config, sni, timeout };
     let first = target.attempt(&offer)?;
     let chain: Vec<CertificateDer<'static>> = recorder.chain.lock().expect("lock").clone();
     let asked = client.asked.lock().expect("lock").clone();
@@ -226,7 +225,8 @@ pub fn run(depot: &Depot, args: &ProbeArgs) -> Result<()> {
 
 /// Where and how to connect; one [`Target::attempt`] per connection.
 struct Target<'a> {
-    addr: SocketAddr,
+    /// Every address the host resolves to, in the resolver's order.
+    addrs: Vec<SocketAddr>,
     address: &'a str,
     config: Arc<ClientConfig>,
     sni: ServerName<'static>,
@@ -251,8 +251,7 @@ impl Target<'_> {
     /// Connects offering `offer` by ALPN, completes the handshake, and
     /// waits briefly for what the server does next.
     fn attempt(&self, offer: &[String]) -> Result<Attempt> {
-        let mut sock = TcpStream::connect_timeout(&self.addr, self.timeout)
-            .with_context(|| format!("cannot connect to {}: is the server listening there?", self.address))?;
+        let mut sock = connect_first(&self.addrs, self.timeout, self.address)?;
         sock.set_read_timeout(Some(self.timeout))?;
         sock.set_write_timeout(Some(self.timeout))?;
         let protocols = offer.iter().map(|p| p.as_bytes().to_vec()).collect();
@@ -300,6 +299,21 @@ impl Target<'_> {
     }
 }
 
+/// A connection to the first of `addrs` that answers. `localhost` may
+/// resolve to ::1 before 127.0.0.1 (RFC 6724's order), and a server often
+/// listens on only one of them: like curl, try each in turn.
+fn connect_first(addrs: &[SocketAddr], timeout: Duration, address: &str) -> Result<TcpStream> {
+    let mut refused = Vec::new();
+    for addr in addrs {
+        match TcpStream::connect_timeout(addr, timeout) {
+            Ok(sock) => return Ok(sock),
+            Err(e) => refused.push(format!("{addr}: {e}")),
+        }
+    }
+    bail!("cannot connect to {address} ({}): is the server listening there?", refused.join("; "))
+}
+
+
 fn split_address(address: &str) -> Result<(String, u16)> {
     let (host, port) =
         address.rsplit_once(':').ok_or_else(|| usage(format!("{address:?}: give HOST:PORT, e.g. localhost:50051")))?;
@@ -326,4 +340,21 @@ fn client_identity(
     let certified = CertifiedKey::from_der(certs, der, provider)
         .map_err(|e| anyhow::anyhow!("{} and {} do not form a pair: {e}", label(&cert_path), label(&key_path)))?;
     Ok((Some(Arc::new(certified)), Some(label(&cert_path))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connects_to_the_first_address_that_answers() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let open = listener.local_addr().unwrap();
+        // A port just freed: nothing listens there.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let sock = connect_first(&[closed, open], Duration::from_secs(5), "localhost:1").unwrap();
+        assert_eq!(sock.peer_addr().unwrap(), open);
+        let err = connect_first(&[closed], Duration::from_secs(5), "localhost:1").unwrap_err().to_string();
+        assert!(err.contains(&closed.to_string()) && err.contains("is the server listening"), "{err}");
+    }
 }
