@@ -313,7 +313,6 @@ fn connect_first(addrs: &[SocketAddr], timeout: Duration, address: &str) -> Resu
     bail!("cannot connect to {address} ({}): is the server listening there?", refused.join("; "))
 }
 
-
 fn split_address(address: &str) -> Result<(String, u16)> {
     let (host, port) =
         address.rsplit_once(':').ok_or_else(|| usage(format!("{address:?}: give HOST:PORT, e.g. localhost:50051")))?;
