@@ -5,10 +5,10 @@ use anyhow::Result;
 use time::OffsetDateTime;
 
 use super::common::usage;
-use super::init::shell_word;
 use crate::acme::jws::{b64, random_b64};
 use crate::cli::{AcmeAction, EabAction};
 use crate::depot::Depot;
+use crate::pki::names::shell_word;
 use crate::pki::validity::fmt_time;
 use crate::serve::sqlite::{SqlStore, FILE};
 

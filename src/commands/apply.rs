@@ -148,7 +148,7 @@ fn outside_plan(depot: &Depot, plan: &Plan, summary: &mut Summary) {
         })
         .collect();
     if !summary.outside_plan.is_empty() {
-        let files = summary.outside_plan.iter().flat_map(|o| &o.files).map(|f| super::common::sh_word(f));
+        let files = summary.outside_plan.iter().flat_map(|o| &o.files).map(|f| crate::pki::names::shell_word(f));
         summary.remove_outside_plan = Some(format!("rm -- {}", files.collect::<Vec<_>>().join(" ")));
     }
 }

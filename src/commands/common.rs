@@ -252,23 +252,6 @@ pub fn colour_for<S: anstream::stream::RawStream>(stream: &S) -> bool {
     anstream::AutoStream::choice(stream) != anstream::ColorChoice::Never
 }
 
-/// Quotes a value for POSIX sh: inside single quotes nothing is special, so
-/// only a single quote itself needs care ('\'').
-pub fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
-}
-
-/// A word for a command line we print: as it is when the shell reads it
-/// so, else quoted.
-pub fn sh_word(s: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./:@%+=,".contains(c);
-    if !s.is_empty() && s.chars().all(plain) {
-        s.to_string()
-    } else {
-        sh_quote(s)
-    }
-}
-
 /// Prints a note on stderr.
 pub fn note(msg: &str) {
     eprintln!("note: {msg}");

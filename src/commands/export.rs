@@ -9,14 +9,14 @@ use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine;
 use zeroize::Zeroizing;
 
-use super::common::{read_key, refuse_key_on_terminal, sh_quote, usage};
+use super::common::{read_key, refuse_key_on_terminal, usage};
 use super::inputs::{depot_certs, read_certs};
 use super::inputs::{not_found, Wanted};
 use crate::cli::{ExportArgs, ExportFormat};
 use crate::depot::{self, read_file, Depot, Write1, KEY_MODE, PUBLIC_MODE};
 use crate::pki::chain::{build, Chain};
-use crate::pki::names::shell_word;
 use crate::pki::names::EntryName;
+use crate::pki::names::{sh_quote, shell_word};
 use crate::pki::to_pem;
 
 /// What export produces: bytes, and whether they hold a private key.

@@ -11,6 +11,7 @@ use crate::pki::ca::CaSigner;
 use crate::pki::constraints::{effective, Subtree};
 use crate::pki::crl::CrlState;
 use crate::pki::issue::{self, CertSpec};
+use crate::pki::names::shell_word;
 use crate::pki::names::EntryName;
 use crate::pki::profile::Kind;
 use crate::pki::template::TemplateKind;
@@ -154,5 +155,3 @@ pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
     }
     Ok(())
 }
-
-pub use crate::pki::names::shell_word;

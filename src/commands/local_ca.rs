@@ -216,8 +216,8 @@ pub fn run(depot: &Depot, args: &InitArgs, preset: LocalPreset) -> Result<()> {
     eprintln!("{}", ca.leak_line);
     eprintln!(
         "Next: certforge --depot-path {} request-cert --domain localhost --ip 127.0.0.1,::1, then sign --CA {}",
-        super::init::shell_word(&depot.root().display().to_string()),
-        super::init::shell_word(&args.common_name)
+        crate::pki::names::shell_word(&depot.root().display().to_string()),
+        crate::pki::names::shell_word(&args.common_name)
     );
     Ok(())
 }

@@ -10,8 +10,7 @@ use anyhow::{anyhow, bail, Result};
 use time::OffsetDateTime;
 
 use super::apply::{execute, execute_with, report, Change, Run, Seed, Summary};
-use super::common::{print_stdout, read_key, refuse_key_on_terminal, sh_quote, usage, warn};
-use super::init::shell_word;
+use super::common::{print_stdout, read_key, refuse_key_on_terminal, usage, warn};
 use super::inputs::read_certs;
 use super::local_ca::{self, LocalSpec, SEALED};
 use crate::cli::QuickstartArgs;
@@ -19,6 +18,7 @@ use crate::depot::{read_file, Depot};
 use crate::pki::ca::CaSigner;
 use crate::pki::constraints::{effective, LocalPreset, NameConstraints};
 use crate::pki::names::EntryName;
+use crate::pki::names::{sh_quote, shell_word};
 use crate::pki::plan::{Options, Plan, PlanEntry, Role};
 use crate::pki::san::San;
 use crate::pki::subject::Subject;

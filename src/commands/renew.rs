@@ -8,7 +8,6 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::common::{note, usage, Exit};
 use super::entries::{scan, Entry, View};
-use super::init::shell_word;
 use super::inputs::{not_found, Wanted};
 use super::sign::load_ca;
 use crate::cli::RenewArgs;
@@ -16,6 +15,7 @@ use crate::depot::{self, read_file, Depot, Write1, KEY_MODE, PUBLIC_MODE};
 use crate::pki::ca::CaSigner;
 use crate::pki::issue::{self, CertSpec};
 use crate::pki::keys::{KeySpec, PrivateKey};
+use crate::pki::names::shell_word;
 use crate::pki::names::EntryName;
 use crate::pki::profile::{Kind, LeafProfile};
 use crate::pki::san::{self, San};

@@ -4,11 +4,11 @@ use anyhow::Result;
 use time::OffsetDateTime;
 
 use super::common::{load_template, print_stdout, usage, warn, KeyChoice};
-use super::init::shell_word;
 use super::report;
 use crate::cli::RequestCertArgs;
 use crate::depot::{self, Depot, Write1, PUBLIC_MODE};
 use crate::pki::csr::{make_csr, parse_csr};
+use crate::pki::names::shell_word;
 use crate::pki::names::EntryName;
 use crate::pki::san::San;
 use crate::pki::template::TemplateKind;

@@ -7,7 +7,6 @@ use anyhow::{anyhow, Result};
 use time::OffsetDateTime;
 
 use super::common::usage;
-use super::init::shell_word;
 use super::sign::load_signing_ca;
 use crate::acme::engine::Validator;
 use crate::acme::policy::Policy;
@@ -15,6 +14,7 @@ use crate::cli::{ServeArgs, ServeProfile};
 use crate::depot::Depot;
 use crate::pki::ca::CaSigner;
 use crate::pki::constraints::Subtree;
+use crate::pki::names::shell_word;
 use crate::pki::profile::LeafProfile;
 use crate::pki::san::San;
 use crate::pki::validity::Expiry;

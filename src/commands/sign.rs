@@ -4,7 +4,6 @@ use anyhow::{bail, Result};
 use time::OffsetDateTime;
 
 use super::common::{load_template, note, print_stdout, usage, warn, CaKeySource};
-use super::init::shell_word;
 use super::inputs::{not_found, Wanted};
 use super::report;
 use super::request_cert::list;
@@ -15,6 +14,7 @@ use crate::pki::crl::CrlState;
 use crate::pki::csr::{parse_csr, ParsedCsr};
 use crate::pki::issue::{self, CertSpec};
 use crate::pki::lint::no_sans;
+use crate::pki::names::shell_word;
 use crate::pki::names::EntryName;
 use crate::pki::profile::{Kind, LeafProfile};
 use crate::pki::san::{HostName, San, SANS_ONLY};

@@ -280,7 +280,7 @@ fn report(act: Action, name: &str, ca: &Ca, outcomes: &[Outcome], env: (&str, Op
         if java {
             s.push_str("  Java: trusted through its cacerts; no flag needed.\n");
         } else {
-            let word = crate::commands::init::shell_word(name);
+            let word = crate::pki::names::shell_word(name);
             s.push_str(&format!(
                 "  Java: certforge trust install --store java, or: certforge export {word} --format truststore --password changeit --out ca.p12\n        and run java -Djavax.net.ssl.trustStore=ca.p12 -Djavax.net.ssl.trustStorePassword=changeit\n"
             ));

@@ -108,8 +108,14 @@ pub fn shell_word(s: &str) -> String {
     if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-/+=:@,".contains(c)) {
         s.to_string()
     } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
+        sh_quote(s)
     }
+}
+
+/// Quotes a value for POSIX sh, always: inside single quotes nothing is
+/// special, so only a single quote itself needs care ('\'').
+pub fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 /// The candidate a mistyped name most likely meant: the same stem in

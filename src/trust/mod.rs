@@ -90,7 +90,7 @@ impl Step {
 
     /// The command a person would type.
     pub fn shell(&self) -> String {
-        let w = |s: &str| crate::commands::init::shell_word(s);
+        let w = |s: &str| crate::pki::names::shell_word(s);
         let p = |p: &PathBuf| w(&p.display().to_string());
         match self {
             Step::Copy { from, to } => format!("install -m 0644 {} {}", p(from), p(to)),

@@ -181,14 +181,7 @@ pub fn parse_keytool_list(text: &str) -> Vec<(String, Vec<u8>)> {
 /// so they get `bundle` (public roots and the CA), or the CA alone when
 /// there is none.
 pub fn env_lines(ca_file: &Path, bundle: Option<&Path>) -> String {
-    let quote = |p: &Path| {
-        let s = p.display().to_string();
-        if s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+:".contains(&b)) {
-            s
-        } else {
-            format!("'{}'", s.replace('\'', "'\\''"))
-        }
-    };
+    let quote = |p: &Path| crate::pki::names::shell_word(&p.display().to_string());
     let replacing = quote(bundle.unwrap_or(ca_file));
     format!(
         "export NODE_EXTRA_CA_CERTS={} REQUESTS_CA_BUNDLE={replacing} GRPC_DEFAULT_SSL_ROOTS_FILE_PATH={replacing}\n",
