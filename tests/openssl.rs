@@ -497,4 +497,12 @@ fn sign_server_refuses_a_request_that_names_no_host_with_the_command_that_works(
     assert!(out.status.success(), "{client}: {}", String::from_utf8_lossy(&out.stderr));
     let (ok, text) = verify(&d, "sslclient", "CA.crt", None, "My_Service.crt");
     assert!(ok, "{text}");
+
+    // An email SAN names no host either: the same refusal, as lint would
+    // call the certificate an error.
+    openssl_ec_csr(&d, "mailer", "/CN=My Mailer", &["-addext", "subjectAltName=email:a@b.test"]);
+    let before = env.snapshot();
+    let err = env.fails(&["sign", "mailer", "--CA", "CA", "--profile", "server"], 1);
+    assert!(err.contains("names no host (no DNS or IP SAN)") && err.contains("Nothing was signed"), "{err}");
+    assert_eq!(env.snapshot(), before, "an email-only request changed the depot");
 }

@@ -69,6 +69,28 @@ fn status_and_dry_run_change_nothing_and_say_what_would() {
         said.contains("export NODE_EXTRA_CA_CERTS=") && said.contains("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH="),
         "{said}"
     );
+    assert_eq!(env.snapshot(), depot, "a plain status only reads the depot");
+    // The eval line it offers works as printed, from another directory:
+    // it names the depot and the CA.
+    let eval = said.lines().find_map(|l| l.split_once("eval \"$(")).map(|(_, rest)| rest).expect("an eval line");
+    let eval = eval.strip_suffix(")\")").expect("eval \"$(…)\"");
+    assert!(eval.starts_with("certforge --depot-path ") && eval.contains(" --CA "), "{eval}");
+    let bin = assert_cmd::cargo::cargo_bin("certforge");
+    let path = format!("{}:{}", bin.parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(eval)
+        .current_dir(&home)
+        .env("PATH", path)
+        .env("HOME", &home)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).starts_with("export NODE_EXTRA_CA_CERTS="),
+        "{eval}: {}",
+        text(&out)
+    );
 
     let out = at_home(&env, &home, &["trust", "install", "--dry-run"]);
     assert!(out.status.success(), "{}", text(&out));

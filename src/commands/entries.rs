@@ -133,7 +133,17 @@ pub fn scan(depot: &Depot, now: OffsetDateTime) -> View {
 /// token key URI), CSR, chain files, and for a CA its CRL, CRL URL and
 /// sealed marker.
 pub fn files_of(depot: &Depot, stem: &str) -> Vec<PathBuf> {
-    let exts = ["crt", "key", super::pkcs11::URI_EXT, "csr", "chain.crt", "fullchain.crt", "crl", "crl-url"];
+    let exts = [
+        "crt",
+        "key",
+        super::pkcs11::URI_EXT,
+        "csr",
+        "chain.crt",
+        "fullchain.crt",
+        "crl",
+        "crl-url",
+        super::trust::BUNDLE_EXT,
+    ];
     exts.iter()
         .chain([&super::local_ca::SEALED])
         .map(|ext| depot.root().join(format!("{stem}.{ext}")))

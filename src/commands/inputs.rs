@@ -31,7 +31,7 @@ pub fn resolve(depot: &Depot, arg: &str, exts: &[&str]) -> Result<PathBuf> {
         }
     }
     if let Some(missing) = missing_depot(depot) {
-        bail!("no file or depot entry named {arg:?}: ./{arg} does not exist, and {missing}");
+        bail!("no file or depot entry named {arg:?}: {arg} does not exist, and {missing}");
     }
     let tried: Vec<String> = exts.iter().map(|e| format!("{}.{e}", crate::pki::names::sanitize(arg))).collect();
     let have = stems_with(depot, exts);

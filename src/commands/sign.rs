@@ -157,7 +157,8 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
             host = HostName::Missing;
         }
     }
-    if let (Some(profile), HostName::Missing, Some(_), true) = (serving, &host, args.profile, csr.sans.is_empty()) {
+    let spiffe = csr.sans.iter().any(|s| matches!(s, San::Uri(_)));
+    if let (Some(profile), HostName::Missing, Some(_), false) = (serving, &host, args.profile, spiffe) {
         return Err(nameless_request(depot, args, &csr, &csr_path, profile));
     }
 
@@ -342,7 +343,7 @@ fn nameless_request(
         client.push_str(&format!(" {}", shell_word(n)));
     }
     anyhow::anyhow!(
-        "{} has no SANs and {cn}, so a {} certificate from it would be valid for no host: {SANS_ONLY}. Nothing was signed. For a server, make a request that names it: certforge {depot_flag} request-cert --domain <host> (or --ip <address>), and sign that. For a client certificate: {client}",
+        "{} names no host (no DNS or IP SAN) and {cn}, so a {} certificate from it would be valid for no host: {SANS_ONLY}. Nothing was signed. For a server, make a request that names it: certforge {depot_flag} request-cert --domain <host> (or --ip <address>), and sign that. For a client certificate: {client}",
         csr_path.display(),
         profile.name()
     )

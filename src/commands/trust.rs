@@ -13,7 +13,7 @@ use super::local_ca::SEALED;
 use crate::cli::TrustAction;
 use crate::depot::{self, read_file, Depot, Write1, PUBLIC_MODE};
 use crate::pki::constraints::NameConstraints;
-use crate::pki::names::EntryName;
+use crate::pki::names::{shell_word, EntryName};
 use crate::pki::to_pem;
 use crate::trust::exec::Host;
 use crate::trust::{self, stores, Action, Ca, Outcome, State, Store};
@@ -21,7 +21,7 @@ use crate::trust::{self, stores, Action, Ca, Outcome, State, Store};
 /// The bundle of the system's roots and the CA, `NAME.bundle.pem`, for the
 /// runtimes that replace their roots with one file, while the system
 /// bundle does not hold the CA.
-const BUNDLE_EXT: &str = "bundle.pem";
+pub const BUNDLE_EXT: &str = "bundle.pem";
 
 /// Runs `trust`.
 pub fn run(depot: &Depot, action: &TrustAction) -> Result<()> {
@@ -44,7 +44,10 @@ pub fn run(depot: &Depot, action: &TrustAction) -> Result<()> {
         .collect();
     let found = trust::find(&chosen, &host);
     let outcomes = trust::act(act, &ca, &found, args.dry_run, &host);
-    let (env, about) = runtime_env(depot, &name, &ca, &host, act, args.dry_run)?;
+    // The bundle is written when it is asked for: by install, or by status
+    // printing the lines that name it; a plain status only reads.
+    let write = !args.dry_run && (act == Action::Install || (act == Action::Status && args.print_env));
+    let (env, about) = runtime_env(depot, &name, &ca, &host, act, write)?;
     if args.print_env {
         if let Some(about) = &about {
             note(about);
@@ -62,7 +65,7 @@ pub fn run(depot: &Depot, action: &TrustAction) -> Result<()> {
         });
         print_stdout(&(serde_json::to_string_pretty(&value)? + "\n"))?;
     } else {
-        let text = report(act, &name, &ca, &outcomes, (&env, about.as_deref()), args.dry_run);
+        let text = report(act, &Cmd::new(depot, &name), &ca, &outcomes, (&env, about.as_deref()), args.dry_run);
         if act == Action::Status {
             print_stdout(&text)?;
         } else {
@@ -102,7 +105,7 @@ fn choose(depot: &Depot, raw: Option<&str>) -> Result<(String, Ca)> {
                     return Err(usage(format!(
                         "the depot {} has no CA to trust; make one that is safe to trust: certforge --depot-path {} init --local --cn \"Dev CA\"",
                         depot.root().display(),
-                        depot.root().display()
+                        shell_word(&depot.root().display().to_string())
                     )));
                 }
                 ([one], _) => one.clone(),
@@ -185,27 +188,29 @@ fn warn_if_unsafe(depot: &Depot, name: &str, ca: &Ca) -> Result<()> {
 /// given, and with the CA alone every call to a public site would fail. So
 /// those two get the system bundle when it holds the CA, else a bundle of
 /// the system's roots and the CA, written beside the CA in the depot (not
-/// by a dry run or an uninstall). Returns the line, and what that bundle
-/// is when there is one.
+/// when `write` is false). Returns the line, and what that bundle is when
+/// there is one.
 fn runtime_env(
     depot: &Depot,
     name: &str,
     ca: &Ca,
     host: &Host,
     act: Action,
-    dry_run: bool,
+    write: bool,
 ) -> Result<(String, Option<String>)> {
-    let write = act != Action::Uninstall && !dry_run;
     let vars = "REQUESTS_CA_BUNDLE and GRPC_DEFAULT_SSL_ROOTS_FILE_PATH";
     let replacing = format!("{vars} replace a runtime's roots");
     let system = stores::system_store(&host.os_release).map(|s| Path::new(s.bundle));
     let roots = system.map(trust::system::certs_in).unwrap_or_default();
     let Some(system) = system.filter(|_| !roots.is_empty()) else {
-        warn(&format!(
+        // An uninstall prints no such line, so the warning would be noise.
+        if act != Action::Uninstall {
+            warn(&format!(
             "no system CA bundle was found{}, so {replacing} with {} alone, and Python requests and gRPC calls to public sites fail",
-            system.map(|p| format!(" at {}", p.display())).unwrap_or_default(),
-            ca.file.display(),
-        ));
+                system.map(|p| format!(" at {}", p.display())).unwrap_or_default(),
+                ca.file.display(),
+            ));
+        }
         return Ok((stores::env_lines(&ca.file, None), None));
     };
     if roots.iter().any(|d| ca.is(d)) {
@@ -230,17 +235,40 @@ fn runtime_env(
             return Ok((stores::env_lines(&ca.file, None), None));
         }
     }
+    let cmd = Cmd::new(depot, name);
     let about = format!(
-        "{replacing} and the system bundle lacks {:?}, so they name {}{}: the system's {} roots and this CA; once `certforge trust install --store system` puts it in the system bundle, that bundle is enough",
+        "{replacing} and the system bundle lacks {:?}, so they name {}{}: the system's {} roots and this CA; once `{}` puts it in the system bundle, that bundle is enough",
         ca.name,
         path.display(),
-        if dry_run && !fresh { ", once written (a dry run writes nothing)" } else { "" },
-        roots.len()
+        if !write && !fresh {
+            format!(", once written (by `{}` or `{}`)", cmd.line("trust install"), cmd.line("trust status --print-env"))
+        } else {
+            String::new()
+        },
+        roots.len(),
+        cmd.line("trust install --store system"),
     );
     Ok((stores::env_lines(&ca.file, Some(&path)), Some(about)))
 }
 
-fn report(act: Action, name: &str, ca: &Ca, outcomes: &[Outcome], env: (&str, Option<&str>), dry_run: bool) -> String {
+/// A certforge command line for this depot and CA that works as printed.
+struct Cmd {
+    depot: String,
+    ca: String,
+}
+
+impl Cmd {
+    fn new(depot: &Depot, ca: &str) -> Cmd {
+        Cmd { depot: shell_word(&depot.root().display().to_string()), ca: shell_word(ca) }
+    }
+
+    /// `certforge --depot-path D SUBCOMMAND --CA NAME`.
+    fn line(&self, subcommand: &str) -> String {
+        format!("certforge --depot-path {} {subcommand} --CA {}", self.depot, self.ca)
+    }
+}
+
+fn report(act: Action, cmd: &Cmd, ca: &Ca, outcomes: &[Outcome], env: (&str, Option<&str>), dry_run: bool) -> String {
     let mut s = format!("{:?} ({}, SHA-256 {})\n", ca.name, ca.file.display(), &ca.sha256);
     for o in outcomes {
         let state = match o.state {
@@ -273,16 +301,18 @@ fn report(act: Action, name: &str, ca: &Ca, outcomes: &[Outcome], env: (&str, Op
         if let Some(about) = env.1 {
             s.push_str(&format!("  ({about})\n"));
         }
-        s.push_str("  (or: eval \"$(certforge trust status --print-env)\")\n");
+        s.push_str(&format!("  (or: eval \"$({})\")\n", cmd.line("trust status --print-env")));
         let java = outcomes.iter().any(|o| {
             o.store == Store::Java && matches!(o.state, State::Trusted | State::Installed | State::AlreadyTrusted)
         });
         if java {
             s.push_str("  Java: trusted through its cacerts; no flag needed.\n");
         } else {
-            let word = crate::pki::names::shell_word(name);
             s.push_str(&format!(
-                "  Java: certforge trust install --store java, or: certforge export {word} --format truststore --password changeit --out ca.p12\n        and run java -Djavax.net.ssl.trustStore=ca.p12 -Djavax.net.ssl.trustStorePassword=changeit\n"
+                "  Java: {}, or: certforge --depot-path {} export {} --format truststore --password changeit --out ca.p12\n        and run java -Djavax.net.ssl.trustStore=ca.p12 -Djavax.net.ssl.trustStorePassword=changeit\n",
+                cmd.line("trust install --store java"),
+                cmd.depot,
+                cmd.ca
             ));
         }
     }

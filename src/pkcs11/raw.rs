@@ -12,7 +12,7 @@
 use std::path::Path;
 
 use cryptoki::context::Function;
-use cryptoki::error::{Error as CkError, Rv};
+use cryptoki::error::{Error as CkError, Rv, RvError};
 use cryptoki::session::Session;
 use cryptoki::slot::Slot;
 use cryptoki_sys::{CKR_BUFFER_TOO_SMALL, CK_FUNCTION_LIST, CK_RV, CK_SESSION_HANDLE, CK_SESSION_INFO, CK_ULONG};
@@ -99,9 +99,16 @@ impl RawSign {
                 continue;
             }
             Rv::from(rv).into_result(Function::Sign)?;
+            // A module that says it wrote more than the buffer holds is
+            // broken: its bytes are no signature.
+            if len > out.len() {
+                return Err(CkError::Pkcs11(RvError::GeneralError, Function::Sign));
+            }
             out.truncate(len);
             return Ok(out);
         }
+        // A module that asks for more room a second time, after it was
+        // given what it asked for, is broken; say so rather than loop.
         Rv::from(CKR_BUFFER_TOO_SMALL).into_result(Function::Sign).map(|()| Vec::new())
     }
 }
