@@ -45,15 +45,15 @@ impl Sans {
 
     /// Every SAN, typed: DNS names, then IPs, URIs, emails and others.
     pub fn entries(&self) -> Vec<SanEntry> {
-        let typed = |kind: &'static str, v: &[String]| {
+        let typed = |kind: SanKind, v: &[String]| {
             v.iter().map(move |value| SanEntry { kind, value: value.clone() }).collect::<Vec<_>>()
         };
         [
-            typed("dns", &self.dns),
-            typed("ip", &self.ip),
-            typed("uri", &self.uri),
-            typed("email", &self.email),
-            typed("other", &self.other),
+            typed(SanKind::Dns, &self.dns),
+            typed(SanKind::Ip, &self.ip),
+            typed(SanKind::Uri, &self.uri),
+            typed(SanKind::Email, &self.email),
+            typed(SanKind::Other, &self.other),
         ]
         .concat()
     }
@@ -70,19 +70,31 @@ impl Sans {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct SanEntry {
     #[serde(rename = "type")]
-    pub kind: &'static str,
+    pub kind: SanKind,
     pub value: String,
+}
+
+/// The kind of a [`SanEntry`], as JSON names it.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SanKind {
+    Dns,
+    Ip,
+    Uri,
+    Email,
+    /// A name of another form, its value the name as text.
+    Other,
 }
 
 impl std::fmt::Display for SanEntry {
     /// As openssl prints it: `DNS:localhost`, `IP:127.0.0.1`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.kind {
-            "dns" => write!(f, "DNS:{}", self.value),
-            "ip" => write!(f, "IP:{}", self.value),
-            "uri" => write!(f, "URI:{}", self.value),
-            "email" => write!(f, "email:{}", self.value),
-            _ => f.write_str(&self.value),
+            SanKind::Dns => write!(f, "DNS:{}", self.value),
+            SanKind::Ip => write!(f, "IP:{}", self.value),
+            SanKind::Uri => write!(f, "URI:{}", self.value),
+            SanKind::Email => write!(f, "email:{}", self.value),
+            SanKind::Other => f.write_str(&self.value),
         }
     }
 }
