@@ -42,6 +42,7 @@
 
 pub mod acme;
 pub mod api;
+pub mod authority;
 pub mod cli;
 pub mod commands;
 pub mod depot;
@@ -50,6 +51,7 @@ pub mod install;
 pub mod pkcs11;
 pub mod pki;
 pub mod serve;
+pub mod storage;
 pub mod sys;
 pub mod trust;
 
