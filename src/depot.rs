@@ -159,6 +159,30 @@ impl Depot {
         out
     }
 
+    /// The depot's entry files ending in `.ext`, sorted by name: what
+    /// listing, completion and `verify --crl auto` look through. Hidden
+    /// files (certforge's temporaries) and chain files (`NAME.chain.crt`,
+    /// `NAME.fullchain.crt`: they belong to their certificate and are no
+    /// entries of their own) are left out, and so is anything that is not
+    /// a file. A depot that does not exist holds nothing.
+    pub fn files(&self, ext: &str) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                p.is_file()
+                    && p.extension().is_some_and(|x| x == ext)
+                    && !name.starts_with('.')
+                    && !crate::pki::names::is_chain_file(&name)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Creates the depot directory if needed.
     pub fn ensure_dir(&self) -> Result<()> {
         if !self.root.is_dir() {
@@ -432,6 +456,25 @@ mod tests {
                 .collect();
             assert_eq!(names.len(), files.len(), "{how:?}: no temporary left: {names:?}");
         }
+    }
+
+    /// `files` lists the entry files of one extension, sorted, and none of
+    /// what only looks like one: other extensions, hidden temporaries,
+    /// chain files, directories named like an entry, or a depot that does
+    /// not exist.
+    #[test]
+    fn files_lists_one_extension_sorted_and_skips_what_is_no_entry() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        for f in ["b.crt", "a.crt", "a.key", "a.csr", ".a.crt.tmp", ".hidden.crt", "a.chain.crt", "a.fullchain.crt"] {
+            fs::write(root.join(f), "x").unwrap();
+        }
+        fs::create_dir(root.join("dir.crt")).unwrap();
+        let depot = Depot::new(root);
+        assert_eq!(depot.files("crt"), [root.join("a.crt"), root.join("b.crt")]);
+        assert_eq!(depot.files("csr"), [root.join("a.csr")]);
+        assert!(depot.files("crl").is_empty());
+        assert!(Depot::new(root.join("missing")).files("crt").is_empty());
     }
 
     #[cfg(target_os = "linux")]

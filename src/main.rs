@@ -11,7 +11,7 @@ use certforge::commands::{
 fn main() -> ExitCode {
     // A shell asking for completions (COMPLETE=bash certforge -- ...) is
     // answered here and exits; otherwise this returns at once.
-    certforge::install::completion::answer_if_asked();
+    answer_if_asked();
     let cli = Cli::parse_args(normalize_args(std::env::args_os().collect()));
     match commands::run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -30,4 +30,13 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Answers a completion request when the shell made one (`COMPLETE` is
+/// set) and exits; otherwise returns at once, having built nothing, so a
+/// normal run pays only for one environment lookup.
+fn answer_if_asked() {
+    clap_complete::CompleteEnv::with_factory(<Cli as clap::CommandFactory>::command)
+        .var(certforge::install::completion::VAR)
+        .complete();
 }

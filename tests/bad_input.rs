@@ -137,6 +137,9 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
         (s(&["request-cert", "--cn", "y", "--key", &p("pbes1.key"), "--passphrase", "pw"]), 1, &["pbes1.key", "PBES1"]),
         (s(&["init", "--cn", "New", "--not-before", "2026-01-02T00:00:00Z", "--expires", "0 hours"]), 2, &["nothing"]),
         (s(&["request-cert", "--cn", "z", "--uri", "no scheme here"]), 2, &["scheme"]),
+        // A key named where a certificate belongs is a mistake in the call.
+        (s(&["verify", "localhost.key"]), 2, &["localhost.key holds no certificate"]),
+        (s(&["lint", "localhost.key"]), 2, &["localhost.key holds no certificate"]),
     ];
     assert!(rows.len() >= 40, "the table has {} rows", rows.len());
     let before = snapshot(env.tmp.path());

@@ -8,3 +8,5 @@
 //! (the only module that reads and writes the depot). It never prints and
 //! never names a command-line flag: warnings come back as data, and the
 //! binary words them.
+
+pub mod listing;

@@ -138,12 +138,13 @@ pub fn run(depot: &Depot, args: &ApplyArgs) -> Result<()> {
 /// command that removes them.
 fn outside_plan(depot: &Depot, plan: &Plan, summary: &mut Summary) {
     let named: std::collections::HashSet<&str> = plan.entries.iter().map(|e| e.name.as_str()).collect();
-    summary.outside_plan = super::inputs::depot_files(depot, "crt")
+    summary.outside_plan = depot
+        .files("crt")
         .iter()
         .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
         .filter(|stem| !named.contains(stem.as_str()))
         .map(|stem| Outside {
-            files: super::entries::files_of(depot, &stem).iter().map(|p| p.display().to_string()).collect(),
+            files: crate::authority::listing::files_of(depot, &stem).iter().map(|p| p.display().to_string()).collect(),
             name: stem,
         })
         .collect();

@@ -1,5 +1,5 @@
 //! `certforge completions SHELL`: print the shell's completion script
-//! (`install/completion.rs` says how it completes depot names).
+//! (`cli/complete.rs` says how it completes depot names).
 
 use anyhow::{Context, Result};
 

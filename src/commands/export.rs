@@ -10,8 +10,8 @@ use base64::Engine;
 use zeroize::Zeroizing;
 
 use super::common::{read_key, refuse_key_on_terminal, usage};
-use super::inputs::{depot_certs, read_certs};
-use super::inputs::{not_found, Wanted};
+use super::inputs::{not_found, read_certs};
+use crate::authority::listing::{depot_certs, Wanted};
 use crate::cli::{ExportArgs, ExportFormat};
 use crate::depot::{self, read_file, Depot, Write1, KEY_MODE, PUBLIC_MODE};
 use crate::pki::chain::{build, Chain};

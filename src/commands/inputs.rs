@@ -1,11 +1,12 @@
 //! Finding what a user names on the command line: a file path, a file in
 //! the depot, or a depot entry name ("gRPC Root CA" -> gRPC_Root_CA.crt).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
 use super::common::usage;
+use crate::authority::listing::{self, candidates, stems_with, CertFileError, Wanted};
 use crate::depot::{read_file, Depot};
 use crate::pki::names::shell_word;
 use crate::pki::names::EntryName;
@@ -43,56 +44,19 @@ pub fn resolve(depot: &Depot, arg: &str, exts: &[&str]) -> Result<PathBuf> {
     )
 }
 
-/// What kind of depot entry a name on the command line should have named.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wanted {
-    /// A CA certificate (`--CA`).
-    Ca,
-    /// A request (`.csr`) not necessarily signed yet (`sign NAME`).
-    Request,
-    /// A certificate (`.crt`) of any kind (`revoke --CN`, `renew`, `export`).
-    Certificate,
-}
-
-impl Wanted {
-    fn noun(self) -> (&'static str, &'static str) {
-        match self {
-            Wanted::Ca => ("CA", "CAs"),
-            Wanted::Request => ("request", "requests"),
-            Wanted::Certificate => ("certificate", "certificates"),
-        }
-    }
-
-    fn ext(self) -> &'static str {
-        match self {
-            Wanted::Request => "csr",
-            Wanted::Ca | Wanted::Certificate => "crt",
-        }
-    }
-}
-
-/// The depot names a `wanted` argument could take, sorted: what completion
-/// offers and what a typo is compared with.
-pub fn candidates(depot: &Depot, wanted: Wanted) -> Vec<String> {
+/// How the errors name a `wanted` entry: one, and many.
+fn noun(wanted: Wanted) -> (&'static str, &'static str) {
     match wanted {
-        Wanted::Ca => depot_files(depot, "crt")
-            .into_iter()
-            .filter(|p| {
-                read_certs(p)
-                    .ok()
-                    .and_then(|c| c.into_iter().next())
-                    .is_some_and(|der| x509_parser::parse_x509_certificate(&der).is_ok_and(|(_, c)| c.is_ca()))
-            })
-            .filter_map(|p| stem(&p))
-            .collect(),
-        other => depot_stems(depot, other.ext()),
+        Wanted::Ca => ("CA", "CAs"),
+        Wanted::Request => ("request", "requests"),
+        Wanted::Certificate => ("certificate", "certificates"),
     }
 }
 
 /// The error for a name that is not in the depot: what was looked for, the
 /// closest name there is ("did you mean"), what there is, and `fix`.
 pub fn not_found(depot: &Depot, raw: &str, wanted: Wanted, fix: &str) -> anyhow::Error {
-    let (one, many) = wanted.noun();
+    let (one, many) = noun(wanted);
     if let Some(missing) = missing_depot(depot) {
         return anyhow::anyhow!("no {one} named {raw:?}: {missing}");
     }
@@ -116,7 +80,7 @@ pub fn missing_depot(depot: &Depot) -> Option<String> {
     let root = depot.root().display().to_string();
     let mut out = format!("the depot directory {root} does not exist");
     let nearby: Vec<String> = depot.nearby().iter().map(|p| p.display().to_string()).collect();
-    let file_name = |p: &str| std::path::Path::new(p).file_name().map(|n| n.to_string_lossy().into_owned());
+    let file_name = |p: &str| Path::new(p).file_name().map(|n| n.to_string_lossy().into_owned());
     let names: Vec<String> = nearby.iter().filter_map(|p| file_name(p)).collect();
     let best = file_name(&root)
         .and_then(|want| crate::pki::names::closest(&want, &names).map(str::to_string))
@@ -196,71 +160,16 @@ fn capitalize(s: &str) -> String {
     c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }
 
-fn stem(path: &std::path::Path) -> Option<String> {
-    path.file_stem().map(|s| s.to_string_lossy().into_owned())
-}
-
-/// The stems that have a file with any of `exts`, sorted, each once.
-pub fn stems_with(depot: &Depot, exts: &[&str]) -> Vec<String> {
-    let mut have: Vec<String> = exts.iter().flat_map(|e| depot_stems(depot, e)).collect();
-    have.sort();
-    have.dedup();
-    have
-}
-
-/// The stems of the depot's `.ext` files (chain files and temporaries left
-/// out), sorted.
-pub fn depot_stems(depot: &Depot, ext: &str) -> Vec<String> {
-    depot_files(depot, ext).iter().filter_map(|p| stem(p)).collect()
-}
-
-/// Every file of the depot ending in `.ext`, sorted by name.
-pub fn depot_files(depot: &Depot, ext: &str) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(depot.root())
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            // Hidden files are certforge's temporaries; chain files belong
-            // to their certificate and are not entries of their own.
-            p.is_file()
-                && p.extension().is_some_and(|x| x == ext)
-                && !name.starts_with('.')
-                && !crate::pki::names::is_chain_file(&name)
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-/// Every certificate in a file (a bundle gives several).
-pub fn read_certs(path: &std::path::Path) -> Result<Vec<Vec<u8>>> {
-    let what = path.display().to_string();
-    let objects = read_objects(&read_file(path)?, &what).map_err(anyhow::Error::msg)?;
-    let certs: Vec<Vec<u8>> = objects
-        .into_iter()
-        .filter_map(|o| match o {
-            Object::Certificate(d) => Some(d),
-            _ => None,
-        })
-        .collect();
-    if certs.is_empty() {
-        return Err(usage(format!("{what} holds no certificate")));
-    }
-    Ok(certs)
-}
-
-/// The first certificate of every `.crt` file in the depot, with its path.
-pub fn depot_certs(depot: &Depot) -> Vec<(PathBuf, Vec<u8>)> {
-    depot_files(depot, "crt")
-        .into_iter()
-        .filter_map(|p| read_certs(&p).ok().and_then(|c| c.into_iter().next()).map(|d| (p, d)))
-        .collect()
+/// Every certificate in a file (a bundle gives several). A file that
+/// holds none was named by mistake: a usage error.
+pub fn read_certs(path: &Path) -> Result<Vec<Vec<u8>>> {
+    listing::read_certs(path).map_err(|e| match e {
+        CertFileError::NoCertificate(_) => usage(e.to_string()),
+        CertFileError::Unreadable(e) => e,
+    })
 }
 
 /// A short label for a path: its file name.
-pub fn label(path: &std::path::Path) -> String {
+pub fn label(path: &Path) -> String {
     path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string())
 }

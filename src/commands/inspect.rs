@@ -6,7 +6,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::common::print_stdout;
-use super::inputs::{depot_certs, label, resolve};
+use super::inputs::{label, resolve};
+use crate::authority::listing::depot_certs;
 use crate::cli::InspectArgs;
 use crate::depot::{read_file, Depot};
 use crate::pki::inspect::{cert_info, crl_info, csr_info, CertInfo, CrlInfo, CsrInfo, KeyInfo};

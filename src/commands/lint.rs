@@ -6,7 +6,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::common::{print_stdout, Exit};
-use super::inputs::{depot_certs, label, read_certs, resolve};
+use super::inputs::{label, read_certs, resolve};
+use crate::authority::listing::depot_certs;
 use crate::cli::LintArgs;
 use crate::depot::Depot;
 use crate::pki::lint::{lint, Finding, Severity};

@@ -6,7 +6,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::common::{colour_for, print_stdout, usage, Exit};
-use super::entries::{scan, Entry, View};
+use crate::authority::listing::{scan, Entry, View};
 use crate::cli::ListArgs;
 use crate::depot::Depot;
 use crate::pki::inspect::{summary, SanEntry};

@@ -6,7 +6,6 @@ pub mod apply;
 pub mod chainfiles;
 pub mod common;
 pub mod completions;
-pub mod entries;
 pub mod export;
 pub mod init;
 pub mod inputs;

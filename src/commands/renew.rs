@@ -7,9 +7,10 @@ use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::common::{note, usage, Exit};
-use super::entries::{scan, Entry, View};
-use super::inputs::{not_found, Wanted};
+use super::inputs::not_found;
 use super::sign::load_ca;
+use crate::authority::listing::Wanted;
+use crate::authority::listing::{scan, Entry, View};
 use crate::cli::RenewArgs;
 use crate::depot::{self, read_file, Depot, Write1, KEY_MODE, PUBLIC_MODE};
 use crate::pki::ca::CaSigner;

@@ -5,8 +5,9 @@ use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::common::{add_to_crl, note, usage, CrlChange};
-use super::inputs::{not_found, Wanted};
+use super::inputs::not_found;
 use super::sign::load_signing_ca;
+use crate::authority::listing::Wanted;
 use crate::cli::RevokeArgs;
 use crate::depot::{self, Depot};
 use crate::pki::from_pem_or_der;

@@ -4,9 +4,10 @@ use anyhow::{bail, Result};
 use time::OffsetDateTime;
 
 use super::common::{load_template, note, print_stdout, usage, warn, CaKeySource};
-use super::inputs::{not_found, Wanted};
+use super::inputs::not_found;
 use super::report;
 use super::request_cert::list;
+use crate::authority::listing::Wanted;
 use crate::cli::SignArgs;
 use crate::depot::{self, Depot, Write1, PUBLIC_MODE};
 use crate::pki::ca::CaSigner;
@@ -357,7 +358,7 @@ fn already_signed(depot: &Depot, name: &EntryName, cert_path: &std::path::Path, 
     if own_path {
         return anyhow::anyhow!("{exists}; give another --cert path, or move that file away first");
     }
-    let view = super::entries::scan(depot, OffsetDateTime::now_utc());
+    let view = crate::authority::listing::scan(depot, OffsetDateTime::now_utc());
     let Some(entry) = view.get(name.as_str()).filter(|e| e.issuer_stem.is_some()) else {
         return anyhow::anyhow!(
             "{exists}, and its CA is not in the depot {}, so it cannot be renewed here; to sign {} again, move the old certificate out of the depot first",

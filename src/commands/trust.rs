@@ -8,8 +8,9 @@ use anyhow::{anyhow, Result};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::common::{note, print_stdout, usage, warn, Exit};
-use super::inputs::{depot_certs, not_found, read_certs, Wanted};
+use super::inputs::{not_found, read_certs};
 use super::local_ca::SEALED;
+use crate::authority::listing::{depot_certs, Wanted};
 use crate::cli::TrustAction;
 use crate::depot::{self, read_file, Depot, Write1, PUBLIC_MODE};
 use crate::pki::constraints::NameConstraints;

@@ -5,7 +5,8 @@ use anyhow::Result;
 use time::OffsetDateTime;
 
 use super::common::{print_stdout, read_key, usage, Exit};
-use super::inputs::{depot_certs, depot_files, label, read_certs, resolve};
+use super::inputs::{label, read_certs, resolve};
+use crate::authority::listing::depot_certs;
 use crate::cli::VerifyArgs;
 use crate::depot::{read_file, Depot};
 use crate::pki::objects::{read_objects, Object};
@@ -26,7 +27,7 @@ pub fn run(depot: &Depot, args: &VerifyArgs) -> Result<()> {
     }
     let mut crls = Vec::new();
     for c in &args.crl {
-        let paths = if c == "auto" { depot_files(depot, "crl") } else { vec![resolve(depot, c, &["crl"])?] };
+        let paths = if c == "auto" { depot.files("crl") } else { vec![resolve(depot, c, &["crl"])?] };
         for p in paths {
             for obj in read_objects(&read_file(&p)?, &p.display().to_string()).map_err(anyhow::Error::msg)? {
                 if let Object::Crl(d) = obj {

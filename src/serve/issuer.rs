@@ -10,8 +10,8 @@ use time::{Duration, OffsetDateTime};
 
 use crate::acme::engine::Issuer;
 use crate::acme::problem::{Kind, Problem};
+use crate::authority::listing::depot_certs;
 use crate::commands::common::{add_to_crl, CrlChange};
-use crate::commands::inputs::depot_certs;
 use crate::depot::{self, Depot, Write1, PUBLIC_MODE};
 use crate::pki::ca::CaSigner;
 use crate::pki::chain::build;

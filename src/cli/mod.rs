@@ -2,12 +2,12 @@
 //! aliases, so existing certstrap scripts run unchanged. What the program
 //! decides from these lives in `commands/`.
 
+pub mod complete;
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueHint};
 use clap_complete::engine::ArgValueCompleter;
-
-use crate::install::completion as complete;
 
 use crate::pki::crl::Reason;
 use crate::pki::keys::KeyType;
