@@ -15,6 +15,9 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use zeroize::Zeroizing;
 
 use super::common::{print_stdout, usage, warn};
+use crate::authority::archive::archive_writes;
+use crate::authority::chain::missing_chain_files;
+use crate::authority::keys::uri_write;
 use crate::cli::{ApplyArgs, PlanRunArgs};
 use crate::depot::{self, read_file, Depot, Write1, KEY_MODE, PUBLIC_MODE};
 use crate::pki::ca::{CaKey, CaSigner};
@@ -466,31 +469,20 @@ fn process(depot: &Depot, e: &PlanEntry, signers: &Signers, opts: &Run, now: Off
     let reissue = matches!(action, Action::Reissue(_));
     let mut writes = Vec::new();
     if reissue && crt_path.is_file() {
-        let old = read_file(&crt_path)?;
-        let serial = X509Certificate::from_der(&crate::pki::from_pem_or_der(&old, "CERTIFICATE").unwrap_or_default())
-            .map(|(_, c)| crate::pki::serial::hex(c.raw_serial()).replace(':', ""))
-            .unwrap_or_else(|_| "unreadable".into());
-        let archive = depot.root().join("archive");
-        writes.push(Write1 {
-            path: archive.join(format!("{}.{serial}.crt", e.name)),
-            bytes: old.into(),
-            mode: PUBLIC_MODE,
-            replace: true,
-        });
-        if let (true, Some(k)) = (key_path.is_file(), key.file()) {
-            if read_file(&key_path)? != k.to_pem(opts.passphrase.as_deref().map(String::as_str))?.as_bytes() {
-                writes.push(Write1 {
-                    path: archive.join(format!("{}.{serial}.key", e.name)),
-                    bytes: read_file(&key_path)?.into(),
-                    mode: KEY_MODE,
-                    replace: true,
-                });
+        // The old key is archived only when the new one differs from it.
+        let old_key = match (key_path.is_file(), key.file()) {
+            (true, Some(k)) => {
+                let old = read_file(&key_path)?;
+                let new = k.to_pem(opts.passphrase.as_deref().map(String::as_str))?;
+                (old != new.as_bytes()).then_some(old)
             }
-        }
+            _ => None,
+        };
+        writes.extend(archive_writes(depot, &e.name, &read_file(&crt_path)?, old_key.as_deref()));
     }
     match key.file() {
         // The URI as the token key reports it, with its id.
-        None => writes.extend(super::pkcs11::uri_write(depot, &e.name, &key)),
+        None => writes.extend(uri_write(depot, &e.name, &key)),
         Some(k) => {
             let key_pem = k.to_pem(opts.passphrase.as_deref().map(String::as_str))?;
             writes.push(Write1 {
@@ -558,7 +550,7 @@ fn chain_files(depot: &Depot, e: &PlanEntry, der: &[u8], signers: &Signers) -> V
     }
     let pool: Vec<Vec<u8>> =
         signers.by_name.values().map(|s| s.cert_der().to_vec()).chain(signers.above.iter().cloned()).collect();
-    super::chainfiles::missing_chain_files(depot, &e.name, der, &pool)
+    missing_chain_files(depot, &e.name, der, &pool)
 }
 
 /// Why an existing certificate no longer matches its plan entry, if it

@@ -149,9 +149,9 @@ fn ca_key_of(depot: &Depot, path: &std::path::Path, objects: &[Described], args:
         return None;
     }
     let name = crate::pki::names::EntryName::new(stem).ok()?;
-    match super::common::CaKeySource::of(depot, &name) {
-        Ok(Some(super::common::CaKeySource::File(p))) => Some(format!("file {}", p.display())),
-        Ok(Some(super::common::CaKeySource::Token(p))) => Some(match super::pkcs11::read_uri(&p) {
+    match crate::authority::keys::CaKeySource::of(depot, &name) {
+        Ok(Some(crate::authority::keys::CaKeySource::File(p))) => Some(format!("file {}", p.display())),
+        Ok(Some(crate::authority::keys::CaKeySource::Token(p))) => Some(match super::pkcs11::read_uri(&p) {
             Ok(uri) => super::pkcs11::status(&uri, &args.pass.token).location,
             Err(e) => format!("{e:#}"),
         }),

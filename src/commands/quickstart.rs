@@ -13,6 +13,7 @@ use super::apply::{execute, execute_with, report, Change, Run, Seed, Summary};
 use super::common::{print_stdout, read_key, refuse_key_on_terminal, usage, warn};
 use super::inputs::read_certs;
 use super::local_ca::{self, LocalSpec, SEALED};
+use crate::authority::keys::CaKeySource;
 use crate::cli::QuickstartArgs;
 use crate::depot::{read_file, Depot};
 use crate::pki::ca::CaSigner;
@@ -208,8 +209,11 @@ fn seed(
     let change = |name: &str| Change { name: name.to_string(), reason: None };
     let names = vec![change(ca.name.as_str()), change(issuing.as_str())];
     if depot.exists(&ca.name, SEALED) {
-        let (cert_der, crt_what, source) = super::sign::ca_files(depot, issuing.as_str())?;
-        let super::common::CaKeySource::File(key_path) = source else {
+        let files = crate::authority::load::ca_files(depot, issuing)
+            .map_err(|e| super::sign::load_error(depot, issuing.as_str(), e))?;
+        files.warnings.iter().for_each(|w| warn(w));
+        let (cert_der, crt_what, source) = (files.cert_der, files.crt_what, files.key);
+        let CaKeySource::File(key_path) = source else {
             bail!(
                 "{} names a key on a PKCS#11 token; quickstart's local CA keeps its issuing key in a file",
                 source.path().display()

@@ -2,7 +2,7 @@
 //! beside a certificate signed by an intermediate: servers must send the
 //! intermediates, and most want them in one file after the leaf.
 
-use super::inputs::depot_certs;
+use crate::commands::inputs::depot_certs;
 use crate::depot::{Depot, Write1, PUBLIC_MODE};
 use crate::pki::chain::build;
 use crate::pki::names::EntryName;
