@@ -52,3 +52,37 @@ pub fn already_issued(depot: &Depot, name: &EntryName, spki_der: &[u8]) -> Resul
     }
     Ok(Some(der))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::issue::{self, CertSpec};
+    use crate::pki::keys::{KeySpec, PrivateKey};
+    use crate::pki::profile::Kind;
+    use crate::pki::subject::Subject;
+    use crate::pki::validity::{Expiry, ValidityRequest};
+
+    #[test]
+    fn a_leaf_is_written_once_and_handed_out_again_only_for_its_own_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let depot = Depot::new(dir.path());
+        let name = EntryName::new("web").unwrap();
+        let key = PrivateKey::generate(KeySpec::EcdsaP256).unwrap();
+        let validity = ValidityRequest::default()
+            .resolve(time::OffsetDateTime::now_utc(), Expiry::parse("1 day").unwrap())
+            .unwrap();
+        let dn = Subject { common_name: Some("web".into()), ..Default::default() }.to_dn().unwrap();
+        let kind = Kind::Root { path_len: None, permit_domains: vec![] };
+        let der = issue::self_signed(&CertSpec::new(dn, vec![], kind, validity), &key).unwrap();
+
+        assert!(already_issued(&depot, &name, &key.spki_der()).unwrap().is_none());
+        let writes = leaf_writes(&depot, &name, &der, ChainPool::Known(&[]));
+        assert_eq!(writes.len(), 1, "no chain files without an intermediate");
+        assert!(!writes[0].replace, "a certificate is never overwritten");
+        depot::write_all(&writes).unwrap();
+        assert_eq!(already_issued(&depot, &name, &key.spki_der()).unwrap(), Some(der));
+        let other = PrivateKey::generate(KeySpec::EcdsaP256).unwrap();
+        let err = already_issued(&depot, &name, &other.spki_der()).unwrap_err();
+        assert!(err.to_string().contains("web.crt exists for another key"), "{err}");
+    }
+}

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, Result};
 use zeroize::Zeroizing;
 
-use super::load::LoadError;
 use super::Unlock;
 use crate::depot::{self, Depot, Write1};
 use crate::pkcs11::{Pkcs11Uri, TokenKey};
@@ -17,6 +16,16 @@ use crate::pki::names::EntryName;
 
 /// The depot extension of a token key's URI file.
 pub const URI_EXT: &str = "key.uri";
+
+/// A key file and a key URI file beside one certificate: which one signs
+/// would be a guess.
+#[derive(Debug, thiserror::Error)]
+#[error("{} and {} both exist, so which key signs for {name} is unclear; move the one that is not the CA's key aside", file.display(), uri.display())]
+pub struct BothKeys {
+    pub name: EntryName,
+    pub file: PathBuf,
+    pub uri: PathBuf,
+}
 
 /// Where a depot CA's key is: a key file beside its certificate, or the
 /// URI file of a key on a PKCS#11 token.
@@ -28,10 +37,10 @@ pub enum CaKeySource {
 impl CaKeySource {
     /// The key of the depot entry `name`, if it has one. Both at once is
     /// refused: which one signs would be a guess.
-    pub fn of(depot: &Depot, name: &EntryName) -> Result<Option<CaKeySource>, LoadError> {
+    pub fn of(depot: &Depot, name: &EntryName) -> Result<Option<CaKeySource>, BothKeys> {
         let (file, uri) = (depot.path(name, "key"), depot.path(name, URI_EXT));
         match (file.exists(), uri.exists()) {
-            (true, true) => Err(LoadError::BothKeys { name: name.clone(), file, uri }),
+            (true, true) => Err(BothKeys { name: name.clone(), file, uri }),
             (true, false) => Ok(Some(CaKeySource::File(file))),
             (false, true) => Ok(Some(CaKeySource::Token(uri))),
             (false, false) => Ok(None),

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::keys::{exposed_key_warning, CaKeySource, URI_EXT};
+use super::keys::{exposed_key_warning, BothKeys, CaKeySource, URI_EXT};
 use super::local::{issuing_of, SEALED};
 use super::Unlock;
 use crate::depot::{self, Depot};
@@ -27,8 +27,8 @@ pub enum LoadError {
     #[error("{} does not exist, so {name} cannot sign; a CA needs its key beside its certificate (or {uri_file} naming its key on a PKCS#11 token)", key_path.display())]
     NoKey { name: EntryName, key_path: PathBuf, uri_file: String },
     /// Both a key file and a key URI file: which one signs would be a guess.
-    #[error("{} and {} both exist, so which key signs for {name} is unclear; move the one that is not the CA's key aside", file.display(), uri.display())]
-    BothKeys { name: EntryName, file: PathBuf, uri: PathBuf },
+    #[error(transparent)]
+    BothKeys(#[from] BothKeys),
     /// A file of the CA that does not hold what it should.
     #[error("{what}: {detail}")]
     Unreadable { what: String, detail: String },
@@ -129,4 +129,74 @@ pub fn load_signing_ca(depot: &Depot, name: &EntryName, unlock: &mut Unlock) -> 
         .map_err(|e| LoadError::Issuing { issuing: issuing.clone(), source: Box::new(e) })?;
     ca.issuing = Some(issuing);
     Ok(ca)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use crate::pki::issue::{self, CertSpec};
+    use crate::pki::keys::{KeySpec, PrivateKey};
+    use crate::pki::profile::Kind;
+    use crate::pki::subject::Subject;
+    use crate::pki::validity::{Expiry, ValidityRequest};
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A root CA `stem` in the depot at `dir`: its certificate and key file.
+    fn root(dir: &std::path::Path, stem: &str) {
+        let key = PrivateKey::generate(KeySpec::EcdsaP256).unwrap();
+        let dn = Subject { common_name: Some(stem.into()), ..Default::default() }.to_dn().unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        let validity = ValidityRequest::default().resolve(now, Expiry::parse("1 year").unwrap()).unwrap();
+        let spec = CertSpec::new(dn, vec![], Kind::Root { path_len: None, permit_domains: vec![] }, validity);
+        let der = issue::self_signed(&spec, &key).unwrap();
+        std::fs::write(dir.join(format!("{stem}.crt")), crate::pki::to_pem("CERTIFICATE", &der)).unwrap();
+        let key_path = dir.join(format!("{stem}.key"));
+        std::fs::write(&key_path, key.to_pem(None).unwrap()).unwrap();
+        std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    fn name(s: &str) -> EntryName {
+        EntryName::new(s).unwrap()
+    }
+
+    #[test]
+    fn each_reason_a_ca_cannot_load_is_its_own_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let depot = Depot::new(dir.path());
+        let load = |n: &str| load_signing_ca(&depot, &name(n), &mut Unlock::none());
+        assert!(matches!(load("Missing"), Err(LoadError::NoCert { .. })));
+
+        root(dir.path(), "Root");
+        let ca = load("Root").unwrap();
+        assert_eq!((ca.name.as_str(), ca.issuing, ca.warnings.len()), ("Root", None, 0));
+
+        std::fs::write(dir.path().join("Root.key.uri"), "pkcs11:object=x\n").unwrap();
+        assert!(matches!(load("Root"), Err(LoadError::BothKeys(_))));
+        std::fs::remove_file(dir.path().join("Root.key")).unwrap();
+        std::fs::remove_file(dir.path().join("Root.key.uri")).unwrap();
+        assert!(matches!(load("Root"), Err(LoadError::NoKey { .. })));
+
+        // A sealed root: asked for itself it refuses; asked who signs for
+        // it, its issuing CA, whose own failures say whose they are.
+        std::fs::write(dir.path().join("Root.sealed"), "issuing: Root Issuing\n").unwrap();
+        assert!(
+            matches!(load_ca(&depot, &name("Root"), &mut Unlock::none()), Err(LoadError::SealedRoot { issuing, .. }) if issuing == "Root Issuing")
+        );
+        assert!(
+            matches!(load("Root"), Err(LoadError::Issuing { issuing, source }) if issuing == "Root Issuing" && matches!(*source, LoadError::NoCert { .. }))
+        );
+        root(dir.path(), "Root_Issuing");
+        let ca = load("Root").unwrap();
+        assert_eq!((ca.name.as_str(), ca.issuing.as_deref()), ("Root_Issuing", Some("Root Issuing")));
+    }
+
+    #[test]
+    fn a_key_file_others_can_read_comes_back_as_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        root(dir.path(), "CA");
+        std::fs::set_permissions(dir.path().join("CA.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let ca = load_ca(&Depot::new(dir.path()), &name("CA"), &mut Unlock::none()).unwrap();
+        assert_eq!(ca.warnings.len(), 1);
+        assert!(ca.warnings[0].contains("readable by others (mode 0644)"), "{:?}", ca.warnings);
+    }
 }

@@ -265,4 +265,36 @@ mod tests {
         assert!(matches!(&err, StorageError::Damaged { detail, .. } if detail.contains("was not signed by")), "{err}");
         assert!(other.revocation(&[0x01]).is_err(), "a CRL that does not verify answers nothing");
     }
+
+    #[test]
+    fn the_register_is_what_this_ca_signed_with_its_revocations() {
+        let dir = tempfile::tempdir().unwrap();
+        let signer = ca("Register CA");
+        let now = OffsetDateTime::now_utc();
+        let leaf_key = PrivateKey::generate(KeySpec::EcdsaP256).unwrap();
+        let validity = ValidityRequest::default().resolve(now, Expiry::parse("1 day").unwrap()).unwrap();
+        let kind = Kind::Leaf { profile: crate::pki::profile::LeafProfile::Server, code_signing: false };
+        let dn = Subject { common_name: Some("web".into()), ..Default::default() }.to_dn().unwrap();
+        let sans = vec![San::Dns("web.test".into())];
+        let der =
+            issue::signed_by(&CertSpec::new(dn, sans.clone(), kind, validity), &leaf_key.spki_der(), &signer).unwrap();
+        let depot = Depot::new(dir.path());
+        let write = |stem: &str, der: &[u8]| {
+            std::fs::write(dir.path().join(format!("{stem}.crt")), crate::pki::to_pem("CERTIFICATE", der)).unwrap()
+        };
+        write("web", &der);
+        write("CA", signer.cert_der());
+        write("Other", ca("Register CA").cert_der());
+        let s = state(dir.path(), signer);
+        let issued = s.issued().unwrap();
+        assert_eq!(issued.len(), 1, "the CA itself and another CA's certificates are not in its register");
+        let serial = x509_parser::parse_x509_certificate(&der).unwrap().1.raw_serial().to_vec();
+        assert_eq!(issued[0].serial, normalize_serial(&serial));
+        assert_eq!(issued[0].names, sans);
+        assert_eq!(issued[0].location, Location::DepotFile(depot.path(&EntryName::new("web").unwrap(), "crt")));
+        assert!(issued[0].revoked.is_none());
+        s.revoke(&serial, None, now).unwrap();
+        assert!(s.find(&serial).unwrap().expect("found by serial").revoked.is_some());
+        assert!(s.find(&[0x01]).unwrap().is_none());
+    }
 }
