@@ -352,7 +352,7 @@ fn process(depot: &Depot, e: &PlanEntry, signers: &Signers, opts: &Run, now: Off
             depot.path(&e.name, "key").display()
         );
     }
-    if depot.exists(&e.name, super::local_ca::SEALED) {
+    if depot.exists(&e.name, crate::authority::local::SEALED) {
         anyhow::bail!(
             "{} is a sealed local CA: its key was destroyed on purpose, so no plan can re-issue it. Take {:?} out of the plan, or use another --depot-path",
             depot.path(&e.name, "crt").display(),
@@ -380,7 +380,7 @@ fn process(depot: &Depot, e: &PlanEntry, signers: &Signers, opts: &Run, now: Off
     let crt_path = depot.path(&e.name, "crt");
     // A CA whose key is on a token keeps the key's URI where a key file
     // would be (and there is no key file).
-    let key_path = depot.path(&e.name, if e.key_uri.is_some() { super::pkcs11::URI_EXT } else { "key" });
+    let key_path = depot.path(&e.name, if e.key_uri.is_some() { crate::authority::keys::URI_EXT } else { "key" });
     let existing = crt_path.is_file() && key_path.is_file();
     let mut old_key: Option<CaKey> = None;
     let action = if !existing {

@@ -166,11 +166,11 @@ fn renew(depot: &Depot, e: &Entry, args: &RenewArgs, now: OffsetDateTime, window
     let mut writes = Vec::new();
     let old_crt = read_file(&e.path)?;
     let (spki, new_key) = if args.rekey {
-        if depot.exists(&name, super::pkcs11::URI_EXT) {
+        if depot.exists(&name, crate::authority::keys::URI_EXT) {
             return Err(usage(format!(
                 "{} keeps its key on a PKCS#11 token ({}), and --rekey writes a key file; make a new key on the token with `request-cert --key pkcs11:…` under another object name and sign that instead",
                 e.stem,
-                depot.path(&name, super::pkcs11::URI_EXT).display()
+                depot.path(&name, crate::authority::keys::URI_EXT).display()
             )));
         }
         let old_key_path = depot.path(&name, "key");
