@@ -68,7 +68,7 @@ fn prefix(label: &str, colour: clap::builder::styling::AnsiColor) -> String {
 
 /// Whether to colour what goes to `stream`, decided as clap decides for
 /// its help and errors (anstream): only at a terminal, never with NO_COLOR
-/// set (https://no-color.org) or TERM=dumb, always with CLICOLOR_FORCE.
+/// set (<https://no-color.org>) or TERM=dumb, always with CLICOLOR_FORCE.
 /// Then certforge's own lines and clap's agree.
 pub fn colour_for<S: anstream::stream::RawStream>(stream: &S) -> bool {
     anstream::AutoStream::choice(stream) != anstream::ColorChoice::Never
