@@ -224,8 +224,21 @@ pub fn scan(depot: &Depot, now: OffsetDateTime) -> View {
 /// request, its chain files, for a CA its CRL and CRL URL, the trust bundle
 /// `trust` writes (`NAME.bundle.pem`), and the marker of a sealed local CA
 /// whose root key is gone (`NAME.sealed`).
-const ENTRY_EXTS: [&str; 10] =
-    ["crt", "key", "key.uri", "csr", "chain.crt", "fullchain.crt", "crl", "crl-url", "bundle.pem", "sealed"];
+const ENTRY_EXTS: [&str; 10] = [
+    "crt",
+    "key",
+    super::keys::URI_EXT,
+    "csr",
+    "chain.crt",
+    "fullchain.crt",
+    "crl",
+    "crl-url",
+    BUNDLE_EXT,
+    super::local::SEALED,
+];
+
+/// The trust bundle `trust` writes beside a CA: `NAME.bundle.pem`.
+pub const BUNDLE_EXT: &str = "bundle.pem";
 
 /// The files of the entry `stem` that exist: its certificate, key (or
 /// token key URI), CSR, chain files, and for a CA its CRL, CRL URL, trust

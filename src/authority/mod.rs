@@ -9,4 +9,30 @@
 //! never names a command-line flag: warnings come back as data, and the
 //! binary words them.
 
+pub mod archive;
+pub mod chain;
+pub mod issue;
+pub mod keys;
 pub mod listing;
+pub mod load;
+pub mod local;
+pub mod state;
+
+use crate::pki::keys::PassphraseSource;
+
+/// What opening a CA's key may need: the passphrase of a key file, and
+/// where the PKCS#11 module and PIN of a token key come from. The binary
+/// builds it from its flags; a key that needs neither ignores it.
+pub struct Unlock {
+    /// Asked only when a key file turns out to be encrypted.
+    pub passphrase: Box<dyn PassphraseSource + Send>,
+    pub token: crate::pkcs11::Options,
+}
+
+impl Unlock {
+    /// No passphrase and the default token options: for unencrypted key
+    /// files, and for tests.
+    pub fn none() -> Unlock {
+        Unlock { passphrase: Box::new(None::<zeroize::Zeroizing<String>>), token: crate::pkcs11::Options::default() }
+    }
+}

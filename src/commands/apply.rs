@@ -15,6 +15,9 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use zeroize::Zeroizing;
 
 use super::common::{print_stdout, usage, warn};
+use crate::authority::archive::archive_writes;
+use crate::authority::chain::missing_chain_files;
+use crate::authority::keys::uri_write;
 use crate::cli::{ApplyArgs, PlanRunArgs};
 use crate::depot::{self, read_file, Depot, Write1, KEY_MODE, PUBLIC_MODE};
 use crate::pki::ca::{CaKey, CaSigner};
@@ -350,7 +353,7 @@ fn process(depot: &Depot, e: &PlanEntry, signers: &Signers, opts: &Run, now: Off
             depot.path(&e.name, "key").display()
         );
     }
-    if depot.exists(&e.name, super::local_ca::SEALED) {
+    if depot.exists(&e.name, crate::authority::local::SEALED) {
         anyhow::bail!(
             "{} is a sealed local CA: its key was destroyed on purpose, so no plan can re-issue it. Take {:?} out of the plan, or use another --depot-path",
             depot.path(&e.name, "crt").display(),
@@ -378,7 +381,7 @@ fn process(depot: &Depot, e: &PlanEntry, signers: &Signers, opts: &Run, now: Off
     let crt_path = depot.path(&e.name, "crt");
     // A CA whose key is on a token keeps the key's URI where a key file
     // would be (and there is no key file).
-    let key_path = depot.path(&e.name, if e.key_uri.is_some() { super::pkcs11::URI_EXT } else { "key" });
+    let key_path = depot.path(&e.name, if e.key_uri.is_some() { crate::authority::keys::URI_EXT } else { "key" });
     let existing = crt_path.is_file() && key_path.is_file();
     let mut old_key: Option<CaKey> = None;
     let action = if !existing {
@@ -467,31 +470,20 @@ fn process(depot: &Depot, e: &PlanEntry, signers: &Signers, opts: &Run, now: Off
     let reissue = matches!(action, Action::Reissue(_));
     let mut writes = Vec::new();
     if reissue && crt_path.is_file() {
-        let old = read_file(&crt_path)?;
-        let serial = X509Certificate::from_der(&crate::pki::from_pem_or_der(&old, "CERTIFICATE").unwrap_or_default())
-            .map(|(_, c)| crate::pki::serial::hex(c.raw_serial()).replace(':', ""))
-            .unwrap_or_else(|_| "unreadable".into());
-        let archive = depot.root().join("archive");
-        writes.push(Write1 {
-            path: archive.join(format!("{}.{serial}.crt", e.name)),
-            bytes: old.into(),
-            mode: PUBLIC_MODE,
-            replace: true,
-        });
-        if let (true, Some(k)) = (key_path.is_file(), key.file()) {
-            if read_file(&key_path)? != k.to_pem(opts.passphrase.as_deref().map(String::as_str))?.as_bytes() {
-                writes.push(Write1 {
-                    path: archive.join(format!("{}.{serial}.key", e.name)),
-                    bytes: read_file(&key_path)?.into(),
-                    mode: KEY_MODE,
-                    replace: true,
-                });
+        // The old key is archived only when the new one differs from it.
+        let old_key = match (key_path.is_file(), key.file()) {
+            (true, Some(k)) => {
+                let old = read_file(&key_path)?;
+                let new = k.to_pem(opts.passphrase.as_deref().map(String::as_str))?;
+                (old != new.as_bytes()).then_some(old)
             }
-        }
+            _ => None,
+        };
+        writes.extend(archive_writes(depot, &e.name, &read_file(&crt_path)?, old_key.as_deref()));
     }
     match key.file() {
         // The URI as the token key reports it, with its id.
-        None => writes.extend(super::pkcs11::uri_write(depot, &e.name, &key)),
+        None => writes.extend(uri_write(depot, &e.name, &key)),
         Some(k) => {
             let key_pem = k.to_pem(opts.passphrase.as_deref().map(String::as_str))?;
             writes.push(Write1 {
@@ -559,7 +551,7 @@ fn chain_files(depot: &Depot, e: &PlanEntry, der: &[u8], signers: &Signers) -> V
     }
     let pool: Vec<Vec<u8>> =
         signers.by_name.values().map(|s| s.cert_der().to_vec()).chain(signers.above.iter().cloned()).collect();
-    super::chainfiles::missing_chain_files(depot, &e.name, der, &pool)
+    missing_chain_files(depot, &e.name, der, &pool)
 }
 
 /// Why an existing certificate no longer matches its plan entry, if it

@@ -1,32 +1,19 @@
 //! What several commands share: turning passphrase and validity flags into
 //! values, reading keys, and printing.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use zeroize::Zeroizing;
 
+pub use super::output::{colour_for, error, note, print_stdout, refuse_key_on_terminal, usage, warn, Exit, UsageError};
+pub use crate::authority::keys::read_key;
+use crate::authority::Unlock;
 use crate::cli::{PassArgs, ValidityArgs};
 use crate::depot;
 use crate::pki::keys::{PassphraseSource, PrivateKey};
 use crate::pki::validity::{parse_rfc3339, Expiry, ValidityRequest};
-
-/// A mistake in how the command was called: exit status 2, like clap's own.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
-
-/// A command that already said everything (e.g. `verify` listing why a
-/// certificate is not valid) and only needs its exit status.
-#[derive(Debug, thiserror::Error)]
-#[error("exit status {0}")]
-pub struct Exit(pub u8);
-
-/// Builds a usage error.
-pub fn usage(msg: impl Into<String>) -> anyhow::Error {
-    UsageError(msg.into()).into()
-}
 
 impl PassArgs {
     /// The passphrase given by flag, file or environment, if any.
@@ -78,6 +65,12 @@ impl PassArgs {
     pub fn source(&self) -> Result<Prompt> {
         Ok(Prompt { given: self.given()? })
     }
+
+    /// What opening a CA key may need: the passphrase as [`source`](Self::source)
+    /// gives it, and the token's module and PIN file.
+    pub fn unlock(&self) -> Result<Unlock> {
+        Ok(Unlock { passphrase: Box::new(self.source()?), token: self.token.options() })
+    }
 }
 
 /// See [`PassArgs::source`].
@@ -97,52 +90,6 @@ impl PassphraseSource for Prompt {
     }
 }
 
-/// Where a depot CA's key is: a key file beside its certificate, or the
-/// URI file of a key on a PKCS#11 token.
-pub enum CaKeySource {
-    File(std::path::PathBuf),
-    Token(std::path::PathBuf),
-}
-
-impl CaKeySource {
-    /// The key of the depot entry `name`, if it has one. Both at once is
-    /// refused: which one signs would be a guess.
-    pub fn of(depot: &depot::Depot, name: &crate::pki::names::EntryName) -> Result<Option<CaKeySource>> {
-        let (file, uri) = (depot.path(name, "key"), depot.path(name, super::pkcs11::URI_EXT));
-        match (file.exists(), uri.exists()) {
-            (true, true) => anyhow::bail!(
-                "{} and {} both exist, so which key signs for {name} is unclear; move the one that is not the CA's key aside",
-                file.display(),
-                uri.display()
-            ),
-            (true, false) => Ok(Some(CaKeySource::File(file))),
-            (false, true) => Ok(Some(CaKeySource::Token(uri))),
-            (false, false) => Ok(None),
-        }
-    }
-
-    /// The file named in messages.
-    pub fn path(&self) -> &Path {
-        match self {
-            CaKeySource::File(p) | CaKeySource::Token(p) => p,
-        }
-    }
-
-    /// Reads the key file, or opens the token key (logged in).
-    pub fn load(&self, pass: &PassArgs) -> Result<crate::pki::ca::CaKey> {
-        match self {
-            CaKeySource::File(p) => Ok(read_key(p, &mut pass.source()?)?.into()),
-            CaKeySource::Token(p) => super::pkcs11::open_ca_key(p, pass),
-        }
-    }
-}
-
-/// Reads a private key file, decrypting it when needed.
-pub fn read_key(path: &Path, pass: &mut dyn PassphraseSource) -> Result<PrivateKey> {
-    let bytes = Zeroizing::new(depot::read_file(path)?);
-    Ok(PrivateKey::from_bytes(&bytes, &path.display().to_string(), pass)?)
-}
-
 impl ValidityArgs {
     /// The validity the flags ask for.
     pub fn request(&self) -> Result<ValidityRequest> {
@@ -156,29 +103,6 @@ impl ValidityArgs {
             not_after: self.not_after.as_deref().map(|t| parse_rfc3339("--not-after", t)).transpose()?,
         })
     }
-}
-
-/// Prints to stdout. A closed pipe (`certforge … --stdout | head -1`) ends
-/// the output quietly instead of panicking; the files are written already.
-pub fn print_stdout(text: &str) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.context("cannot write to stdout"),
-    }
-}
-
-/// Private keys stay off a terminal, whose scrollback, screen sharing and
-/// session recordings keep what is shown: printing one on stdout needs
-/// stdout redirected (a file, a pipe, `$(...)`) or `--force`. `other` is
-/// any other way the command offers ("write it with --out FILE, ").
-pub fn refuse_key_on_terminal(force: bool, what: &str, other: &str) -> Result<()> {
-    if force || !std::io::stdout().is_terminal() {
-        return Ok(());
-    }
-    Err(usage(format!(
-        "{what} holds the private key, and stdout is a terminal; {other}redirect it to a file or a pipe, or pass --force"
-    )))
 }
 
 /// Reads a `--template` file and checks it is of one of the `allowed` kinds
@@ -222,39 +146,6 @@ impl crate::cli::KeyArgs {
     pub fn unset(&self) -> bool {
         self.key_type.is_none() && self.curve.is_none() && self.key_bits.is_none() && self.existing_key.is_none()
     }
-}
-
-/// Prints a warning on stderr.
-pub fn warn(msg: &str) {
-    eprintln!("{} {msg}", prefix("warning:", clap::builder::styling::AnsiColor::Yellow));
-}
-
-/// Prints an error on stderr, its `error:` as clap prints its own.
-pub fn error(msg: &str) {
-    eprintln!("{} {msg}", prefix("error:", clap::builder::styling::AnsiColor::Red));
-}
-
-/// `label` in bold `colour` when stderr takes colour, as clap styles its
-/// `error:` (its default `Styles::styled()`).
-fn prefix(label: &str, colour: clap::builder::styling::AnsiColor) -> String {
-    if !colour_for(&std::io::stderr()) {
-        return label.to_string();
-    }
-    let style = colour.on_default().bold();
-    format!("{}{label}{}", style.render(), style.render_reset())
-}
-
-/// Whether to colour what goes to `stream`, decided as clap decides for
-/// its help and errors (anstream): only at a terminal, never with NO_COLOR
-/// set (https://no-color.org) or TERM=dumb, always with CLICOLOR_FORCE.
-/// Then certforge's own lines and clap's agree.
-pub fn colour_for<S: anstream::stream::RawStream>(stream: &S) -> bool {
-    anstream::AutoStream::choice(stream) != anstream::ColorChoice::Never
-}
-
-/// Prints a note on stderr.
-pub fn note(msg: &str) {
-    eprintln!("note: {msg}");
 }
 
 /// The key a new CA or request gets: an existing one (`--key PATH`) or a
@@ -370,7 +261,7 @@ impl NewKey {
                 "key",
             ),
             None => (
-                fresh(super::pkcs11::uri_write(depot, name, &self.key).expect("a token key has a URI")),
+                fresh(crate::authority::keys::uri_write(depot, name, &self.key).expect("a token key has a URI")),
                 "key URI (PKCS#11)",
             ),
         })
@@ -410,46 +301,4 @@ impl crate::cli::SubjectArgs {
             locality: self.locality.clone(),
         }
     }
-}
-
-/// What [`add_to_crl`] did.
-pub enum CrlChange {
-    /// The serial was listed already; nothing was written.
-    Already(crate::pki::crl::Entry),
-    /// The CRL was re-signed with the serial; `started` when there was no
-    /// CRL before.
-    Added { state: crate::pki::crl::CrlState, started: bool },
-}
-
-/// Adds `serial` to the CRL of the CA `ca_name` (signed by `ca`) and
-/// rewrites it atomically: `revoke` and `serve`'s revokeCert. The caller
-/// holds the depot lock, so two revocations never start from one old list.
-pub fn add_to_crl(
-    depot: &crate::depot::Depot,
-    ca_name: &crate::pki::names::EntryName,
-    ca: &crate::pki::ca::CaSigner,
-    serial: &[u8],
-    reason: Option<crate::pki::crl::Reason>,
-    now: time::OffsetDateTime,
-) -> Result<(std::path::PathBuf, CrlChange)> {
-    use crate::pki::crl::CrlState;
-    let crl_path = depot.path(ca_name, "crl");
-    let started = !crl_path.exists();
-    let mut state = if started {
-        CrlState::default()
-    } else {
-        CrlState::read(&crate::depot::read_file(&crl_path)?, &crl_path.display().to_string(), ca)?
-    };
-    if let Some(entry) = state.find(serial) {
-        return Ok((crl_path, CrlChange::Already(entry.clone())));
-    }
-    state.revoke(serial, now, reason);
-    let crl_der = state.sign(ca, now)?;
-    crate::depot::write_all(&[crate::depot::Write1 {
-        path: crl_path.clone(),
-        bytes: crate::pki::to_pem("X509 CRL", &crl_der).into_bytes().into(),
-        mode: crate::depot::PUBLIC_MODE,
-        replace: true,
-    }])?;
-    Ok((crl_path, CrlChange::Added { state, started }))
 }

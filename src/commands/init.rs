@@ -43,7 +43,7 @@ pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
 
     // Refuse before the (possibly slow) key generation.
     let _lock = depot.lock()?;
-    for ext in ["key", super::pkcs11::URI_EXT, "crt", "crl", "crl-url"] {
+    for ext in ["key", crate::authority::keys::URI_EXT, "crt", "crl", "crl-url"] {
         if depot.exists(&name, ext) {
             anyhow::bail!(
                 "a CA named {:?} already exists ({} is there); certforge never overwrites a CA. Choose another --common-name or move the old files aside",

@@ -73,10 +73,10 @@ pub fn run(depot: &Depot, args: &InspectArgs) -> Result<()> {
             reports.push(FileReport { file: target.clone(), objects: vec![Described::TokenKey(desc)], ca_key: None });
             continue;
         }
-        let path = resolve(depot, target, &["crt", "csr", "crl", "key", super::pkcs11::URI_EXT])?;
+        let path = resolve(depot, target, &["crt", "csr", "crl", "key", crate::authority::keys::URI_EXT])?;
         let what = path.display().to_string();
-        if what.ends_with(&format!(".{}", super::pkcs11::URI_EXT)) {
-            let desc = describe_token_key(depot, &super::pkcs11::read_uri(&path)?, args);
+        if what.ends_with(&format!(".{}", crate::authority::keys::URI_EXT)) {
+            let desc = describe_token_key(depot, &crate::authority::keys::read_uri(&path)?, args);
             reports.push(FileReport { file: what, objects: vec![Described::TokenKey(desc)], ca_key: None });
             continue;
         }
@@ -150,9 +150,9 @@ fn ca_key_of(depot: &Depot, path: &std::path::Path, objects: &[Described], args:
         return None;
     }
     let name = crate::pki::names::EntryName::new(stem).ok()?;
-    match super::common::CaKeySource::of(depot, &name) {
-        Ok(Some(super::common::CaKeySource::File(p))) => Some(format!("file {}", p.display())),
-        Ok(Some(super::common::CaKeySource::Token(p))) => Some(match super::pkcs11::read_uri(&p) {
+    match crate::authority::keys::CaKeySource::of(depot, &name) {
+        Ok(Some(crate::authority::keys::CaKeySource::File(p))) => Some(format!("file {}", p.display())),
+        Ok(Some(crate::authority::keys::CaKeySource::Token(p))) => Some(match crate::authority::keys::read_uri(&p) {
             Ok(uri) => super::pkcs11::status(&uri, &args.pass.token).location,
             Err(e) => format!("{e:#}"),
         }),

@@ -31,19 +31,7 @@ use crate::pki::template::Template;
 use crate::pki::to_pem;
 use crate::pki::validity::{fmt_time, Validity};
 
-/// The file that says a root's key is gone, and which CA signs for it.
-pub const SEALED: &str = "sealed";
-
-/// The name of the intermediate that signs for the local CA `root`.
-pub fn issuing_name(root: &str) -> String {
-    format!("{root} Issuing")
-}
-
-/// The intermediate a sealed root's `NAME.sealed` names, if `name` is one.
-pub fn issuing_of(depot: &Depot, name: &EntryName) -> Option<String> {
-    let text = depot::read_file(&depot.path(name, SEALED)).ok()?;
-    String::from_utf8_lossy(&text).lines().find_map(|l| l.strip_prefix("issuing: ").map(str::to_string))
-}
+pub use crate::authority::local::{issuing_name, issuing_of, SEALED};
 
 /// What a local CA is made of; `init --local` and `quickstart --local` fill it.
 pub struct LocalSpec {

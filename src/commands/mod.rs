@@ -3,7 +3,6 @@
 
 pub mod acme;
 pub mod apply;
-pub mod chainfiles;
 pub mod common;
 pub mod completions;
 pub mod export;
@@ -14,6 +13,7 @@ pub mod lint;
 pub mod list;
 pub mod local_ca;
 pub mod man;
+pub mod output;
 pub mod pkcs11;
 pub mod probe;
 pub mod quickstart;

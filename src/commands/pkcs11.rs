@@ -2,41 +2,20 @@
 //! itself is `crate::pkcs11`). The depot keeps `NAME.key.uri`, the RFC
 //! 7512 URI of the key (never a PIN), where a file CA keeps `NAME.key`.
 
-use std::path::Path;
+use anyhow::Result;
 
-use anyhow::{anyhow, Result};
-
+pub use crate::authority::keys::{read_uri, URI_EXT};
 use crate::cli::PassArgs;
-use crate::depot;
 use crate::depot::Depot;
 use crate::pkcs11::{token, Pkcs11Uri, TokenKey};
-use crate::pki::ca::CaKey;
 use crate::pki::keys::KeySpec;
 use crate::pki::names::EntryName;
-
-/// The depot extension of a token key's URI file.
-pub const URI_EXT: &str = "key.uri";
-
-/// Reads a `NAME.key.uri` file.
-pub fn read_uri(path: &Path) -> Result<Pkcs11Uri> {
-    let text = String::from_utf8(depot::read_file(path)?)
-        .map_err(|_| anyhow!("{} is not text; it should hold one pkcs11: URI", path.display()))?;
-    Pkcs11Uri::parse(text.trim()).map_err(|e| anyhow!("{}: {e}", path.display()))
-}
-
-/// Opens the token key a CA's `NAME.key.uri` names, logged in.
-pub fn open_ca_key(path: &Path, pass: &PassArgs) -> Result<CaKey> {
-    let uri = read_uri(path)?;
-    let key = TokenKey::open(&uri, &pass.token.options())
-        .map_err(|e| anyhow!("{e} (the CA key URI is in {})", path.display()))?;
-    Ok(CaKey::Remote(Box::new(key)))
-}
 
 /// `init --key pkcs11:…`: the key the URI names, or a new one of `spec`
 /// when the token has none. `asked` is true when a key type was given, so
 /// an existing key of another type is refused.
 pub fn init_key(text: &str, spec: KeySpec, asked: bool, pass: &PassArgs) -> Result<TokenKey> {
-    let uri = Pkcs11Uri::parse(text).map_err(|e| super::common::usage(format!("--key: {e}")))?;
+    let uri = Pkcs11Uri::parse(text).map_err(|e| super::output::usage(format!("--key: {e}")))?;
     Ok(TokenKey::open_or_generate(&uri, &pass.token.options(), spec, asked)?)
 }
 
@@ -84,16 +63,4 @@ pub fn depot_status(depot: &Depot, name: &EntryName, token_args: &crate::cli::Pk
         Ok(uri) => status(&uri, token_args).location,
         Err(e) => format!("{e:#}"),
     })
-}
-
-/// The depot's `NAME.key.uri` for a token key: the URI with the key's id,
-/// one line. None for a file key, or when the file already says so.
-pub fn uri_write(depot: &Depot, name: &EntryName, key: &CaKey) -> Option<depot::Write1> {
-    let CaKey::Remote(k) = key else { return None };
-    let path = depot.path(name, URI_EXT);
-    let text = format!("{}\n", k.uri());
-    if depot::read_file(&path).ok().as_deref() == Some(text.as_bytes()) {
-        return None;
-    }
-    Some(depot::Write1 { path, bytes: text.into_bytes().into(), mode: depot::PUBLIC_MODE, replace: true })
 }

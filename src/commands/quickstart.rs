@@ -12,7 +12,9 @@ use time::OffsetDateTime;
 use super::apply::{execute, execute_with, report, Change, Run, Seed, Summary};
 use super::common::{print_stdout, read_key, refuse_key_on_terminal, usage, warn};
 use super::inputs::read_certs;
-use super::local_ca::{self, LocalSpec, SEALED};
+use super::local_ca::{self, LocalSpec};
+use crate::authority::keys::CaKeySource;
+use crate::authority::local::{self, SEALED};
 use crate::cli::QuickstartArgs;
 use crate::depot::{read_file, Depot};
 use crate::pki::ca::CaSigner;
@@ -171,7 +173,7 @@ fn local(depot: &Depot, mut plan: Plan, opts: &Run, preset: LocalPreset) -> Resu
     let ca = plan.entries.remove(at);
     let permit = preset.subtrees();
     let constraints = NameConstraints { permitted: effective(&permit).0, excluded: Vec::new() };
-    let issuing = EntryName::new(&local_ca::issuing_name(ca.name.as_str()))?;
+    let issuing = EntryName::new(&local::issuing_name(ca.name.as_str()))?;
     for e in &mut plan.entries {
         if let Some(why) = e.sans.iter().find_map(|s| constraints.violation(s)) {
             return Err(usage(format!(
@@ -188,7 +190,7 @@ fn local(depot: &Depot, mut plan: Plan, opts: &Run, preset: LocalPreset) -> Resu
         .chain([format!(
             "{} is the root to trust (certforge trust install --CA ca); its key was never written, and {:?} signs.",
             depot.path(&ca.name, "crt").display(),
-            local_ca::issuing_name(ca.name.as_str())
+            local::issuing_name(ca.name.as_str())
         )])
         .collect();
     Ok((summary, notes))
@@ -208,8 +210,11 @@ fn seed(
     let change = |name: &str| Change { name: name.to_string(), reason: None };
     let names = vec![change(ca.name.as_str()), change(issuing.as_str())];
     if depot.exists(&ca.name, SEALED) {
-        let (cert_der, crt_what, source) = super::sign::ca_files(depot, issuing.as_str())?;
-        let super::common::CaKeySource::File(key_path) = source else {
+        let files = crate::authority::load::ca_files(depot, issuing)
+            .map_err(|e| super::sign::load_error(depot, issuing.as_str(), e))?;
+        files.warnings.iter().for_each(|w| warn(w));
+        let (cert_der, crt_what, source) = (files.cert_der, files.crt_what, files.key);
+        let CaKeySource::File(key_path) = source else {
             bail!(
                 "{} names a key on a PKCS#11 token; quickstart's local CA keeps its issuing key in a file",
                 source.path().display()

@@ -9,6 +9,8 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use super::common::{note, usage, Exit};
 use super::inputs::not_found;
 use super::sign::load_ca;
+use crate::authority::archive::{archive_writes, archived_cert};
+use crate::authority::chain::chain_writes;
 use crate::authority::listing::Wanted;
 use crate::authority::listing::{scan, Entry, View};
 use crate::cli::RenewArgs;
@@ -163,21 +165,13 @@ fn renew(depot: &Depot, e: &Entry, args: &RenewArgs, now: OffsetDateTime, window
     let validity = lifetime(depot, e, &cert, &kind, &signer, args, window)?;
     let ski = crate::pki::inspect::cert_info(&e.der, now).ok().and_then(|i| i.subject_key_id).map(|h| hex_bytes(&h));
     let mut writes = Vec::new();
-    let old_serial = hex(cert.raw_serial()).replace(':', "");
-    let archive = depot.root().join("archive");
-    writes.push(Write1 {
-        path: archive.join(format!("{}.{old_serial}.crt", e.stem)),
-        bytes: read_file(&e.path)?.into(),
-        mode: PUBLIC_MODE,
-        replace: false,
-    });
-
+    let old_crt = read_file(&e.path)?;
     let (spki, new_key) = if args.rekey {
-        if depot.exists(&name, super::pkcs11::URI_EXT) {
+        if depot.exists(&name, crate::authority::keys::URI_EXT) {
             return Err(usage(format!(
                 "{} keeps its key on a PKCS#11 token ({}), and --rekey writes a key file; make a new key on the token with `request-cert --key pkcs11:…` under another object name and sign that instead",
                 e.stem,
-                depot.path(&name, super::pkcs11::URI_EXT).display()
+                depot.path(&name, crate::authority::keys::URI_EXT).display()
             )));
         }
         let old_key_path = depot.path(&name, "key");
@@ -185,14 +179,7 @@ fn renew(depot: &Depot, e: &Entry, args: &RenewArgs, now: OffsetDateTime, window
         let key = PrivateKey::generate(spec)?;
         let pass = args.pass.given()?.filter(|p| !p.is_empty());
         let old_key_bytes = read_file(&old_key_path).ok();
-        if let Some(old) = &old_key_bytes {
-            writes.push(Write1 {
-                path: archive.join(format!("{}.{old_serial}.key", e.stem)),
-                bytes: old.clone().into(),
-                mode: KEY_MODE,
-                replace: false,
-            });
-        }
+        writes.extend(archive_writes(depot, &name, &old_crt, old_key_bytes.as_deref()));
         let encrypted = old_key_bytes.as_ref().is_some_and(|b| String::from_utf8_lossy(b).contains("ENCRYPTED"));
         let pem = key.to_pem(if encrypted { pass.as_deref().map(String::as_str) } else { None })?;
         if encrypted && pass.is_none() {
@@ -209,6 +196,7 @@ fn renew(depot: &Depot, e: &Entry, args: &RenewArgs, now: OffsetDateTime, window
         });
         (key.spki_der(), Some(key))
     } else {
+        writes.extend(archive_writes(depot, &name, &old_crt, None));
         (cert.public_key().raw.to_vec(), None)
     };
     let spec = CertSpec {
@@ -230,7 +218,7 @@ fn renew(depot: &Depot, e: &Entry, args: &RenewArgs, now: OffsetDateTime, window
         mode: PUBLIC_MODE,
         replace: true,
     });
-    writes.extend(super::chainfiles::chain_writes(depot, &name, &der, true));
+    writes.extend(chain_writes(depot, &name, &der, true));
     depot::write_all(&writes)?;
     drop(new_key);
 
@@ -247,7 +235,7 @@ fn renew(depot: &Depot, e: &Entry, args: &RenewArgs, now: OffsetDateTime, window
         if args.rekey { "new key written to the depot; the old one is archived" } else { "kept" }
     );
     eprintln!("  expires  {} ({})", fmt_time(validity.not_after), relative(validity.not_after, now));
-    eprintln!("  old one  {}", archive.join(format!("{}.{old_serial}.crt", e.stem)).display());
+    eprintln!("  old one  {}", archived_cert(depot, &name, &old_crt).display());
     if kind.is_ca() {
         note("same subject and key, so every certificate it signed keeps verifying; hand the new CA certificate to its clients");
     }

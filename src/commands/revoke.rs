@@ -4,25 +4,26 @@ use anyhow::{bail, Result};
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::common::{add_to_crl, note, usage, CrlChange};
+use super::common::{note, usage};
 use super::inputs::not_found;
 use super::sign::load_signing_ca;
 use crate::authority::listing::Wanted;
+use crate::authority::state::{CaState, FileState, Revoked};
 use crate::cli::RevokeArgs;
 use crate::depot::{self, Depot};
 use crate::pki::from_pem_or_der;
 use crate::pki::names::EntryName;
 use crate::pki::serial::hex;
 use crate::pki::validity::fmt_time;
+use crate::storage::StorageError;
 
 /// Runs `revoke`.
 pub fn run(depot: &Depot, args: &RevokeArgs) -> Result<()> {
     let name = EntryName::new(&args.cn).map_err(|e| usage(format!("--CN: {e}")))?;
-    // The CRL is read, extended and rewritten: hold the depot lock so that
-    // two revokes cannot both start from the same old list.
-    let _lock = depot.lock()?;
     // A sealed local CA's certificates are revoked in its intermediate's CRL.
-    let (ca_name, ca) = load_signing_ca(depot, &args.ca, &args.pass)?;
+    let loaded = load_signing_ca(depot, &args.ca, &args.pass)?;
+    let state = FileState::new(depot.clone(), loaded.name, std::sync::Arc::new(loaded.signer));
+    let ca = state.signer();
 
     let crt_path = depot.path(&name, "crt");
     if !crt_path.is_file() {
@@ -51,10 +52,16 @@ pub fn run(depot: &Depot, args: &RevokeArgs) -> Result<()> {
     let serial = cert.raw_serial().to_vec();
 
     let now = OffsetDateTime::now_utc();
-    let (crl_path, outcome) = add_to_crl(depot, &ca_name, &ca, &serial, args.reason, now)?;
-    let crl_what = crl_path.display().to_string();
-    let state = match outcome {
-        CrlChange::Already(entry) => {
+    // The state takes the depot lock while it rewrites the CRL, so that two
+    // revokes never start from the same old list.
+    let outcome = state.revoke(&serial, args.reason, now).map_err(|e| match e {
+        // The reason as it is: it names the CRL and what to do with it.
+        StorageError::Damaged { detail, .. } => anyhow::anyhow!(detail),
+        e => e.into(),
+    })?;
+    let crl_what = state.crl_path().display().to_string();
+    let (number, entries) = match outcome {
+        Revoked::Already(entry) => {
             eprintln!(
                 "{} (serial {}) is already revoked in {crl_what} since {}; the CRL is unchanged",
                 name.file("crt"),
@@ -63,18 +70,18 @@ pub fn run(depot: &Depot, args: &RevokeArgs) -> Result<()> {
             );
             return Ok(());
         }
-        CrlChange::Added { state, started } => {
+        Revoked::Added { number, entries, started } => {
             if started {
                 note(&format!("{crl_what} did not exist; started a new CRL"));
             }
-            state
+            (number, entries)
         }
     };
 
     eprintln!("Revoked {} (serial {}) issued by {:?}", name.file("crt"), hex(&serial), ca.name);
     eprintln!("  CRL          {crl_what}");
-    eprintln!("  CRL number   {}", state.number);
-    eprintln!("  entries      {}", state.entries.len());
+    eprintln!("  CRL number   {number}");
+    eprintln!("  entries      {entries}");
     if let Some(reason) = args.reason {
         let name = clap::ValueEnum::to_possible_value(&reason).map(|v| v.get_name().to_string()).unwrap_or_default();
         eprintln!("  reason       {name}");

@@ -50,7 +50,8 @@ pub fn run(depot: &Depot, args: &ServeArgs) -> Result<()> {
     // Port 0 picks a free port; the URL names the one the system chose.
     let bound: Vec<SocketAddr> = listeners.iter().map(|l| l.local_addr()).collect::<std::io::Result<_>>()?;
     let base = base_url(&args.hostname, bound[0])?;
-    let (ca_name, ca) = load_signing_ca(depot, &args.ca, &args.pass)?;
+    let loaded = load_signing_ca(depot, &args.ca, &args.pass)?;
+    let (ca_name, ca) = (loaded.name, loaded.signer);
     let policy = Policy { constraints: ca.constraints.clone(), allow };
     let validator: Box<dyn Validator> = if args.skip_validation > 0 {
         Box::new(SkippedChecks { log: Log { format: args.log_format } })

@@ -3,11 +3,14 @@
 use anyhow::{bail, Result};
 use time::OffsetDateTime;
 
-use super::common::{load_template, note, print_stdout, usage, warn, CaKeySource};
+use super::common::{load_template, note, print_stdout, usage, warn};
 use super::inputs::not_found;
 use super::report;
 use super::request_cert::list;
+use crate::authority::issue::{leaf_writes, ChainPool};
+use crate::authority::keys::CaKeySource;
 use crate::authority::listing::Wanted;
+use crate::authority::load::{self, LoadError, SigningCa};
 use crate::cli::SignArgs;
 use crate::depot::{self, Depot, Write1, PUBLIC_MODE};
 use crate::pki::ca::CaSigner;
@@ -20,92 +23,58 @@ use crate::pki::names::EntryName;
 use crate::pki::profile::{Kind, LeafProfile};
 use crate::pki::san::{HostName, San, SANS_ONLY};
 use crate::pki::template::TemplateKind;
+use crate::pki::to_pem;
 use crate::pki::validity::fmt_time;
-use crate::pki::{from_pem_or_der, to_pem};
 
-/// Loads the CA named `ca_raw` from the depot and checks it can sign.
-pub fn load_ca(depot: &Depot, ca_raw: &str, pass: &crate::cli::PassArgs) -> Result<CaSigner> {
-    let (cert_der, crt_what, source) = ca_files(depot, ca_raw)?;
-    let key = source.load(pass)?;
-    let mut ca = CaSigner::new(cert_der, key, &crt_what, &source.path().display().to_string())?;
-    ca.crl_url = crl_url(depot, ca_raw)?;
-    Ok(ca)
+/// The depot name of the CA `raw` (`--CA`).
+pub fn ca_name(raw: &str) -> Result<EntryName> {
+    EntryName::new(raw).map_err(|e| usage(format!("--CA: {e}")))
 }
 
-/// The CA's CRL Distribution Point from `NAME.crl-url` (`init --crl-url`).
-pub fn crl_url(depot: &Depot, ca_raw: &str) -> Result<Option<String>> {
-    let Ok(name) = EntryName::new(ca_raw) else { return Ok(None) };
-    let path = depot.path(&name, "crl-url");
-    if !path.exists() {
-        return Ok(None);
-    }
-    let text = String::from_utf8(depot::read_file(&path)?)
-        .map_err(|_| anyhow::anyhow!("{} is not text; it should hold one URL", path.display()))?;
-    let url = text.trim().to_string();
-    crate::pki::crl::check_crl_url(&url).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    Ok(Some(url))
-}
-
-/// The CA `ca_raw`'s certificate (DER), its file for messages, and where
-/// its key is, once a key file is checked to be there and not readable by
-/// others; each miss is explained (a sealed local CA names the CA that
-/// signs for it).
-pub fn ca_files(depot: &Depot, ca_raw: &str) -> Result<(Vec<u8>, String, CaKeySource)> {
-    let ca_name = EntryName::new(ca_raw).map_err(|e| usage(format!("--CA: {e}")))?;
-    let hint = format!(
-        "to make it: certforge --depot-path {} init --common-name {}",
-        shell_word(&depot.root().display().to_string()),
-        shell_word(ca_raw)
-    );
-    if !depot.path(&ca_name, "crt").is_file() {
-        return Err(not_found(depot, ca_raw, Wanted::Ca, &hint));
-    }
-    let cert_bytes = depot::read_file(&depot.path(&ca_name, "crt"))?;
-    let crt_what = depot.path(&ca_name, "crt").display().to_string();
-    let cert_der = from_pem_or_der(&cert_bytes, "CERTIFICATE").map_err(|e| anyhow::anyhow!("{crt_what}: {e}"))?;
-    let Some(source) = CaKeySource::of(depot, &ca_name)? else {
-        if let Some(issuing) = super::local_ca::issuing_of(depot, &ca_name) {
-            bail!(
-                "{ca_raw:?} is a sealed local CA: its key was wiped once it signed {issuing:?}, so it cannot sign, renew or revoke anything itself; {issuing:?} signs for it (sign --CA {})",
-                shell_word(ca_raw)
+/// Why the CA `raw` (as the user named it) cannot be loaded, with the
+/// command that fixes it.
+pub fn load_error(depot: &Depot, raw: &str, e: LoadError) -> anyhow::Error {
+    match e {
+        LoadError::NoCert { .. } => {
+            let hint = format!(
+                "to make it: certforge --depot-path {} init --common-name {}",
+                shell_word(&depot.root().display().to_string()),
+                shell_word(raw)
             );
+            not_found(depot, raw, Wanted::Ca, &hint)
         }
-        bail!(
-            "{} does not exist, so {:?} cannot sign; a CA needs its key beside its certificate (or {} naming its key on a PKCS#11 token)",
-            depot.path(&ca_name, "key").display(),
-            ca_raw,
-            ca_name.file(super::pkcs11::URI_EXT)
-        );
-    };
-    if let CaKeySource::File(path) = &source {
-        warn_if_exposed(path);
+        LoadError::SealedRoot { issuing, .. } => anyhow::anyhow!(
+            "{raw:?} is a sealed local CA: its key was wiped once it signed {issuing:?}, so it cannot sign, renew or revoke anything itself; {issuing:?} signs for it (sign --CA {})",
+            shell_word(raw)
+        ),
+        LoadError::NoKey { key_path, uri_file, .. } => anyhow::anyhow!(
+            "{} does not exist, so {raw:?} cannot sign; a CA needs its key beside its certificate (or {uri_file} naming its key on a PKCS#11 token)",
+            key_path.display()
+        ),
+        LoadError::Issuing { issuing, source } => load_error(depot, &issuing, *source),
+        LoadError::Other(e) => e,
+        e => e.into(),
     }
-    Ok((cert_der, crt_what, source))
+}
+
+/// Loads the CA `ca_raw` itself from the depot and checks it can sign.
+pub fn load_ca(depot: &Depot, ca_raw: &str, pass: &crate::cli::PassArgs) -> Result<CaSigner> {
+    let name = ca_name(ca_raw)?;
+    let ca = load::load_ca(depot, &name, &mut pass.unlock()?).map_err(|e| load_error(depot, ca_raw, e))?;
+    ca.warnings.iter().for_each(|w| warn(w));
+    Ok(ca.signer)
 }
 
 /// The CA that signs for `ca_raw`: the CA itself, or for a sealed local CA
-/// (`init --local`) its issuing intermediate, said in a note. Also returns
-/// the depot name of the CA that signs (where its CRL is).
-pub fn load_signing_ca(depot: &Depot, ca_raw: &str, pass: &crate::cli::PassArgs) -> Result<(EntryName, CaSigner)> {
-    let ca_name = EntryName::new(ca_raw).map_err(|e| usage(format!("--CA: {e}")))?;
-    let issuing = Some(&ca_name)
-        .filter(|name| matches!(CaKeySource::of(depot, name), Ok(None)))
-        .and_then(|name| super::local_ca::issuing_of(depot, name));
-    let Some(issuing) = issuing else { return Ok((ca_name, load_ca(depot, ca_raw, pass)?)) };
-    note(&format!("{ca_raw:?} is a sealed local CA; {issuing:?} signs for it"));
-    let name =
-        EntryName::new(&issuing).map_err(|e| anyhow::anyhow!("{}: {e}", depot.path(&ca_name, "sealed").display()))?;
-    Ok((name, load_ca(depot, &issuing, pass)?))
-}
-
-/// Warns when a CA key on disk can be read by anyone but its owner.
-fn warn_if_exposed(key_path: &std::path::Path) {
-    if let Ok(meta) = std::fs::metadata(key_path) {
-        let mode = crate::sys::mode(&meta) & 0o777;
-        if mode & 0o077 != 0 {
-            warn(&format!("{} is readable by others (mode {mode:04o}): anyone who can read it can sign as this CA. Run: chmod 600 {}", key_path.display(), key_path.display()));
-        }
+/// (`init --local`) its issuing intermediate, said in a note.
+pub fn load_signing_ca(depot: &Depot, ca_raw: &str, pass: &crate::cli::PassArgs) -> Result<SigningCa> {
+    let name = ca_name(ca_raw)?;
+    let ca = load::load_signing_ca(depot, &name, &mut pass.unlock()?).map_err(|e| load_error(depot, ca_raw, e))?;
+    if let Some(issuing) = &ca.issuing {
+        note(&format!("{ca_raw:?} is a sealed local CA; {issuing:?} signs for it"));
     }
+    ca.warnings.iter().for_each(|w| warn(w));
+    Ok(ca)
 }
 
 /// Runs `sign`.
@@ -142,7 +111,7 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
         return Err(not_found(depot, &raw_name, Wanted::Request, &fix));
     }
     let csr = parse_csr(&depot::read_file(&csr_path)?, &csr_path.display().to_string())?;
-    let (_, ca) = load_signing_ca(depot, &args.ca, &args.pass)?;
+    let ca = load_signing_ca(depot, &args.ca, &args.pass)?.signer;
     // A leaf that serves TLS needs its host name in a DNS or IP SAN. A
     // request that names none is refused for an explicit server or peer
     // profile; certstrap's default leaf is signed as certstrap signs it,
@@ -222,24 +191,16 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
     let spec = CertSpec { sans: sans.clone(), ..CertSpec::from_csr(&csr, kind.clone(), validity) };
     let der = issue::signed_by(&spec, &csr.spki_der, &ca)?;
     let pem = to_pem("CERTIFICATE", &der);
-    let mut writes = vec![Write1 {
-        path: cert_path.clone(),
-        bytes: (pem.clone().into_bytes()).into(),
-        mode: PUBLIC_MODE,
-        replace: false,
-    }];
+    // Chain files go beside a depot entry, and only under an intermediate:
+    // under a root the certificate alone is the chain a server sends.
+    let pool = if args.cert.is_some() || ca.self_signed { ChainPool::None } else { ChainPool::Depot };
+    let mut writes = leaf_writes(depot, &name, &der, pool);
+    writes[0].path = cert_path.clone();
     let mut crl_skipped = None;
-    if args.cert.is_none() {
-        // Under a root the certificate alone is the chain a server sends;
-        // only under an intermediate is the depot searched for the rest.
-        if !ca.self_signed {
-            writes.extend(super::chainfiles::chain_writes(depot, &name, &der, false));
-        }
-        if kind.is_ca() {
-            match empty_crl(depot, &name, &der, &args.pass, now) {
-                Ok(w) => writes.push(w),
-                Err(why) => crl_skipped = Some(why),
-            }
+    if args.cert.is_none() && kind.is_ca() {
+        match empty_crl(depot, &name, &der, &args.pass, now) {
+            Ok(w) => writes.push(w),
+            Err(why) => crl_skipped = Some(why),
         }
     }
     let extra_files: Vec<(&'static str, std::path::PathBuf)> = writes[1..]
@@ -400,7 +361,8 @@ fn empty_crl(
     let Some(source) = CaKeySource::of(depot, name).map_err(|e| format!("{e:#}"))? else {
         return Err(format!("its key {} is not in the depot", depot.path(name, "key").display()));
     };
-    let key = source.load(pass).map_err(|e| format!("{e:#}"))?;
+    let mut unlock = pass.unlock().map_err(|e| format!("{e:#}"))?;
+    let key = source.load(&mut unlock).map_err(|e| format!("{e:#}"))?;
     let signer = CaSigner::new(cert_der.to_vec(), key, &name.file("crt"), &source.path().display().to_string())
         .map_err(|e| e.to_string())?;
     let crl = CrlState::default().sign(&signer, now).map_err(|e| e.to_string())?;

@@ -22,7 +22,7 @@ use crate::trust::{self, stores, Action, Ca, Outcome, State, Store};
 /// The bundle of the system's roots and the CA, `NAME.bundle.pem`, for the
 /// runtimes that replace their roots with one file, while the system
 /// bundle does not hold the CA.
-pub const BUNDLE_EXT: &str = "bundle.pem";
+pub use crate::authority::listing::BUNDLE_EXT;
 
 /// Runs `trust`.
 pub fn run(depot: &Depot, action: &TrustAction) -> Result<()> {

@@ -10,25 +10,29 @@ use time::{Duration, OffsetDateTime};
 
 use crate::acme::engine::Issuer;
 use crate::acme::problem::{Kind, Problem};
+use crate::authority::issue::{already_issued, leaf_writes, ChainPool};
 use crate::authority::listing::depot_certs;
-use crate::commands::common::{add_to_crl, CrlChange};
-use crate::depot::{self, Depot, Write1, PUBLIC_MODE};
+use crate::authority::state::{CaState, FileState, Location, Revoked};
+use crate::depot::{self, Depot};
 use crate::pki::ca::CaSigner;
 use crate::pki::chain::build;
-use crate::pki::crl::{CrlState, Reason};
+use crate::pki::crl::Reason;
 use crate::pki::csr::ParsedCsr;
 use crate::pki::issue::{self, CertSpec};
 use crate::pki::names::{sanitize, EntryName};
 use crate::pki::profile::{Kind as Profile, LeafProfile};
 use crate::pki::san::San;
+use crate::pki::serial::random_serial;
+use crate::pki::to_pem;
 use crate::pki::validity::{Validity, BACKDATE};
-use crate::pki::{from_pem_or_der, to_pem};
 
 pub struct DepotIssuer {
     pub depot: Depot,
     /// The depot name of the CA that signs (its CRL is `NAME.crl`).
     pub ca_name: EntryName,
     pub ca: std::sync::Arc<CaSigner>,
+    /// What the CA issued and revoked, and its CRL.
+    pub state: Box<dyn CaState>,
     /// The CA certificates a server must send after the leaf: the signing
     /// CA unless it is the root, and any intermediates above it (DER).
     pub chain: Vec<Vec<u8>>,
@@ -76,10 +80,12 @@ impl DepotIssuer {
             std::iter::once(ca.cert_der().to_vec()).chain(above.intermediates).collect()
         };
         let pem = |ders: &[Vec<u8>]| ders.iter().map(|d| to_pem("CERTIFICATE", d)).collect::<String>();
+        let ca = std::sync::Arc::new(ca);
         Ok(DepotIssuer {
             depot: depot.clone(),
+            state: Box::new(FileState::new(depot.clone(), ca_name.clone(), ca.clone())),
             ca_name,
-            ca: std::sync::Arc::new(ca),
+            ca,
             // Under a root that signs leaves itself the chain would be the
             // leaf alone, and certbot refuses a chain of one ("less than 2
             // certificates"): the root goes after it then.
@@ -119,18 +125,12 @@ impl DepotIssuer {
 impl Issuer for DepotIssuer {
     fn issue(&self, order: &str, csr: &ParsedCsr, now: OffsetDateTime) -> Result<String, Problem> {
         let name = Self::entry_name(order, csr);
-        let path = self.depot.path(&name, "crt");
         // Shared: other serve threads and processes add entries beside us;
         // a CLI command that rewrites the depot holds it exclusively.
         let _lock = self.depot.lock_shared().map_err(internal)?;
-        if path.exists() {
-            // A finalize that a crash interrupted after the write: hand out
-            // the certificate already made, if it is for this key.
-            let der = from_pem_or_der(&depot::read_file(&path).map_err(internal)?, "CERTIFICATE").map_err(internal)?;
-            let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(internal)?;
-            if cert.public_key().raw != csr.spki_der.as_slice() {
-                return Err(internal(format!("{} exists for another key", path.display())));
-            }
+        // A finalize that a crash interrupted after the write: hand out the
+        // certificate already made, if it is for this key.
+        if let Some(der) = already_issued(&self.depot, &name, &csr.spki_der).map_err(internal)? {
             return Ok(to_pem("CERTIFICATE", &der) + &self.chain_pem);
         }
         // RFC 8555 §7.4 lets the CA decide the subject; only the names the
@@ -140,42 +140,42 @@ impl Issuer for DepotIssuer {
             subject.push(DnType::CommonName, cn.clone());
         }
         let kind = Profile::Leaf { profile: self.profile, code_signing: false };
-        let spec = CertSpec::new(subject, csr.sans.clone(), kind, self.validity(now)?);
+        let mut spec = CertSpec::new(subject, csr.sans.clone(), kind, self.validity(now)?);
+        // The serial is chosen before signing, so the state can claim it first.
+        let serial = random_serial().to_bytes();
+        self.state.reserve(&serial, &spec.sans, spec.validity.not_after).map_err(internal)?;
+        spec.serial = Some(serial);
         let der = issue::signed_by(&spec, &csr.spki_der, &self.ca).map_err(internal)?;
-        let leaf = to_pem("CERTIFICATE", &der);
-        let mut writes =
-            vec![Write1 { path, bytes: leaf.clone().into_bytes().into(), mode: PUBLIC_MODE, replace: false }];
         // Chain files only under an intermediate: under a root the leaf is
         // the whole chain, and building it would cost a signature check.
-        if self.root_pem.is_some() {
-            writes.extend(crate::commands::chainfiles::chain_files(&self.depot, &name, &der, &self.pool, false));
-        }
+        let pool = if self.root_pem.is_some() { ChainPool::Known(&self.pool) } else { ChainPool::None };
+        let writes = leaf_writes(&self.depot, &name, &der, pool);
+        let location = Location::DepotFile(writes[0].path.clone());
         depot::write_all(&writes).map_err(internal)?;
-        Ok(leaf + &self.chain_pem)
+        self.state.record(&der, &location).map_err(internal)?;
+        Ok(to_pem("CERTIFICATE", &der) + &self.chain_pem)
     }
 
     fn alternate(&self, chain: &str) -> Option<String> {
         self.root_pem.as_ref().map(|root| format!("{chain}{root}"))
     }
 
-    /// Read from the CA's CRL on disk, so a `certforge revoke` run beside
-    /// the server counts at once.
+    /// Asked of the CA's state, so a `certforge revoke` run beside the
+    /// server counts at once.
     fn is_revoked(&self, serial: &[u8]) -> bool {
-        let crl = depot::read_file(&self.depot.path(&self.ca_name, "crl"));
-        let state = crl.ok().and_then(|b| CrlState::read(&b, "the CA's CRL", &self.ca).ok());
-        state.is_some_and(|s| s.find(serial).is_some())
+        self.state.revocation(serial).ok().flatten().is_some()
     }
 
+    /// The state takes the depot lock itself while it rewrites the CRL.
     fn revoke(&self, der: &[u8], reason: Reason, now: OffsetDateTime) -> Result<(), Problem> {
         let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(internal)?;
-        let _lock = self.depot.lock().map_err(internal)?;
-        match add_to_crl(&self.depot, &self.ca_name, &self.ca, cert.raw_serial(), Some(reason), now) {
-            Ok((_, CrlChange::Added { .. })) => Ok(()),
-            Ok((path, CrlChange::Already(_))) => Err(Problem::new(
+        match self.state.revoke(cert.raw_serial(), Some(reason), now) {
+            Ok(Revoked::Added { .. }) => Ok(()),
+            Ok(Revoked::Already(_)) => Err(Problem::new(
                 Kind::AlreadyRevoked,
-                format!("the certificate is already in {}", path.file_name().unwrap_or_default().to_string_lossy()),
+                format!("the certificate is already in {}", self.ca_name.file("crl")),
             )),
-            Err(e) => Err(internal(format!("{e:#}"))),
+            Err(e) => Err(internal(e)),
         }
     }
 }
