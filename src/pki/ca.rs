@@ -55,6 +55,24 @@ impl rcgen::SigningKey for CaKey {
     }
 }
 
+/// A key [`self_signed`](super::issue::self_signed) takes: it signs, and
+/// explains its failures.
+pub trait SelfSigning: rcgen::SigningKey {
+    fn explain(&self, e: rcgen::Error) -> String;
+}
+
+impl SelfSigning for PrivateKey {
+    fn explain(&self, e: rcgen::Error) -> String {
+        e.to_string()
+    }
+}
+
+impl SelfSigning for CaKey {
+    fn explain(&self, e: rcgen::Error) -> String {
+        CaKey::explain(self, e)
+    }
+}
+
 impl CaKey {
     /// The DER SubjectPublicKeyInfo.
     pub fn spki_der(&self) -> Vec<u8> {

@@ -53,7 +53,7 @@ pub enum CsrError {
 pub fn make_csr(
     subject: &DistinguishedName,
     sans: &[San],
-    key: &impl super::issue::SelfSigning,
+    key: &impl super::ca::SelfSigning,
 ) -> Result<Vec<u8>, CsrError> {
     let mut params = CertificateParams::default();
     params.distinguished_name = subject.clone();
