@@ -10,7 +10,19 @@ use pkcs8::{EncryptedPrivateKeyInfoRef, PrivateKeyInfoRef};
 use rcgen::{PublicKeyData, SignatureAlgorithm};
 use zeroize::Zeroizing;
 
-/// The key types certforge makes.
+/// A key type: the ones certforge makes, and (as `Rsa(bits)` of any size)
+/// what [`KeySpec::from_spki`] reads from a certificate or CSR.
+///
+/// ```
+/// use certforge::pki::keys::{KeySpec, PrivateKey};
+///
+/// let key = PrivateKey::generate(KeySpec::Ed25519)?;
+/// assert_eq!(KeySpec::Ed25519.to_string(), "Ed25519");
+/// assert_eq!(KeySpec::Rsa(4096).to_string(), "RSA 4096");
+/// assert!(KeySpec::Rsa(4096).is_rsa());
+/// # assert_eq!(key.describe(), "Ed25519");
+/// # Ok::<(), certforge::pki::keys::KeyError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeySpec {
     EcdsaP256,

@@ -20,7 +20,7 @@ pub enum San {
 pub type SanParser = fn(&str) -> Result<San, SanError>;
 
 /// Why a SAN value was refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error("{flag} {value:?}: {why}")]
 pub struct SanError {
     pub flag: &'static str,
