@@ -1,4 +1,4 @@
-//! Issue 4: list and expiry checks, renewal, chain files, and exports for
+//! List and expiry checks, renewal, chain files, and exports for
 //! Java (PKCS#12, truststore), env-configured services and Kubernetes.
 
 mod common;
@@ -373,7 +373,7 @@ fn bundle_export_and_chain_files() {
     );
 }
 
-/// Issue 10, finding 2: a renewal is never due again under the window that
+/// A renewal is never due again under the window that
 /// selected it, so the README's `list || renew --all` pipeline converges.
 #[test]
 fn renew_never_leaves_a_certificate_due_under_its_window() {
@@ -420,7 +420,7 @@ fn renew_never_leaves_a_certificate_due_under_its_window() {
     assert!((9..=10).contains(&days_left("fixed.example.com")), "--expires wins");
 }
 
-/// Issue 10, finding 3: `sign --intermediate` gives the new CA an empty CRL,
+/// `sign --intermediate` gives the new CA an empty CRL,
 /// as `init` and `apply` do, so `openssl verify -crl_check_all` works at
 /// once for what it signs.
 #[test]

@@ -1,6 +1,6 @@
 //! `init --local`: a CA that is safe to put in trust stores. Name
 //! constraints on a root are ignored by Java 17, and a root key that
-//! survives can sign an unconstrained intermediate, so (issue 12):
+//! survives can sign an unconstrained intermediate, so:
 //!
 //! 1. the root NAME and the intermediate "NAME Issuing" both carry the same
 //!    name constraints, and the intermediate has pathLen 0, so its key

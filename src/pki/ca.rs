@@ -1,6 +1,7 @@
 //! A CA ready to sign: its certificate and key, checked to belong together
-//! and to be allowed to sign. rcgen's `Issuer::from_ca_cert_pem` checks
-//! neither (PKI-NOTES §4 trap 6), and certstrap happily signed with a leaf.
+//! and to be allowed to sign. rcgen's `Issuer::from_ca_cert_der` checks
+//! neither that the key matches the certificate nor that it is a CA (cA),
+//! and certstrap 1.3.0 happily signed with a leaf.
 
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};

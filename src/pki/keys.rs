@@ -398,8 +398,9 @@ fn encryption_oid(der: &[u8]) -> Option<String> {
 }
 
 /// Rewrites any supported private key as PKCS#8 v1. aws-lc writes Ed25519 as
-/// PKCS#8 v2 (with the public key), which OpenSSL 3.0 cannot read, so the
-/// public key is dropped (PKI-NOTES §3). PKCS#1 and SEC1 keys are wrapped.
+/// PKCS#8 v2 (RFC 5958 OneAsymmetricKey, with the public key), which OpenSSL
+/// 3.0 cannot read, so the public key is dropped. PKCS#1 and SEC1 keys are
+/// wrapped.
 fn to_pkcs8_v1(der: &[u8]) -> Result<Zeroizing<Vec<u8>>, String> {
     if let Ok(info) = PrivateKeyInfoRef::from_der(der) {
         if info.public_key.is_none() {

@@ -81,9 +81,10 @@ impl Subject {
 }
 
 /// Copies a subject read from a CSR into rcgen's form, keeping each value's
-/// string type. rcgen keeps one value per attribute type (PKI-NOTES §4 trap
-/// 5), so subjects it cannot reproduce exactly are refused rather than
-/// silently changed.
+/// string type. rcgen's `DistinguishedName` is a map, one value per
+/// attribute type (it merges repeated attributes), and RFC 5280 §7.1 matches
+/// names attribute by attribute, so subjects it cannot reproduce exactly are
+/// refused rather than silently changed.
 pub fn dn_from_x509(name: &X509Name<'_>, what: &str) -> Result<DistinguishedName, SubjectError> {
     let mut dn = DistinguishedName::new();
     let mut seen = Vec::new();

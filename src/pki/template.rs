@@ -269,8 +269,9 @@ impl Template {
                 }
             }
             TemplateKind::Leaf => {
-                // ExplicitNoCa writes CA:FALSE and makes rcgen emit the SKI
-                // (PKI-NOTES §4 trap 3).
+                // ExplicitNoCa writes CA:FALSE and makes rcgen emit the SKI,
+                // which it writes only for `IsCa::Ca` and `ExplicitNoCa`
+                // (RFC 5280 §4.2.1.2 wants it in end-entity certificates).
                 params.is_ca = IsCa::ExplicitNoCa;
                 // keyEncipherment only means something for RSA key transport;
                 // on an EC key RFC 5280 §4.2.1.3 makes it an error (pkilint).
