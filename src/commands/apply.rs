@@ -96,7 +96,7 @@ impl Run {
                 .as_deref()
                 .map(Expiry::parse)
                 .transpose()
-                .map_err(|e| usage(e.to_string().replace("--expires", "--renew-within")))?,
+                .map_err(|e| usage(e.naming(super::flags::span("--renew-within"))))?,
             seed: a.deterministic_seed.clone(),
             anchor: a
                 .not_before

@@ -146,9 +146,10 @@ pub fn read_key(path: &Path, pass: &mut dyn PassphraseSource) -> Result<PrivateK
 impl ValidityArgs {
     /// The validity the flags ask for.
     pub fn request(&self) -> Result<ValidityRequest> {
-        let mut expires = self.expires.as_deref().map(Expiry::parse).transpose()?;
+        let flags = |e: crate::pki::validity::ValidityError| anyhow::anyhow!(e.naming(super::flags::validity));
+        let mut expires = self.expires.as_deref().map(Expiry::parse).transpose().map_err(flags)?;
         if let Some(years) = self.years {
-            expires = Some(Expiry::parse(&format!("{years} years"))?);
+            expires = Some(Expiry::parse(&format!("{years} years")).map_err(flags)?);
         }
         Ok(ValidityRequest {
             expires,

@@ -199,7 +199,8 @@ pub fn run(depot: &Depot, args: &InitArgs, preset: LocalPreset) -> Result<()> {
     let passphrase = args.pass.for_new_key(&names(&args.common_name)?.1.file("key"))?;
     let now = OffsetDateTime::now_utc();
     let root_kind = Kind::Root { path_len: Some(1), permit_domains: permit.clone() };
-    let validity = request.resolve(now, root_kind.default_lifetime()).map_err(|e| usage(e.to_string()))?;
+    let validity =
+        request.resolve(now, root_kind.default_lifetime()).map_err(|e| usage(e.naming(super::flags::validity)))?;
     let spec = LocalSpec {
         root: args.common_name.clone(),
         root_cn: args.common_name.clone(),

@@ -8,6 +8,7 @@ pub mod common;
 pub mod completions;
 pub mod entries;
 pub mod export;
+pub mod flags;
 pub mod init;
 pub mod inputs;
 pub mod inspect;

@@ -42,7 +42,7 @@ pub fn run(depot: &Depot, args: &RenewArgs) -> Result<()> {
     let now = OffsetDateTime::now_utc();
     let span = args.expiring_within.as_deref().unwrap_or(DEFAULT_WINDOW);
     let until = Expiry::parse(span)
-        .map_err(|e| usage(e.to_string().replace("--expires", "--expiring-within")))?
+        .map_err(|e| usage(e.naming(super::flags::span("--expiring-within"))))?
         .after(now)
         .ok_or_else(|| usage("--expiring-within is too long"))?;
     let window = Window { span, now, until };
@@ -270,10 +270,10 @@ fn lifetime(
     let explicit = request.expires.is_some() || request.not_after.is_some();
     let old_len = (cert.validity().not_after.to_datetime() - cert.validity().not_before.to_datetime()).whole_seconds();
     let same = Expiry { months: 0, seconds: u64::try_from(old_len.max(3600)).unwrap_or(3600) };
-    let mut validity = request.resolve(now, same).map_err(|err| usage(err.to_string()))?;
+    let mut validity = request.resolve(now, same).map_err(|err| usage(err.naming(super::flags::validity)))?;
     if !explicit && validity.not_after <= window.until {
         let default = kind.default_lifetime();
-        validity = request.resolve(now, default).map_err(|err| usage(err.to_string()))?;
+        validity = request.resolve(now, default).map_err(|err| usage(err.naming(super::flags::validity)))?;
         if validity.not_after <= window.until {
             return Err(usage(format!(
                 "{}: neither its old lifetime ({}) nor the {} default of {default} outlasts the {} window, so the renewed certificate would be due at once; give a longer --expires",

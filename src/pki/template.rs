@@ -176,10 +176,7 @@ impl Template {
         let validity = raw
             .validity
             .as_ref()
-            .map(|v| {
-                Expiry::parse(v.get_ref())
-                    .map_err(|e| err(v.span().start, e.to_string().replace("--expires", "validity")))
-            })
+            .map(|v| Expiry::parse(v.get_ref()).map_err(|e| err(v.span().start, e.naming(|_| "validity"))))
             .transpose()?;
         let key_type = raw
             .key_type
