@@ -445,7 +445,7 @@ fn process(depot: &Depot, e: &PlanEntry, signers: &Signers, opts: &Run, now: Off
         locality: e.subject.locality.clone(),
     }
     .to_dn()
-    .map_err(|x| anyhow!("{}: {x}", e.name))?;
+    .map_err(|x| anyhow!("{}: {}", e.name, x.naming(super::flags::subject)))?;
     let mut validity = validity_of(e, opts, now)?;
     if let Some(i) = &issuer {
         validity.not_after = validity.not_after.min(i.not_after);

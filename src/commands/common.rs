@@ -397,7 +397,7 @@ impl NewKey {
 impl crate::cli::SubjectArgs {
     /// The subject DN with `common_name`, checked against RFC 5280's limits.
     pub fn dn(&self, common_name: Option<String>) -> Result<rcgen::DistinguishedName> {
-        self.subject(common_name).to_dn().map_err(|e| usage(e.to_string()))
+        self.subject(common_name).to_dn().map_err(|e| usage(e.naming(super::flags::subject)))
     }
 
     /// The subject these flags describe, with `common_name`.

@@ -3,6 +3,7 @@
 //! …`) while the library speaks of a DNS name.
 
 use crate::pki::san::SanField;
+use crate::pki::subject::SubjectField;
 use crate::pki::validity::ValidityField;
 
 /// The `request-cert` flag for each kind of SAN.
@@ -29,4 +30,16 @@ pub fn validity(field: ValidityField) -> &'static str {
 /// `--expiring-within`: the flags for an error about it.
 pub fn span(flag: &'static str) -> impl Fn(ValidityField) -> &'static str {
     move |field| if field == ValidityField::Lifetime { flag } else { validity(field) }
+}
+
+/// The flags that set each subject attribute.
+pub fn subject(field: SubjectField) -> &'static str {
+    match field {
+        SubjectField::CommonName => "--common-name",
+        SubjectField::Organization => "--organization",
+        SubjectField::OrganizationalUnit => "--organizational-unit",
+        SubjectField::Country => "--country",
+        SubjectField::Province => "--province",
+        SubjectField::Locality => "--locality",
+    }
 }

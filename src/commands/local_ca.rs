@@ -192,7 +192,7 @@ pub fn run(depot: &Depot, args: &InitArgs, preset: LocalPreset) -> Result<()> {
         return Err(usage("--local makes its own keys; drop --key"));
     };
     let subject = args.subject.subject(None);
-    subject.to_dn().map_err(|e| usage(e.to_string()))?;
+    subject.to_dn().map_err(|e| usage(e.naming(super::flags::subject)))?;
 
     let _lock = depot.lock()?;
     refuse_existing(depot, &args.common_name)?;
