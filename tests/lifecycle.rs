@@ -542,6 +542,7 @@ fn rekey_of_a_key_certforge_cannot_make_refuses_and_changes_nothing() {
     let out = env.run_printed(&line);
     assert!(out.status.success(), "{line}: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(key("big.example.com-rekeyed.crt"), Ok(certforge::pki::keys::KeySpec::Rsa(8192)));
+    assert_eq!(mode(&env.file("big.example.com-rekeyed.key")), 0o600, "openssl writes a new key owner-only");
     assert_ne!(
         with_cert(&env.file("big.example.com-rekeyed.crt"), |c| c.public_key().raw.to_vec()),
         with_cert(&env.file("big.example.com.crt"), |c| c.public_key().raw.to_vec()),
