@@ -362,7 +362,7 @@ fn permit_domain_writes_name_constraints_and_sign_refuses_names_outside() {
         assert!(nc.critical);
         let bases: Vec<String> =
             nc.value.permitted_subtrees.as_ref().unwrap().iter().map(|s| format!("{}", s.base)).collect();
-        // Three DNS subtrees, and (issue 12) the loopback ranges, so that a
+        // Three DNS subtrees, and the loopback ranges, so that a
         // DNS-only constraint does not leave IP addresses unconstrained.
         assert_eq!(bases.len(), 5, "{bases:?}");
         assert_eq!(bases.iter().filter(|b| b.starts_with("IPAddress")).count(), 2, "{bases:?}");

@@ -1,4 +1,4 @@
-//! Issue 12, part 1: name constraints that mean what they say. A DNS-only
+//! Name constraints that mean what they say. A DNS-only
 //! `--permit-domain` also constrains IP addresses (loopback by default),
 //! `sign` refuses any SAN outside the CA's constraints, and OpenSSL, the
 //! real peer, refuses what a leaked key signs outside them.

@@ -54,7 +54,7 @@ fn inspect_shows_a_certforge_leaf_in_full() {
     let ca = &json(&env, &["gRPC Root CA"])[0]["objects"][0];
     assert_eq!(ca["is_ca"], true);
     assert_eq!(ca["path_len"], Value::Null);
-    // The two DNS names given, and the loopback ranges a DNS-only list gets (issue 12).
+    // The two DNS names given, and the loopback ranges a DNS-only list gets.
     assert_eq!(ca["name_constraints"]["permitted"].as_array().unwrap().len(), 4, "{}", ca["name_constraints"]);
     assert!(ca["subject_key_id"].is_string());
     assert_eq!(ca["authority_key_id"], Value::Null, "a self-signed root carries no AKI");

@@ -1,4 +1,4 @@
-//! Issue 4: list and expiry checks, renewal, chain files, and exports for
+//! List and expiry checks, renewal, chain files, and exports for
 //! Java (PKCS#12, truststore), env-configured services and Kubernetes.
 
 mod common;
@@ -373,7 +373,7 @@ fn bundle_export_and_chain_files() {
     );
 }
 
-/// Issue 10, finding 2: a renewal is never due again under the window that
+/// A renewal is never due again under the window that
 /// selected it, so the README's `list || renew --all` pipeline converges.
 #[test]
 fn renew_never_leaves_a_certificate_due_under_its_window() {
@@ -420,7 +420,7 @@ fn renew_never_leaves_a_certificate_due_under_its_window() {
     assert!((9..=10).contains(&days_left("fixed.example.com")), "--expires wins");
 }
 
-/// Issue 10, finding 3: `sign --intermediate` gives the new CA an empty CRL,
+/// `sign --intermediate` gives the new CA an empty CRL,
 /// as `init` and `apply` do, so `openssl verify -crl_check_all` works at
 /// once for what it signs.
 #[test]
@@ -499,4 +499,58 @@ fn sign_over_an_existing_certificate_points_to_renew_which_works_as_printed() {
     assert!(out.status.success(), "{rekey}: {}", String::from_utf8_lossy(&out.stderr));
     assert_ne!(spki(&env), old_key, "a revoked certificate gets a new key");
     openssl_verify_server(&env.depot(), "gRPC_Root_CA.crt", None, "localhost.crt");
+}
+
+/// `renew --rekey` makes a key of the old key's type and size. certforge
+/// makes RSA 2048, 3072 and 4096 only, so for an RSA 8192 entry (a CSR made
+/// by openssl, signed by certforge) it refuses, naming the key, and writes
+/// nothing, where it once made an RSA 2048 key without a word. The
+/// openssl line it prints instead makes and signs an RSA 8192 key as printed.
+#[test]
+fn rekey_of_a_key_certforge_cannot_make_refuses_and_changes_nothing() {
+    let env = Env::new();
+    env.ok(&["init", "--common-name", "Big CA"]);
+    openssl_ok(
+        &env.depot(),
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:8192",
+            "-nodes",
+            "-keyout",
+            "big.example.com.key",
+            "-subj",
+            "/O=Big Org/CN=big.example.com",
+            "-addext",
+            "subjectAltName=DNS:big.example.com,IP:127.0.0.1",
+            "-out",
+            "big.example.com.csr",
+        ],
+    );
+    env.ok(&["sign", "big.example.com", "--CA", "Big CA", "--profile", "server"]);
+    let key = |name: &str| with_cert(&env.file(name), |c| certforge::pki::keys::KeySpec::from_spki(c.public_key().raw));
+    assert_eq!(key("big.example.com.crt"), Ok(certforge::pki::keys::KeySpec::Rsa(8192)));
+
+    let before = env.snapshot();
+    let err = env.fails(&["renew", "--rekey", "big.example.com"], 2);
+    assert!(err.contains("big.example.com has an RSA 8192 key, which certforge cannot generate"), "{err}");
+    assert!(err.contains("drop --rekey"), "{err}");
+    assert_eq!(env.snapshot(), before, "a refused --rekey writes nothing");
+
+    let line = printed_command(&err, "openssl genpkey");
+    let out = env.run_printed(&line);
+    assert!(out.status.success(), "{line}: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(key("big.example.com-rekeyed.crt"), Ok(certforge::pki::keys::KeySpec::Rsa(8192)));
+    assert_eq!(mode(&env.file("big.example.com-rekeyed.key")), 0o600, "openssl writes a new key owner-only");
+    assert_ne!(
+        with_cert(&env.file("big.example.com-rekeyed.crt"), |c| c.public_key().raw.to_vec()),
+        with_cert(&env.file("big.example.com.crt"), |c| c.public_key().raw.to_vec()),
+        "a new key"
+    );
+    let sans = |name: &str| with_cert(&env.file(name), |c| format!("{:?}", c.subject_alternative_name().unwrap()));
+    assert_eq!(sans("big.example.com-rekeyed.crt"), sans("big.example.com.crt"));
+    let subject = |name: &str| with_cert(&env.file(name), |c| c.subject().to_string());
+    assert_eq!(subject("big.example.com-rekeyed.crt"), "O=Big Org, CN=big.example.com");
+    openssl_verify_server(&env.depot(), "Big_CA.crt", None, "big.example.com-rekeyed.crt");
 }

@@ -1,4 +1,4 @@
-//! Issue 12, part 2: `init --local`, a CA safe to trust. A root and "NAME
+//! `init --local`, a CA safe to trust. A root and "NAME
 //! Issuing", both name-constrained; the root's key never reaches the disk;
 //! `sign --CA NAME` signs with the intermediate.
 

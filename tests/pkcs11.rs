@@ -1,4 +1,4 @@
-//! CA keys on a PKCS#11 token (issue 14), against SoftHSM2: the lifecycle
+//! CA keys on a PKCS#11 token, against SoftHSM2: the lifecycle
 //! for each key type checked by openssl, mutual TLS with Go crypto/tls and
 //! Python grpcio under a token CA, the key's protection as pkcs11-tool
 //! reports it, a depot without key material, each failure leaving the

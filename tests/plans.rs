@@ -1,4 +1,4 @@
-//! Issue 5: one-file PKI plans (idempotent, checked whole, with count),
+//! One-file PKI plans (idempotent, checked whole, with count),
 //! deterministic fixtures, quickstart, and the library API.
 
 mod common;
@@ -479,7 +479,7 @@ fn plan_entries_can_use_templates_by_name_or_file() {
     assert!(err.contains(":6:") && err.contains("missing.toml"), "{err}");
 }
 
-/// Issue 10, finding 3: a leaf under a plan's intermediate gets the same
+/// A leaf under a plan's intermediate gets the same
 /// NAME.chain.crt / NAME.fullchain.crt that `sign` writes, and a second run
 /// of the unchanged plan writes nothing.
 #[test]

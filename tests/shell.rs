@@ -1,4 +1,4 @@
-//! Issue 10: what users of ripgrep, fd or cargo take for granted. Shell
+//! What users of ripgrep, fd or cargo take for granted. Shell
 //! completion that knows the depot, man pages that render clean, and a
 //! Debian package that puts every file where the distribution looks.
 

@@ -1,4 +1,4 @@
-//! Issue 12, part 4: `certforge trust`. Outside a private mount namespace
+//! `certforge trust`. Outside a private mount namespace
 //! these tests only ever change NSS databases under a throwaway HOME; the
 //! system store and Java's cacerts are changed only inside `unshare -m`,
 //! over copies, and the host's files are hashed before and after.

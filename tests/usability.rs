@@ -1,4 +1,4 @@
-//! Issue 10: what a new user meets around the job: the words the product
+//! What a new user meets around the job: the words the product
 //! uses, help for typos, and the benchmark report naming what it measured.
 
 mod common;
@@ -96,7 +96,7 @@ fn no_user_facing_text_says_seed() {
     );
 }
 
-/// Issue 10, finding 4: a mistyped CA or entry name gets the closest name
+/// A mistyped CA or entry name gets the closest name
 /// the depot holds, case-insensitively, and the list of what is there, each
 /// as the user types it ("Payments Root", which --CA takes, not the file
 /// stem Payments_Root).
@@ -227,7 +227,7 @@ fn a_missing_depot_is_named_with_the_depot_beside_it() {
     );
 }
 
-/// Issue 10, finding 5: BENCHMARKS.md named certforge "not installed"
+/// BENCHMARKS.md once named certforge "not installed"
 /// because the report asked for the binary after the run, by name. The run
 /// now records what it measured, and the report falls back to this
 /// checkout's build.

@@ -995,7 +995,7 @@ pub struct QuickstartArgs {
 }
 
 // Passphrases typed on the command line are wiped when the arguments go
-// away (issue 7): the parsed copies live in these Strings.
+// away, so they do not linger in memory: the parsed copies live in these Strings.
 impl Drop for PassArgs {
     fn drop(&mut self) {
         use zeroize::Zeroize;

@@ -23,8 +23,8 @@ use crate::depot::{self, read_file, Depot, Write1, KEY_MODE, PUBLIC_MODE};
 use crate::pki::ca::{CaKey, CaSigner};
 use crate::pki::crl::CrlState;
 use crate::pki::issue::{self, CertSpec};
-use crate::pki::keys::describe_spki;
 use crate::pki::keys::PrivateKey;
+use crate::pki::keys::{describe_spki, KeySpec};
 use crate::pki::names::EntryName;
 use crate::pki::plan::{Options, Plan, PlanEntry, Role};
 use crate::pki::san::{self, San};
@@ -99,7 +99,7 @@ impl Run {
                 .as_deref()
                 .map(Expiry::parse)
                 .transpose()
-                .map_err(|e| usage(e.to_string().replace("--expires", "--renew-within")))?,
+                .map_err(|e| usage(e.naming(super::flags::span("--renew-within"))))?,
             seed: a.deterministic_seed.clone(),
             anchor: a
                 .not_before
@@ -212,14 +212,18 @@ pub fn report(s: &Summary, opts: &Run) -> Result<()> {
     Ok(())
 }
 
+/// What apply does to one entry.
 enum Action {
     Make,
+    Keep,
+    /// Re-issue it, for this reason.
     Reissue(String),
 }
 
 struct Done {
-    change: Change,
-    action: &'static str,
+    /// The entry's name; the reason is in `action`.
+    name: String,
+    action: Action,
     writes: Vec<Write1>,
     signer: Option<Arc<CaSigner>>,
 }
@@ -302,13 +306,14 @@ struct Signers {
 fn record(summary: &mut Summary, writes: &mut Vec<Write1>, done: Done) {
     let files = done.writes.len();
     writes.extend(done.writes);
+    let name = done.name;
     match done.action {
-        "made" => summary.made.push(done.change),
-        "kept" => {
+        Action::Make => summary.made.push(Change { name, reason: None }),
+        Action::Keep => {
             summary.chain_files_added += files;
-            summary.kept.push(done.change)
+            summary.kept.push(Change { name, reason: None })
         }
-        _ => summary.reissued.push(done.change),
+        Action::Reissue(reason) => summary.reissued.push(Change { name, reason: Some(reason) }),
     }
 }
 
@@ -419,12 +424,7 @@ fn process(depot: &Depot, e: &PlanEntry, signers: &Signers, opts: &Run, now: Off
                 };
                 let mut writes = chain_files(depot, e, &cert_der, signers);
                 writes.extend(crl_url_file(depot, e));
-                return Ok(Done {
-                    change: Change { name: e.name.to_string(), reason: None },
-                    action: "kept",
-                    writes,
-                    signer,
-                });
+                return Ok(Done { name: e.name.to_string(), action: Action::Keep, writes, signer });
             }
             Some(reason) => {
                 old_key = Some(key);
@@ -437,7 +437,7 @@ fn process(depot: &Depot, e: &PlanEntry, signers: &Signers, opts: &Run, now: Off
         (_, Some(k @ CaKey::Remote(_)), _) => k,
         (_, _, Some((uri, asked))) => token_key(e, uri, *asked, opts)?,
         (Some(seed), _, _) => deterministic::key(seed, e.name.as_str())?.into(),
-        (None, Some(k), _) if describe_spki(&k.spki_der()) == e.key.to_string() => k,
+        (None, Some(k), _) if KeySpec::from_spki(&k.spki_der()) == Ok(e.key) => k,
         _ => PrivateKey::generate(e.key)?.into(),
     };
     let subject = Subject {
@@ -449,7 +449,7 @@ fn process(depot: &Depot, e: &PlanEntry, signers: &Signers, opts: &Run, now: Off
         locality: e.subject.locality.clone(),
     }
     .to_dn()
-    .map_err(|x| anyhow!("{}: {x}", e.name))?;
+    .map_err(|x| anyhow!("{}: {}", e.name, x.naming(super::flags::subject)))?;
     let mut validity = validity_of(e, opts, now)?;
     if let Some(i) = &issuer {
         validity.not_after = validity.not_after.min(i.not_after);
@@ -521,11 +521,7 @@ fn process(depot: &Depot, e: &PlanEntry, signers: &Signers, opts: &Run, now: Off
         }
         Some(Arc::new(s))
     };
-    let (action, reason) = match action {
-        Action::Make => ("made", None),
-        Action::Reissue(r) => ("reissued", Some(r)),
-    };
-    Ok(Done { change: Change { name: e.name.to_string(), reason }, action, writes, signer })
+    Ok(Done { name: e.name.to_string(), action, writes, signer })
 }
 
 /// NAME.crl-url for a CA entry with `crl_url`, where it is missing or
@@ -573,11 +569,11 @@ fn compare(
             return Ok(Some("the --deterministic-seed value gives a different key".into()));
         }
     }
-    let have = describe_spki(&key.spki_der());
+    let spki = key.spki_der();
     // A token key of a type the plan left open is the one to keep.
     let type_open = matches!(e.key_uri, Some((_, false)));
-    if have != e.key.to_string() && !type_open {
-        return Ok(Some(format!("its key is {have}, the plan asks for {}", e.key)));
+    if KeySpec::from_spki(&spki) != Ok(e.key) && !type_open {
+        return Ok(Some(format!("its key is {}, the plan asks for {}", describe_spki(&spki), e.key)));
     }
     let cn = crate::pki::subject::common_name(cert.subject()).unwrap_or_default();
     if cn != e.cn {

@@ -93,9 +93,10 @@ impl PassphraseSource for Prompt {
 impl ValidityArgs {
     /// The validity the flags ask for.
     pub fn request(&self) -> Result<ValidityRequest> {
-        let mut expires = self.expires.as_deref().map(Expiry::parse).transpose()?;
+        let flags = |e: crate::pki::validity::ValidityError| anyhow::anyhow!(e.naming(super::flags::validity));
+        let mut expires = self.expires.as_deref().map(Expiry::parse).transpose().map_err(flags)?;
         if let Some(years) = self.years {
-            expires = Some(Expiry::parse(&format!("{years} years"))?);
+            expires = Some(Expiry::parse(&format!("{years} years")).map_err(flags)?);
         }
         Ok(ValidityRequest {
             expires,
@@ -287,7 +288,7 @@ impl NewKey {
 impl crate::cli::SubjectArgs {
     /// The subject DN with `common_name`, checked against RFC 5280's limits.
     pub fn dn(&self, common_name: Option<String>) -> Result<rcgen::DistinguishedName> {
-        self.subject(common_name).to_dn().map_err(|e| usage(e.to_string()))
+        self.subject(common_name).to_dn().map_err(|e| usage(e.naming(super::flags::subject)))
     }
 
     /// The subject these flags describe, with `common_name`.

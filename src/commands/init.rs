@@ -78,7 +78,8 @@ pub fn run(depot: &Depot, args: &InitArgs) -> Result<()> {
             permit_domains: args.permit_domain.clone(),
         },
     };
-    let validity = request.resolve(now, kind.default_lifetime()).map_err(|e| usage(e.to_string()))?;
+    let validity =
+        request.resolve(now, kind.default_lifetime()).map_err(|e| usage(e.naming(super::flags::validity)))?;
     let kind_path_len = kind.template().path_len;
     let permit = kind.template().permit_domains;
     let cert_spec = CertSpec::new(subject, Vec::new(), kind, validity);

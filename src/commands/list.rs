@@ -145,7 +145,7 @@ fn subtree(e: &Entry, all: &[&Entry]) -> Row {
 }
 
 fn expiring(view: &View, span: &str, now: OffsetDateTime, args: &ListArgs) -> Result<()> {
-    let e = Expiry::parse(span).map_err(|e| usage(e.to_string().replace("--expires", "--expiring-within")))?;
+    let e = Expiry::parse(span).map_err(|e| usage(e.naming(super::flags::span("--expiring-within"))))?;
     let until = e.after(now).ok_or_else(|| usage(format!("--expiring-within {span:?} is too long")))?;
     let mut due: Vec<&Entry> =
         view.entries.iter().filter(|e| parse_time(&e.info.not_after).is_some_and(|t| t <= until)).collect();

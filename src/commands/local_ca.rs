@@ -1,6 +1,6 @@
 //! `init --local`: a CA that is safe to put in trust stores. Name
 //! constraints on a root are ignored by Java 17, and a root key that
-//! survives can sign an unconstrained intermediate, so (issue 12):
+//! survives can sign an unconstrained intermediate, so:
 //!
 //! 1. the root NAME and the intermediate "NAME Issuing" both carry the same
 //!    name constraints, and the intermediate has pathLen 0, so its key
@@ -180,14 +180,15 @@ pub fn run(depot: &Depot, args: &InitArgs, preset: LocalPreset) -> Result<()> {
         return Err(usage("--local makes its own keys; drop --key"));
     };
     let subject = args.subject.subject(None);
-    subject.to_dn().map_err(|e| usage(e.to_string()))?;
+    subject.to_dn().map_err(|e| usage(e.naming(super::flags::subject)))?;
 
     let _lock = depot.lock()?;
     refuse_existing(depot, &args.common_name)?;
     let passphrase = args.pass.for_new_key(&names(&args.common_name)?.1.file("key"))?;
     let now = OffsetDateTime::now_utc();
     let root_kind = Kind::Root { path_len: Some(1), permit_domains: permit.clone() };
-    let validity = request.resolve(now, root_kind.default_lifetime()).map_err(|e| usage(e.to_string()))?;
+    let validity =
+        request.resolve(now, root_kind.default_lifetime()).map_err(|e| usage(e.naming(super::flags::validity)))?;
     let spec = LocalSpec {
         root: args.common_name.clone(),
         root_cn: args.common_name.clone(),

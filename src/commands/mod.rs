@@ -6,6 +6,7 @@ pub mod apply;
 pub mod common;
 pub mod completions;
 pub mod export;
+pub mod flags;
 pub mod init;
 pub mod inputs;
 pub mod inspect;

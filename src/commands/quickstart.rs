@@ -22,7 +22,7 @@ use crate::pki::constraints::{effective, LocalPreset, NameConstraints};
 use crate::pki::names::EntryName;
 use crate::pki::names::{sh_quote, shell_word};
 use crate::pki::plan::{Options, Plan, PlanEntry, Role};
-use crate::pki::san::San;
+use crate::pki::san::{San, SanField};
 use crate::pki::subject::Subject;
 use crate::pki::validity::BACKDATE;
 
@@ -49,13 +49,13 @@ pub fn run(depot: &Depot, args: &QuickstartArgs) -> Result<()> {
         .find(|e| e.name.as_str() == "server")
         .ok_or_else(|| anyhow!("the quickstart plan has no server"))?;
     for h in &args.host {
-        let san = San::domain(h).map_err(|e| usage(e.to_string().replace("--domain", "--host")))?;
+        let san = San::domain(h).map_err(|e| usage(e.naming(quickstart_flag)))?;
         if !server.sans.contains(&san) {
             server.sans.push(san);
         }
     }
     for ip in &args.ip {
-        let san = San::ip(ip).map_err(|e| usage(e.to_string()))?;
+        let san = San::ip(ip).map_err(|e| usage(e.naming(quickstart_flag)))?;
         if !server.sans.contains(&san) {
             server.sans.push(san);
         }
@@ -255,4 +255,13 @@ fn seed(
         writes: made.writes,
         summary: Summary { made: names, ..Summary::default() },
     })
+}
+
+/// quickstart's flags for the SANs it takes: `--host` for host names (DNS
+/// names or addresses) and `--ip`.
+fn quickstart_flag(field: SanField) -> &'static str {
+    match field {
+        SanField::Ip => "--ip",
+        _ => "--host",
+    }
 }

@@ -45,7 +45,7 @@ pub fn run(depot: &Depot, args: &RenewArgs) -> Result<()> {
     let now = OffsetDateTime::now_utc();
     let span = args.expiring_within.as_deref().unwrap_or(DEFAULT_WINDOW);
     let until = Expiry::parse(span)
-        .map_err(|e| usage(e.to_string().replace("--expires", "--expiring-within")))?
+        .map_err(|e| usage(e.naming(super::flags::span("--expiring-within"))))?
         .after(now)
         .ok_or_else(|| usage("--expiring-within is too long"))?;
     let window = Window { span, now, until };
@@ -175,7 +175,7 @@ fn renew(depot: &Depot, e: &Entry, args: &RenewArgs, now: OffsetDateTime, window
             )));
         }
         let old_key_path = depot.path(&name, "key");
-        let spec = spec_of(&e.info.key.description)?;
+        let spec = same_key_type(depot, e, &cert, &kind)?;
         let key = PrivateKey::generate(spec)?;
         let pass = args.pass.given()?.filter(|p| !p.is_empty());
         let old_key_bytes = read_file(&old_key_path).ok();
@@ -259,10 +259,10 @@ fn lifetime(
     let explicit = request.expires.is_some() || request.not_after.is_some();
     let old_len = (cert.validity().not_after.to_datetime() - cert.validity().not_before.to_datetime()).whole_seconds();
     let same = Expiry { months: 0, seconds: u64::try_from(old_len.max(3600)).unwrap_or(3600) };
-    let mut validity = request.resolve(now, same).map_err(|err| usage(err.to_string()))?;
+    let mut validity = request.resolve(now, same).map_err(|err| usage(err.naming(super::flags::validity)))?;
     if !explicit && validity.not_after <= window.until {
         let default = kind.default_lifetime();
-        validity = request.resolve(now, default).map_err(|err| usage(err.to_string()))?;
+        validity = request.resolve(now, default).map_err(|err| usage(err.naming(super::flags::validity)))?;
         if validity.not_after <= window.until {
             return Err(usage(format!(
                 "{}: neither its old lifetime ({}) nor the {} default of {default} outlasts the {} window, so the renewed certificate would be due at once; give a longer --expires",
@@ -321,17 +321,36 @@ fn hex_bytes(colon_hex: &str) -> Vec<u8> {
     colon_hex.split(':').filter_map(|b| u8::from_str_radix(b, 16).ok()).collect()
 }
 
-/// The key type of an existing key, for --rekey.
-fn spec_of(description: &str) -> Result<KeySpec> {
-    Ok(match description {
-        "ECDSA P-256" => KeySpec::EcdsaP256,
-        "ECDSA P-384" => KeySpec::EcdsaP384,
-        "ECDSA P-521" => KeySpec::EcdsaP521,
-        "Ed25519" => KeySpec::Ed25519,
-        d if d.starts_with("RSA ") => KeySpec::Rsa(match d[4..].parse::<u32>().unwrap_or(2048) {
-            b @ (2048 | 3072 | 4096) => b,
-            _ => 2048,
-        }),
-        other => bail!("cannot make a new key like the old one ({other}); sign a new request instead"),
-    })
+/// The key type of `cert`'s key, for --rekey: refused, before anything is
+/// written, when certforge cannot make a key of that type again, as
+/// silently making another type (or size) would change what the entry is.
+fn same_key_type(depot: &Depot, e: &Entry, cert: &X509Certificate<'_>, kind: &Kind) -> Result<KeySpec> {
+    let spki = cert.public_key().raw;
+    let cannot = |what: String| {
+        format!(
+            "{} has an {what} key, which certforge cannot generate; to renew it with the same key, drop --rekey",
+            e.stem
+        )
+    };
+    let spec = KeySpec::from_spki(spki).map_err(|unknown| usage(cannot(unknown.to_string())))?;
+    let (Err(_), KeySpec::Rsa(bits), Kind::Leaf { profile, code_signing }) = (spec.can_generate(), spec, kind) else {
+        return Ok(spec);
+    };
+    // A new key of the same size, and a request like the certificate
+    // (subject, SANs), made by openssl, which certforge signs as any CSR.
+    let new = format!("{}-rekeyed", e.stem);
+    let file = |ext: &str| shell_word(&depot.root().join(format!("{new}.{ext}")).display().to_string());
+    Err(usage(format!(
+        "{}. For a new RSA {bits} key, make it and a request like this certificate with openssl, and sign that as {new}: openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:{bits} -out {} && openssl x509 -x509toreq -in {} -key {} -copy_extensions copyall -out {} && certforge --depot-path {} sign {} --CA {} --profile {}{}",
+        cannot(spec.to_string()),
+        file("key"),
+        shell_word(&e.path.display().to_string()),
+        file("key"),
+        file("csr"),
+        shell_word(&depot.root().display().to_string()),
+        shell_word(&new),
+        shell_word(e.issuer_stem.as_deref().unwrap_or_default()),
+        profile.name(),
+        if *code_signing { " --codesigning" } else { "" },
+    )))
 }

@@ -128,7 +128,7 @@ fn parse_sans(args: &RequestCertArgs) -> Result<Vec<San>> {
         [(&args.domain, San::domain), (&args.ip, San::ip), (&args.uri, San::uri), (&args.email, San::email)];
     for (values, parse) in groups {
         for v in values {
-            let san = parse(v.trim()).map_err(|e| usage(e.to_string()))?;
+            let san = parse(v.trim()).map_err(|e| usage(e.naming(super::flags::san)))?;
             if !sans.contains(&san) {
                 sans.push(san);
             }

@@ -154,7 +154,8 @@ pub fn run(depot: &Depot, args: &SignArgs) -> Result<()> {
         );
     }
     // An intermediate is capped at its CA below; so is a leaf.
-    let mut validity = request.resolve(now, kind.default_lifetime()).map_err(|e| usage(e.to_string()))?;
+    let mut validity =
+        request.resolve(now, kind.default_lifetime()).map_err(|e| usage(e.naming(super::flags::validity)))?;
     if ca.not_after <= now && request.not_after.is_none() {
         bail!(
             "the CA {:?} expired on {}; it cannot sign new certificates. Make a new CA (or, for a deliberately expired test chain, give --not-before and --not-after inside the CA's validity)",

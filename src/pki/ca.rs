@@ -1,6 +1,7 @@
 //! A CA ready to sign: its certificate and key, checked to belong together
-//! and to be allowed to sign. rcgen's `Issuer::from_ca_cert_pem` checks
-//! neither (PKI-NOTES §4 trap 6), and certstrap happily signed with a leaf.
+//! and to be allowed to sign. rcgen's `Issuer::from_ca_cert_der` checks
+//! neither that the key matches the certificate nor that it is a CA (cA),
+//! and certstrap 1.3.0 happily signed with a leaf.
 
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -52,6 +53,24 @@ impl rcgen::SigningKey for CaKey {
             CaKey::File(k) => k.sign(msg),
             CaKey::Remote(k) => k.sign(msg),
         }
+    }
+}
+
+/// A key [`self_signed`](super::issue::self_signed) takes: it signs, and
+/// explains its failures.
+pub trait SelfSigning: rcgen::SigningKey {
+    fn explain(&self, e: rcgen::Error) -> String;
+}
+
+impl SelfSigning for PrivateKey {
+    fn explain(&self, e: rcgen::Error) -> String {
+        e.to_string()
+    }
+}
+
+impl SelfSigning for CaKey {
+    fn explain(&self, e: rcgen::Error) -> String {
+        CaKey::explain(self, e)
     }
 }
 

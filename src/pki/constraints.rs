@@ -4,7 +4,8 @@
 //!
 //! RFC 5280 constrains a name type only when the CA lists a subtree of
 //! that type: a CA permitted `localhost` and `test` (DNS only) may still
-//! sign `IP:8.8.8.8`, and every client accepts it (measured for issue 12).
+//! sign `IP:8.8.8.8`, and every client accepts it, as the RFC says it
+//! must (a name type with no subtree is unconstrained).
 //! So a DNS-only list gets the loopback ranges as IP subtrees by default
 //! ([`effective`]), and the caller says so.
 

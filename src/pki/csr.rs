@@ -1,6 +1,7 @@
 //! Certificate signing requests: making them, and reading them back with
-//! their signature checked. certstrap never checked a CSR's signature, so a
-//! tampered request was signed (PKI-NOTES §1).
+//! their signature checked: the proof of possession of RFC 2986 §3.
+//! certstrap 1.3.0's `sign` never checked it, so a tampered request was
+//! signed.
 
 use rcgen::{CertificateParams, DistinguishedName};
 use x509_parser::certification_request::X509CertificationRequest;
@@ -53,7 +54,7 @@ pub enum CsrError {
 pub fn make_csr(
     subject: &DistinguishedName,
     sans: &[San],
-    key: &impl super::issue::SelfSigning,
+    key: &impl super::ca::SelfSigning,
 ) -> Result<Vec<u8>, CsrError> {
     let mut params = CertificateParams::default();
     params.distinguished_name = subject.clone();

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::keys::describe_spki;
+use super::keys::{describe_spki, KeySpec};
 use super::san::{self, San};
 use super::serial::hex;
 use super::validity::fmt_time;
@@ -121,17 +121,15 @@ pub struct KeyInfo {
 impl KeyInfo {
     /// Describes a SubjectPublicKeyInfo.
     pub fn from_spki(spki_der: &[u8]) -> KeyInfo {
-        let description = describe_spki(spki_der);
-        let (algorithm, bits) = if let Some(b) = description.strip_prefix("RSA ") {
-            ("rsa", b.parse().ok())
-        } else if description.starts_with("ECDSA P-") {
-            ("ecdsa", description.trim_start_matches("ECDSA P-").parse().ok())
-        } else if description == "Ed25519" {
-            ("ed25519", Some(256))
-        } else {
-            ("other", None)
+        let (algorithm, bits) = match KeySpec::from_spki(spki_der) {
+            Ok(KeySpec::Rsa(bits)) => ("rsa", Some(bits)),
+            Ok(KeySpec::EcdsaP256) => ("ecdsa", Some(256)),
+            Ok(KeySpec::EcdsaP384) => ("ecdsa", Some(384)),
+            Ok(KeySpec::EcdsaP521) => ("ecdsa", Some(521)),
+            Ok(KeySpec::Ed25519) => ("ed25519", Some(256)),
+            Err(_) => ("other", None),
         };
-        KeyInfo { description, algorithm: algorithm.into(), bits }
+        KeyInfo { description: describe_spki(spki_der), algorithm: algorithm.into(), bits }
     }
 }
 

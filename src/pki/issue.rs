@@ -6,7 +6,8 @@ use rcgen::{CertificateParams, DistinguishedName, Issuer};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::ca::CaSigner;
-use super::keys::PrivateKey;
+pub use super::ca::SelfSigning;
+use super::keys::KeySpec;
 use super::profile::Kind;
 use super::san::San;
 use super::serial::random_serial;
@@ -80,27 +81,10 @@ pub fn self_signed(spec: &CertSpec, key: &impl SelfSigning) -> Result<Vec<u8>, I
     Ok(der)
 }
 
-/// A key [`self_signed`] takes: it signs, and explains its failures.
-pub trait SelfSigning: rcgen::SigningKey {
-    fn explain(&self, e: rcgen::Error) -> String;
-}
-
-impl SelfSigning for PrivateKey {
-    fn explain(&self, e: rcgen::Error) -> String {
-        e.to_string()
-    }
-}
-
-impl SelfSigning for super::ca::CaKey {
-    fn explain(&self, e: rcgen::Error) -> String {
-        super::ca::CaKey::explain(self, e)
-    }
-}
-
 /// Signs a certificate for `spki_der` with `ca`.
 pub fn signed_by(spec: &CertSpec, spki_der: &[u8], ca: &CaSigner) -> Result<Vec<u8>, IssueError> {
     let public = rcgen::SubjectPublicKeyInfo::from_der(spki_der).map_err(|e| IssueError::Build(e.to_string()))?;
-    let rsa_key = super::keys::describe_spki(spki_der).starts_with("RSA");
+    let rsa_key = KeySpec::from_spki(spki_der).is_ok_and(KeySpec::is_rsa);
     let mut params = params_for(spec, rsa_key)?;
     if let Some(url) = &ca.crl_url {
         params.crl_distribution_points = vec![rcgen::CrlDistributionPoint { uris: vec![url.clone()] }];

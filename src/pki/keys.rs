@@ -10,7 +10,19 @@ use pkcs8::{EncryptedPrivateKeyInfoRef, PrivateKeyInfoRef};
 use rcgen::{PublicKeyData, SignatureAlgorithm};
 use zeroize::Zeroizing;
 
-/// The key types certforge makes.
+/// A key type: the ones certforge makes, and (as `Rsa(bits)` of any size)
+/// what [`KeySpec::from_spki`] reads from a certificate or CSR.
+///
+/// ```
+/// use certforge::pki::keys::{KeySpec, PrivateKey};
+///
+/// let key = PrivateKey::generate(KeySpec::Ed25519)?;
+/// assert_eq!(KeySpec::Ed25519.to_string(), "Ed25519");
+/// assert_eq!(KeySpec::Rsa(4096).to_string(), "RSA 4096");
+/// assert!(KeySpec::Rsa(4096).is_rsa());
+/// # assert_eq!(key.describe(), "Ed25519");
+/// # Ok::<(), certforge::pki::keys::KeyError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeySpec {
     EcdsaP256,
@@ -50,6 +62,8 @@ pub enum KeyError {
     UnsupportedEncryption { what: String, detail: String },
     #[error("{what} is not a private key certforge can read ({detail}); supported: PKCS#8, PKCS#1 RSA and SEC1 EC keys (P-256, P-384, P-521), Ed25519, in PEM or DER")]
     Unreadable { what: String, detail: String },
+    #[error("{spec} is not supported; use 2048, 3072 or 4096")]
+    CannotGenerate { spec: KeySpec },
     #[error("could not generate a {spec} key: {detail}")]
     Generate { spec: KeySpec, detail: String },
     #[error("could not encrypt the key: {0}")]
@@ -237,11 +251,11 @@ impl PrivateKey {
         let der: Zeroizing<Vec<u8>> = match spec {
             KeySpec::Rsa(bits) => {
                 use aws_lc_rs::encoding::AsDer;
+                spec.can_generate()?;
                 let size = match bits {
                     2048 => aws_lc_rs::rsa::KeySize::Rsa2048,
                     3072 => aws_lc_rs::rsa::KeySize::Rsa3072,
-                    4096 => aws_lc_rs::rsa::KeySize::Rsa4096,
-                    _ => return Err(KeyError::Flags(format!("RSA {bits} is not supported; use 2048, 3072 or 4096"))),
+                    _ => aws_lc_rs::rsa::KeySize::Rsa4096,
                 };
                 let k = aws_lc_rs::rsa::KeyPair::generate(size).map_err(|e| fail(e.to_string()))?;
                 let doc = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&k).map_err(|e| fail(e.to_string()))?;
@@ -356,11 +370,6 @@ impl PrivateKey {
         self.subject_public_key_info()
     }
 
-    /// True for RSA keys, which (alone) get keyEncipherment (RFC 5280 §4.2.1.3).
-    pub fn is_rsa(&self) -> bool {
-        self.alg == &rcgen::PKCS_RSA_SHA256
-    }
-
     /// "ECDSA P-256", "RSA 4096", "Ed25519".
     pub fn describe(&self) -> String {
         describe_spki(&self.spki_der())
@@ -389,8 +398,9 @@ fn encryption_oid(der: &[u8]) -> Option<String> {
 }
 
 /// Rewrites any supported private key as PKCS#8 v1. aws-lc writes Ed25519 as
-/// PKCS#8 v2 (with the public key), which OpenSSL 3.0 cannot read, so the
-/// public key is dropped (PKI-NOTES §3). PKCS#1 and SEC1 keys are wrapped.
+/// PKCS#8 v2 (RFC 5958 OneAsymmetricKey, with the public key), which OpenSSL
+/// 3.0 cannot read, so the public key is dropped. PKCS#1 and SEC1 keys are
+/// wrapped.
 fn to_pkcs8_v1(der: &[u8]) -> Result<Zeroizing<Vec<u8>>, String> {
     if let Ok(info) = PrivateKeyInfoRef::from_der(der) {
         if info.public_key.is_none() {
@@ -419,32 +429,86 @@ fn to_pkcs8_v1(der: &[u8]) -> Result<Zeroizing<Vec<u8>>, String> {
     Err("not PKCS#8, PKCS#1 RSA or SEC1 EC DER".into())
 }
 
-/// Names a public key from its SubjectPublicKeyInfo: "ECDSA P-256", "RSA 2048".
-pub fn describe_spki(spki_der: &[u8]) -> String {
-    use x509_parser::prelude::FromDer;
-    use x509_parser::public_key::PublicKey as P;
-    let Ok((_, spki)) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der) else {
-        return "unknown key".into();
-    };
-    let curve = || {
-        spki.algorithm
-            .parameters
-            .as_ref()
-            .and_then(|p| p.as_oid().ok())
-            .map(|oid| match oid.to_id_string().as_str() {
-                "1.2.840.10045.3.1.7" => "P-256".to_string(),
-                "1.3.132.0.34" => "P-384".to_string(),
-                "1.3.132.0.35" => "P-521".to_string(),
-                other => other.to_string(),
-            })
-            .unwrap_or_else(|| "unknown curve".into())
-    };
-    match spki.parsed() {
-        Ok(P::RSA(rsa)) => format!("RSA {}", rsa.key_size()),
-        Ok(P::EC(_)) => format!("ECDSA {}", curve()),
-        _ if spki.algorithm.algorithm.to_id_string() == "1.3.101.112" => "Ed25519".into(),
-        _ => format!("key {}", spki.algorithm.algorithm.to_id_string()),
+/// A public key certforge has no [`KeySpec`] for; its `Display` says what
+/// the key is ("ECDSA 1.3.132.0.33", "key 1.3.101.113").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnknownKey {
+    /// The bytes are not a SubjectPublicKeyInfo.
+    #[error("unknown key")]
+    Unreadable,
+    /// An EC key on a curve other than P-256, P-384 and P-521, named by its
+    /// OID (or "unknown curve" when the parameters name none).
+    #[error("ECDSA {curve}")]
+    Curve { curve: String },
+    /// Another algorithm (Ed448, DSA, X25519…), named by its OID.
+    #[error("key {oid}")]
+    Algorithm { oid: String },
+}
+
+impl KeySpec {
+    /// The key type of a DER SubjectPublicKeyInfo, decided once: RSA of any
+    /// size, ECDSA on P-256, P-384 or P-521, or Ed25519.
+    ///
+    /// ```
+    /// use certforge::pki::keys::{KeySpec, PrivateKey};
+    ///
+    /// let key = PrivateKey::generate(KeySpec::EcdsaP384)?;
+    /// assert_eq!(KeySpec::from_spki(&key.spki_der()), Ok(KeySpec::EcdsaP384));
+    /// assert!(KeySpec::from_spki(b"not a key").is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_spki(spki_der: &[u8]) -> Result<KeySpec, UnknownKey> {
+        use x509_parser::prelude::FromDer;
+        use x509_parser::public_key::PublicKey as P;
+        let Ok((_, spki)) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der) else {
+            return Err(UnknownKey::Unreadable);
+        };
+        match spki.parsed() {
+            Ok(P::RSA(rsa)) => Ok(KeySpec::Rsa(rsa.key_size() as u32)),
+            Ok(P::EC(_)) => {
+                let curve = spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok()).map(|o| o.to_id_string());
+                match curve.as_deref() {
+                    Some("1.2.840.10045.3.1.7") => Ok(KeySpec::EcdsaP256),
+                    Some("1.3.132.0.34") => Ok(KeySpec::EcdsaP384),
+                    Some("1.3.132.0.35") => Ok(KeySpec::EcdsaP521),
+                    other => Err(UnknownKey::Curve { curve: other.unwrap_or("unknown curve").to_string() }),
+                }
+            }
+            _ if spki.algorithm.algorithm.to_id_string() == OID_ED25519 => Ok(KeySpec::Ed25519),
+            _ => Err(UnknownKey::Algorithm { oid: spki.algorithm.algorithm.to_id_string() }),
+        }
     }
+
+    /// True for RSA keys, which (alone) get keyEncipherment (RFC 5280 §4.2.1.3).
+    pub fn is_rsa(self) -> bool {
+        matches!(self, KeySpec::Rsa(_))
+    }
+
+    /// Whether [`PrivateKey::generate`] can make a key of this type: every
+    /// type but RSA sizes other than 2048, 3072 and 4096.
+    ///
+    /// ```
+    /// use certforge::pki::keys::KeySpec;
+    ///
+    /// assert!(KeySpec::Rsa(3072).can_generate().is_ok());
+    /// assert!(KeySpec::Rsa(8192).can_generate().is_err());
+    /// ```
+    pub fn can_generate(self) -> Result<(), KeyError> {
+        match self {
+            KeySpec::Rsa(2048 | 3072 | 4096)
+            | KeySpec::EcdsaP256
+            | KeySpec::EcdsaP384
+            | KeySpec::EcdsaP521
+            | KeySpec::Ed25519 => Ok(()),
+            KeySpec::Rsa(_) => Err(KeyError::CannotGenerate { spec: self }),
+        }
+    }
+}
+
+/// Names a public key from its SubjectPublicKeyInfo: "ECDSA P-256", "RSA
+/// 2048", or what [`UnknownKey`] says.
+pub fn describe_spki(spki_der: &[u8]) -> String {
+    KeySpec::from_spki(spki_der).map_or_else(|e| e.to_string(), |k| k.to_string())
 }
 
 #[cfg(test)]
@@ -503,6 +567,21 @@ mod tests {
             PrivateKey::from_bytes(legacy.as_bytes(), "k", &mut None::<Zeroizing<String>>),
             Err(KeyError::LegacyPem { .. })
         ));
+    }
+
+    #[test]
+    fn from_spki_names_every_type_and_what_it_cannot_make() {
+        for spec in [KeySpec::EcdsaP256, KeySpec::EcdsaP384, KeySpec::EcdsaP521, KeySpec::Ed25519, KeySpec::Rsa(2048)] {
+            let key = PrivateKey::generate(spec).unwrap();
+            assert_eq!(KeySpec::from_spki(&key.spki_der()), Ok(spec));
+            assert_eq!(spec.is_rsa(), matches!(spec, KeySpec::Rsa(_)));
+            assert!(spec.can_generate().is_ok());
+        }
+        assert_eq!(KeySpec::from_spki(b"junk"), Err(UnknownKey::Unreadable));
+        assert_eq!(describe_spki(b"junk"), "unknown key");
+        let err = KeySpec::Rsa(8192).can_generate().unwrap_err();
+        assert!(matches!(err, KeyError::CannotGenerate { spec: KeySpec::Rsa(8192) }));
+        assert!(matches!(PrivateKey::generate(KeySpec::Rsa(1024)), Err(KeyError::CannotGenerate { .. })));
     }
 
     #[test]

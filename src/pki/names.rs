@@ -1,7 +1,7 @@
 //! Depot naming: the one rule that turns a user's name (a CN, a domain, a CA
 //! name) into a file stem. Every command uses it, so `sign "web server*1"`
-//! finds what `request-cert --cn "web server*1"` wrote (certstrap cleaned
-//! names differently in init and sign; PKI-NOTES §1).
+//! finds what `request-cert --cn "web server*1"` wrote (certstrap 1.3.0
+//! cleaned names differently in init and sign).
 
 use std::fmt;
 

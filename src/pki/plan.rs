@@ -8,7 +8,7 @@ use toml::Spanned;
 use super::keys::KeySpec;
 use super::names::EntryName;
 use super::profile::{Kind, LeafProfile};
-use super::san::San;
+use super::san::{San, SanField};
 use super::template::{parse_key_type, position, SubjectDefaults, Template, TemplateKind};
 use super::validity::Expiry;
 
@@ -207,8 +207,7 @@ impl Plan {
                     return Err(err(e.key_type.as_ref().map_or(at, |k| k.span().start), "deterministic mode makes Ed25519 keys only (their signatures need no randomness); drop key_type or set it to \"ed25519\"".into()));
                 }
                 let validity = match &e.validity {
-                    Some(v) => Expiry::parse(v.get_ref())
-                        .map_err(|x| err(v.span().start, x.to_string().replace("--expires", "validity")))?,
+                    Some(v) => Expiry::parse(v.get_ref()).map_err(|x| err(v.span().start, x.naming(|_| "validity")))?,
                     None => kind.template().validity.unwrap_or(Expiry { months: 24, seconds: 0 }),
                 };
                 for n in 1..=count {
@@ -221,16 +220,7 @@ impl Plan {
                         [(&e.domains, San::domain), (&e.ips, San::ip), (&e.uris, San::uri), (&e.emails, San::email)];
                     for (values, parse) in lists {
                         for v in values {
-                            let san = parse(&sub(v.get_ref())).map_err(|x| {
-                                err(
-                                    v.span().start,
-                                    x.to_string()
-                                        .replace("--domain", "domains")
-                                        .replace("--ip", "ips")
-                                        .replace("--uri", "uris")
-                                        .replace("--email", "emails"),
-                                )
-                            })?;
+                            let san = parse(&sub(v.get_ref())).map_err(|x| err(v.span().start, x.naming(plan_key)))?;
                             if !sans.contains(&san) {
                                 sans.push(san);
                             }
@@ -283,6 +273,16 @@ impl Plan {
         let entries =
             order(out).map_err(|(line, m)| PlanError { source_name: source_name.to_string(), line, message: m })?;
         Ok(Plan { entries })
+    }
+}
+
+/// A plan's key for each kind of SAN, as its entries write them.
+fn plan_key(field: SanField) -> &'static str {
+    match field {
+        SanField::Domain => "domains",
+        SanField::Ip => "ips",
+        SanField::Uri => "uris",
+        SanField::Email => "emails",
     }
 }
 

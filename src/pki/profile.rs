@@ -1,6 +1,7 @@
 //! Certificate kinds and profiles: which template a certificate is made
 //! from. A CSR's own requests for basicConstraints, key usages or EKUs are
-//! never copied (PKI-NOTES §4 trap 4); the template decides.
+//! never copied (rcgen would copy them as given; RFC 5280 §4.2.1.9,
+//! §4.2.1.3 and §4.2.1.12 leave them to the CA); the template decides.
 
 use rcgen::CertificateParams;
 

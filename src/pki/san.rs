@@ -19,81 +19,129 @@ pub enum San {
 /// A parser for one kind of SAN flag or plan field.
 pub type SanParser = fn(&str) -> Result<San, SanError>;
 
-/// Why a SAN value was refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{flag} {value:?}: {why}")]
-pub struct SanError {
-    pub flag: &'static str,
-    pub value: String,
-    pub why: String,
+/// Which kind of SAN a value was given as: the list it came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SanField {
+    /// A host: a DNS name, or an IP address ([`San::domain`]).
+    Domain,
+    Ip,
+    Uri,
+    Email,
 }
 
-fn err(flag: &'static str, value: &str, why: impl Into<String>) -> SanError {
-    SanError { flag, value: value.to_string(), why: why.into() }
+impl SanField {
+    /// The field in words: "DNS name", "IP address", "URI", "email address".
+    pub fn noun(self) -> &'static str {
+        match self {
+            SanField::Domain => "DNS name",
+            SanField::Ip => "IP address",
+            SanField::Uri => "URI",
+            SanField::Email => "email address",
+        }
+    }
+}
+
+/// Why a SAN value was refused. Its `Display` names the field in words;
+/// [`SanError::naming`] names it as the caller does (a flag, a plan key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SanError {
+    pub field: SanField,
+    pub value: String,
+    pub why: String,
+    /// The value is no address, so it may be a host name, and those go in
+    /// [`SanField::Domain`]: the message says so.
+    pub is_host: bool,
+}
+
+impl SanError {
+    /// The message with each field named by `name`, e.g. a command-line
+    /// flag (`--domain "a..b": …`) or a plan key (`domains "a..b": …`).
+    pub fn naming(&self, name: impl Fn(SanField) -> &'static str) -> String {
+        let host =
+            if self.is_host { format!(", and put host names in {}", name(SanField::Domain)) } else { String::new() };
+        format!("{} {:?}: {}{host}", name(self.field), self.value, self.why)
+    }
+}
+
+impl fmt::Display for SanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid {} {:?}: {}", self.field.noun(), self.value, self.why)?;
+        if self.is_host {
+            f.write_str("; a host name is a DNS name")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SanError {}
+
+fn err(field: SanField, value: &str, why: impl Into<String>) -> SanError {
+    SanError { field, value: value.to_string(), why: why.into(), is_host: false }
 }
 
 impl San {
-    /// A `--domain` value. An IP address given here becomes an IP SAN,
+    /// A host name. An IP address given here becomes an IP SAN,
     /// because clients never match an IP against a DNS SAN (RFC 6125 §6.2.1;
     /// Go, BoringSSL and rustls all refuse it).
     pub fn domain(value: &str) -> Result<San, SanError> {
         if let Ok(ip) = value.parse::<IpAddr>() {
             return Ok(San::Ip(ip));
         }
-        check_dns_name(value).map_err(|why| err("--domain", value, why))?;
+        check_dns_name(value).map_err(|why| err(SanField::Domain, value, why))?;
         Ok(San::Dns(value.to_string()))
     }
 
-    /// An `--ip` value: IPv4 or IPv6, without a zone.
+    /// An IP address: IPv4 or IPv6 (brackets allowed), without a zone.
     pub fn ip(value: &str) -> Result<San, SanError> {
         if value.contains('%') {
-            return Err(err("--ip", value, "an IPv6 zone (%...) cannot go in a certificate; drop it"));
+            return Err(err(SanField::Ip, value, "an IPv6 zone (%...) cannot go in a certificate; drop it"));
         }
         let trimmed = value.trim_start_matches('[').trim_end_matches(']');
-        trimmed.parse::<IpAddr>().map(San::Ip).map_err(|_| {
-            err(
-                "--ip",
-                value,
-                "not an IPv4 or IPv6 address; write e.g. 127.0.0.1 or ::1, and put host names in --domain",
-            )
+        trimmed.parse::<IpAddr>().map(San::Ip).map_err(|_| SanError {
+            is_host: true,
+            ..err(SanField::Ip, value, "not an IPv4 or IPv6 address; write e.g. 127.0.0.1 or ::1")
         })
     }
 
-    /// A `--uri` value such as `spiffe://example.org/service`: it needs a
+    /// A URI such as `spiffe://example.org/service`: it needs a
     /// scheme (RFC 3986 §3.1) and no spaces.
     pub fn uri(value: &str) -> Result<San, SanError> {
         let Some((scheme, rest)) = value.split_once(':') else {
-            return Err(err("--uri", value, "a URI needs a scheme, e.g. spiffe://example.org/service"));
+            return Err(err(SanField::Uri, value, "a URI needs a scheme, e.g. spiffe://example.org/service"));
         };
         let scheme_ok = scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
             && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
         if !scheme_ok {
             return Err(err(
-                "--uri",
+                SanField::Uri,
                 value,
                 format!("{scheme:?} is not a URI scheme; write e.g. spiffe://example.org/service"),
             ));
         }
         if rest.is_empty() {
-            return Err(err("--uri", value, "nothing follows the scheme"));
+            return Err(err(SanField::Uri, value, "nothing follows the scheme"));
         }
         if value.chars().any(|c| c.is_whitespace() || c.is_control() || !c.is_ascii()) {
-            return Err(err("--uri", value, "URIs in certificates are ASCII without spaces; percent-encode the rest"));
+            return Err(err(
+                SanField::Uri,
+                value,
+                "URIs in certificates are ASCII without spaces; percent-encode the rest",
+            ));
         }
         Ok(San::Uri(value.to_string()))
     }
 
-    /// An `--email` value: `local@domain`, ASCII (RFC 5280 §4.2.1.6 rfc822Name).
+    /// An email address: `local@domain`, ASCII (RFC 5280 §4.2.1.6 rfc822Name).
     pub fn email(value: &str) -> Result<San, SanError> {
         let Some((local, domain)) = value.rsplit_once('@') else {
-            return Err(err("--email", value, "an email address needs an @, e.g. ops@example.com"));
+            return Err(err(SanField::Email, value, "an email address needs an @, e.g. ops@example.com"));
         };
         if local.is_empty() || !local.chars().all(|c| c.is_ascii_graphic() && c != '@') {
-            return Err(err("--email", value, "the part before @ must be non-empty printable ASCII"));
+            return Err(err(SanField::Email, value, "the part before @ must be non-empty printable ASCII"));
         }
-        check_dns_name(domain).map_err(|why| err("--email", value, format!("its domain: {why}")))?;
+        check_dns_name(domain).map_err(|why| err(SanField::Email, value, format!("its domain: {why}")))?;
         if domain.starts_with('*') {
-            return Err(err("--email", value, "an email domain cannot be a wildcard"));
+            return Err(err(SanField::Email, value, "an email domain cannot be a wildcard"));
         }
         Ok(San::Email(value.to_string()))
     }
@@ -362,6 +410,24 @@ mod tests {
         assert!(San::ip("fe80::1%eth0").unwrap_err().why.contains("zone"));
         assert!(San::ip("300.1.1.1").is_err());
         assert!(San::ip("localhost").is_err());
+    }
+
+    #[test]
+    fn errors_name_the_field_in_words_or_as_the_caller_does() {
+        let e = San::ip("localhost").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid IP address \"localhost\": not an IPv4 or IPv6 address; write e.g. 127.0.0.1 or ::1; a host name is a DNS name"
+        );
+        let flag = |f: SanField| if f == SanField::Ip { "--ip" } else { "--domain" };
+        assert_eq!(
+            e.naming(flag),
+            "--ip \"localhost\": not an IPv4 or IPv6 address; write e.g. 127.0.0.1 or ::1, and put host names in --domain"
+        );
+        let e = San::domain("a..b").unwrap_err();
+        assert_eq!(e.field, SanField::Domain);
+        assert!(e.to_string().starts_with("invalid DNS name \"a..b\": has an empty label"), "{e}");
+        assert!(!e.to_string().contains("--"), "{e}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Serial numbers. rcgen's default serial is a hash of the public key, so a
-//! re-issue repeats it (PKI-NOTES §4 trap 2); certstrap's root serial was
-//! always 1. Every certificate here gets 128 random bits instead, well over
-//! the 64 that CA/B Forum rules and pkilint ask for.
+//! re-issue repeats it, where RFC 5280 §4.1.2.2 wants it unique per CA;
+//! certstrap's root serial was always 1. Every certificate here gets 128
+//! random bits instead, well over the 64 bits of entropy that the CA/B
+//! Forum Baseline Requirements (§7.1) and pkilint ask for.
 
 use rcgen::SerialNumber;
 

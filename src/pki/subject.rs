@@ -17,24 +17,73 @@ pub struct Subject {
     pub locality: Option<String>,
 }
 
-/// Why a subject was refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+/// The subject attributes a user can set, as [`SubjectError`] names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubjectField {
+    CommonName,
+    Organization,
+    OrganizationalUnit,
+    Country,
+    Province,
+    Locality,
+}
+
+impl SubjectField {
+    /// The attribute's name in X.520 and RFC 5280: "commonName",
+    /// "organizationName", "stateOrProvinceName"…
+    pub fn noun(self) -> &'static str {
+        match self {
+            SubjectField::CommonName => "commonName",
+            SubjectField::Organization => "organizationName",
+            SubjectField::OrganizationalUnit => "organizationalUnitName",
+            SubjectField::Country => "countryName",
+            SubjectField::Province => "stateOrProvinceName",
+            SubjectField::Locality => "localityName",
+        }
+    }
+}
+
+/// Why a subject was refused. Its `Display` names the attribute; for the
+/// fields a user sets, [`SubjectError::naming`] names them as the caller
+/// does.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SubjectError {
-    #[error("{flag} {value:?} is {len} characters; RFC 5280 allows at most {max} (ub-{what}), and strict clients and pkilint refuse longer values")]
-    TooLong { flag: &'static str, value: String, len: usize, max: usize, what: &'static str },
-    #[error("{flag} is empty; give a value or leave the flag out")]
-    Empty { flag: &'static str },
-    #[error("{flag} {value:?} holds a control character (such as NUL), which clients and logs mishandle (a NUL once split 'bank.com\\0.evil.com'); remove it")]
-    Control { flag: &'static str, value: String },
-    #[error("--country {value:?} must be a two-letter ISO 3166 code such as US or DE (RFC 5280 X520countryName)")]
+    TooLong { field: SubjectField, value: String, len: usize, max: usize, what: &'static str },
+    Empty { field: SubjectField },
+    Control { field: SubjectField, value: String },
     Country { value: String },
-    #[error("{what}: the subject has a multi-valued RDN (several attributes joined with +), which certforge cannot copy exactly; request a subject with one attribute per RDN")]
     MultiValued { what: String },
-    #[error("{what}: the subject repeats the attribute {attr}, which certforge cannot copy exactly; request a subject with each attribute once")]
     Repeated { what: String, attr: String },
-    #[error("{what}: the subject attribute {attr} uses a string type certforge cannot copy")]
     StringType { what: String, attr: String },
 }
+
+impl SubjectError {
+    /// The message with the field named by `name`, e.g. a command-line flag
+    /// (`--organization "…" is 70 characters; …`).
+    pub fn naming(&self, name: impl Fn(SubjectField) -> &'static str) -> String {
+        self.message(&name, "leave the flag out")
+    }
+
+    fn message(&self, name: &dyn Fn(SubjectField) -> &'static str, leave_out: &str) -> String {
+        match self {
+            SubjectError::TooLong { field, value, len, max, what } => format!("{} {value:?} is {len} characters; RFC 5280 allows at most {max} (ub-{what}), and strict clients and pkilint refuse longer values", name(*field)),
+            SubjectError::Empty { field } => format!("{} is empty; give a value or {leave_out}", name(*field)),
+            SubjectError::Control { field, value } => format!("{} {value:?} holds a control character (such as NUL), which clients and logs mishandle (a NUL once split 'bank.com\\0.evil.com'); remove it", name(*field)),
+            SubjectError::Country { value } => format!("{} {value:?} must be a two-letter ISO 3166 code such as US or DE (RFC 5280 X520countryName)", name(SubjectField::Country)),
+            SubjectError::MultiValued { what } => format!("{what}: the subject has a multi-valued RDN (several attributes joined with +), which certforge cannot copy exactly; request a subject with one attribute per RDN"),
+            SubjectError::Repeated { what, attr } => format!("{what}: the subject repeats the attribute {attr}, which certforge cannot copy exactly; request a subject with each attribute once"),
+            SubjectError::StringType { what, attr } => format!("{what}: the subject attribute {attr} uses a string type certforge cannot copy"),
+        }
+    }
+}
+
+impl std::fmt::Display for SubjectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message(&SubjectField::noun, "leave it out"))
+    }
+}
+
+impl std::error::Error for SubjectError {}
 
 impl Subject {
     /// Checks lengths (RFC 5280 Appendix A upper bounds) and builds the DN in
@@ -50,29 +99,29 @@ impl Subject {
             dn.push(DnType::CountryName, DnValue::PrintableString(value));
         }
         let fields = [
-            ("--province", &self.province, DnType::StateOrProvinceName, 128, "state-name"),
-            ("--locality", &self.locality, DnType::LocalityName, 128, "locality-name"),
-            ("--organization", &self.organization, DnType::OrganizationName, 64, "organization-name"),
+            (SubjectField::Province, &self.province, DnType::StateOrProvinceName, 128, "state-name"),
+            (SubjectField::Locality, &self.locality, DnType::LocalityName, 128, "locality-name"),
+            (SubjectField::Organization, &self.organization, DnType::OrganizationName, 64, "organization-name"),
             (
-                "--organizational-unit",
+                SubjectField::OrganizationalUnit,
                 &self.organizational_unit,
                 DnType::OrganizationalUnitName,
                 64,
                 "organizational-unit-name",
             ),
-            ("--common-name", &self.common_name, DnType::CommonName, 64, "common-name"),
+            (SubjectField::CommonName, &self.common_name, DnType::CommonName, 64, "common-name"),
         ];
-        for (flag, value, ty, max, what) in fields {
+        for (field, value, ty, max, what) in fields {
             let Some(v) = value else { continue };
             let len = v.chars().count();
             if v.chars().any(char::is_control) {
-                return Err(SubjectError::Control { flag, value: v.clone() });
+                return Err(SubjectError::Control { field, value: v.clone() });
             }
             if len == 0 {
-                return Err(SubjectError::Empty { flag });
+                return Err(SubjectError::Empty { field });
             }
             if len > max {
-                return Err(SubjectError::TooLong { flag, value: v.clone(), len, max, what });
+                return Err(SubjectError::TooLong { field, value: v.clone(), len, max, what });
             }
             dn.push(ty, DnValue::Utf8String(v.clone()));
         }
@@ -81,9 +130,10 @@ impl Subject {
 }
 
 /// Copies a subject read from a CSR into rcgen's form, keeping each value's
-/// string type. rcgen keeps one value per attribute type (PKI-NOTES §4 trap
-/// 5), so subjects it cannot reproduce exactly are refused rather than
-/// silently changed.
+/// string type. rcgen's `DistinguishedName` is a map, one value per
+/// attribute type (it merges repeated attributes), and RFC 5280 §7.1 matches
+/// names attribute by attribute, so subjects it cannot reproduce exactly are
+/// refused rather than silently changed.
 pub fn dn_from_x509(name: &X509Name<'_>, what: &str) -> Result<DistinguishedName, SubjectError> {
     let mut dn = DistinguishedName::new();
     let mut seen = Vec::new();
@@ -163,5 +213,15 @@ mod tests {
         assert!(matches!(long_cn.to_dn(), Err(SubjectError::TooLong { max: 64, .. })));
         let empty = Subject { organization: Some(String::new()), ..Default::default() };
         assert!(matches!(empty.to_dn(), Err(SubjectError::Empty { .. })));
+    }
+
+    #[test]
+    fn errors_name_the_attribute_or_what_the_caller_calls_it() {
+        let empty = Subject { organization: Some(String::new()), ..Default::default() }.to_dn().unwrap_err();
+        assert_eq!(empty.to_string(), "organizationName is empty; give a value or leave it out");
+        let flag = |f: SubjectField| if f == SubjectField::Organization { "--organization" } else { "?" };
+        assert_eq!(empty.naming(flag), "--organization is empty; give a value or leave the flag out");
+        let long_cn = Subject { common_name: Some("x".repeat(65)), ..Default::default() }.to_dn().unwrap_err();
+        assert!(long_cn.to_string().starts_with("commonName \"xxx"), "{long_cn}");
     }
 }

@@ -176,10 +176,7 @@ impl Template {
         let validity = raw
             .validity
             .as_ref()
-            .map(|v| {
-                Expiry::parse(v.get_ref())
-                    .map_err(|e| err(v.span().start, e.to_string().replace("--expires", "validity")))
-            })
+            .map(|v| Expiry::parse(v.get_ref()).map_err(|e| err(v.span().start, e.naming(|_| "validity"))))
             .transpose()?;
         let key_type = raw
             .key_type
@@ -269,8 +266,9 @@ impl Template {
                 }
             }
             TemplateKind::Leaf => {
-                // ExplicitNoCa writes CA:FALSE and makes rcgen emit the SKI
-                // (PKI-NOTES §4 trap 3).
+                // ExplicitNoCa writes CA:FALSE and makes rcgen emit the SKI,
+                // which it writes only for `IsCa::Ca` and `ExplicitNoCa`
+                // (RFC 5280 §4.2.1.2 wants it in end-entity certificates).
                 params.is_ca = IsCa::ExplicitNoCa;
                 // keyEncipherment only means something for RSA key transport;
                 // on an EC key RFC 5280 §4.2.1.3 makes it an error (pkilint).

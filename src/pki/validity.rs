@@ -19,22 +19,82 @@ pub struct Expiry {
     pub seconds: u64,
 }
 
-/// Why a validity input was refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ValidityError {
-    #[error("--expires {input:?} is empty; write e.g. \"2 years\", \"18 months\", \"1 year 6 months\", \"90 days\" or \"12 hours\"")]
-    Empty { input: String },
-    #[error("--expires {input:?}: {what}; write `N unit` pairs such as \"1 year 6 months\", \"90 days\" or \"12 hours\" (units: second, minute, hour, day, week, month, year)")]
-    Grammar { input: String, what: String },
-    #[error("--expires {input:?} adds up to nothing; give a positive length such as \"90 days\"")]
-    Zero { input: String },
-    #[error("--expires {input:?} is too long; certificates cannot outlive the year 9999")]
-    TooLong { input: String },
-    #[error("{flag} {input:?} is not an RFC 3339 time; write e.g. 2026-01-31T12:00:00Z")]
-    BadTime { flag: &'static str, input: String },
-    #[error("--not-after {not_after} is not after --not-before {not_before}; a certificate needs a positive validity period")]
-    Inverted { not_before: String, not_after: String },
+/// The parts of a validity request, as [`ValidityError`] names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValidityField {
+    /// How long the certificate lives (an [`Expiry`]).
+    Lifetime,
+    NotBefore,
+    NotAfter,
 }
+
+impl ValidityField {
+    /// The field in words: "lifetime", and RFC 5280's "notBefore" and
+    /// "notAfter".
+    pub fn noun(self) -> &'static str {
+        match self {
+            ValidityField::Lifetime => "lifetime",
+            ValidityField::NotBefore => "notBefore",
+            ValidityField::NotAfter => "notAfter",
+        }
+    }
+}
+
+/// Why a validity input was refused. Its `Display` names the fields in
+/// words; [`ValidityError::naming`] names them as the caller does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValidityError {
+    Empty {
+        input: String,
+    },
+    Grammar {
+        input: String,
+        what: String,
+    },
+    Zero {
+        input: String,
+    },
+    TooLong {
+        input: String,
+    },
+    /// Not an RFC 3339 time; `what` is the name [`parse_rfc3339`] was given.
+    BadTime {
+        what: &'static str,
+        input: String,
+    },
+    Inverted {
+        not_before: String,
+        not_after: String,
+    },
+}
+
+impl ValidityError {
+    /// The message with each field named by `name`, e.g. a command-line
+    /// flag (`--expires "soon": …`) or a plan key (`validity "soon": …`).
+    pub fn naming(&self, name: impl Fn(ValidityField) -> &'static str) -> String {
+        let life = name(ValidityField::Lifetime);
+        match self {
+            ValidityError::Empty { input } => format!("{life} {input:?} is empty; write e.g. \"2 years\", \"18 months\", \"1 year 6 months\", \"90 days\" or \"12 hours\""),
+            ValidityError::Grammar { input, what } => format!("{life} {input:?}: {what}; write `N unit` pairs such as \"1 year 6 months\", \"90 days\" or \"12 hours\" (units: second, minute, hour, day, week, month, year)"),
+            ValidityError::Zero { input } => format!("{life} {input:?} adds up to nothing; give a positive length such as \"90 days\""),
+            ValidityError::TooLong { input } => format!("{life} {input:?} is too long; certificates cannot outlive the year 9999"),
+            ValidityError::BadTime { what, input } => format!("{what} {input:?} is not an RFC 3339 time; write e.g. 2026-01-31T12:00:00Z"),
+            ValidityError::Inverted { not_before, not_after } => format!(
+                "{} {not_after} is not after {} {not_before}; a certificate needs a positive validity period",
+                name(ValidityField::NotAfter),
+                name(ValidityField::NotBefore)
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for ValidityError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.naming(ValidityField::noun))
+    }
+}
+
+impl std::error::Error for ValidityError {}
 
 impl Expiry {
     /// Parses certstrap's grammar. Also accepts compact forms such as `90d`,
@@ -152,11 +212,12 @@ fn add_months(t: OffsetDateTime, months: u32) -> Option<OffsetDateTime> {
     Some(t.replace_date(date))
 }
 
-/// Parses an RFC 3339 time given to `flag`.
-pub fn parse_rfc3339(flag: &'static str, input: &str) -> Result<OffsetDateTime, ValidityError> {
+/// Parses an RFC 3339 time; `what` names it in the error, as the caller
+/// calls it (a flag, a JSON field).
+pub fn parse_rfc3339(what: &'static str, input: &str) -> Result<OffsetDateTime, ValidityError> {
     OffsetDateTime::parse(input, &Rfc3339)
         .map(|t| t.to_offset(time::UtcOffset::UTC))
-        .map_err(|_| ValidityError::BadTime { flag, input: input.to_string() })
+        .map_err(|_| ValidityError::BadTime { what, input: input.to_string() })
 }
 
 impl std::fmt::Display for Expiry {
@@ -274,6 +335,21 @@ mod tests {
             Expiry { months: 15, seconds: 2 * 86_400 + 4 * 3600 }
         );
         assert_eq!(Expiry::parse("1 Day").unwrap(), Expiry { months: 0, seconds: 86_400 });
+    }
+
+    #[test]
+    fn errors_name_the_fields_in_words_or_as_the_caller_does() {
+        let e = Expiry::parse("soon").unwrap_err();
+        assert!(e.to_string().starts_with("lifetime \"soon\": expected a whole number"), "{e}");
+        let flag = |f: ValidityField| if f == ValidityField::Lifetime { "--expires" } else { "--not-after" };
+        assert!(e.naming(flag).starts_with("--expires \"soon\": expected a whole number"));
+        let now = datetime!(2026-01-02 00:00 UTC);
+        let bad = ValidityRequest { not_before: Some(now), not_after: Some(now), expires: None };
+        let e = bad.resolve(now, Expiry::default()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "notAfter 2026-01-02T00:00:00Z is not after notBefore 2026-01-02T00:00:00Z; a certificate needs a positive validity period"
+        );
     }
 
     #[test]

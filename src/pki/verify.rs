@@ -2,8 +2,9 @@
 //! what clients do (rustls-webpki, Go, BoringSSL, OpenSSL) and report every
 //! reason, not just the first, each with its fix. rustls-webpki then gives
 //! the final verdict, so nothing it would refuse passes silently; it does
-//! not check a trust anchor's own validity or pathLen (PKI-NOTES §4), which
-//! the path checks below do.
+//! not check a trust anchor's own validity or pathLen (RFC 5280 §6.1.1 makes
+//! the anchor an input, not a certificate to check), which the path checks
+//! below do.
 
 use std::net::IpAddr;
 
