@@ -44,7 +44,7 @@
 //! same file system. That is the trade for a flush count that does not grow
 //! with the set: the 2,002 files of a 1,000-leaf plan took 3.0 s with one
 //! fdatasync each on the test machine's ext4 disk (BENCHMARKS.md). A small
-//! set (at most [`SMALL_SET`] files: one `sign`, one ACME certificate) is
+//! set (at most `SMALL_SET` files: one `sign`, one ACME certificate) is
 //! flushed file by file everywhere: a few fdatasyncs and a directory fsync
 //! cost less than waiting for everyone's dirty data, which under `serve`
 //! includes its own SQLite log.

@@ -1,7 +1,10 @@
 //! certforge: a certstrap-compatible private CA for development, CI and
-//! staging. The pure certificate logic lives in [`pki`]; [`depot`] is the
-//! only module that touches the depot on disk, and [`trust`] the only one
-//! that changes the machine's trust stores; [`commands`] wires them to the CLI.
+//! staging. This is its library; the `certforge` command is a binary built
+//! on it. The pure certificate logic lives in [`pki`]; [`depot`] is the only
+//! module that touches the depot on disk, and [`trust`] the only one that
+//! changes the machine's trust stores. [`authority`] is what a CA does with
+//! its depot (load, issue, archive, revoke, list), and [`acme`] with
+//! [`serve`] is the ACME server.
 //!
 //! A Rust test suite makes its fixtures in memory with [`Ca`] and [`Leaf`]
 //! (see [`api`]). Below them, the core needs no files either:
@@ -43,11 +46,8 @@
 pub mod acme;
 pub mod api;
 pub mod authority;
-pub mod cli;
-pub mod commands;
 pub mod depot;
 pub mod fuzz;
-pub mod install;
 pub mod pkcs11;
 pub mod pki;
 pub mod serve;

@@ -2,11 +2,18 @@
 
 use std::process::ExitCode;
 
-use certforge::cli::{normalize_args, Cli};
-use certforge::commands::{
-    self,
-    common::{self, Exit, UsageError},
-};
+// The command line, the commands and the installers are the binary's own
+// modules; everything below them comes from the library, under the same
+// paths (`crate::pki`, `crate::authority`, …) the library uses itself.
+mod cli;
+mod commands;
+mod install;
+
+#[allow(unused_imports)]
+use certforge::{acme, api, authority, depot, pkcs11, pki, serve, storage, sys, trust};
+
+use cli::{normalize_args, Cli};
+use commands::common::{self, Exit, UsageError};
 
 fn main() -> ExitCode {
     // A shell asking for completions (COMPLETE=bash certforge -- ...) is
@@ -37,6 +44,6 @@ fn main() -> ExitCode {
 /// normal run pays only for one environment lookup.
 fn answer_if_asked() {
     clap_complete::CompleteEnv::with_factory(<Cli as clap::CommandFactory>::command)
-        .var(certforge::install::completion::VAR)
+        .var(install::completion::VAR)
         .complete();
 }

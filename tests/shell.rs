@@ -4,6 +4,14 @@
 
 mod common;
 
+// The command-line definition is the binary's own module, not the
+// library's: read it from source, with the library paths it uses.
+#[path = "../src/cli/mod.rs"]
+#[allow(dead_code)]
+mod cli;
+#[allow(unused_imports)]
+use certforge::{authority, depot, pkcs11, pki, serve, trust};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -208,7 +216,7 @@ fn man_pages_show_examples_line_for_line() {
     let env = Env::new();
     let dir = env.tmp.path().join("man");
     env.ok(&["man", "--dir", dir.to_str().unwrap()]);
-    let mut cli = certforge::cli::Cli::command();
+    let mut cli = cli::Cli::command();
     cli.build();
     let mut pages = vec![("certforge.1".to_string(), cli.get_after_help().unwrap().to_string())];
     for sub in cli.get_subcommands() {

@@ -3,6 +3,14 @@
 
 mod common;
 
+// The command-line definition is the binary's own module, not the
+// library's: read it from source, with the library paths it uses.
+#[path = "../src/cli/mod.rs"]
+#[allow(dead_code)]
+mod cli;
+#[allow(unused_imports)]
+use certforge::{authority, depot, pkcs11, pki, serve, trust};
+
 use std::path::Path;
 use std::process::Command;
 
@@ -356,8 +364,8 @@ fn example_commands(help: &str) -> Vec<(Vec<&str>, Option<&str>)> {
 /// command line; and every page shows its examples exactly as written.
 #[test]
 fn help_examples_paste_whole_at_any_width() {
-    use certforge::cli::Cli;
     use clap::{CommandFactory, Parser};
+    use cli::Cli;
     fn as_written(cmd: &clap::Command, path: String, out: &mut Vec<(String, String)>) {
         let mut cmd = cmd.clone();
         cmd.build();

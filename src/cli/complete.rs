@@ -13,6 +13,8 @@ use crate::authority::listing::{candidates, stems_with, Wanted};
 use crate::depot::Depot;
 
 /// The shells `certforge completions` writes a script for.
+// PowerShell is the shell's own name, as clap_complete spells it.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Shell {
     Bash,

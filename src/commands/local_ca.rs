@@ -31,7 +31,7 @@ use crate::pki::template::Template;
 use crate::pki::to_pem;
 use crate::pki::validity::{fmt_time, Validity};
 
-pub use crate::authority::local::{issuing_name, issuing_of, SEALED};
+pub use crate::authority::local::{issuing_name, SEALED};
 
 /// What a local CA is made of; `init --local` and `quickstart --local` fill it.
 pub struct LocalSpec {

@@ -122,7 +122,7 @@ impl SqlStore {
         let conn = self.conn();
         let row = conn.prepare_cached(sql).and_then(|mut st| st.query_row([key], |r| r.get(0)).optional());
         row.unwrap_or_else(|e| {
-            crate::commands::common::warn(&format!("ACME store: {e}"));
+            eprintln!("warning: ACME store: {e}");
             None
         })
     }

@@ -76,7 +76,7 @@ pub fn writable(path: &Path) -> bool {
 /// How long one store program may take.
 const LIMIT: Duration = Duration::from_secs(300);
 
-/// Runs `argv` with `stdin`, within [`LIMIT`]; returns stdout, or fails
+/// Runs `argv` with `stdin`, within `LIMIT`; returns stdout, or fails
 /// with the program's own words when it exits non-zero.
 pub fn capture(argv: &[String], stdin: Option<&[u8]>) -> Result<String> {
     let (program, args) = argv.split_first().ok_or_else(|| anyhow!("empty command"))?;
