@@ -207,4 +207,30 @@ mod tests {
             "a wrapped error is left as it is"
         );
     }
+
+    #[test]
+    fn verify_names_request_certs_flag_for_a_missing_host() {
+        use crate::pki::verify::{verify, Input};
+        let ca = Ca::new("Unit CA").unwrap();
+        let leaf = ca.issue(Leaf::server(["leaf.test"])).unwrap();
+        let input = Input {
+            leaf: leaf.cert_der().to_vec(),
+            leaf_label: "leaf.crt".into(),
+            anchors: vec![ca.cert_der().to_vec()],
+            chain: vec![],
+            hosts: vec!["127.0.0.1".into(), "other.test".into()],
+            purpose: None,
+            crls: vec![],
+            key: None,
+            at: time::OffsetDateTime::now_utc(),
+        };
+        let messages: Vec<String> = verify(&input, san).unwrap().problems.into_iter().map(|p| p.message).collect();
+        assert_eq!(
+            messages,
+            [
+                "leaf.crt is not valid for 127.0.0.1: its SANs are DNS:leaf.test; re-issue with --ip 127.0.0.1",
+                "leaf.crt is not valid for other.test: its SANs are DNS:leaf.test; re-issue with --domain other.test",
+            ]
+        );
+    }
 }
