@@ -10,7 +10,6 @@ use clap::{Args, Parser, Subcommand, ValueHint};
 use clap_complete::engine::ArgValueCompleter;
 
 use crate::pki::crl::Reason;
-use crate::pki::keys::KeyType;
 use crate::pki::profile::LeafProfile;
 
 const MAIN_HELP: &str = "\
@@ -463,6 +462,20 @@ pub struct SubjectArgs {
     /// Locality (L).
     #[arg(short = 'l', long = "locality", value_name = "L")]
     pub locality: Option<String>,
+}
+
+/// `--key-type` values; `commands::flags::key_spec` turns them, with
+/// `--curve` and `--key-bits`, into a key type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeyType {
+    #[value(name = "ecdsa-p256")]
+    EcdsaP256,
+    #[value(name = "ecdsa-p384")]
+    EcdsaP384,
+    #[value(name = "ed25519")]
+    Ed25519,
+    #[value(name = "rsa")]
+    Rsa,
 }
 
 // Key choice.

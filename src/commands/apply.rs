@@ -404,7 +404,8 @@ fn process(depot: &Depot, e: &PlanEntry, signers: &Signers, opts: &Run, now: Off
                 &Zeroizing::new(read_file(&key_path)?),
                 &key_path.display().to_string(),
                 &mut opts.passphrase.clone(),
-            )?
+            )
+            .map_err(super::flags::worded)?
             .into(),
         };
         let verdict = compare(e, &cert_der, &key, issuer.as_deref(), opts, now)?;
@@ -418,7 +419,8 @@ fn process(depot: &Depot, e: &PlanEntry, signers: &Signers, opts: &Run, now: Off
                         key,
                         &crt_path.display().to_string(),
                         &key_path.display().to_string(),
-                    )?;
+                    )
+                    .map_err(super::flags::worded)?;
                     s.crl_url = e.crl_url.clone();
                     Some(Arc::new(s))
                 };
@@ -504,7 +506,8 @@ fn process(depot: &Depot, e: &PlanEntry, signers: &Signers, opts: &Run, now: Off
     let signer = if e.role == Role::Leaf {
         None
     } else {
-        let mut s = CaSigner::new(der, key, &crt_path.display().to_string(), &e.name.file("key"))?;
+        let mut s = CaSigner::new(der, key, &crt_path.display().to_string(), &e.name.file("key"))
+            .map_err(super::flags::worded)?;
         s.crl_url = e.crl_url.clone();
         writes.extend(crl_url_file(depot, e));
         let crl_path = depot.path(&e.name, "crl");

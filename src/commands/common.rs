@@ -8,7 +8,6 @@ use anyhow::{Context, Result};
 use zeroize::Zeroizing;
 
 pub use super::output::{colour_for, error, note, print_stdout, refuse_key_on_terminal, usage, warn, Exit, UsageError};
-pub use crate::authority::keys::read_key;
 use crate::authority::Unlock;
 use crate::cli::{PassArgs, ValidityArgs};
 use crate::depot;
@@ -90,6 +89,12 @@ impl PassphraseSource for Prompt {
     }
 }
 
+/// Reads a private key file, decrypting it when needed; an encrypted key
+/// with no passphrase names the flags that give one.
+pub fn read_key(path: &Path, pass: &mut dyn PassphraseSource) -> Result<PrivateKey> {
+    crate::authority::keys::read_key(path, pass).map_err(super::flags::worded)
+}
+
 impl ValidityArgs {
     /// The validity the flags ask for.
     pub fn request(&self) -> Result<ValidityRequest> {
@@ -168,13 +173,8 @@ impl crate::cli::KeyArgs {
     /// Validates the key flags. `rsa_default_bits` applies to
     /// `--key-type rsa` without `--key-bits`.
     pub fn choice(&self, rsa_default_bits: u32) -> Result<KeyChoice> {
-        let spec = crate::pki::keys::KeySpec::from_flags(
-            self.key_type,
-            self.curve.as_deref(),
-            self.key_bits,
-            rsa_default_bits,
-        )
-        .map_err(|e| usage(e.to_string()))?;
+        let spec = super::flags::key_spec(self.key_type, self.curve.as_deref(), self.key_bits, rsa_default_bits)
+            .map_err(usage)?;
         match &self.existing_key {
             Some(uri) if crate::pkcs11::is_pkcs11_uri(&uri.to_string_lossy()) => Ok(KeyChoice::Token {
                 uri: uri.to_string_lossy().into_owned(),

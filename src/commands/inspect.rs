@@ -108,7 +108,12 @@ fn describe_key(depot: &Depot, bytes: &[u8], what: &str, args: &InspectArgs) -> 
     let key = match PrivateKey::from_bytes(bytes, what, &mut args.pass.source()?) {
         Ok(k) => k,
         Err(e @ (KeyError::NeedPassphrase { .. } | KeyError::WrongPassphrase { .. })) => {
-            return Ok(KeyDesc { key: None, encrypted, belongs_to: Vec::new(), problem: Some(e.to_string()) })
+            return Ok(KeyDesc {
+                key: None,
+                encrypted,
+                belongs_to: Vec::new(),
+                problem: Some(super::flags::key_error(&e)),
+            })
         }
         Err(e) => return Err(e.into()),
     };

@@ -221,7 +221,8 @@ fn seed(
             );
         };
         let key = read_key(&key_path, &mut opts.passphrase.clone())?;
-        let signer = CaSigner::new(cert_der, key, &crt_what, &key_path.display().to_string())?;
+        let signer =
+            CaSigner::new(cert_der, key, &crt_what, &key_path.display().to_string()).map_err(super::flags::worded)?;
         let root_der = read_certs(&depot.path(&ca.name, "crt"))?.swap_remove(0);
         return Ok(Seed {
             signers: vec![(issuing.clone(), Arc::new(signer))],

@@ -52,7 +52,7 @@ pub fn load_error(depot: &Depot, raw: &str, e: LoadError) -> anyhow::Error {
             key_path.display()
         ),
         LoadError::Issuing { issuing, source } => load_error(depot, &issuing, *source),
-        LoadError::Other(e) => e,
+        LoadError::Other(e) => super::flags::worded(e),
         e => e.into(),
     }
 }
@@ -363,9 +363,9 @@ fn empty_crl(
         return Err(format!("its key {} is not in the depot", depot.path(name, "key").display()));
     };
     let mut unlock = pass.unlock().map_err(|e| format!("{e:#}"))?;
-    let key = source.load(&mut unlock).map_err(|e| format!("{e:#}"))?;
+    let key = source.load(&mut unlock).map_err(|e| format!("{:#}", super::flags::worded(e)))?;
     let signer = CaSigner::new(cert_der.to_vec(), key, &name.file("crt"), &source.path().display().to_string())
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| super::flags::ca_error(&e))?;
     let crl = CrlState::default().sign(&signer, now).map_err(|e| e.to_string())?;
     Ok(Write1 {
         path: depot.path(name, "crl"),

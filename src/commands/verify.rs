@@ -56,7 +56,7 @@ pub fn run(depot: &Depot, args: &VerifyArgs) -> Result<()> {
         key,
         at,
     };
-    let outcome = verify(&input).map_err(anyhow::Error::msg)?;
+    let outcome = verify(&input, super::flags::san).map_err(anyhow::Error::msg)?;
     if args.json {
         print_stdout(&(serde_json::to_string_pretty(&outcome)? + "\n"))?;
     } else {

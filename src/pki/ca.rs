@@ -131,7 +131,7 @@ pub struct CaSigner {
 pub enum CaError {
     #[error("{what} is not a certificate certforge can read: {detail}")]
     Unreadable { what: String, detail: String },
-    #[error("{what} is not a CA certificate (basicConstraints CA:TRUE is missing), so it cannot sign; use a CA made with `certforge init`, or a cert made with `sign --intermediate`")]
+    #[error("{what} is not a CA certificate (basicConstraints CA:TRUE is missing), so it cannot sign")]
     NotCa { what: String },
     #[error("{what} is a CA whose keyUsage lacks keyCertSign, so clients would refuse what it signs; use another CA")]
     NoKeyCertSign { what: String },

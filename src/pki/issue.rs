@@ -203,6 +203,19 @@ mod tests {
     }
 
     #[test]
+    fn a_leaf_given_as_a_ca_is_refused_in_the_librarys_words() {
+        let ca = root(KeySpec::EcdsaP256);
+        let key = PrivateKey::generate(KeySpec::EcdsaP256).unwrap();
+        let kind = Kind::Leaf { profile: LeafProfile::Peer, code_signing: false };
+        let leaf = signed_by(&CertSpec::new(subject("leaf"), vec![], kind, validity()), &key.spki_der(), &ca).unwrap();
+        let e = CaSigner::new(leaf, key, "leaf.crt", "leaf.key").err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            "leaf.crt is not a CA certificate (basicConstraints CA:TRUE is missing), so it cannot sign"
+        );
+    }
+
+    #[test]
     fn a_tampered_csr_is_refused() {
         let key = PrivateKey::generate(KeySpec::EcdsaP256).unwrap();
         let mut der = make_csr(&subject("honest"), &[], &key).unwrap();

@@ -1,6 +1,6 @@
-//! Private keys: choosing a type from certstrap's and certforge's flags,
-//! generating, writing PKCS#8 PEM (encrypted with PBES2 when asked), and
-//! reading keys back in the forms other tools write.
+//! Private keys: generating one of a [`KeySpec`], writing PKCS#8 PEM
+//! (encrypted with PBES2 when asked), and reading keys back in the forms
+//! other tools write.
 
 use std::fmt;
 
@@ -32,27 +32,12 @@ pub enum KeySpec {
     Rsa(u32),
 }
 
-/// `--key-type` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum KeyType {
-    #[value(name = "ecdsa-p256")]
-    EcdsaP256,
-    #[value(name = "ecdsa-p384")]
-    EcdsaP384,
-    #[value(name = "ed25519")]
-    Ed25519,
-    #[value(name = "rsa")]
-    Rsa,
-}
-
-/// Why a key could not be chosen, made, read or written.
+/// Why a key could not be made, read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("{0}")]
-    Flags(String),
-    #[error(
-        "{what} is encrypted; give its passphrase with --passphrase-file FILE, --passphrase or CERTFORGE_PASSPHRASE"
-    )]
+    /// The key is encrypted and the [`PassphraseSource`] gave no
+    /// passphrase; the caller says how to give one.
+    #[error("{what} is encrypted, and no passphrase was given")]
     NeedPassphrase { what: String },
     #[error("{what}: wrong passphrase, or the encrypted key is damaged")]
     WrongPassphrase { what: String },
@@ -78,61 +63,6 @@ impl fmt::Display for KeySpec {
             KeySpec::EcdsaP521 => f.write_str("ECDSA P-521"),
             KeySpec::Ed25519 => f.write_str("Ed25519"),
             KeySpec::Rsa(bits) => write!(f, "RSA {bits}"),
-        }
-    }
-}
-
-impl KeySpec {
-    /// Combines `--key-type`, certstrap's `--curve` and `--key-bits`.
-    /// `--key-bits` alone means RSA; `rsa_default_bits` applies to
-    /// `--key-type rsa` without `--key-bits` (certstrap: 4096 for a CA, 2048
-    /// for a leaf). With none of them the key is ECDSA P-256: fast, small and
-    /// accepted by every stack we test against.
-    pub fn from_flags(
-        key_type: Option<KeyType>,
-        curve: Option<&str>,
-        key_bits: Option<u32>,
-        rsa_default_bits: u32,
-    ) -> Result<KeySpec, KeyError> {
-        let flags = |m: String| KeyError::Flags(m);
-        if let Some(bits) = key_bits {
-            if !matches!(bits, 2048 | 3072 | 4096) {
-                return Err(flags(format!("--key-bits {bits} is not supported; use 2048, 3072 or 4096 (RSA below 2048 is refused by modern TLS stacks)")));
-            }
-        }
-        let from_curve = match curve {
-            None => None,
-            Some(c) => Some(match c.to_ascii_uppercase().replace('_', "-").as_str() {
-                "P-256" | "P256" | "PRIME256V1" | "SECP256R1" => KeySpec::EcdsaP256,
-                "P-384" | "P384" | "SECP384R1" => KeySpec::EcdsaP384,
-                "P-521" | "P521" | "SECP521R1" => KeySpec::EcdsaP521,
-                "ED25519" => KeySpec::Ed25519,
-                "P-224" | "P224" => {
-                    return Err(flags("--curve P-224 is not supported: Go, BoringSSL (grpcio) and rustls refuse P-224 keys in TLS; use P-256".into()))
-                }
-                _ => return Err(flags(format!("--curve {c:?} is unknown; use P-256, P-384, P-521 or Ed25519"))),
-            }),
-        };
-        let from_type = key_type.map(|t| match t {
-            KeyType::EcdsaP256 => KeySpec::EcdsaP256,
-            KeyType::EcdsaP384 => KeySpec::EcdsaP384,
-            KeyType::Ed25519 => KeySpec::Ed25519,
-            KeyType::Rsa => KeySpec::Rsa(key_bits.unwrap_or(rsa_default_bits)),
-        });
-        match (from_type, from_curve, key_bits) {
-            (Some(t), Some(c), _) if t != c => {
-                Err(flags(format!("--key-type and --curve disagree ({t} vs {c}); give one of them")))
-            }
-            (Some(t), _, Some(_)) if !matches!(t, KeySpec::Rsa(_)) => {
-                Err(flags(format!("--key-bits sets an RSA key size, but --key-type asks for {t}; drop one of them")))
-            }
-            (None, Some(c), Some(_)) => {
-                Err(flags(format!("--key-bits sets an RSA key size, but --curve asks for {c}; drop one of them")))
-            }
-            (Some(t), _, _) => Ok(t),
-            (None, Some(c), None) => Ok(c),
-            (None, None, Some(bits)) => Ok(KeySpec::Rsa(bits)),
-            (None, None, None) => Ok(KeySpec::EcdsaP256),
         }
     }
 }
@@ -516,24 +446,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn default_is_p256_and_key_bits_means_rsa() {
-        assert_eq!(KeySpec::from_flags(None, None, None, 2048).unwrap(), KeySpec::EcdsaP256);
-        assert_eq!(KeySpec::from_flags(None, None, Some(3072), 2048).unwrap(), KeySpec::Rsa(3072));
-        assert_eq!(KeySpec::from_flags(Some(KeyType::Rsa), None, None, 4096).unwrap(), KeySpec::Rsa(4096));
-        assert_eq!(KeySpec::from_flags(None, Some("P-384"), None, 2048).unwrap(), KeySpec::EcdsaP384);
-        assert_eq!(KeySpec::from_flags(None, Some("Ed25519"), None, 2048).unwrap(), KeySpec::Ed25519);
-    }
-
-    #[test]
-    fn contradictory_key_flags_are_refused() {
-        assert!(KeySpec::from_flags(Some(KeyType::EcdsaP256), None, Some(4096), 2048).is_err());
-        assert!(KeySpec::from_flags(Some(KeyType::Ed25519), Some("P-256"), None, 2048).is_err());
-        assert!(KeySpec::from_flags(None, Some("P-256"), Some(2048), 2048).is_err());
-        assert!(KeySpec::from_flags(None, Some("P-224"), None, 2048).unwrap_err().to_string().contains("P-224"));
-        assert!(KeySpec::from_flags(None, None, Some(1024), 2048).is_err());
-    }
-
-    #[test]
     fn ed25519_keys_are_written_as_pkcs8_v1() {
         let key = PrivateKey::generate(KeySpec::Ed25519).unwrap();
         let info = PrivateKeyInfoRef::from_der(&key.pkcs8).unwrap();
@@ -552,6 +464,18 @@ mod tests {
         assert!(matches!(wrong, Err(KeyError::WrongPassphrase { .. })));
         let none = PrivateKey::from_bytes(pem.as_bytes(), "k", &mut None::<Zeroizing<String>>);
         assert!(matches!(none, Err(KeyError::NeedPassphrase { .. })));
+    }
+
+    #[test]
+    fn key_errors_name_no_flag() {
+        let pem = PrivateKey::generate(KeySpec::EcdsaP256).unwrap().to_pem(Some("s3cret")).unwrap();
+        let none = PrivateKey::from_bytes(pem.as_bytes(), "k.key", &mut None::<Zeroizing<String>>).err().unwrap();
+        assert_eq!(none.to_string(), "k.key is encrypted, and no passphrase was given");
+        let rsa = PrivateKey::generate(KeySpec::Rsa(1024)).err().unwrap();
+        assert_eq!(rsa.to_string(), "RSA 1024 is not supported; use 2048, 3072 or 4096");
+        for e in [none, rsa] {
+            assert!(!e.to_string().contains("--"), "{e}");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::inspect::{display_name, Sans};
-use super::san::dns_matches;
+use super::san::{dns_matches, SanField};
 use super::validity::{fmt_time, relative};
 
 /// What the certificate must be good for.
@@ -88,8 +88,10 @@ fn parse<'a>(der: &'a [u8], what: &str) -> Result<Parsed<'a>, String> {
         .map_err(|e| format!("{what} is not a certificate: {e}"))
 }
 
-/// Runs every check and returns the verdict.
-pub fn verify(input: &Input) -> Result<Outcome, String> {
+/// Runs every check and returns the verdict. `san_flag` names the caller's
+/// way to ask for a SAN of each kind, for the fix of a host the certificate
+/// is not valid for (the binary: `request-cert`'s `--domain` and `--ip`).
+pub fn verify(input: &Input, san_flag: impl Fn(SanField) -> &'static str) -> Result<Outcome, String> {
     let leaf = parse(&input.leaf, &input.leaf_label)?;
     let anchors = input.anchors.iter().map(|d| parse(d, "a --ca certificate")).collect::<Result<Vec<_>, _>>()?;
     let chain = input.chain.iter().map(|d| parse(d, "a --chain certificate")).collect::<Result<Vec<_>, _>>()?;
@@ -98,7 +100,7 @@ pub fn verify(input: &Input) -> Result<Outcome, String> {
     let mut add = |code: &'static str, message: String| problems.push(Problem { code, message });
 
     check_time(&leaf, label, input.at, "", &mut add);
-    check_hosts(&leaf, label, &input.hosts, &mut add);
+    check_hosts(&leaf, label, &input.hosts, &san_flag, &mut add);
     if let Some(purpose) = input.purpose {
         check_purpose(&leaf, purpose, &mut add);
     }
@@ -229,17 +231,24 @@ fn sans_of(cert: &X509Certificate<'_>) -> Sans {
     super::inspect::cert_info(der, OffsetDateTime::now_utc()).map(|i| i.sans).unwrap_or_default()
 }
 
-fn check_hosts(leaf: &Parsed<'_>, label: &str, hosts: &[String], add: &mut impl FnMut(&'static str, String)) {
+fn check_hosts(
+    leaf: &Parsed<'_>,
+    label: &str,
+    hosts: &[String],
+    san_flag: &impl Fn(SanField) -> &'static str,
+    add: &mut impl FnMut(&'static str, String),
+) {
     if hosts.is_empty() {
         return;
     }
     let sans = sans_of(&leaf.cert);
     for host in hosts {
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        let (ok, flag) = match host.parse::<IpAddr>() {
-            Ok(ip) => (sans.ip.iter().any(|s| s.parse::<IpAddr>().is_ok_and(|s| s == ip)), "--ip"),
-            Err(_) => (sans.dns.iter().any(|d| dns_matches(d, host)), "--domain"),
+        let (ok, field) = match host.parse::<IpAddr>() {
+            Ok(ip) => (sans.ip.iter().any(|s| s.parse::<IpAddr>().is_ok_and(|s| s == ip)), SanField::Ip),
+            Err(_) => (sans.dns.iter().any(|d| dns_matches(d, host)), SanField::Domain),
         };
+        let flag = san_flag(field);
         if ok {
             continue;
         }
@@ -406,4 +415,50 @@ fn webpki_verdict(input: &Input, _leaf: &Parsed<'_>) -> Result<(), String> {
         ee.verify_is_valid_for_subject_name(&name).map_err(|e| format!("{e:?}"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::ca::CaSigner;
+    use crate::pki::issue::{self_signed, signed_by, CertSpec};
+    use crate::pki::keys::{KeySpec, PrivateKey};
+    use crate::pki::profile::{Kind, LeafProfile};
+    use crate::pki::san::San;
+    use crate::pki::subject::Subject;
+    use crate::pki::validity::{Expiry, ValidityRequest};
+
+    #[test]
+    fn a_missing_host_is_asked_for_in_the_callers_words() {
+        let now = OffsetDateTime::now_utc();
+        let validity = ValidityRequest::default().resolve(now, Expiry { months: 12, seconds: 0 }).unwrap();
+        let dn = |cn: &str| Subject { common_name: Some(cn.into()), ..Default::default() }.to_dn().unwrap();
+        let ca_key = PrivateKey::generate(KeySpec::EcdsaP256).unwrap();
+        let root = Kind::Root { path_len: None, permit_domains: vec![] };
+        let ca_der = self_signed(&CertSpec::new(dn("Unit CA"), vec![], root, validity), &ca_key).unwrap();
+        let ca = CaSigner::new(ca_der.clone(), ca_key, "ca.crt", "ca.key").unwrap();
+        let key = PrivateKey::generate(KeySpec::EcdsaP256).unwrap();
+        let kind = Kind::Leaf { profile: LeafProfile::Server, code_signing: false };
+        let spec = CertSpec::new(dn("leaf"), vec![San::domain("leaf.test").unwrap()], kind, validity);
+        let input = Input {
+            leaf: signed_by(&spec, &key.spki_der(), &ca).unwrap(),
+            leaf_label: "leaf.crt".into(),
+            anchors: vec![ca_der],
+            chain: vec![],
+            hosts: vec!["::1".into(), "other.test".into()],
+            purpose: None,
+            crls: vec![],
+            key: None,
+            at: now,
+        };
+        let messages: Vec<String> =
+            verify(&input, SanField::noun).unwrap().problems.into_iter().map(|p| p.message).collect();
+        assert_eq!(
+            messages,
+            [
+                "leaf.crt is not valid for ::1: its SANs are DNS:leaf.test; re-issue with IP address ::1",
+                "leaf.crt is not valid for other.test: its SANs are DNS:leaf.test; re-issue with DNS name other.test",
+            ]
+        );
+    }
 }

@@ -185,7 +185,7 @@ pub fn run(depot: &Depot, args: &ProbeArgs) -> Result<()> {
                 key: None,
                 at: now,
             };
-            Some(verify(&input).map_err(anyhow::Error::msg)?)
+            Some(verify(&input, super::flags::san).map_err(anyhow::Error::msg)?)
         }
         None => None,
     };
