@@ -601,11 +601,11 @@ fn cases() -> Vec<Case> {
                 json!({ "identifiers": [{ "type": "dns", "value": "www.example.com" }], "pad": "x".repeat(70_000) });
             c.acme.signed(&c.a.key, Some(&c.a.kid), NEW_ORDER, Some(&big))
         }),
-        case("Content-Type application/json", 400, "malformed", |c| {
+        case("Content-Type application/json", 415, "malformed", |c| {
             let Req { body, .. } = c.acme.signed(&c.a.key, Some(&c.a.kid), NEW_ORDER, Some(&one_name()));
             Req::raw(NEW_ORDER, Some("application/json"), body)
         }),
-        case("no Content-Type", 400, "malformed", |c| {
+        case("no Content-Type", 415, "malformed", |c| {
             let Req { body, .. } = c.acme.signed(&c.a.key, Some(&c.a.kid), NEW_ORDER, Some(&one_name()));
             Req::raw(NEW_ORDER, None, body)
         }),

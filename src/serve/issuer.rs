@@ -8,8 +8,8 @@ use anyhow::{anyhow, Result};
 use rcgen::{DistinguishedName, DnType};
 use time::{Duration, OffsetDateTime};
 
-use crate::acme::engine::Issuer;
 use crate::acme::problem::{Kind, Problem};
+use crate::acme::Issuer;
 use crate::commands::common::{add_to_crl, CrlChange};
 use crate::commands::inputs::depot_certs;
 use crate::depot::{self, Depot, Write1, PUBLIC_MODE};
