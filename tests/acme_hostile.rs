@@ -601,11 +601,11 @@ fn cases() -> Vec<Case> {
                 json!({ "identifiers": [{ "type": "dns", "value": "www.example.com" }], "pad": "x".repeat(70_000) });
             c.acme.signed(&c.a.key, Some(&c.a.kid), NEW_ORDER, Some(&big))
         }),
-        case("Content-Type application/json", 400, "malformed", |c| {
+        case("Content-Type application/json", 415, "malformed", |c| {
             let Req { body, .. } = c.acme.signed(&c.a.key, Some(&c.a.kid), NEW_ORDER, Some(&one_name()));
             Req::raw(NEW_ORDER, Some("application/json"), body)
         }),
-        case("no Content-Type", 400, "malformed", |c| {
+        case("no Content-Type", 415, "malformed", |c| {
             let Req { body, .. } = c.acme.signed(&c.a.key, Some(&c.a.kid), NEW_ORDER, Some(&one_name()));
             Req::raw(NEW_ORDER, None, body)
         }),
@@ -816,4 +816,43 @@ fn a_key_rollover_as_rfc_8555_words_it_is_accepted() {
     let old = acme.send(&acme.signed(&account.key, Some(&account.kid), NEW_ORDER, Some(&one_name())));
     assert_eq!(old.problem(), (400, "badSignatureAlgorithm".into()), "{}", old.show());
     server.stop();
+}
+
+#[test]
+fn a_store_that_cannot_write_answers_503_with_retry_after_and_the_server_keeps_serving() {
+    let env = Env::new();
+    env.ok(&["init", "--cn", "Busy CA", "--passphrase", "", "--permit-domain", "example.com,localhost"]);
+    let mut server = Server::start(&env, &["--CA", "Busy CA", "--listen", "127.0.0.1:0", "--skip-validation"]);
+    let acme = Acme::new(&server);
+    let a = acme.register(Key::p256());
+
+    // Another process holds acme.sqlite's write lock past the server's
+    // busy timeout: newOrder cannot store its authorizations.
+    let db = rusqlite::Connection::open(env.depot().join("acme.sqlite")).unwrap();
+    db.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let r = acme.send(&acme.signed(&a.key, Some(&a.kid), NEW_ORDER, Some(&one_name())));
+    let v = r.json();
+    assert_eq!(
+        (r.status, v["type"].as_str(), v["status"].as_u64()),
+        (503, Some("urn:ietf:params:acme:error:serverInternal"), Some(503)),
+        "{}",
+        r.show()
+    );
+    assert_eq!(
+        (r.header("Content-Type"), r.header("Retry-After")),
+        (Some("application/problem+json"), Some("1")),
+        "{}",
+        r.show()
+    );
+    assert!(!v["detail"].as_str().unwrap().contains("locked"), "the database's words go to the log only: {v}");
+    db.execute_batch("COMMIT").unwrap();
+    drop(db);
+
+    // The lock gone, the same request succeeds.
+    let (order, _) = acme.order(&a, &["after.example.com"]);
+    assert_eq!(order["status"], "pending");
+    server.stop();
+    let logged: Vec<String> = server.lines().into_iter().filter(|l| l.contains("status=503")).collect();
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert!(logged[0].contains("error=") && logged[0].contains("acme.sqlite"), "the cause is in the log: {logged:?}");
 }

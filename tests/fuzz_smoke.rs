@@ -84,3 +84,30 @@ proptest! {
         prop_assert_eq!(e.seconds, days * 86_400 + hours * 3600);
     }
 }
+
+// The ACME front end's target (fuzz::acme_request): a request sequence per
+// input, so a slower target than the others, with its own smoke run.
+#[test]
+fn acme_request_survives_its_corpus() {
+    let seeds = corpus("acme_request");
+    assert!(seeds.len() >= 3, "fuzz/corpus/acme_request holds seeds");
+    for s in &seeds {
+        fuzz::acme_request(s);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    #[test]
+    fn acme_request_survives_mutated_seeds(pick in any::<usize>(), flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8), cut in any::<usize>()) {
+        let seeds = corpus("acme_request");
+        let mut data = seeds[pick % seeds.len()].clone();
+        for (at, byte) in flips {
+            let i = at % data.len();
+            data[i] ^= byte;
+        }
+        data.truncate(cut % (data.len() + 1));
+        fuzz::acme_request(&data);
+    }
+}

@@ -9,6 +9,10 @@ use serde_json::Value;
 use super::jws::{unb64, Jwk};
 use super::problem::{malformed, Kind, Problem};
 
+/// The MACs a binding may use, named in badSignatureAlgorithm's
+/// `algorithms` (RFC 8555 §6.2).
+const MAC_ALGS: [&str; 3] = ["HS256", "HS384", "HS512"];
+
 /// Checks newAccount's `externalAccountBinding` for the account key
 /// `account_key`, posted to `url`; `key_of` finds a kid's MAC key.
 /// Returns the kid.
@@ -16,7 +20,7 @@ pub fn check(
     binding: &Value,
     account_key: &Jwk,
     url: &str,
-    key_of: impl Fn(&str) -> Option<Vec<u8>>,
+    key_of: impl Fn(&str) -> Result<Option<Vec<u8>>, Problem>,
 ) -> Result<String, Problem> {
     let field = |name: &str| {
         binding
@@ -33,9 +37,9 @@ pub fn check(
         Some("HS384") => hmac::HMAC_SHA384,
         Some("HS512") => hmac::HMAC_SHA512,
         other => {
-            return Err(Problem::new(
-                Kind::BadSignatureAlgorithm,
+            return Err(Problem::bad_signature_algorithm(
                 format!("externalAccountBinding's alg {other:?} is not a MAC; use HS256"),
+                &MAC_ALGS,
             ))
         }
     };
@@ -58,7 +62,7 @@ pub fn check(
             format!("the external account {kid:?} is unknown, or its MAC does not verify; ask the CA's operator for a kid and key (certforge acme eab add NAME)"),
         )
     };
-    let secret = key_of(kid).ok_or_else(unauthorized)?;
+    let secret = key_of(kid)?.ok_or_else(unauthorized)?;
     let mac = unb64(signature, "externalAccountBinding signature")?;
     hmac::verify(&hmac::Key::new(alg, &secret), format!("{protected}.{payload}").as_bytes(), &mac)
         .map_err(|_| unauthorized())?;
@@ -84,7 +88,7 @@ mod tests {
         let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": b64(&[9; 32])});
         let key = Jwk::from_json(&jwk).unwrap();
         let secret = b"0123456789abcdef0123456789abcdef".to_vec();
-        let keys = |kid: &str| (kid == "team-a").then(|| secret.clone());
+        let keys = |kid: &str| Ok((kid == "team-a").then(|| secret.clone()));
         let good = json!({"alg": "HS256", "kid": "team-a", "url": URL});
         assert_eq!(check(&binding(good.clone(), &jwk, &secret), &key, URL, keys).unwrap(), "team-a");
 

@@ -50,16 +50,16 @@ impl Alg {
             "EdDSA" => Alg::EdDsa,
             "HS256" => Alg::Hs256,
             other => {
-                return Err(Problem::new(
-                    Kind::BadSignatureAlgorithm,
+                return Err(Problem::bad_signature_algorithm(
                     format!("{other:?} is not accepted; use ES256, ES384, RS256 or EdDSA"),
+                    &ACCOUNT_ALGS,
                 ))
             }
         })
     }
 }
 
-/// The algorithms the directory advertises in badSignatureAlgorithm's
+/// The algorithms a badSignatureAlgorithm problem names in its
 /// `algorithms` field (RFC 8555 §6.2).
 pub const ACCOUNT_ALGS: [&str; 4] = ["ES256", "ES384", "RS256", "EdDSA"];
 
@@ -277,9 +277,9 @@ impl Request {
         let text = |name: &str| header.get(name).and_then(Value::as_str);
         let alg_name = text("alg").ok_or_else(|| malformed("the protected header has no \"alg\""))?;
         if alg_name == "none" || alg_name.starts_with("HS") {
-            return Err(Problem::new(
-                Kind::BadSignatureAlgorithm,
+            return Err(Problem::bad_signature_algorithm(
                 format!("{alg_name:?} cannot sign an ACME request; use ES256, ES384, RS256 or EdDSA"),
+                &ACCOUNT_ALGS,
             ));
         }
         let alg = Alg::parse(alg_name)?;
@@ -304,7 +304,7 @@ impl Request {
     /// Checks the signature under `key` (the jwk's, or the account's).
     pub fn verify(&self, key: &Jwk) -> Result<(), Problem> {
         if !key.fits(self.alg) {
-            return Err(Problem::new(Kind::BadSignatureAlgorithm, "\"alg\" does not match the key's type"));
+            return Err(Problem::bad_signature_algorithm("\"alg\" does not match the key's type", &ACCOUNT_ALGS));
         }
         if key.verify(self.alg, &self.signing_input, &self.signature) {
             Ok(())

@@ -1,17 +1,26 @@
-//! The ACME server's protocol core (RFC 8555), free of sockets and files:
-//! request signatures (`jws`), the problem documents every error becomes
-//! (`problem`), nonces, the objects and their JSON (`model`), what may be
-//! certified (`policy`), where state lives (`store`), and the request
-//! handling itself (`engine`), which reaches the depot only through its
-//! `Issuer` and challenge checks only through its `Validator`. Issue 13
-//! builds `certforge serve` (HTTP, TLS, SQLite, validators) on it.
+//! The ACME server's protocol core (RFC 8555), free of sockets and files,
+//! along the roles Pebble names: the web front end (`wfe`: routing, JWS
+//! authentication, the handlers), the state changes of orders,
+//! authorizations and challenges (`orders`, pure functions), validation
+//! (`va`), issuance (`ca`) and storage (`db`). Around them: request
+//! signatures (`jws`), problem documents (`problem`), nonces, the objects
+//! and their JSON (`model`), and what may be certified (`policy`).
+//! `crate::serve` puts it on the network and on the depot.
 
 pub mod ari;
+pub mod ca;
+pub mod db;
 pub mod eab;
-pub mod engine;
 pub mod jws;
 pub mod model;
 pub mod nonce;
+pub mod orders;
 pub mod policy;
 pub mod problem;
-pub mod store;
+pub mod va;
+pub mod wfe;
+
+pub use ca::{Issuer, MemIssuer};
+pub use db::{MemStore, Store};
+pub use va::{SkipValidation, Validator};
+pub use wfe::{Engine, HttpRequest, Reply, Route};

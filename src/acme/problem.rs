@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+use crate::storage::StorageError;
+
 /// The error types of RFC 8555 §6.7 that certforge's server uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -89,24 +91,61 @@ pub struct Identifier {
 pub struct Problem {
     pub kind: Kind,
     pub detail: String,
+    /// The HTTP status it is answered with, which the document repeats
+    /// (RFC 7807 §3.1). Set from the kind, unless a constructor says
+    /// otherwise (404 for a resource that is not there, 415, 409, 503).
+    pub status: u16,
     /// Per-identifier problems of an order (§6.7.1), e.g. each name that
     /// falls outside the CA's constraints.
     pub subproblems: Vec<(Kind, String, Identifier)>,
+    /// badSignatureAlgorithm's `algorithms`: what the server accepts
+    /// instead (RFC 8555 §6.2 SHOULD).
+    pub algorithms: &'static [&'static str],
+    /// What went wrong inside the server, for its log and never for the
+    /// client: a database error's text says nothing a client can act on.
+    pub cause: Option<String>,
 }
 
 impl Problem {
     pub fn new(kind: Kind, detail: impl Into<String>) -> Problem {
-        Problem { kind, detail: detail.into(), subproblems: Vec::new() }
+        Problem {
+            kind,
+            detail: detail.into(),
+            status: kind.status(),
+            subproblems: Vec::new(),
+            algorithms: &[],
+            cause: None,
+        }
     }
 
-    pub fn status(&self) -> u16 {
-        self.kind.status()
+    /// A malformed request for a resource that is not there: 404, as
+    /// Boulder and Pebble answer an unknown path or another account's order.
+    pub fn not_found(detail: impl Into<String>) -> Problem {
+        Problem::new(Kind::Malformed, detail).with_status(404)
+    }
+
+    /// A POST whose body is not application/jose+json: 415 (RFC 8555 §6.2).
+    pub fn unsupported_media_type(detail: impl Into<String>) -> Problem {
+        Problem::new(Kind::Malformed, detail).with_status(415)
+    }
+
+    /// badSignatureAlgorithm, naming the algorithms that would be accepted.
+    pub fn bad_signature_algorithm(detail: impl Into<String>, algorithms: &'static [&'static str]) -> Problem {
+        Problem { algorithms, ..Problem::new(Kind::BadSignatureAlgorithm, detail) }
+    }
+
+    /// The same problem, answered with another status.
+    pub fn with_status(self, status: u16) -> Problem {
+        Problem { status, ..self }
     }
 
     /// The JSON body, served as application/problem+json.
     pub fn to_json(&self) -> serde_json::Value {
         let urn = |k: Kind| format!("urn:ietf:params:acme:error:{}", k.name());
-        let mut v = serde_json::json!({ "type": urn(self.kind), "detail": self.detail, "status": self.status() });
+        let mut v = serde_json::json!({ "type": urn(self.kind), "detail": self.detail, "status": self.status });
+        if !self.algorithms.is_empty() {
+            v["algorithms"] = serde_json::json!(self.algorithms);
+        }
         if !self.subproblems.is_empty() {
             v["subproblems"] = self
                 .subproblems
@@ -125,6 +164,22 @@ impl std::fmt::Display for Problem {
 }
 
 impl std::error::Error for Problem {}
+
+/// A store that failed: the client hears "try again later" (503 and
+/// Retry-After, RFC 9110 §15.6.4) when the failure may pass, a
+/// serverInternal 500 otherwise; the store's own words go to the log.
+impl From<StorageError> for Problem {
+    fn from(e: StorageError) -> Problem {
+        let p = match e {
+            StorageError::Unavailable(_) => {
+                Problem::new(Kind::ServerInternal, "the server's store is unavailable; try again later")
+                    .with_status(503)
+            }
+            _ => Problem::new(Kind::ServerInternal, "the server could not read or write its store"),
+        };
+        Problem { cause: Some(e.to_string()), ..p }
+    }
+}
 
 /// Shorthand for a malformed request.
 pub fn malformed(detail: impl Into<String>) -> Problem {
@@ -148,7 +203,30 @@ mod tests {
         assert_eq!(v["status"], 400);
         assert_eq!(v["subproblems"][0]["identifier"]["value"], "www.example.com");
         assert_eq!(Problem::new(Kind::BadCsr, "x").to_json()["type"], "urn:ietf:params:acme:error:badCSR");
-        assert_eq!(Problem::new(Kind::Unauthorized, "x").status(), 403);
+        assert_eq!(Problem::new(Kind::Unauthorized, "x").status, 403);
         assert!(Problem::new(Kind::BadNonce, "x").to_json().get("subproblems").is_none());
+    }
+
+    #[test]
+    fn the_status_goes_with_the_problem_not_its_words() {
+        // A detail starting with "no " once made a 404; now only the
+        // constructor does.
+        assert_eq!(Problem::new(Kind::Malformed, "no such thing").status, 400);
+        let p = Problem::not_found("x");
+        assert_eq!((p.status, p.to_json()["status"].as_u64(), p.kind), (404, Some(404), Kind::Malformed));
+        assert_eq!(Problem::unsupported_media_type("x").to_json()["status"], 415);
+        let p = Problem::bad_signature_algorithm("x", &crate::acme::jws::ACCOUNT_ALGS);
+        assert_eq!(p.to_json()["algorithms"], serde_json::json!(["ES256", "ES384", "RS256", "EdDSA"]));
+        assert!(Problem::new(Kind::Malformed, "x").to_json().get("algorithms").is_none());
+    }
+
+    #[test]
+    fn a_store_failure_is_500_or_503_and_its_words_stay_in_the_log() {
+        let p = Problem::from(StorageError::failed("writing order 7", "attempt to write a readonly database"));
+        assert_eq!((p.kind, p.status), (Kind::ServerInternal, 500));
+        assert!(!p.detail.contains("readonly") && p.cause.as_deref().unwrap().contains("readonly"), "{p:?}");
+        let p = Problem::from(StorageError::Unavailable("database is locked".into()));
+        assert_eq!((p.kind, p.to_json()["status"].as_u64()), (Kind::ServerInternal, Some(503)));
+        assert_eq!(Problem::from(StorageError::Conflict("x".into())).status, 500);
     }
 }

@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 
 use super::common::usage;
 use super::sign::load_signing_ca;
-use crate::acme::engine::Validator;
 use crate::acme::policy::Policy;
+use crate::acme::Validator;
 use crate::cli::{ServeArgs, ServeProfile};
 use crate::depot::Depot;
 use crate::pki::ca::CaSigner;

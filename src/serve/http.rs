@@ -24,9 +24,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 use super::log::Log;
-use crate::acme::engine::{Engine, HttpRequest, Reply, MAX_BODY};
-use crate::acme::problem::malformed;
-use crate::acme::store::Store;
+use crate::acme::problem::{malformed, Kind, Problem};
+use crate::acme::wfe::MAX_BODY;
+use crate::acme::{Engine, HttpRequest, Reply, Route, Store};
 
 /// How long requests in flight may take to finish after SIGTERM.
 pub const DRAIN: Duration = Duration::from_secs(30);
@@ -141,53 +141,55 @@ async fn answer<S: Store + 'static>(
         (_, _, Err(_)) => {
             app.engine.refuse(malformed(format!("the body is over {MAX_BODY} bytes, the most this server reads")))
         }
-        // Everything but a challenge check (network), finalize (signing and
-        // a synced depot write) and revokeCert (the CRL rewrite) takes tens
-        // of microseconds: answered on this worker, without the two thread
-        // hand-offs a blocking task costs.
-        (_, _, Ok(body)) if !blocks(&method, &path) => {
-            let req = HttpRequest { method: &method, path: &path, content_type: content_type.as_deref(), body: &body };
-            app.engine.handle(&req, OffsetDateTime::now_utc())
-        }
         (_, _, Ok(body)) => {
-            let (worker, method, path) = (app.clone(), method.clone(), path.clone());
-            let handled = tokio::task::spawn_blocking(move || {
+            let route = Route::parse(&method, &path);
+            // Everything but a challenge check (network), finalize (signing
+            // and a synced depot write) and revokeCert (the CRL rewrite)
+            // takes tens of microseconds: answered on this worker, without
+            // the two thread hand-offs a blocking task costs.
+            if !route.as_ref().is_ok_and(Route::blocks) {
                 let req =
                     HttpRequest { method: &method, path: &path, content_type: content_type.as_deref(), body: &body };
-                worker.engine.handle(&req, OffsetDateTime::now_utc())
-            })
-            .await;
-            handled.unwrap_or_else(|e| {
-                app.engine.refuse(crate::acme::problem::Problem::new(
-                    crate::acme::problem::Kind::ServerInternal,
-                    format!("the request failed inside the server: {e}"),
-                ))
-            })
+                app.engine.handle_route(&req, route, OffsetDateTime::now_utc())
+            } else {
+                let (worker, method, path) = (app.clone(), method.clone(), path.clone());
+                let handled = tokio::task::spawn_blocking(move || {
+                    let req = HttpRequest {
+                        method: &method,
+                        path: &path,
+                        content_type: content_type.as_deref(),
+                        body: &body,
+                    };
+                    worker.engine.handle_route(&req, route, OffsetDateTime::now_utc())
+                })
+                .await;
+                handled.unwrap_or_else(|e| {
+                    app.engine.refuse(Problem::new(
+                        Kind::ServerInternal,
+                        format!("the request failed inside the server: {e}"),
+                    ))
+                })
+            }
         }
     };
     let level = if reply.status >= 500 { "error" } else { "info" };
-    app.log.event(
-        level,
-        "request",
-        &[
-            ("method", json!(method)),
-            ("path", json!(path)),
-            ("status", json!(reply.status)),
-            ("ms", json!((started.elapsed().as_secs_f64() * 1e5).round() / 100.0)),
-        ],
-    );
+    let mut fields = vec![
+        ("method", json!(method)),
+        ("path", json!(path)),
+        ("status", json!(reply.status)),
+        ("ms", json!((started.elapsed().as_secs_f64() * 1e5).round() / 100.0)),
+    ];
+    // A 5xx's cause (a store that failed, say) is for the operator, not in
+    // the client's problem document.
+    if let Some(detail) = &reply.log_detail {
+        fields.push(("error", json!(detail)));
+    }
+    app.log.event(level, "request", &fields);
     let mut response = Response::builder().status(reply.status);
     for (name, value) in &reply.headers {
         response = response.header(*name, value);
     }
     Ok(response.body(Full::new(Bytes::from(reply.body))).expect("valid status and header names"))
-}
-
-/// Whether the engine may block on this request: a challenge check, a
-/// finalize, a revocation.
-fn blocks(method: &str, path: &str) -> bool {
-    use crate::acme::model::path as p;
-    method == "POST" && (path.starts_with(p::CHALLENGE) || path.ends_with("/finalize") || path == p::REVOKE)
 }
 
 /// `GET /crl/NAME.crl`: a CA's current CRL, DER, as RFC 5280 §4.2.1.13

@@ -8,8 +8,8 @@ use anyhow::{anyhow, Result};
 use rcgen::{DistinguishedName, DnType};
 use time::{Duration, OffsetDateTime};
 
-use crate::acme::engine::Issuer;
 use crate::acme::problem::{Kind, Problem};
+use crate::acme::Issuer;
 use crate::authority::issue::{already_issued, leaf_writes, ChainPool};
 use crate::authority::listing::depot_certs;
 use crate::authority::state::{CaState, FileState, Location, Revoked};

@@ -55,7 +55,7 @@ pub struct SkippedChecks {
     pub log: Log,
 }
 
-impl crate::acme::engine::Validator for SkippedChecks {
+impl crate::acme::Validator for SkippedChecks {
     fn validate(
         &self,
         ident: &crate::acme::model::Ident,

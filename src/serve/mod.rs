@@ -18,9 +18,9 @@ use anyhow::{Context, Result};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::acme::engine::{Engine, Validator};
 use crate::acme::nonce::Nonces;
 use crate::acme::policy::Policy;
+use crate::acme::{Engine, Validator};
 use crate::pki::san::San;
 
 /// Everything `serve` needs, checked.

@@ -21,9 +21,11 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::acme::db::Stored;
 use crate::acme::jws::random_b64;
 use crate::acme::model::{Account, Authorization, Order, Status};
-use crate::acme::store::Store;
+use crate::acme::Store;
+use crate::storage::StorageError;
 
 /// The store's file name in the depot.
 pub const FILE: &str = "acme.sqlite";
@@ -110,34 +112,46 @@ impl SqlStore {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// One object by key; a row that does not parse is a bug or a damaged
-    /// file, and reads as missing rather than taking the server down.
-    fn get<T: DeserializeOwned>(&self, sql: &str, key: &str) -> Option<T> {
-        self.get_text(sql, key).and_then(|b| serde_json::from_str(&b).ok())
-    }
-
-    /// One text column by key, the statement parsed once per connection;
-    /// a read that fails is said and reads as missing.
-    fn get_text(&self, sql: &str, key: &str) -> Option<String> {
-        let conn = self.conn();
-        let row = conn.prepare_cached(sql).and_then(|mut st| st.query_row([key], |r| r.get(0)).optional());
-        row.unwrap_or_else(|e| {
-            eprintln!("warning: ACME store: {e}");
-            None
+    /// One object by key, from its JSON; a row that does not parse is a
+    /// damaged file, said as such.
+    fn get<T: DeserializeOwned>(&self, what: &str, sql: &str, key: &str) -> Stored<Option<T>> {
+        let Some(body) = self.get_text(what, sql, key)? else { return Ok(None) };
+        serde_json::from_str(&body).map(Some).map_err(|e| StorageError::Damaged {
+            what: format!("the ACME store's {what} {key:?}"),
+            detail: e.to_string(),
         })
     }
 
-    fn put(&self, sql: &str, params: impl rusqlite::Params) {
+    /// One text column by key, the statement parsed once per connection.
+    fn get_text(&self, what: &str, sql: &str, key: &str) -> Stored<Option<String>> {
         let conn = self.conn();
-        written(conn.prepare_cached(sql).and_then(|mut st| st.execute(params)));
+        let row = conn.prepare_cached(sql).and_then(|mut st| st.query_row([key], |r| r.get(0)).optional());
+        row.map_err(|e| db_error(&format!("reading {what} {key:?}"), e))
+    }
+
+    fn put(&self, what: &str, sql: &str, params: impl rusqlite::Params) -> Stored<()> {
+        let conn = self.conn();
+        written(what, conn.prepare_cached(sql).and_then(|mut st| st.execute(params)))
     }
 }
 
-/// The engine's Store has no error path: a failed write would be answered
-/// as success, so stop rather than lie to the client.
-fn written<T>(result: rusqlite::Result<T>) {
-    if let Err(e) = result {
-        panic!("ACME store: cannot write: {e}");
+/// A write's outcome for the engine, which answers an Err as a problem
+/// document rather than tell the client it succeeded.
+fn written<T>(what: &str, result: rusqlite::Result<T>) -> Stored<()> {
+    result.map(drop).map_err(|e| db_error(&format!("writing {what}"), e))
+}
+
+/// What SQLite said, as the engine tells it apart: a busy or locked file
+/// may be free on the next try (another `serve` on this depot holds it
+/// past the busy timeout); a broken constraint is a conflict; the rest
+/// (a read-only or full disk, a damaged file) is a failure.
+fn db_error(what: &str, e: rusqlite::Error) -> StorageError {
+    use rusqlite::ErrorCode::{ConstraintViolation, DatabaseBusy, DatabaseLocked};
+    let what = format!("ACME store ({FILE}): {what}");
+    match e.sqlite_error_code() {
+        Some(DatabaseBusy | DatabaseLocked) => StorageError::Unavailable(format!("{what}: {e}")),
+        Some(ConstraintViolation) => StorageError::Conflict(format!("{what}: {e}")),
+        _ => StorageError::failed(what, e),
     }
 }
 
@@ -157,38 +171,39 @@ impl Store for SqlStore {
         random_b64(12)
     }
 
-    fn account(&self, id: &str) -> Option<Account> {
-        self.get("SELECT body FROM accounts WHERE id = ?1", id)
+    fn account(&self, id: &str) -> Stored<Option<Account>> {
+        self.get("account", "SELECT body FROM accounts WHERE id = ?1", id)
     }
 
-    fn account_by_thumbprint(&self, thumbprint: &str) -> Option<Account> {
-        self.get("SELECT body FROM accounts WHERE thumbprint = ?1", thumbprint)
+    fn account_by_thumbprint(&self, thumbprint: &str) -> Stored<Option<Account>> {
+        self.get("account with key", "SELECT body FROM accounts WHERE thumbprint = ?1", thumbprint)
     }
 
-    fn put_account(&self, account: &Account) {
+    fn put_account(&self, account: &Account) -> Stored<()> {
         self.put(
+            &format!("account {:?}", account.id),
             "INSERT OR REPLACE INTO accounts (id, thumbprint, body) VALUES (?1, ?2, ?3)",
             params![account.id, account.key.thumbprint(), json(account)],
-        );
+        )
     }
 
-    fn order(&self, id: &str) -> Option<Order> {
-        self.get("SELECT body FROM orders WHERE id = ?1", id)
+    fn order(&self, id: &str) -> Stored<Option<Order>> {
+        self.get("order", "SELECT body FROM orders WHERE id = ?1", id)
     }
 
-    fn put_order(&self, order: &Order) {
-        written(write_order(&self.conn(), order));
+    fn put_order(&self, order: &Order) -> Stored<()> {
+        written(&format!("order {:?}", order.id), write_order(&self.conn(), order))
     }
 
-    fn orders_of(&self, account: &str) -> Vec<String> {
+    fn orders_of(&self, account: &str) -> Stored<Vec<String>> {
         let conn = self.conn();
         let ids = conn
             .prepare_cached("SELECT id FROM orders WHERE account = ?1 ORDER BY id")
             .and_then(|mut s| s.query_map([account], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>());
-        ids.unwrap_or_default()
+        ids.map_err(|e| db_error(&format!("reading the orders of account {account:?}"), e))
     }
 
-    fn transition_order(&self, id: &str, from: Status, to: Status) -> bool {
+    fn transition_order(&self, id: &str, from: Status, to: Status) -> Stored<bool> {
         // One statement, so SQLite's write lock makes it atomic across
         // threads and processes: only one finalize claims an order.
         let conn = self.conn();
@@ -197,51 +212,60 @@ impl Store for SqlStore {
                 "UPDATE orders SET status = ?3, body = json_set(body, '$.status', ?3) WHERE id = ?1 AND status = ?2",
             )
             .and_then(|mut st| st.execute(params![id, from.name(), to.name()]));
-        changed.is_ok_and(|n| n == 1)
+        changed.map(|n| n == 1).map_err(|e| db_error(&format!("moving order {id:?} to {}", to.name()), e))
     }
 
-    fn authz(&self, id: &str) -> Option<Authorization> {
-        self.get("SELECT body FROM authzs WHERE id = ?1", id)
+    fn authz(&self, id: &str) -> Stored<Option<Authorization>> {
+        self.get("authorization", "SELECT body FROM authzs WHERE id = ?1", id)
     }
 
-    fn put_authz(&self, authz: &Authorization) {
+    fn put_authz(&self, authz: &Authorization) -> Stored<()> {
         let mut conn = self.conn();
-        written(conn.transaction().and_then(|tx| {
-            tx.prepare_cached("INSERT OR REPLACE INTO authzs (id, body) VALUES (?1, ?2)")?
-                .execute(params![authz.id, json(authz)])?;
-            let mut add = tx.prepare_cached("INSERT OR IGNORE INTO challenges (id, authz) VALUES (?1, ?2)")?;
-            for c in &authz.challenges {
-                add.execute(params![c.id, authz.id])?;
-            }
-            drop(add);
-            tx.commit()
-        }));
+        written(
+            &format!("authorization {:?}", authz.id),
+            conn.transaction().and_then(|tx| {
+                tx.prepare_cached("INSERT OR REPLACE INTO authzs (id, body) VALUES (?1, ?2)")?
+                    .execute(params![authz.id, json(authz)])?;
+                let mut add = tx.prepare_cached("INSERT OR IGNORE INTO challenges (id, authz) VALUES (?1, ?2)")?;
+                for c in &authz.challenges {
+                    add.execute(params![c.id, authz.id])?;
+                }
+                drop(add);
+                tx.commit()
+            }),
+        )
     }
 
-    fn authz_of_challenge(&self, id: &str) -> Option<Authorization> {
-        self.get("SELECT a.body FROM challenges c JOIN authzs a ON a.id = c.authz WHERE c.id = ?1", id)
+    fn authz_of_challenge(&self, id: &str) -> Stored<Option<Authorization>> {
+        self.get(
+            "authorization of challenge",
+            "SELECT a.body FROM challenges c JOIN authzs a ON a.id = c.authz WHERE c.id = ?1",
+            id,
+        )
     }
 
-    fn cert(&self, id: &str) -> Option<String> {
-        self.get_text("SELECT chain FROM certs WHERE id = ?1", id)
+    fn cert(&self, id: &str) -> Stored<Option<String>> {
+        self.get_text("certificate", "SELECT chain FROM certs WHERE id = ?1", id)
     }
 
-    fn put_cert(&self, id: &str, serial: &str, pem_chain: &str) {
+    fn put_cert(&self, id: &str, serial: &str, pem_chain: &str) -> Stored<()> {
         self.put(
+            &format!("the certificate of order {id:?}"),
             "INSERT OR REPLACE INTO certs (id, serial, chain) VALUES (?1, ?2, ?3)",
             params![id, serial, pem_chain],
-        );
+        )
     }
 
-    fn cert_by_serial(&self, serial: &str) -> Option<(String, String)> {
+    fn cert_by_serial(&self, serial: &str) -> Stored<Option<(String, String)>> {
         let conn = self.conn();
         let row =
             conn.query_row("SELECT id, chain FROM certs WHERE serial = ?1", [serial], |r| Ok((r.get(0)?, r.get(1)?)));
-        row.optional().ok().flatten()
+        row.optional().map_err(|e| db_error(&format!("reading the certificate with serial {serial}"), e))
     }
 
-    fn eab_key(&self, kid: &str) -> Option<Vec<u8>> {
-        self.conn().query_row("SELECT key FROM eab WHERE kid = ?1", [kid], |r| r.get(0)).optional().ok().flatten()
+    fn eab_key(&self, kid: &str) -> Stored<Option<Vec<u8>>> {
+        let row = self.conn().query_row("SELECT key FROM eab WHERE kid = ?1", [kid], |r| r.get(0)).optional();
+        row.map_err(|e| db_error(&format!("reading External Account Binding key {kid:?}"), e))
     }
 }
 
@@ -297,39 +321,43 @@ mod tests {
         let s = SqlStore::open(&path).unwrap();
         assert_eq!(crate::sys::mode(&std::fs::metadata(&path).unwrap()) & 0o777, 0o600);
         let (account, authz, order) = objects(&s);
-        s.put_account(&account);
-        s.put_authz(&authz);
-        s.put_order(&order);
-        s.put_cert(&order.id, "0a", "CHAIN");
-        assert!(s.transition_order(&order.id, Status::Pending, Status::Processing));
-        assert!(!s.transition_order(&order.id, Status::Pending, Status::Processing), "claimed once only");
+        s.put_account(&account).unwrap();
+        s.put_authz(&authz).unwrap();
+        s.put_order(&order).unwrap();
+        s.put_cert(&order.id, "0a", "CHAIN").unwrap();
+        assert!(s.transition_order(&order.id, Status::Pending, Status::Processing).unwrap());
+        assert!(!s.transition_order(&order.id, Status::Pending, Status::Processing).unwrap(), "claimed once only");
         drop(s);
 
         let s = SqlStore::open(&path).unwrap();
-        let got = s.account_by_thumbprint(&account.key.thumbprint()).expect("account by key");
+        let got = s.account_by_thumbprint(&account.key.thumbprint()).unwrap().expect("account by key");
         assert_eq!(
             (got.id.as_str(), &got.key, &got.contact, got.created),
             (account.id.as_str(), &account.key, &account.contact, account.created)
         );
-        let got = s.authz_of_challenge(&authz.challenges[0].id).expect("authz by challenge");
+        let got = s.authz_of_challenge(&authz.challenges[0].id).unwrap().expect("authz by challenge");
         assert_eq!(
             (got.id, got.ident, got.challenges[0].kind, got.challenges[0].validated),
             (authz.id, authz.ident, ChallengeKind::TlsAlpn01, authz.challenges[0].validated)
         );
-        assert_eq!(s.order(&order.id).unwrap().status, Status::Processing);
-        assert_eq!(s.orders_of(&account.id), vec![order.id.clone()]);
-        assert_eq!(s.cert(&order.id).as_deref(), Some("CHAIN"));
-        assert_eq!(s.cert_by_serial("0a"), Some((order.id.clone(), "CHAIN".to_string())));
+        assert_eq!(s.order(&order.id).unwrap().unwrap().status, Status::Processing);
+        assert_eq!(s.orders_of(&account.id).unwrap(), vec![order.id.clone()]);
+        assert_eq!(s.cert(&order.id).unwrap().as_deref(), Some("CHAIN"));
+        assert_eq!(s.cert_by_serial("0a").unwrap(), Some((order.id.clone(), "CHAIN".to_string())));
         assert_eq!(s.recover().unwrap(), 1);
-        assert_eq!(s.order(&order.id).unwrap().status, Status::Pending);
-        assert!(s.transition_order(&order.id, Status::Pending, Status::Processing), "claimable again");
-        assert!(s.account("nope").is_none() && s.order("nope").is_none() && s.cert("nope").is_none());
+        assert_eq!(s.order(&order.id).unwrap().unwrap().status, Status::Pending);
+        assert!(s.transition_order(&order.id, Status::Pending, Status::Processing).unwrap(), "claimable again");
+        assert!(
+            s.account("nope").unwrap().is_none()
+                && s.order("nope").unwrap().is_none()
+                && s.cert("nope").unwrap().is_none()
+        );
         s.add_eab("kid1", "team-a", b"secret", "2026-11-22T00:00:00Z").unwrap();
         let again = s.add_eab("kid2", "team-a", b"other", "2026-11-22T00:00:00Z").unwrap_err();
         assert!(again.to_string().contains("exists already"), "{again}");
-        assert_eq!(s.eab_key("kid1").as_deref(), Some(&b"secret"[..]));
+        assert_eq!(s.eab_key("kid1").unwrap().as_deref(), Some(&b"secret"[..]));
         assert_eq!(s.eab_list().unwrap(), vec![("kid1".into(), "team-a".into(), "2026-11-22T00:00:00Z".into())]);
-        assert!(s.eab_key("kid2").is_none());
+        assert!(s.eab_key("kid2").unwrap().is_none());
     }
 
     #[test]
@@ -338,13 +366,39 @@ mod tests {
         let path = dir.path().join(FILE);
         let (a, b) = (SqlStore::open(&path).unwrap(), SqlStore::open(&path).unwrap());
         let (_, _, order) = objects(&a);
-        a.put_order(&order);
+        a.put_order(&order).unwrap();
         let wins = std::thread::scope(|t| {
-            let ha = t.spawn(|| a.transition_order(&order.id, Status::Pending, Status::Processing));
-            let hb = t.spawn(|| b.transition_order(&order.id, Status::Pending, Status::Processing));
+            let ha = t.spawn(|| a.transition_order(&order.id, Status::Pending, Status::Processing).unwrap());
+            let hb = t.spawn(|| b.transition_order(&order.id, Status::Pending, Status::Processing).unwrap());
             [ha.join().unwrap(), hb.join().unwrap()]
         });
         assert_eq!(wins.iter().filter(|w| **w).count(), 1, "{wins:?}");
-        assert_eq!(b.order(&order.id).unwrap().status, Status::Processing);
+        assert_eq!(b.order(&order.id).unwrap().unwrap().status, Status::Processing);
+    }
+
+    #[test]
+    fn a_write_the_database_refuses_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqlStore::open(&dir.path().join(FILE)).unwrap();
+        let (account, authz, order) = objects(&s);
+        s.put_order(&order).unwrap();
+        s.conn().pragma_update(None, "query_only", "ON").unwrap();
+        let refused = [
+            s.put_account(&account),
+            s.put_authz(&authz),
+            s.put_order(&order),
+            s.put_cert(&order.id, "0a", "CHAIN"),
+            s.transition_order(&order.id, Status::Pending, Status::Processing).map(drop),
+        ];
+        for r in refused {
+            let e = r.unwrap_err();
+            assert!(matches!(e, StorageError::Failed(_)) && e.to_string().contains(FILE), "{e}");
+        }
+        // Reads still answer, and the order was not claimed.
+        assert_eq!(s.order(&order.id).unwrap().unwrap().status, Status::Pending);
+        // A row that does not parse is damaged, not missing.
+        s.conn().pragma_update(None, "query_only", "OFF").unwrap();
+        s.conn().execute("UPDATE orders SET body = '{' WHERE id = ?1", [&order.id]).unwrap();
+        assert!(matches!(s.order(&order.id), Err(StorageError::Damaged { .. })));
     }
 }

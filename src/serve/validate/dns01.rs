@@ -150,8 +150,8 @@ mod tests {
 
     use super::super::testing::{dns, ChallTestSrv, KEY_AUTHORIZATION};
     use super::*;
-    use crate::acme::engine::Validator;
     use crate::acme::model::ChallengeKind;
+    use crate::acme::Validator;
 
     fn txt(value: &str) -> serde_json::Value {
         serde_json::json!({ "host": "_acme-challenge.example.com.", "value": value })

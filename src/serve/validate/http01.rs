@@ -187,8 +187,8 @@ mod tests {
 
     use super::super::testing::{ip, serve_once, KEY_AUTHORIZATION};
     use super::*;
-    use crate::acme::engine::Validator;
     use crate::acme::model::ChallengeKind;
+    use crate::acme::Validator;
 
     /// Serves `response` once on `bind` and validates `ident` against it.
     /// Returns the result, the request head the server saw and its port.

@@ -22,9 +22,9 @@ use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::acme::engine::Validator;
 use crate::acme::model::{ChallengeKind, Ident, IdentKind};
 use crate::acme::problem::{Kind, Problem};
+use crate::acme::Validator;
 
 /// The challenge checks and where they look.
 #[derive(Debug, Clone)]

@@ -222,8 +222,8 @@ mod tests {
 
     use super::super::testing::{dns, ip, serve_once, KEY_AUTHORIZATION};
     use super::*;
-    use crate::acme::engine::Validator;
     use crate::acme::model::ChallengeKind;
+    use crate::acme::Validator;
 
     /// A self-signed challenge certificate for `sans` with `extension`,
     /// and its key.
