@@ -1,7 +1,8 @@
 //! certforge: a certstrap-compatible private CA for development, CI and
 //! staging. The pure certificate logic lives in [`pki`]; [`depot`] is the
 //! only module that touches the depot on disk, and [`trust`] the only one
-//! that changes the machine's trust stores; [`commands`] wires them to the CLI.
+//! that changes the machine's trust stores; the `certforge` binary wires them
+//! to the CLI.
 //!
 //! A Rust test suite makes its fixtures in memory with [`Ca`] and [`Leaf`]
 //! (see [`api`]). Below them, the core needs no files either:
@@ -43,13 +44,17 @@
 pub mod acme;
 pub mod api;
 pub mod authority;
+#[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "cli")]
 pub mod commands;
 pub mod depot;
 pub mod fuzz;
+#[cfg(feature = "cli")]
 pub mod install;
 pub mod pkcs11;
 pub mod pki;
+#[cfg(feature = "server")]
 pub mod serve;
 pub mod storage;
 pub mod sys;

@@ -22,8 +22,6 @@ const BEING_REMOVED: &[(&str, &str)] = &[
     ("serve::issuer", "commands::common"),
     ("serve::issuer", "commands::inputs"),
     ("serve::sqlite", "commands::common"),
-    // A plan's PKCS#11 URI: the pure URI parser moves into pki.
-    ("pki::plan", "pkcs11"),
     // pki::csr names issue's SelfSigning, and issue takes a ParsedCsr.
     ("pki::csr", "pki::issue"),
     // cli ↔ install::completion (value completers, answer_if_asked) and

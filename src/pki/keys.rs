@@ -21,15 +21,16 @@ pub enum KeySpec {
 }
 
 /// `--key-type` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum KeyType {
-    #[value(name = "ecdsa-p256")]
+    #[cfg_attr(feature = "clap", value(name = "ecdsa-p256"))]
     EcdsaP256,
-    #[value(name = "ecdsa-p384")]
+    #[cfg_attr(feature = "clap", value(name = "ecdsa-p384"))]
     EcdsaP384,
-    #[value(name = "ed25519")]
+    #[cfg_attr(feature = "clap", value(name = "ed25519"))]
     Ed25519,
-    #[value(name = "rsa")]
+    #[cfg_attr(feature = "clap", value(name = "rsa"))]
     Rsa,
 }
 
