@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The cost of a CA key on a PKCS#11 token (issue 14): 100 leaves signed by
+# The cost of a CA key on a PKCS#11 token (SoftHSM2): 100 leaves signed by
 # a SoftHSM CA against the same 100 signed by a file CA, both ECDSA P-256,
 # measured in one hyperfine run so that the ratio compares like with like.
 #

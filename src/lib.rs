@@ -50,6 +50,7 @@ pub mod depot;
 pub mod fuzz;
 pub mod pkcs11;
 pub mod pki;
+#[cfg(feature = "server")]
 pub mod serve;
 pub mod storage;
 pub mod sys;

@@ -14,7 +14,7 @@ mod acme_server;
 mod clients;
 mod common;
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use acme_server::Server;
 use clients::{clean, require, run_bounded};
-use common::{openssl_ok, openssl_verify_server, Env};
+use common::{free_ports, openssl_ok, openssl_verify_server, Env};
 
 // ---------------------------------------------------------------------------
 // Clients, processes and ports
@@ -61,13 +61,6 @@ fn must(cmd: &mut Command, secs: u64) -> String {
     let (ok, out) = run_bounded(cmd, secs);
     assert!(ok, "{:?} {:?} failed:\n{out}", cmd.get_program(), cmd.get_args().collect::<Vec<_>>());
     out
-}
-
-/// `N` distinct ports free on 127.0.0.1 for the clients to listen on: all
-/// bound at once (so no two are the same), then released.
-fn free_ports<const N: usize>() -> [u16; N] {
-    let held: Vec<TcpListener> = (0..N).map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port")).collect();
-    std::array::from_fn(|i| held[i].local_addr().unwrap().port())
 }
 
 /// Polls `probe` every 100 ms until it gives a value; panics after `secs`

@@ -193,12 +193,8 @@ fn sixteen_lego_processes_at_once() {
     let _one = one_at_a_time();
     let env = Env::new();
     let mut server = start(&env);
-    // Held together so that no two are the same; let go just before lego
-    // binds them.
-    let listeners: Vec<std::net::TcpListener> =
-        (0..16).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    let ports: Vec<u16> = listeners.iter().map(|l| l.local_addr().unwrap().port()).collect();
-    drop(listeners);
+    // Distinct, and let go just before lego binds them.
+    let ports = common::free_ports::<16>();
     let started = Instant::now();
     let results: Vec<(bool, String)> = std::thread::scope(|s| {
         let runs: Vec<_> = ports

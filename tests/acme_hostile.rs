@@ -93,12 +93,11 @@ impl Https {
         let pem = std::fs::read(ca_file).unwrap();
         let mut roots = rustls::RootCertStore::empty();
         roots.add(CertificateDer::from(pem::parse(pem).unwrap().into_contents())).unwrap();
-        let config =
-            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_root_certificates(roots)
-                .with_no_client_auth();
+        let config = rustls::ClientConfig::builder_with_provider(common::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
         Https { port, config: Arc::new(config) }
     }
 

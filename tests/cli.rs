@@ -3,16 +3,9 @@
 
 mod common;
 
-use common::{mode, with_cert, Env};
+use common::{mode, sans, with_cert, Env};
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::X509Certificate;
-
-fn sans(c: &X509Certificate<'_>) -> Vec<String> {
-    c.subject_alternative_name()
-        .unwrap()
-        .map(|s| s.value.general_names.iter().map(|g| format!("{g}")).collect())
-        .unwrap_or_default()
-}
 
 fn ekus(c: &X509Certificate<'_>) -> (bool, bool, bool) {
     let e = c.extended_key_usage().unwrap().expect("EKU present").value;

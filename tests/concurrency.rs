@@ -99,16 +99,11 @@ fn two_requests_for_one_name_have_one_winner() {
         );
         // The winner's key and CSR belong together.
         let d = env.depot();
-        let key = std::process::Command::new("openssl")
-            .args(["pkey", "-in", d.join("same.key").to_str().unwrap(), "-pubout"])
-            .output()
-            .unwrap()
-            .stdout;
-        let csr = std::process::Command::new("openssl")
-            .args(["req", "-in", d.join("same.csr").to_str().unwrap(), "-noout", "-pubkey"])
-            .output()
-            .unwrap()
-            .stdout;
+        // openssl_ok asserts each exit status: two unreadable files would
+        // otherwise compare equal (both empty).
+        let key = common::openssl_ok(&d, &["pkey", "-in", "same.key", "-pubout"]);
+        let csr = common::openssl_ok(&d, &["req", "-in", "same.csr", "-noout", "-pubkey"]);
+        assert!(key.starts_with("-----BEGIN PUBLIC KEY-----"), "{key}");
         assert_eq!(key, csr);
     }
 }

@@ -9,7 +9,7 @@ mod tls;
 use std::path::Path;
 use std::process::Command;
 
-use common::{openssl, openssl_ec_csr, openssl_ok, printed_command, with_cert, Env};
+use common::{free_port, openssl, openssl_ec_csr, openssl_ok, printed_command, with_cert, Env};
 
 fn verify(dir: &Path, purpose: &str, ca: &str, untrusted: Option<&str>, leaf: &str) -> (bool, String) {
     let mut args = vec!["verify", "-x509_strict", "-purpose", purpose, "-CAfile", ca];
@@ -297,10 +297,6 @@ fn crls_verify_and_revocation_is_seen_by_openssl() {
     assert!(text.contains("CRL Number") && text.contains("Authority Key Identifier"), "{text}");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 #[test]
 fn openssl_s_server_and_s_client_complete_a_mutual_tls_handshake() {
     let env = Env::new();
@@ -411,25 +407,7 @@ fn a_csr_that_names_nothing_is_refused() {
 
 /// The SANs of a certificate file, written `DNS:name` and `IP:address`.
 fn sans_of(path: &Path) -> Vec<String> {
-    use x509_parser::extensions::GeneralName;
-    with_cert(path, |c| {
-        let Some(ext) = c.subject_alternative_name().unwrap() else { return Vec::new() };
-        ext.value
-            .general_names
-            .iter()
-            .map(|g| match g {
-                GeneralName::DNSName(d) => format!("DNS:{d}"),
-                GeneralName::IPAddress(b) => {
-                    let ip: std::net::IpAddr = match b.len() {
-                        4 => <[u8; 4]>::try_from(*b).unwrap().into(),
-                        _ => <[u8; 16]>::try_from(*b).unwrap().into(),
-                    };
-                    format!("IP:{ip}")
-                }
-                other => format!("{other:?}"),
-            })
-            .collect()
-    })
+    with_cert(path, certforge::pki::san::of_cert).iter().map(ToString::to_string).collect()
 }
 
 /// `openssl req -subj /CN=api.test` makes a request with a CN and no SANs.

@@ -146,7 +146,7 @@ fn gnutls_mutual_tls() {
     }
     let env = depot();
     let d = env.depot();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let port = common::free_port().to_string();
     let mut server = Command::new("gnutls-serv")
         .current_dir(&d)
         .args([

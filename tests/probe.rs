@@ -119,7 +119,7 @@ fn probe_shows_the_protocol_openssl_chose_and_when_none_overlaps() {
 #[test]
 fn probe_says_when_nothing_listens() {
     let env = depot();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = common::free_port();
     let (code, out) = probe(&env, &[&format!("127.0.0.1:{port}")]);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("cannot connect"), "{out}");
@@ -140,7 +140,7 @@ impl Peer {
     /// and `extra` options. Its stdin stays open: at EOF it ends each
     /// connection right after the handshake.
     fn s_server(env: &Env, extra: &[&str]) -> Peer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = common::free_port();
         let mut cmd = Command::new("openssl");
         cmd.args([
             "s_server",

@@ -126,7 +126,8 @@ impl Jwk {
             }
             Some("RSA") => {
                 let (n, e) = (strip(field("n")?), strip(field("e")?));
-                let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+                // An empty "n" is 0 bits, not an underflow.
+                let bits = n.first().map_or(0, |b| n.len() * 8 - b.leading_zeros() as usize);
                 if !(2048..=4096).contains(&bits) {
                     return Err(bad(format!("an RSA key of {bits} bits is not accepted; use 2048 to 4096")));
                 }

@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use super::Unlock;
 use crate::depot::{self, Depot, Write1};
-use crate::pkcs11::{Pkcs11Uri, TokenKey};
+use crate::pkcs11::Pkcs11Uri;
 use crate::pki::ca::CaKey;
 use crate::pki::keys::{PassphraseSource, PrivateKey};
 use crate::pki::names::EntryName;
@@ -77,10 +77,23 @@ pub fn read_uri(path: &Path) -> Result<Pkcs11Uri> {
 }
 
 /// Opens the token key a CA's `NAME.key.uri` names, logged in.
+#[cfg(feature = "pkcs11")]
 pub fn open_ca_key(path: &Path, token: &crate::pkcs11::Options) -> Result<CaKey> {
     let uri = read_uri(path)?;
-    let key = TokenKey::open(&uri, token).map_err(|e| anyhow!("{e} (the CA key URI is in {})", path.display()))?;
+    let key = crate::pkcs11::TokenKey::open(&uri, token)
+        .map_err(|e| anyhow!("{e} (the CA key URI is in {})", path.display()))?;
     Ok(CaKey::Remote(Box::new(key)))
+}
+
+/// Without the `pkcs11` feature this library cannot open a token key: the
+/// CA's `NAME.key.uri` is read, so the error names the key it could not use.
+#[cfg(not(feature = "pkcs11"))]
+pub fn open_ca_key(path: &Path, _token: &crate::pkcs11::Options) -> Result<CaKey> {
+    let uri = read_uri(path)?;
+    Err(anyhow!(
+        "the CA key {uri} (named in {}) is on a PKCS#11 token, and this build of certforge has no PKCS#11 support; build it with the `pkcs11` feature",
+        path.display()
+    ))
 }
 
 /// The depot's `NAME.key.uri` for a token key: the URI with the key's id,

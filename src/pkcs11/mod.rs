@@ -2,25 +2,35 @@
 //! HSMs): the key never leaves the token, and certforge signs there through
 //! the `cryptoki` crate.
 //!
-//! - [`uri`]: RFC 7512 URIs naming the key (pure).
+//! - [`uri`]: RFC 7512 URIs naming the key (pure; it lives in
+//!   [`crate::pki::pkcs11_uri`], so that plans parse them without this module).
 //! - [`public`]: the key's type and SubjectPublicKeyInfo from token
 //!   attributes (pure).
-//! - [`module`]: which module to load (`--pkcs11-module`, the environment,
+//!
+//! With the `pkcs11` feature (cryptoki), which the binary has:
+//!
+//! - `module`: which module to load (`--pkcs11-module`, the environment,
 //!   the URI's module-path, then p11-kit-proxy, OpenSC and SoftHSM).
-//! - [`pin`]: where the PIN comes from; it is wiped after login.
-//! - [`token`]: finding the token and key, logging in, generating a key.
-//! - [`signer`]: the key as rcgen's remote signing key.
-//! - [`raw`]: the module's own C_Sign, for keys that take their PIN at
+//! - `pin`: where the PIN comes from; it is wiped after login.
+//! - `token`: finding the token and key, logging in, generating a key.
+//! - `signer`: the key as rcgen's remote signing key (`TokenKey`).
+//! - `raw`: the module's own C_Sign, for keys that take their PIN at
 //!   each signature.
 
+#[cfg(feature = "pkcs11")]
 pub mod module;
+#[cfg(feature = "pkcs11")]
 pub mod pin;
 pub mod public;
+#[cfg(feature = "pkcs11")]
 pub mod raw;
+#[cfg(feature = "pkcs11")]
 pub mod signer;
+#[cfg(feature = "pkcs11")]
 pub mod token;
-pub mod uri;
+pub use crate::pki::pkcs11_uri as uri;
 
+#[cfg(feature = "pkcs11")]
 pub use signer::TokenKey;
 pub use uri::{is_pkcs11_uri, Pkcs11Uri};
 

@@ -203,7 +203,8 @@ pub fn effective(values: &[String]) -> (Vec<Subtree>, bool) {
 }
 
 /// `init --local`'s presets: the names a locally trusted CA may issue for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum LocalPreset {
     /// localhost and *.test, 127.0.0.0/8 and ::1 (RFC 6761 names).
     Loopback,

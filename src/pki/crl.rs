@@ -34,23 +34,24 @@ pub fn check_crl_url(url: &str) -> Result<(), String> {
 }
 
 /// `revoke --reason` values, named as in RFC 5280 §5.3.1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Reason {
-    #[value(name = "unspecified")]
+    #[cfg_attr(feature = "clap", value(name = "unspecified"))]
     Unspecified,
-    #[value(name = "keyCompromise", alias = "key-compromise")]
+    #[cfg_attr(feature = "clap", value(name = "keyCompromise", alias = "key-compromise"))]
     KeyCompromise,
-    #[value(name = "caCompromise", alias = "ca-compromise")]
+    #[cfg_attr(feature = "clap", value(name = "caCompromise", alias = "ca-compromise"))]
     CaCompromise,
-    #[value(name = "affiliationChanged", alias = "affiliation-changed")]
+    #[cfg_attr(feature = "clap", value(name = "affiliationChanged", alias = "affiliation-changed"))]
     AffiliationChanged,
-    #[value(name = "superseded")]
+    #[cfg_attr(feature = "clap", value(name = "superseded"))]
     Superseded,
-    #[value(name = "cessationOfOperation", alias = "cessation-of-operation")]
+    #[cfg_attr(feature = "clap", value(name = "cessationOfOperation", alias = "cessation-of-operation"))]
     CessationOfOperation,
-    #[value(name = "certificateHold", alias = "certificate-hold")]
+    #[cfg_attr(feature = "clap", value(name = "certificateHold", alias = "certificate-hold"))]
     CertificateHold,
-    #[value(name = "privilegeWithdrawn", alias = "privilege-withdrawn")]
+    #[cfg_attr(feature = "clap", value(name = "privilegeWithdrawn", alias = "privilege-withdrawn"))]
     PrivilegeWithdrawn,
 }
 

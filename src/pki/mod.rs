@@ -13,6 +13,7 @@ pub mod keys;
 pub mod lint;
 pub mod names;
 pub mod objects;
+pub mod pkcs11_uri;
 pub mod plan;
 pub mod profile;
 pub mod san;

@@ -190,7 +190,7 @@ impl Plan {
                         } else if count > 1 {
                             Some("key_uri names one key, so the entry cannot have a count".into())
                         } else {
-                            crate::pkcs11::Pkcs11Uri::parse(u.get_ref()).err().map(|x| format!("key_uri: {x}"))
+                            crate::pki::pkcs11_uri::Pkcs11Uri::parse(u.get_ref()).err().map(|x| format!("key_uri: {x}"))
                         };
                         if let Some(why) = why {
                             return Err(err(u.span().start, why));

@@ -9,7 +9,8 @@ use super::template::{Template, TemplateKind};
 use super::validity::Expiry;
 
 /// `sign --profile`: what a leaf certificate is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum LeafProfile {
     /// serverAuth only.
     Server,

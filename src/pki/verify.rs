@@ -17,7 +17,8 @@ use super::san::{dns_matches, SanField};
 use super::validity::{fmt_time, relative};
 
 /// What the certificate must be good for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Purpose {
     /// A TLS server certificate (serverAuth).

@@ -13,6 +13,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::common::provider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, ServerConnection, StreamOwned};
 
@@ -133,10 +134,6 @@ fn script(name: &str) -> PathBuf {
 fn pem_blocks(path: &Path, tag: &str) -> Vec<Vec<u8>> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     pem::parse_many(bytes).unwrap().into_iter().filter(|p| p.tag() == tag).map(|p| p.into_contents()).collect()
-}
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
 /// An HTTPS server on 127.0.0.1:`port` answering every GET with a page

@@ -174,6 +174,34 @@ pub fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
+/// A certificate's SANs as x509-parser writes them (`DNSName(x)`,
+/// `IPAddress(…)`, `RFC822Name(x)`), in the certificate's order.
+pub fn sans(c: &x509_parser::certificate::X509Certificate<'_>) -> Vec<String> {
+    c.subject_alternative_name()
+        .unwrap()
+        .map(|s| s.value.general_names.iter().map(|g| format!("{g}")).collect())
+        .unwrap_or_default()
+}
+
+/// A port free on 127.0.0.1 for a peer to listen on (bound, then let go).
+pub fn free_port() -> u16 {
+    let [port] = free_ports();
+    port
+}
+
+/// `N` distinct ports free on 127.0.0.1: all bound at once (so no two are
+/// the same), then let go.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<std::net::TcpListener> =
+        (0..N).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port")).collect();
+    std::array::from_fn(|i| held[i].local_addr().unwrap().port())
+}
+
+/// The rustls crypto provider every test client and server uses.
+pub fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
+    std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
 /// Signs `csr` with the CA `ca` (`ca.crt` + `ca.key`, paths relative to
 /// `dir`) the way hand-written openssl scripts do, with the extensions in
 /// `ext` (an extfile body). certforge refuses to make some broken

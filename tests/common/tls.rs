@@ -10,9 +10,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, ServerConnection};
 
-pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
-}
+pub use crate::common::provider;
 
 pub fn cert(path: &Path) -> CertificateDer<'static> {
     CertificateDer::from(pem::parse(std::fs::read(path).unwrap()).unwrap().into_contents())
