@@ -1,9 +1,14 @@
 //! The throwaway PostgreSQL cluster of tests/common/pg.rs works as the
 //! fleet and store tests rely on: it starts, answers psql over its socket
 //! and TCP on loopback, keeps its data across a stop and a start, feeds a
-//! read-only standby, and is gone after Drop.
+//! read-only standby, and is gone after Drop. And haproxy as
+//! tests/common/haproxy.rs runs it sees an instance go DOWN and come back UP.
 
+#[path = "common/acme.rs"]
+mod acme_server;
 mod common;
+#[path = "common/haproxy.rs"]
+mod haproxy;
 #[path = "common/pg.rs"]
 mod pg;
 
@@ -99,4 +104,30 @@ fn a_tls_cluster_serves_its_certificate() {
     let out = tcp.output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "t");
+}
+
+/// Two `serve` instances (SQLite mode, each its own CA: only the balancer
+/// is under test) behind haproxy: both UP, one killed is DOWN within 5 s
+/// (two failed checks 500 ms apart), started again it is UP again.
+#[test]
+fn haproxy_sees_an_instance_go_down_and_come_back() {
+    if !haproxy::available() {
+        return;
+    }
+    let envs = [common::Env::new(), common::Env::new()];
+    let ports = common::free_ports::<2>();
+    let start = |i: usize| {
+        envs[i].ok(&["init", "--cn", "LB CA", "--passphrase", ""]);
+        acme_server::Server::start(&envs[i], &["--CA", "LB CA", "--listen", &format!("127.0.0.1:{}", ports[i])])
+    };
+    let lb = haproxy::Haproxy::start(&[("a", ports[0]), ("b", ports[1])], false);
+    let mut a = start(0);
+    let _b = start(1);
+    lb.wait("a", "UP", 20);
+    lb.wait("b", "UP", 20);
+    a.kill9();
+    lb.wait("a", "DOWN", 5);
+    assert_eq!(lb.state("b"), "UP");
+    let _a = acme_server::Server::start(&envs[0], &["--CA", "LB CA", "--listen", &format!("127.0.0.1:{}", ports[0])]);
+    lb.wait("a", "UP", 20);
 }
