@@ -7,6 +7,7 @@
 pub mod http;
 pub mod issuer;
 pub mod log;
+pub mod proxy;
 pub mod sqlite;
 pub mod tls;
 pub mod validate;
