@@ -148,8 +148,13 @@ async fn answer<S: Store + 'static>(
             // takes tens of microseconds: answered on this worker, without
             // the two thread hand-offs a blocking task costs.
             if !route.as_ref().is_ok_and(Route::blocks) {
-                let req =
-                    HttpRequest { method: &method, path: &path, content_type: content_type.as_deref(), body: &body };
+                let req = HttpRequest {
+                    method: &method,
+                    path: &path,
+                    content_type: content_type.as_deref(),
+                    body: &body,
+                    peer: None,
+                };
                 app.engine.handle_route(&req, route, OffsetDateTime::now_utc())
             } else {
                 let (worker, method, path) = (app.clone(), method.clone(), path.clone());
@@ -159,6 +164,7 @@ async fn answer<S: Store + 'static>(
                         path: &path,
                         content_type: content_type.as_deref(),
                         body: &body,
+                        peer: None,
                     };
                     worker.engine.handle_route(&req, route, OffsetDateTime::now_utc())
                 })

@@ -9,6 +9,7 @@ pub mod issuer;
 pub mod log;
 #[cfg(feature = "postgres")]
 pub mod pg;
+pub mod proxy;
 pub mod sqlite;
 pub mod tls;
 pub mod validate;
@@ -20,6 +21,7 @@ use anyhow::{Context, Result};
 use serde_json::json;
 use time::OffsetDateTime;
 
+use crate::acme::limits::{Limits, MemLimiter};
 use crate::acme::nonce::Nonces;
 use crate::acme::policy::Policy;
 use crate::acme::{Engine, Validator};
@@ -81,7 +83,9 @@ pub fn run(config: Config) -> Result<()> {
         engine: Engine {
             base,
             store,
-            nonces: Nonces::default(),
+            nonces: Box::new(Nonces::default()),
+            limits: Limits::default(),
+            limiter: Box::new(MemLimiter::default()),
             policy,
             issuer: Box::new(issuer),
             validator,
