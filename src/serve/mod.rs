@@ -8,6 +8,9 @@ pub mod crl;
 pub mod http;
 pub mod issuer;
 pub mod log;
+#[cfg(feature = "postgres")]
+pub mod pg;
+pub mod proxy;
 pub mod sqlite;
 pub mod tls;
 pub mod validate;
