@@ -10,6 +10,8 @@
 //! operation timeout, so a dead database fails a request in seconds.
 
 pub mod error;
+pub mod limits;
+pub mod nonces;
 pub mod schema;
 pub mod store;
 pub mod tls;
@@ -26,7 +28,8 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 use crate::acme::db::Stored;
 use crate::storage::StorageError;
 
-pub use store::{CertFilter, FleetCert};
+pub use limits::janitor;
+pub use store::{CertFilter, EabError, FleetCert};
 
 /// How the pool behaves.
 pub struct PgOptions {
