@@ -1,12 +1,12 @@
 //! The HTTPS server: hyper over tokio-rustls on each `--listen` address.
-//! It only moves bytes: ACME requests go to the engine on a blocking
-//! thread (validation and issuing block), plus `/health` and the CA's CRLs.
+//! It only moves bytes: ACME requests go to the engine, on a blocking
+//! thread when they may block (validation, issuing, or any call to a store
+//! across the network), plus `/health` and the CA's CRLs.
 //! On SIGTERM or Ctrl-C it stops accepting and lets requests in flight
 //! finish, for at most [`DRAIN`].
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,7 @@ use time::OffsetDateTime;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
+use super::crl::CrlSource;
 use super::log::Log;
 use crate::acme::problem::{malformed, Kind, Problem};
 use crate::acme::wfe::MAX_BODY;
@@ -35,12 +36,20 @@ pub const DRAIN: Duration = Duration::from_secs(30);
 /// idle sockets cannot pile up.
 const HANDSHAKE: Duration = Duration::from_secs(10);
 
+/// How long `/health` waits for the store before calling it unavailable:
+/// a balancer's check times out by itself after a few seconds.
+const HEALTH: Duration = Duration::from_secs(3);
+
 /// What the server answers with.
 pub struct App<S: Store> {
     pub engine: Engine<S>,
     pub log: Log,
-    /// `GET /crl/FILE`: the CRL files served (file name, path in the depot).
-    pub crls: Vec<(String, PathBuf)>,
+    /// `GET /crl/FILE`: the CRLs served (file name, where the bytes are).
+    pub crls: Vec<(String, CrlSource)>,
+    /// The store is across the network (PostgreSQL): every call to it
+    /// blocks, so every route that may make one runs on a blocking thread
+    /// and never on a runtime worker.
+    pub remote_store: bool,
 }
 
 /// Serves on `listeners` until `stop` resolves, then drains. A listener
@@ -87,7 +96,7 @@ pub async fn serve<S: Store + 'static>(
                 let _ = stream.set_nodelay(true);
                 let (acceptor, app, watcher) = (acceptor.clone(), app.clone(), graceful.watcher());
                 tokio::spawn(async move {
-                    let svc = { let app = app.clone(); service_fn(move |req| answer(app.clone(), req, tls)) };
+                    let svc = { let app = app.clone(); service_fn(move |req| answer(app.clone(), req, tls, peer.ip())) };
                     if !tls {
                         let _ = watcher.watch(http1::Builder::new().serve_connection(TokioIo::new(stream), svc)).await;
                         return;
@@ -124,6 +133,7 @@ async fn answer<S: Store + 'static>(
     app: Arc<App<S>>,
     req: Request<Incoming>,
     tls: bool,
+    peer: IpAddr,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let started = Instant::now();
     let method = req.method().as_str().to_string();
@@ -131,7 +141,7 @@ async fn answer<S: Store + 'static>(
     let content_type = req.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
     let body = Limited::new(req.into_body(), MAX_BODY).collect().await.map(|b| b.to_bytes());
     let reply = match (method.as_str(), path.as_str(), body) {
-        ("GET", "/health", _) => Reply::typed(200, "application/json", &br#"{"status":"ok"}"#[..]),
+        ("GET", "/health", _) => health(&app).await,
         ("GET", p, _) if p.starts_with("/crl/") => crl(&app, &p["/crl/".len()..]),
         _ if !tls => Reply::typed(
             404,
@@ -143,17 +153,13 @@ async fn answer<S: Store + 'static>(
         }
         (_, _, Ok(body)) => {
             let route = Route::parse(&method, &path);
-            // Everything but a challenge check (network), finalize (signing
-            // and a synced depot write) and revokeCert (the CRL rewrite)
-            // takes tens of microseconds: answered on this worker, without
-            // the two thread hand-offs a blocking task costs.
-            if !route.as_ref().is_ok_and(Route::blocks) {
+            if !blocks(&route, app.remote_store) {
                 let req = HttpRequest {
                     method: &method,
                     path: &path,
                     content_type: content_type.as_deref(),
                     body: &body,
-                    peer: None,
+                    peer: Some(peer),
                 };
                 app.engine.handle_route(&req, route, OffsetDateTime::now_utc())
             } else {
@@ -164,7 +170,7 @@ async fn answer<S: Store + 'static>(
                         path: &path,
                         content_type: content_type.as_deref(),
                         body: &body,
-                        peer: None,
+                        peer: Some(peer),
                     };
                     worker.engine.handle_route(&req, route, OffsetDateTime::now_utc())
                 })
@@ -198,12 +204,64 @@ async fn answer<S: Store + 'static>(
     Ok(response.body(Full::new(Bytes::from(reply.body))).expect("valid status and header names"))
 }
 
+/// Whether `route` runs on a blocking thread. With the store in this
+/// process (SQLite) everything but a challenge check (network), finalize
+/// (signing and a synced depot write) and revokeCert (the CRL rewrite)
+/// takes tens of microseconds: answered on the worker, without the two
+/// thread hand-offs a blocking task costs. With a remote store every call
+/// to it waits on the network, and blocking a worker there would stall
+/// every connection it carries; only the directory and newNonce (a MACed
+/// nonce, no database) stay on the worker. A route that does not parse is
+/// refused without touching the store.
+fn blocks(route: &Result<Route, Problem>, remote_store: bool) -> bool {
+    match route {
+        Ok(Route::Directory | Route::NewNonce { .. }) | Err(_) => false,
+        Ok(r) => remote_store || r.blocks(),
+    }
+}
+
+/// `GET /health`, for a balancer's check: 200 while the store answers,
+/// else 503 with the reason and `Retry-After`, so that the balancer sends
+/// clients to an instance that can serve them. The store is asked on a
+/// blocking thread (its call may block), for at most [`HEALTH`]; once the
+/// database is back, the next check passes, with no restart.
+async fn health<S: Store + 'static>(app: &Arc<App<S>>) -> Reply {
+    let worker = app.clone();
+    let asked = tokio::time::timeout(HEALTH, tokio::task::spawn_blocking(move || worker.engine.store.health())).await;
+    let reason = match asked {
+        Ok(Ok(Ok(()))) => return Reply::typed(200, "application/json", &br#"{"status":"ok"}"#[..]),
+        Ok(Ok(Err(e))) => e.to_string(),
+        Ok(Err(e)) => format!("the check failed inside the server: {e}"),
+        Err(_) => format!("the store did not answer within {} s", HEALTH.as_secs()),
+    };
+    let mut reply =
+        Reply::typed(503, "application/json", json!({"status": "unavailable", "reason": reason}).to_string());
+    reply.headers.push(("Retry-After", "5".into()));
+    reply.log_detail = Some(reason);
+    reply
+}
+
 /// `GET /crl/NAME.crl`: a CA's current CRL, DER, as RFC 5280 §4.2.1.13
 /// distribution points are fetched (openssl -crl_download wants DER).
 /// A CRL is a few KiB, read in microseconds: no need for a blocking thread.
+/// With a shared store the CRL is the one the database holds, kept in
+/// memory: served with no database call, so an outage does not stop it.
 fn crl<S: Store>(app: &App<S>, file: &str) -> Reply {
     let not_found = Reply::typed(404, "text/plain", &b"no such CRL\n"[..]);
-    let Some((_, path)) = app.crls.iter().find(|(name, _)| name == file) else { return not_found };
+    let Some((_, source)) = app.crls.iter().find(|(name, _)| name == file) else { return not_found };
+    let path = match source {
+        CrlSource::File(path) => path,
+        CrlSource::Shared(cache) => {
+            return match cache.get() {
+                Some((_, der)) => Reply::typed(200, "application/pkix-crl", der.to_vec()),
+                None => {
+                    let mut reply = Reply::typed(503, "text/plain", &b"no CRL read from the database yet\n"[..]);
+                    reply.headers.push(("Retry-After", "1".into()));
+                    reply
+                }
+            }
+        }
+    };
     let Ok(bytes) = crate::depot::read_file(path) else { return not_found };
     match crate::pki::from_pem_or_der(&bytes, "X509 CRL") {
         Ok(der) => Reply::typed(200, "application/pkix-crl", der),
