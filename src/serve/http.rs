@@ -25,6 +25,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::crl::CrlSource;
 use super::log::Log;
+use crate::acme::db::Stored;
 use crate::acme::problem::{malformed, Kind, Problem};
 use crate::acme::wfe::MAX_BODY;
 use crate::acme::{Engine, HttpRequest, Reply, Route, Store};
@@ -222,17 +223,21 @@ fn blocks(route: &Result<Route, Problem>, remote_store: bool) -> bool {
 
 /// `GET /health`, for a balancer's check: 200 while the store answers,
 /// else 503 with the reason and `Retry-After`, so that the balancer sends
-/// clients to an instance that can serve them. The store is asked on a
-/// blocking thread (its call may block), for at most [`HEALTH`]; once the
-/// database is back, the next check passes, with no restart.
+/// clients to an instance that can serve them. Once the database is back,
+/// the next check passes, with no restart.
 async fn health<S: Store + 'static>(app: &Arc<App<S>>) -> Reply {
     let worker = app.clone();
-    let asked = tokio::time::timeout(HEALTH, tokio::task::spawn_blocking(move || worker.engine.store.health())).await;
-    let reason = match asked {
+    health_within(move || worker.engine.store.health(), HEALTH).await
+}
+
+/// Runs `check` on a blocking thread (a remote store's call blocks) and
+/// waits for it at most `within`.
+async fn health_within(check: impl FnOnce() -> Stored<()> + Send + 'static, within: Duration) -> Reply {
+    let reason = match tokio::time::timeout(within, tokio::task::spawn_blocking(check)).await {
         Ok(Ok(Ok(()))) => return Reply::typed(200, "application/json", &br#"{"status":"ok"}"#[..]),
         Ok(Ok(Err(e))) => e.to_string(),
         Ok(Err(e)) => format!("the check failed inside the server: {e}"),
-        Err(_) => format!("the store did not answer within {} s", HEALTH.as_secs()),
+        Err(_) => format!("the store did not answer within {} s", within.as_secs_f64()),
     };
     let mut reply =
         Reply::typed(503, "application/json", json!({"status": "unavailable", "reason": reason}).to_string());
@@ -266,5 +271,74 @@ fn crl<S: Store>(app: &App<S>, file: &str) -> Reply {
     match crate::pki::from_pem_or_der(&bytes, "X509 CRL") {
         Ok(der) => Reply::typed(200, "application/pkix-crl", der),
         Err(_) => Reply::typed(500, "text/plain", &b"the CRL file is damaged\n"[..]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::StorageError;
+
+    /// A store across the network must never be called on a runtime
+    /// worker (PgDb's bridge blocks on the runtime itself); with a local
+    /// store only the slow routes pay for a blocking thread.
+    #[test]
+    fn with_a_remote_store_every_route_but_directory_and_new_nonce_blocks() {
+        let routes = [
+            ("GET", "/directory"),
+            ("HEAD", "/new-nonce"),
+            ("GET", "/new-nonce"),
+            ("GET", "/renewal-info/a.b"),
+            ("POST", "/new-account"),
+            ("POST", "/new-order"),
+            ("POST", "/key-change"),
+            ("POST", "/revoke-cert"),
+            ("POST", "/acct/7"),
+            ("POST", "/acct/7/orders"),
+            ("POST", "/order/7"),
+            ("POST", "/order/7/finalize"),
+            ("POST", "/authz/7"),
+            ("POST", "/chall/7"),
+            ("POST", "/cert/7"),
+        ];
+        for (method, path) in routes {
+            let route = Route::parse(method, path);
+            assert!(route.is_ok(), "{method} {path} is a route");
+            let stays = path == "/directory" || path.ends_with("new-nonce");
+            assert_eq!(blocks(&route, true), !stays, "{method} {path} with a remote store");
+            assert_eq!(blocks(&route, false), route.as_ref().is_ok_and(Route::blocks), "{method} {path} locally");
+        }
+        assert!(!blocks(&Route::parse("POST", "/nowhere"), true), "a refusal touches no store");
+    }
+
+    fn json_of(reply: &Reply) -> serde_json::Value {
+        serde_json::from_slice(&reply.body).unwrap()
+    }
+
+    #[tokio::test]
+    async fn health_is_503_with_the_reason_and_retry_after_when_the_store_does_not_answer() {
+        let ok = health_within(|| Ok(()), HEALTH).await;
+        assert_eq!((ok.status, json_of(&ok)), (200, json!({"status": "ok"})));
+        assert_eq!(ok.header("Retry-After"), None);
+
+        let down =
+            health_within(|| Err(StorageError::Unavailable("the database is a read-only standby".into())), HEALTH)
+                .await;
+        assert_eq!(down.status, 503);
+        assert_eq!(down.header("Retry-After"), Some("5"));
+        let body = json_of(&down);
+        assert_eq!(body["status"], "unavailable");
+        assert!(body["reason"].as_str().is_some_and(|r| r.contains("read-only standby")), "{body}");
+
+        let hung = health_within(
+            || {
+                std::thread::sleep(Duration::from_millis(500));
+                Ok(())
+            },
+            Duration::from_millis(50),
+        )
+        .await;
+        assert_eq!((hung.status, hung.header("Retry-After")), (503, Some("5")));
+        assert!(json_of(&hung)["reason"].as_str().is_some_and(|r| r.contains("did not answer within 0.05 s")));
     }
 }
