@@ -415,6 +415,9 @@ pub struct ServeArgs {
     /// Failed validations per account and name per hour, after which new orders for that name are refused (0: no limit).
     #[arg(long = "rate-failed-validations", value_name = "N", default_value_t = 300)]
     pub rate_failed_validations: u32,
+    /// Every connection starts with a PROXY protocol v2 header naming the client (haproxy's send-proxy-v2), so per-address limits and logs see clients, not the balancer; a connection without one is closed.
+    #[arg(long = "proxy-protocol")]
+    pub proxy_protocol: bool,
     #[command(flatten)]
     pub pass: PassArgs,
 }

@@ -120,6 +120,7 @@ pub fn run(depot: &Depot, args: &ServeArgs) -> Result<()> {
         eab_required: args.require_eab,
         backend,
         limits,
+        proxy_protocol: args.proxy_protocol,
         announce: Box::new(move |started: &Started| {
             if let Some((shown, schema)) = started.database {
                 let at = banner.iter().position(|l| l.starts_with("  directory")).map_or(1, |i| i + 1);

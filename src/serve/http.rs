@@ -17,7 +17,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use serde_json::json;
 use time::OffsetDateTime;
 use tokio::net::{TcpListener, TcpStream};
@@ -47,6 +47,9 @@ pub struct App<S: Store> {
     pub log: Log,
     /// `GET /crl/FILE`: the CRLs served (file name, where the bytes are).
     pub crls: Vec<(String, CrlSource)>,
+    /// Each connection starts with a PROXY protocol v2 header, whose
+    /// client address stands for the peer's (the balancer's).
+    pub proxy_protocol: bool,
     /// The store is across the network (PostgreSQL): every call to it
     /// blocks, so every route that may make one runs on a blocking thread
     /// and never on a runtime worker.
@@ -96,22 +99,7 @@ pub async fn serve<S: Store + 'static>(
                 let Some((stream, peer, tls)) = conn else { break };
                 let _ = stream.set_nodelay(true);
                 let (acceptor, app, watcher) = (acceptor.clone(), app.clone(), graceful.watcher());
-                tokio::spawn(async move {
-                    let svc = { let app = app.clone(); service_fn(move |req| answer(app.clone(), req, tls, peer.ip())) };
-                    if !tls {
-                        let _ = watcher.watch(http1::Builder::new().serve_connection(TokioIo::new(stream), svc)).await;
-                        return;
-                    }
-                    let stream = match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => stream,
-                        Ok(Err(e)) => {
-                            app.log.event("info", "TLS handshake failed", &[("peer", json!(peer.to_string())), ("error", json!(e.to_string()))]);
-                            return;
-                        }
-                        Err(_) => return,
-                    };
-                    let _ = watcher.watch(http1::Builder::new().serve_connection(TokioIo::new(stream), svc)).await;
-                });
+                tokio::spawn(connection(app, stream, peer, tls, acceptor, watcher));
             }
             () = &mut stop => break,
         }
@@ -128,6 +116,43 @@ pub async fn serve<S: Store + 'static>(
         app.log.event("warn", "requests still running after the drain time; stopping anyway", &[]);
     }
     Ok(())
+}
+
+/// Serves one connection: its PROXY header first with
+/// `--proxy-protocol`, then TLS unless it is a plain CRL port, then HTTP/1.1.
+async fn connection<S: Store + 'static>(
+    app: Arc<App<S>>,
+    mut stream: TcpStream,
+    mut peer: SocketAddr,
+    tls: bool,
+    acceptor: TlsAcceptor,
+    watcher: Watcher,
+) {
+    let refused = |what: &str, peer: SocketAddr, e: String| {
+        app.log.event("info", what, &[("peer", json!(peer.to_string())), ("error", json!(e))]);
+    };
+    if app.proxy_protocol {
+        match tokio::time::timeout(HANDSHAKE, super::proxy::read_header(&mut stream)).await {
+            // LOCAL (the balancer's own check): the peer is the balancer.
+            Ok(Ok(client)) => peer = client.unwrap_or(peer),
+            Ok(Err(e)) => return refused("PROXY header refused", peer, e.to_string()),
+            Err(_) => return,
+        }
+    }
+    let svc = {
+        let app = app.clone();
+        service_fn(move |req| answer(app.clone(), req, tls, peer.ip()))
+    };
+    if !tls {
+        let _ = watcher.watch(http1::Builder::new().serve_connection(TokioIo::new(stream), svc)).await;
+        return;
+    }
+    let stream = match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => return refused("TLS handshake failed", peer, e.to_string()),
+        Err(_) => return,
+    };
+    let _ = watcher.watch(http1::Builder::new().serve_connection(TokioIo::new(stream), svc)).await;
 }
 
 async fn answer<S: Store + 'static>(
@@ -190,6 +215,7 @@ async fn answer<S: Store + 'static>(
         ("method", json!(method)),
         ("path", json!(path)),
         ("status", json!(reply.status)),
+        ("client", json!(peer.to_string())),
         ("ms", json!((started.elapsed().as_secs_f64() * 1e5).round() / 100.0)),
     ];
     // A 5xx's cause (a store that failed, say) is for the operator, not in

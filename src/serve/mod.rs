@@ -69,6 +69,8 @@ pub struct Config {
     pub backend: Backend,
     /// The `--rate-*` limits on new orders.
     pub limits: Limits,
+    /// `--proxy-protocol`: each connection starts with a PROXY v2 header.
+    pub proxy_protocol: bool,
     /// Says the server is up (the URL, the client lines); called once the
     /// sockets and the SIGTERM handler are in place, so that a client or
     /// supervisor acting on it at once finds them.
@@ -152,6 +154,7 @@ fn serve_with<S: Store + 'static>(
         },
         log: config.log,
         crls: config.crls,
+        proxy_protocol: config.proxy_protocol,
         remote_store: database.is_some(),
     });
     runtime.block_on(async move {
