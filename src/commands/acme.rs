@@ -19,13 +19,13 @@ use crate::pki::inspect::reason_name;
 use crate::pki::names::shell_word;
 use crate::pki::serial::hex;
 use crate::pki::validity::fmt_time;
+use crate::serve::pg::state::{record_revocation, wait_crl, CaKey, Marked};
 use crate::serve::pg::{CertFilter, FleetCert, PgDb};
 use crate::serve::sqlite::{SqlStore, FILE};
 
 /// How long `revoke` waits for a running instance to publish a CRL that
 /// carries the revocation: one publishes at once, or within a lease
 /// (5 s) when the one holding it has just died.
-#[allow(dead_code)] // until revoke is wired
 const CRL_WAIT: Duration = Duration::from_secs(10);
 
 const WITHOUT: &str = "eab uses the depot's acme.sqlite";
@@ -169,7 +169,6 @@ fn cert_json(c: &FleetCert) -> serde_json::Value {
 
 /// A serial as the user may write it: hex of at least 16 digits, colons
 /// allowed (openssl prints `4F:2A:…`). Anything else is taken for a name.
-#[allow(dead_code)] // until revoke is wired
 fn parse_serial(s: &str) -> Option<Vec<u8>> {
     let digits: String = s.chars().filter(|c| *c != ':').collect();
     if digits.len() < 16 || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
@@ -181,10 +180,66 @@ fn parse_serial(s: &str) -> Option<Vec<u8>> {
     bytes.ok().map(|b| normalize_serial(&b))
 }
 
-/// `acme revoke SERIAL|NAME`: needs the CA state in the database, which
-/// comes with `PgState`.
-fn revoke(_db: &PgDb, _target: &str, _reason: Option<Reason>, _all: bool) -> Result<()> {
-    Err(anyhow!("revoking through the database is not available in this build yet"))
+/// `acme revoke SERIAL|NAME`: records the revocation (no CA key needed
+/// here), then waits for a running instance to publish a CRL carrying it.
+fn revoke(db: &PgDb, target: &str, reason: Option<Reason>, all: bool) -> Result<()> {
+    let now = OffsetDateTime::now_utc();
+    let by_serial = parse_serial(target);
+    let found = match &by_serial {
+        Some(serial) => db.fleet_certs(CertFilter::Serial(serial.clone()))?,
+        None => db.fleet_certs(CertFilter::Name(target.to_ascii_lowercase()))?,
+    };
+    let found: Vec<FleetCert> = found.into_iter().filter(|c| c.signed).collect();
+    let chosen: Vec<&FleetCert> = match &by_serial {
+        Some(_) => found.iter().collect(),
+        // A name picks the certificates still in use: an expired or revoked
+        // one needs no revoking, and naming it would make the name ambiguous.
+        None => found.iter().filter(|c| c.revoked.is_none() && c.not_after > now).collect(),
+    };
+    match chosen.as_slice() {
+        [] if by_serial.is_some() => {
+            return Err(anyhow!(
+                "no certificate with serial {} in the database; `certforge acme list` shows the fleet's certificates",
+                hex(by_serial.as_deref().unwrap_or_default())
+            ))
+        }
+        [] => {
+            return Err(anyhow!(
+                "no valid certificate the fleet issued names {target:?}{}; `certforge acme list` shows them all",
+                if found.is_empty() { "" } else { " (those that do are revoked or expired)" }
+            ))
+        }
+        [_, _, ..] if !all => {
+            let serials: Vec<String> =
+                chosen.iter().map(|c| format!("  {}  not after {}", hex(&c.serial), fmt_time(c.not_after))).collect();
+            eprintln!("{target:?} is in {} valid certificates:\n{}", chosen.len(), serials.join("\n"));
+            return Err(anyhow!("revoke one by its serial, or all of them with --all"));
+        }
+        _ => {}
+    }
+    let mut waiting = Vec::new();
+    for c in chosen {
+        match record_revocation(db, &CaKey(c.ca), &c.serial, reason, now)? {
+            Marked::Added { wanted, .. } => waiting.push((c, wanted)),
+            Marked::Already(_) => eprintln!("{} was revoked already", hex(&c.serial)),
+        }
+    }
+    let mut unpublished = Vec::new();
+    for (c, wanted) in waiting {
+        match wait_crl(db, &CaKey(c.ca), wanted, CRL_WAIT)? {
+            Some(number) => println!("revoked {}; in CRL number {number}", hex(&c.serial)),
+            None => unpublished.push(hex(&c.serial)),
+        }
+    }
+    if !unpublished.is_empty() {
+        // Recorded all the same: the next instance to run publishes it.
+        return Err(anyhow!(
+            "{} recorded; no serve instance published a CRL carrying it within {} s: is one running?",
+            unpublished.join(", "),
+            CRL_WAIT.as_secs()
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -109,8 +109,20 @@ pub fn run(mut config: Config) -> Result<()> {
             // stops the start with the reason.
             let opts = pg::PgOptions { runtime: Some(runtime.handle().clone()), ..Default::default() };
             let db = pg::PgDb::open(&url, opts).map_err(|e| anyhow::anyhow!("{e}"))?;
-            // The CA's register, revocations and CRL join the database
-            // once `PgState` is wired here; until then the depot keeps them.
+            // The register of serials and certificates, the revocations
+            // and the CRL live in the database too: no instance writes a
+            // depot file another cannot see.
+            let ca = config.issuer.ca.clone();
+            let state = Box::new(pg::state::PgState::new(db.clone(), ca.clone()));
+            config.issuer = config.issuer.with_state(state, issuer::Sink::Database);
+            // Every instance serves the CRL the database holds, never one
+            // of its own signing, so all of them hand out the same bytes.
+            let cache = Arc::new(crl::CrlCache::default());
+            for (_, source) in &mut config.crls {
+                *source = CrlSource::Shared(cache.clone());
+            }
+            let publisher = Arc::new(pg::state::PgState::new(db.clone(), ca));
+            runtime.spawn(pg::crl::crl_loop(publisher, cache, config.log));
             runtime.spawn(pg::janitor(db.clone(), config.log));
             let pools = (
                 Box::new(crate::acme::nonce::SharedNonces::new(db.nonce_key(), db.clone())) as Box<dyn NoncePool>,
