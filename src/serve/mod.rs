@@ -7,6 +7,9 @@
 pub mod http;
 pub mod issuer;
 pub mod log;
+#[cfg(feature = "postgres")]
+pub mod pg;
+pub mod proxy;
 pub mod sqlite;
 pub mod tls;
 pub mod validate;
