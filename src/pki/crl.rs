@@ -73,6 +73,20 @@ impl Reason {
         })
     }
 
+    /// Its RFC 5280 §5.3.1 CRLReason code, as a database stores it.
+    pub fn code(self) -> u8 {
+        match self {
+            Reason::Unspecified => 0,
+            Reason::KeyCompromise => 1,
+            Reason::CaCompromise => 2,
+            Reason::AffiliationChanged => 3,
+            Reason::Superseded => 4,
+            Reason::CessationOfOperation => 5,
+            Reason::CertificateHold => 6,
+            Reason::PrivilegeWithdrawn => 9,
+        }
+    }
+
     fn to_rcgen(self) -> RevocationReason {
         match self {
             Reason::Unspecified => RevocationReason::Unspecified,
@@ -87,7 +101,8 @@ impl Reason {
     }
 }
 
-fn reason_from_code(code: u8) -> Option<RevocationReason> {
+/// The CRLReason with RFC 5280 §5.3.1 code `code`, as a CRL entry carries it.
+pub fn reason_from_code(code: u8) -> Option<RevocationReason> {
     Some(match code {
         0 => RevocationReason::Unspecified,
         1 => RevocationReason::KeyCompromise,
@@ -295,6 +310,15 @@ pub(crate) mod tests {
         assert_eq!(next_number(same, earlier), same + 1, "a clock that stepped back does not lower the number");
         let before_1970 = OffsetDateTime::from_unix_timestamp(-5).unwrap();
         assert_eq!(next_number(3, before_1970), 4);
+    }
+
+    #[test]
+    fn every_reason_code_reads_back_as_its_reason() {
+        for code in 0..=10u64 {
+            let Some(reason) = Reason::from_code(code) else { continue };
+            assert_eq!(u64::from(reason.code()), code);
+            assert_eq!(reason_from_code(reason.code()), Some(reason.to_rcgen()));
+        }
     }
 
     #[test]

@@ -9,8 +9,12 @@
 //! `serve`, the CLI's own thread) on the pool's runtime, bounded by the
 //! operation timeout, so a dead database fails a request in seconds.
 
+pub mod crl;
 pub mod error;
+pub mod limits;
+pub mod nonces;
 pub mod schema;
+pub mod state;
 pub mod store;
 pub mod tls;
 pub mod url;
@@ -26,7 +30,8 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 use crate::acme::db::Stored;
 use crate::storage::StorageError;
 
-pub use store::{CertFilter, FleetCert};
+pub use limits::janitor;
+pub use store::{CertFilter, EabError, FleetCert};
 
 /// How the pool behaves.
 pub struct PgOptions {

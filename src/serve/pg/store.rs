@@ -313,6 +313,11 @@ impl Store for PgDb {
         })
     }
 
+    /// Whether the database answers and takes writes (`/health`).
+    fn health(&self) -> Stored<()> {
+        super::block_on(self.handle(), self.ping())
+    }
+
     fn eab_key(&self, kid: &str) -> Stored<Option<Vec<u8>>> {
         let kid = kid.to_string();
         self.run("reading an External Account Binding key", move |c| {
