@@ -296,7 +296,8 @@ pub struct AcmeArgs {
     pub action: AcmeAction,
 }
 
-/// `acme` subcommands.
+// `acme` subcommands (a `//` comment: clap would show a doc comment as
+// the description of `certforge acme`, over the variant's own).
 #[derive(Debug, Subcommand)]
 pub enum AcmeAction {
     /// List the certificates the fleet issued: serial, expiry, revocation, names (needs --database).
