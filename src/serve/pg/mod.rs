@@ -93,7 +93,19 @@ impl PgDb {
     /// primary), and reads the fleet's nonce key.
     pub fn open(url: &str, opts: PgOptions) -> Result<PgDb, OpenError> {
         let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).map(std::path::PathBuf::from);
-        let target = url::parse(url, &|k| std::env::var(k).ok(), home.as_deref()).map_err(|e| OpenError(e.0))?;
+        PgDb::open_env(url, opts, &|k| std::env::var(k).ok(), home.as_deref())
+    }
+
+    /// [`PgDb::open`] with the environment variables `env` gives (PGPASSWORD,
+    /// PGPASSFILE, PGSSLMODE, PGSSLROOTCERT) and the home directory `home`
+    /// (~/.pgpass, ~/.postgresql/root.crt) instead of the process's own.
+    pub fn open_env(
+        url: &str,
+        opts: PgOptions,
+        env: &dyn Fn(&str) -> Option<String>,
+        home: Option<&std::path::Path>,
+    ) -> Result<PgDb, OpenError> {
+        let target = url::parse(url, env, home).map_err(|e| OpenError(e.0))?;
         let shown = target.shown.clone();
         let connector =
             tls::Connector::new(&target.tls).map_err(|e| OpenError(format!("the database {shown}: {e}")))?;
