@@ -472,3 +472,76 @@ fn a_password_comes_from_pgpassword_or_a_private_password_file_and_is_never_show
     std::fs::rename(&file, home.path().join(".pgpass")).unwrap();
     open_with(&url, &[], Some(home.path())).unwrap();
 }
+
+#[test]
+fn an_operation_past_its_timeout_is_unavailable_cancelled_and_its_connection_replaced() {
+    if !pg::available() {
+        return;
+    }
+    let db = Pg::start();
+    let opts = PgOptions { pool_size: 1, op_timeout: Duration::from_secs(1), runtime: None };
+    let s = PgDb::open_env(&db.url(), opts, &|_| None, None).unwrap();
+    let holder = open(&db.url());
+    let (_, _, order) = objects(&s);
+    s.put_order(&order).unwrap();
+    // Another instance holds the order's row for 2.5 s.
+    let (locked, is_locked) = std::sync::mpsc::channel();
+    let id = order.id.clone();
+    let holding = std::thread::spawn(move || {
+        holder
+            .tx("holding an order", move |c| {
+                Box::pin(async move {
+                    c.execute("SELECT 1 FROM orders WHERE id = $1 FOR UPDATE", &[&id]).await?;
+                    locked.send(()).unwrap();
+                    c.execute("SELECT pg_sleep(2.5)", &[]).await.map(drop)
+                })
+            })
+            .unwrap()
+    });
+    is_locked.recv_timeout(Duration::from_secs(10)).expect("the row is locked");
+    let t = Instant::now();
+    let e = s.transition_order(&order.id, Status::Pending, Status::Processing).unwrap_err();
+    assert!(matches!(e, StorageError::Unavailable(_)) && e.to_string().contains("in time"), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    holding.join().unwrap();
+    // The one connection was replaced, not handed back mid-statement, and
+    // the timed-out UPDATE was cancelled rather than left to commit once
+    // the lock was free: the client was told it failed.
+    assert_eq!(s.order(&order.id).unwrap().unwrap().status, Status::Pending);
+    assert!(s.transition_order(&order.id, Status::Pending, Status::Processing).unwrap());
+}
+
+#[test]
+fn the_blocking_bridge_works_on_a_runtime_worker_on_a_current_thread_runtime_and_without_one() {
+    if !pg::available() {
+        return;
+    }
+    let db = Pg::start();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let opts = PgOptions { runtime: Some(rt.handle().clone()), ..PgOptions::default() };
+    let s = PgDb::open_env(&db.url(), opts, &|_| None, None).unwrap();
+    let (account, _, _) = objects(&s);
+    s.put_account(&account).unwrap();
+    // On a worker of serve's own runtime (a route not sent to spawn_blocking).
+    let on_worker = s.clone();
+    let id = account.id.clone();
+    let found = rt.block_on(async move { tokio::spawn(async move { on_worker.account(&id) }).await.unwrap() });
+    assert_eq!(found.unwrap().unwrap().id, account.id);
+    rt.block_on(s.ping()).unwrap();
+    // On a current-thread runtime's only thread.
+    let ct = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    assert!(ct.block_on(async { s.account(&account.id) }).unwrap().is_some());
+    // A PgDb with a runtime of its own (the CLI's), opened and dropped
+    // inside another runtime's task.
+    let url = db.url();
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            let own = open(&url);
+            own.health().unwrap();
+            assert!(own.account("nope").unwrap().is_none());
+            drop(own);
+        })
+        .await
+        .unwrap()
+    });
+}

@@ -69,6 +69,8 @@ struct Inner {
     /// inside another's async context).
     owned: Mutex<Option<tokio::runtime::Runtime>>,
     op_timeout: Duration,
+    /// For the cancel request of an operation that timed out.
+    connector: tls::Connector,
     instance: String,
     shown: String,
     schema: i32,
@@ -123,7 +125,7 @@ impl PgDb {
         };
         let manager = Manager::from_config(
             target.config.clone(),
-            connector,
+            connector.clone(),
             // Fast: a connection is reused unless it is closed; a broken one
             // fails its next statement as `Unavailable` and is dropped then.
             ManagerConfig { recycling_method: RecyclingMethod::Fast },
@@ -169,6 +171,7 @@ impl PgDb {
                 handle,
                 owned: Mutex::new(owned),
                 op_timeout: opts.op_timeout,
+                connector,
                 instance,
                 shown,
                 schema: schema.version,
@@ -238,8 +241,16 @@ impl PgDb {
             Ok(result) => result.map_err(|e| error::storage(what, &e)),
             Err(_) => {
                 // The statement may still be running or its reply half read:
-                // the connection leaves the pool instead of going back.
+                // the connection leaves the pool instead of going back, and
+                // the server is asked to cancel the statement, so that a
+                // write we answered as failed does not commit later (a
+                // claim nobody would finish).
+                let cancel = client.cancel_token();
                 drop(Object::take(client));
+                let tls = self.inner.connector.clone();
+                self.inner.handle.spawn(async move {
+                    let _ = tokio::time::timeout(Duration::from_secs(5), cancel.cancel_query(tls)).await;
+                });
                 Err(timed_out(what))
             }
         }
