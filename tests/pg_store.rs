@@ -545,3 +545,48 @@ fn the_blocking_bridge_works_on_a_runtime_worker_on_a_current_thread_runtime_and
         .unwrap()
     });
 }
+
+#[test]
+fn the_janitor_deletes_what_has_expired_and_one_instance_sweeps_at_a_time() {
+    if !pg::available() {
+        return;
+    }
+    let db = Pg::start();
+    let (a, b) = (open(&db.url()), open(&db.url()));
+    db.psql(
+        "INSERT INTO used_nonces VALUES ('old', now() - interval '1 s'), ('new', now() + interval '1 hour'); \
+         INSERT INTO rate_limits VALUES ('full', now() - interval '1 s'), ('busy', now() + interval '1 hour')",
+    );
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    // While b holds the janitor's lock, a's pass does nothing.
+    let (locked, is_locked) = std::sync::mpsc::channel();
+    let holding = std::thread::spawn(move || {
+        b.tx("holding the janitor's lock", move |c| {
+            Box::pin(async move {
+                // The janitor's lock: "certforg" + 1 (serve/pg/schema.rs).
+                c.execute("SELECT pg_advisory_xact_lock($1)", &[&0x6365_7274_666f_7268_i64]).await?;
+                locked.send(()).unwrap();
+                c.execute("SELECT pg_sleep(1)", &[]).await.map(drop)
+            })
+        })
+        .unwrap()
+    });
+    is_locked.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(rt.block_on(a.sweep()).unwrap(), None);
+    holding.join().unwrap();
+    assert_eq!(rt.block_on(a.sweep()).unwrap(), Some((1, 1)));
+    assert_eq!(db.psql("SELECT nonce FROM used_nonces"), "new");
+    assert_eq!(db.psql("SELECT key FROM rate_limits"), "busy");
+}
+
+#[test]
+fn a_database_out_of_reach_is_named_without_its_password_within_3_s() {
+    let port = common::free_port();
+    let t = Instant::now();
+    let url = format!("postgres://certforge:Pw-5531@127.0.0.1:{port}/fleet");
+    let e = open_with(&url, &[], None).err().expect("nothing listens there");
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    let shown = format!("postgres://certforge:***@127.0.0.1:{port}/fleet");
+    assert!(e.starts_with(&format!("cannot reach the database at {shown}: ")) && !e.contains("Pw-5531"), "{e}");
+    assert!(e.contains("onnection refused"), "the cause: {e}");
+}

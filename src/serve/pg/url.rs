@@ -74,6 +74,12 @@ pub fn parse(url: &str, env: &dyn Fn(&str) -> Option<String>, home: Option<&Path
         match decode(key).as_deref() {
             Some("sslmode") => sslmode = Some(decoded(value, "sslmode", &shown)?),
             Some("sslrootcert") => rootcert = Some(decoded(value, "sslrootcert", &shown)?),
+            Some(key @ ("sslcert" | "sslkey" | "sslpassword")) => {
+                return Err(UrlError(format!(
+                    "{key} in {shown}: client certificates are not supported; authenticate with a password \
+                     (PGPASSWORD or ~/.pgpass)"
+                )))
+            }
             _ => kept.push(pair),
         }
     }
@@ -298,6 +304,8 @@ mod tests {
         assert!(e.contains("sslrootcert=FILE") && e.contains("PGSSLROOTCERT"), "{e}");
         let e = mode("postgres://h/db?sslmode=verify").err().unwrap().to_string();
         assert!(e.contains("sslmode=verify ") && e.contains("verify-full"), "{e}");
+        let e = mode("postgres://h/db?sslcert=/c.pem").err().unwrap().to_string();
+        assert!(e.starts_with("sslcert in postgres://h/db?sslcert=/c.pem: client certificates"), "{e}");
         let e = mode("mysql://h/db").err().unwrap().to_string();
         assert!(e.contains("not a PostgreSQL URL") && e.contains("postgres://"), "{e}");
     }
