@@ -528,6 +528,19 @@ fn the_blocking_bridge_works_on_a_runtime_worker_on_a_current_thread_runtime_and
     let found = rt.block_on(async move { tokio::spawn(async move { on_worker.account(&id) }).await.unwrap() });
     assert_eq!(found.unwrap().unwrap().id, account.id);
     rt.block_on(s.ping()).unwrap();
+    // In spawn_blocking, where serve sends the routes that use the store.
+    let blocking = s.clone();
+    let id = account.id.clone();
+    let found = rt.block_on(async move { tokio::task::spawn_blocking(move || blocking.account(&id)).await.unwrap() });
+    assert!(found.unwrap().is_some());
+    // On the thread that runs the runtime's block_on (serve's start-up).
+    assert!(rt.block_on(async { s.account(&account.id) }).unwrap().is_some());
+    let url = db.url();
+    let opened_inside = rt.block_on(async {
+        let opts = PgOptions { runtime: Some(tokio::runtime::Handle::current()), ..PgOptions::default() };
+        PgDb::open_env(&url, opts, &|_| None, None).unwrap()
+    });
+    assert!(opened_inside.account(&account.id).unwrap().is_some());
     // On a current-thread runtime's only thread.
     let ct = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     assert!(ct.block_on(async { s.account(&account.id) }).unwrap().is_some());
