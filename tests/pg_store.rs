@@ -161,6 +161,14 @@ fn the_store_keeps_accounts_orders_authorizations_certificates_and_eab_keys() {
     let (account, authz, order) = objects(&s);
     s.put_account(&account).unwrap();
     s.put_account(&account).unwrap(); // written twice: an update, not a conflict
+                                      // The same database over its Unix socket, as libpq's host=/dir (no TLS
+                                      // there, whatever sslmode says).
+    let dir = db.socket_dir().to_str().unwrap().replace('/', "%2F");
+    let local = open(&format!("postgres://postgres@{dir}:{}/postgres", db.port));
+    assert!(local.account(&account.id).unwrap().is_some());
+    let dir = db.socket_dir().display();
+    let local = open(&format!("postgres:///postgres?host={dir}&port={}&user=postgres&sslmode=disable", db.port));
+    assert!(local.account(&account.id).unwrap().is_some());
     s.put_authz(&authz).unwrap();
     s.put_authz(&authz).unwrap();
     s.put_order(&order).unwrap();
