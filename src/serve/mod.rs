@@ -4,6 +4,7 @@
 //! (`validate`) and the issuer that writes depot entries (`issuer`).
 //! `commands/serve.rs` turns the command line into a [`Config`].
 
+pub mod crl;
 pub mod http;
 pub mod issuer;
 pub mod log;

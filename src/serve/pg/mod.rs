@@ -9,10 +9,12 @@
 //! `serve`, the CLI's own thread) on the pool's runtime, bounded by the
 //! operation timeout, so a dead database fails a request in seconds.
 
+pub mod crl;
 pub mod error;
 pub mod limits;
 pub mod nonces;
 pub mod schema;
+pub mod state;
 pub mod store;
 pub mod tls;
 pub mod url;
