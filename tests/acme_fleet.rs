@@ -379,6 +379,10 @@ fn when_the_crl_lease_holder_dies_another_instance_publishes() {
     });
     assert!(started.elapsed() <= Duration::from_secs(8), "{:?}", started.elapsed());
     assert_ne!(fleet.pg.psql("SELECT holder FROM crl_lease"), "b (forged)");
+
+    // B started again serves the CRL the others published, both revocations in it.
+    fleet.restart(1);
+    fleet.wait_revoked_everywhere(&serial, 5);
 }
 
 /// `--rate-orders-per-account 2` on every instance: two orders through A,
