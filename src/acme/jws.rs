@@ -4,10 +4,7 @@
 //! (Ed25519, RFC 8037); HS256 only inside External Account Binding. An
 //! account is named by its key's RFC 7638 thumbprint.
 
-use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
-
-use aws_lc_rs::signature::{self, ParsedPublicKey, RsaPublicKeyComponents};
+use aws_lc_rs::signature::{self, UnparsedPublicKey};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::Value;
@@ -68,7 +65,7 @@ pub const ACCOUNT_ALGS: [&str; 4] = ["ES256", "ES384", "RS256", "EdDSA"];
 
 /// An account's public key. Stored (serde) as its RFC 7638 canonical
 /// JSON, the same text the thumbprint hashes.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Jwk {
     /// P-256 or P-384: the uncompressed point's coordinates.
     Ec {
@@ -213,108 +210,21 @@ impl Jwk {
 
     /// Whether `sig` is this key's signature of `input` under `alg`.
     pub fn verify(&self, alg: Alg, input: &[u8], sig: &[u8]) -> bool {
-        self.fits(alg) && self.parse().is_some_and(|key| key.verify_sig(input, sig).is_ok())
-    }
-
-    /// The key decoded for aws-lc-rs under the algorithm it fits (the EC
-    /// point checked to be on its curve); None when aws-lc-rs refuses it.
-    fn parse(&self) -> Option<ParsedPublicKey> {
+        if !self.fits(alg) {
+            return false;
+        }
         match self {
             Jwk::Ec { p384, x, y } => {
+                let point = [&[4u8][..], x, y].concat();
                 let algorithm =
                     if *p384 { &signature::ECDSA_P384_SHA384_FIXED } else { &signature::ECDSA_P256_SHA256_FIXED };
-                ParsedPublicKey::new(algorithm, [&[4u8][..], x, y].concat()).ok()
+                UnparsedPublicKey::new(algorithm, point).verify(input, sig).is_ok()
             }
-            Jwk::Rsa { n, e } => RsaPublicKeyComponents { n: n.as_slice(), e: e.as_slice() }
-                .to_parsed_public_key(&signature::RSA_PKCS1_2048_8192_SHA256)
-                .ok(),
-            Jwk::Ed25519 { x } => ParsedPublicKey::new(&signature::ED25519, x).ok(),
+            Jwk::Rsa { n, e } => signature::RsaPublicKeyComponents { n: n.as_slice(), e: e.as_slice() }
+                .verify(&signature::RSA_PKCS1_2048_8192_SHA256, input, sig)
+                .is_ok(),
+            Jwk::Ed25519 { x } => UnparsedPublicKey::new(&signature::ED25519, x).verify(input, sig).is_ok(),
         }
-    }
-}
-
-/// Account keys already decoded for aws-lc-rs, so that the six or so
-/// requests of an order signed by one account do not decode its key and
-/// check its point each time. Keyed by the whole key, never by the account:
-/// after a keyChange (RFC 8555 §7.3.5) the account's new key is another
-/// entry, and the old one can only verify what the old key signed.
-///
-/// Bounded: two generations of at most half the capacity each; a hit in
-/// the old one moves the key to the young one, and when the young one is
-/// full it becomes the old one (the previous old one is dropped). So keys
-/// in use stay, and keys not seen for a while go.
-pub struct KeyCache {
-    capacity: usize,
-    maps: Mutex<Generations>,
-}
-
-#[derive(Default)]
-struct Generations {
-    young: HashMap<Jwk, Arc<ParsedPublicKey>>,
-    old: HashMap<Jwk, Arc<ParsedPublicKey>>,
-}
-
-/// The keys of the accounts that sign requests, shared by every engine of
-/// the process (a key decodes the same whichever engine asks).
-pub fn account_keys() -> &'static KeyCache {
-    static KEYS: LazyLock<KeyCache> = LazyLock::new(|| KeyCache::new(4096));
-    &KEYS
-}
-
-impl KeyCache {
-    /// A cache of at most `capacity` keys (at least 2).
-    pub fn new(capacity: usize) -> KeyCache {
-        KeyCache { capacity: capacity.max(2), maps: Mutex::new(Generations::default()) }
-    }
-
-    /// [`Request::verify`], with `key` decoded once for all its requests.
-    pub fn verify(&self, req: &Request, key: &Jwk) -> Result<(), Problem> {
-        // `check` has made sure that the key fits `alg`, and a key decodes
-        // under the one algorithm it fits.
-        req.check(key, |key, _, input, sig| {
-            self.parsed(key).is_some_and(|parsed| parsed.verify_sig(input, sig).is_ok())
-        })
-    }
-
-    /// How many keys are kept.
-    pub fn len(&self) -> usize {
-        let maps = self.lock();
-        maps.young.len() + maps.old.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Generations> {
-        self.maps.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn parsed(&self, key: &Jwk) -> Option<Arc<ParsedPublicKey>> {
-        {
-            let mut maps = self.lock();
-            if let Some(parsed) = maps.young.get(key) {
-                return Some(parsed.clone());
-            }
-            if let Some((key, parsed)) = maps.old.remove_entry(key) {
-                maps.insert(self.capacity, key, parsed.clone());
-                return Some(parsed);
-            }
-        }
-        // Decoded outside the lock: another thread's lookup need not wait.
-        // A key aws-lc-rs refuses is not kept; it fails every time.
-        let parsed = Arc::new(key.parse()?);
-        self.lock().insert(self.capacity, key.clone(), parsed.clone());
-        Some(parsed)
-    }
-}
-
-impl Generations {
-    fn insert(&mut self, capacity: usize, key: Jwk, parsed: Arc<ParsedPublicKey>) {
-        if self.young.len() >= capacity / 2 {
-            self.old = std::mem::take(&mut self.young);
-        }
-        self.young.insert(key, parsed);
     }
 }
 
@@ -394,15 +304,10 @@ impl Request {
 
     /// Checks the signature under `key` (the jwk's, or the account's).
     pub fn verify(&self, key: &Jwk) -> Result<(), Problem> {
-        self.check(key, Jwk::verify)
-    }
-
-    /// The problem for a signature that `verify` refuses under `key`.
-    fn check(&self, key: &Jwk, verify: impl FnOnce(&Jwk, Alg, &[u8], &[u8]) -> bool) -> Result<(), Problem> {
         if !key.fits(self.alg) {
             return Err(Problem::bad_signature_algorithm("\"alg\" does not match the key's type", &ACCOUNT_ALGS));
         }
-        if verify(key, self.alg, &self.signing_input, &self.signature) {
+        if key.verify(self.alg, &self.signing_input, &self.signature) {
             Ok(())
         } else {
             Err(malformed("the JWS signature does not verify"))
@@ -549,56 +454,5 @@ mod tests {
         assert_eq!(Request::parse(v.to_string().as_bytes()).unwrap_err().kind, Kind::Malformed);
         assert_eq!(Request::parse(b"{\"signatures\":[]}").unwrap_err().kind, Kind::Malformed);
         assert_eq!(Request::parse(b"not json").unwrap_err().kind, Kind::Malformed);
-    }
-
-    /// A request signed by a fresh P-256 key, with that key's JWK.
-    fn signed_by_new_key(payload: &str) -> (Request, Jwk) {
-        let (key, jwk) = ec_key(false);
-        let rng = SystemRandom::new();
-        let body = jws(&header("ES256", &jwk), payload, &|m| key.sign(&rng, m).unwrap().as_ref().to_vec());
-        (Request::parse(&body).unwrap(), Jwk::from_json(&jwk).unwrap())
-    }
-
-    #[test]
-    fn the_key_cache_verifies_as_the_key_does_and_stays_bounded() {
-        let cache = KeyCache::new(4);
-        let requests: Vec<(Request, Jwk)> = (0..10).map(|_| signed_by_new_key("{}")).collect();
-        for (req, key) in &requests {
-            cache.verify(req, key).unwrap();
-            // Again, from the cache this time.
-            cache.verify(req, key).unwrap();
-            assert!(cache.len() <= 4, "{} keys kept in a cache of 4", cache.len());
-        }
-        assert!(!cache.is_empty());
-        // A key the cache holds verifies only its own signatures, and the
-        // problem is the uncached one.
-        let (a, key_a) = &requests[9];
-        let (b, key_b) = &requests[8];
-        assert_eq!(cache.verify(b, key_a).unwrap_err().kind, Kind::Malformed);
-        assert_eq!(cache.verify(a, key_b).unwrap_err().kind, a.verify(key_b).unwrap_err().kind);
-        // A key that does not fit the request's alg: the same problem as uncached.
-        let (_, p384) = ec_key(true);
-        let p384 = Jwk::from_json(&p384).unwrap();
-        assert_eq!(cache.verify(a, &p384).unwrap_err().kind, Kind::BadSignatureAlgorithm);
-        // The first key was dropped long ago (10 keys through a cache of 4),
-        // and is decoded again.
-        let (first, key) = &requests[0];
-        cache.verify(first, key).unwrap();
-        assert!(cache.len() <= 4);
-    }
-
-    #[test]
-    fn after_a_key_change_the_cache_serves_the_new_key_not_the_old() {
-        let cache = KeyCache::new(16);
-        // The account's key is `old`; its requests verify and `old` is cached.
-        let (by_old, old) = signed_by_new_key("{}");
-        cache.verify(&by_old, &old).unwrap();
-        // keyChange: the account now holds `new`. A request the old key
-        // signed no longer verifies under the account's key, cached or not.
-        let (by_new, new) = signed_by_new_key("{}");
-        assert_eq!(cache.verify(&by_old, &new).unwrap_err().kind, Kind::Malformed);
-        cache.verify(&by_new, &new).unwrap();
-        assert_eq!(cache.verify(&by_old, &new).unwrap_err().kind, Kind::Malformed);
-        assert_eq!(cache.len(), 2, "one entry per key, none per account");
     }
 }

@@ -24,7 +24,7 @@ use time::OffsetDateTime;
 
 use super::ca::Issuer;
 use super::db::Store;
-use super::jws::{account_keys, Request, Signer};
+use super::jws::{Request, Signer};
 use super::model::{directory, path, Account, AccountStatus};
 use super::nonce::Nonces;
 use super::policy::Policy;
@@ -151,7 +151,7 @@ impl<S: Store> Engine<S> {
                     .store
                     .account(id)?
                     .ok_or_else(|| Problem::new(Kind::AccountDoesNotExist, format!("no account {kid:?}")))?;
-                account_keys().verify(&req, &account.key)?;
+                req.verify(&account.key)?;
                 if account.status != AccountStatus::Valid {
                     return Err(Problem::new(Kind::Unauthorized, "this account is deactivated"));
                 }
