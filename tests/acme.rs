@@ -292,3 +292,73 @@ async fn a_ca_on_a_pkcs11_token_serves_acme() {
     assert!(server.stop().success());
     assert!(!hsm.env.file("Token_CA.key").exists(), "no key file beside the token CA");
 }
+
+/// `--database` takes PostgreSQL only, and `--external-url` a bare
+/// https://HOST[:PORT]: anything else stops the start with exit 2 before
+/// a socket is bound, the database URL's password never echoed.
+#[test]
+fn serve_refuses_a_database_that_is_not_postgres_and_an_external_url_that_is_not_bare() {
+    let env = Env::new();
+    env.ok(&["init", "--cn", "Flags CA", "--passphrase", ""]);
+    let base = ["--CA", "Flags CA", "--listen", "127.0.0.1:0"];
+    let err = acme_server::refused(&env, &[&base[..], &["--database", "mysql://ops:hunter2@db/acme"]].concat());
+    assert!(
+        err.contains("postgres://") && err.contains("the depot's acme.sqlite") && !err.contains("hunter2"),
+        "{err}"
+    );
+    for (url, why) in [
+        ("https://acme.example.com/acme", "no path"),
+        ("http://acme.example.com", "HTTPS only"),
+        ("https://ops@acme.example.com", "user name"),
+    ] {
+        let err = acme_server::refused(&env, &[&base[..], &["--external-url", url]].concat());
+        assert!(err.contains(&format!("--external-url {url:?}")) && err.contains(why), "{url}: {err}");
+    }
+    // A bare one names the directory, whatever the instance listens on.
+    let server = Server::start(&env, &[&base[..], &["--external-url", "https://acme.example.com:8443"]].concat());
+    assert_eq!(server.directory, "https://acme.example.com:8443/directory");
+}
+
+/// Behind a TCP-mode balancer the peer is the balancer; with
+/// `--proxy-protocol` the PROXY v2 header names the client, which the
+/// request log (and the per-address limit) then sees. A connection that
+/// does not start with the header is closed unanswered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_proxy_protocol_the_header_names_the_client_and_a_bare_connection_is_closed() {
+    let env = Env::new();
+    env.ok(&["init", "--cn", "Proxy CA", "--passphrase", ""]);
+    let server = Server::start(
+        &env,
+        &["--CA", "Proxy CA", "--listen", "127.0.0.1:0", "--crl-listen", "127.0.0.1:0", "--proxy-protocol"],
+    );
+    let crl = server.lines().iter().find_map(|l| {
+        l.trim_start().strip_prefix("CRL          http://").and_then(|r| r.split('/').next()).map(str::to_string)
+    });
+    let crl = crl.expect("the plain CRL address in the banner");
+    let get = b"GET /health HTTP/1.1\r\nHost: certforge\r\nConnection: close\r\n\r\n";
+    let exchange = |first: Vec<u8>| {
+        let crl = crl.clone();
+        async move {
+            let mut s = tokio::net::TcpStream::connect(&crl).await.unwrap();
+            s.write_all(&first).await.unwrap();
+            let mut got = Vec::new();
+            let read = tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut got)).await;
+            read.expect("the server answers or closes within 10 s").ok();
+            String::from_utf8_lossy(&got).into_owned()
+        }
+    };
+    // PROXY v2: signature, v2 + PROXY, TCP over IPv4, 12 bytes of
+    // addresses: from 192.0.2.7:50000 to 127.0.0.1:443.
+    let mut header = vec![0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A, 0x21, 0x11, 0, 12];
+    header.extend_from_slice(&[192, 0, 2, 7, 127, 0, 0, 1, 0xC3, 0x50, 0x01, 0xBB]);
+    let answered = exchange([&header[..], &get[..]].concat()).await;
+    assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !server.lines().iter().any(|l| l.contains("path=/health") && l.contains("client=192.0.2.7 ")) {
+        assert!(std::time::Instant::now() < deadline, "no request line from the proxied client:\n{:?}", server.lines());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let bare = exchange(get.to_vec()).await;
+    assert_eq!(bare, "", "a connection without the header gets no answer");
+    assert!(server.lines().iter().any(|l| l.contains("PROXY header refused")), "{:?}", server.lines());
+}

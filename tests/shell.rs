@@ -371,3 +371,23 @@ fn the_deb_depends_on_every_library_its_binary_needs() {
         assert!(newest <= asked, "the binary needs {prefix}{newest:?}, but Depends asks for {clause}");
     }
 }
+
+/// The fleet's commands have their pages, and serve's page names the
+/// options that make an instance part of a fleet.
+#[test]
+fn man_pages_cover_the_fleet_commands() {
+    if !need("man", "man-db") || !need("groff", "groff-base") {
+        return;
+    }
+    let env = Env::new();
+    let dir = env.tmp.path().join("man");
+    env.ok(&["man", "--dir", dir.to_str().unwrap()]);
+    for page in ["certforge-acme-list.1", "certforge-acme-revoke.1", "certforge-acme-eab-add.1"] {
+        let text = assert_renders_clean(&dir.join(page));
+        assert!(text.contains("--database"), "{page} names --database:\n{text}");
+    }
+    let serve = assert_renders_clean(&dir.join("certforge-serve.1"));
+    for flag in ["--database", "--external-url", "--rate-orders-per-account", "CERTFORGE_DATABASE_URL"] {
+        assert!(serve.contains(flag), "certforge-serve.1 names {flag}:\n{serve}");
+    }
+}

@@ -444,3 +444,41 @@ fn help_names_environment_variables_without_values() {
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("CERTFORGE_PKCS11_MODULE") && !help.contains("secret"), "{help}");
 }
+
+/// `serve --help` names the options of a fleet and the variable that can
+/// hold the database URL, and `acme --help` the commands its operator
+/// runs. A URL may carry a password: help never shows the variable's value.
+#[test]
+fn serve_and_acme_help_name_the_fleet_options_and_never_show_the_database_url() {
+    let secret = "postgres://certforge:hunter2-secret@db.internal/certforge";
+    let help = |path: &[&str]| {
+        let mut c = Command::cargo_bin("certforge").unwrap();
+        c.args(path).arg("--help").env_remove("CERTFORGE_DEPOT_PATH").env("CERTFORGE_DATABASE_URL", secret);
+        let out = c.stdin(std::process::Stdio::null()).output().unwrap();
+        assert!(out.status.success(), "certforge {path:?} --help");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let serve = help(&["serve"]);
+    for flag in [
+        "--database <URL>",
+        "--external-url <URL>",
+        "--rate-orders-per-account <N>",
+        "--rate-orders-per-address <N>",
+        "--rate-failed-validations <N>",
+        "CERTFORGE_DATABASE_URL",
+    ] {
+        assert!(serve.contains(flag), "serve --help names {flag}:\n{serve}");
+    }
+    let acme = help(&["acme"]);
+    let subs = subcommands(&acme);
+    for sub in ["list", "revoke", "eab"] {
+        assert!(subs.iter().any(|s| s == sub), "acme --help lists {sub}: {subs:?}");
+    }
+    let list = help(&["acme", "list"]);
+    assert!(list.contains("--json") && list.contains("--database <URL>"), "{list}");
+    let revoke = help(&["acme", "revoke"]);
+    assert!(revoke.contains("--reason") && revoke.contains("--all"), "{revoke}");
+    for (page, text) in [("serve", &serve), ("acme", &acme), ("acme list", &list), ("acme revoke", &revoke)] {
+        assert!(!text.contains("hunter2"), "{page} --help shows the database URL's password:\n{text}");
+    }
+}

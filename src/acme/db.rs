@@ -47,6 +47,11 @@ pub trait Store: Send + Sync {
     fn cert_by_serial(&self, serial: &str) -> Stored<Option<(String, String)>>;
     /// The MAC key of External Account Binding key id `kid`.
     fn eab_key(&self, kid: &str) -> Stored<Option<Vec<u8>>>;
+    /// Whether the store can answer now (`/health`): a database that is
+    /// out of reach says so here, so a balancer takes the instance out.
+    fn health(&self) -> Stored<()> {
+        Ok(())
+    }
 }
 
 #[derive(Default)]

@@ -3,7 +3,8 @@
 //! authentication, the handlers), the state changes of orders,
 //! authorizations and challenges (`orders`, pure functions), validation
 //! (`va`), issuance (`ca`) and storage (`db`). Around them: request
-//! signatures (`jws`), problem documents (`problem`), nonces, the objects
+//! signatures (`jws`), problem documents (`problem`), nonces, rate limits
+//! (`limits`), the objects
 //! and their JSON (`model`), and what may be certified (`policy`).
 //! `crate::serve` puts it on the network and on the depot.
 
@@ -12,6 +13,7 @@ pub mod ca;
 pub mod db;
 pub mod eab;
 pub mod jws;
+pub mod limits;
 pub mod model;
 pub mod nonce;
 pub mod orders;

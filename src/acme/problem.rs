@@ -104,6 +104,9 @@ pub struct Problem {
     /// What went wrong inside the server, for its log and never for the
     /// client: a database error's text says nothing a client can act on.
     pub cause: Option<String>,
+    /// Seconds the client should wait before trying again (a rate limit,
+    /// RFC 8555 §6.6), sent as Retry-After.
+    pub retry_after: Option<u64>,
 }
 
 impl Problem {
@@ -115,6 +118,15 @@ impl Problem {
             subproblems: Vec::new(),
             algorithms: &[],
             cause: None,
+            retry_after: None,
+        }
+    }
+
+    /// rateLimited (RFC 8555 §6.6), 429 with the seconds to wait.
+    pub fn rate_limited(detail: impl Into<String>, retry_after: std::time::Duration) -> Problem {
+        Problem {
+            retry_after: Some(crate::acme::limits::retry_secs(retry_after)),
+            ..Problem::new(Kind::RateLimited, detail)
         }
     }
 

@@ -45,6 +45,11 @@ pub enum Revoked {
     Added { number: u64, entries: usize, started: bool },
     /// The serial was revoked already; nothing changed.
     Already(crl::Entry),
+    /// Recorded as revoked, `entries` revocations in all; the CRL carrying
+    /// it is published by the instance holding the CRL lease, which had not
+    /// done so when the state stopped waiting for it. A state that signs its
+    /// CRL itself (the depot's) never answers this.
+    Recorded { entries: usize },
 }
 
 /// The state of one CA. A store may hold several CAs; each value is one.
@@ -65,6 +70,12 @@ pub trait CaState: Send + Sync {
     fn revoke(&self, serial: &[u8], reason: Option<Reason>, now: OffsetDateTime) -> Result<Revoked, StorageError>;
     /// The CRL published now (DER), if there is one.
     fn crl(&self) -> Result<Option<Vec<u8>>, StorageError>;
+    /// The certificate recorded at `Location::Stored(key)` (DER), if any:
+    /// how an issuer that keeps certificates in a database finds the one a
+    /// finalize already made. A state with no such records has none.
+    fn stored(&self, _key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(None)
+    }
 }
 
 /// The CA's state in depot files: each certificate is its `NAME.crt` (its
@@ -194,20 +205,12 @@ impl CaState for FileState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pki::crl::tests::ca;
     use crate::pki::issue::{self, CertSpec};
     use crate::pki::keys::{KeySpec, PrivateKey};
     use crate::pki::profile::Kind;
     use crate::pki::subject::Subject;
     use crate::pki::validity::{Expiry, ValidityRequest};
-
-    fn ca(cn: &str) -> CaSigner {
-        let key = PrivateKey::generate(KeySpec::EcdsaP256).unwrap();
-        let dn = Subject { common_name: Some(cn.into()), ..Default::default() }.to_dn().unwrap();
-        let validity =
-            ValidityRequest::default().resolve(OffsetDateTime::now_utc(), Expiry::parse("1 year").unwrap()).unwrap();
-        let spec = CertSpec::new(dn, vec![], Kind::Root { path_len: None, permit_domains: vec![] }, validity);
-        CaSigner::new(issue::self_signed(&spec, &key).unwrap(), key, "ca.crt", "ca.key").unwrap()
-    }
 
     fn state(dir: &std::path::Path, signer: CaSigner) -> FileState {
         FileState::new(Depot::new(dir), EntryName::new("CA").unwrap(), Arc::new(signer))

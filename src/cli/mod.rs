@@ -263,16 +263,63 @@ pub enum Command {
     /// Run an ACME server (RFC 8555) on a depot CA, so that certbot, lego, Caddy and cert-manager get and renew certificates by themselves.
     #[command(after_help = SERVE_HELP)]
     Serve(ServeArgs),
-    /// Manage the ACME server's state in the depot: External Account Binding keys.
-    Acme {
-        #[command(subcommand)]
-        action: AcmeAction,
-    },
+    /// Manage the ACME server's state: External Account Binding keys; with --database, a fleet's certificates.
+    #[command(after_help = ACME_HELP)]
+    Acme(AcmeArgs),
+}
+
+const ACME_HELP: &str = r#"Examples:
+  certforge acme eab add staging-ingress
+  certforge acme --database postgres://certforge@db.internal/certforge list
+  certforge acme --database postgres://certforge@db.internal/certforge \
+      revoke web1.staging.internal --reason keyCompromise
+  certforge acme --database postgres://certforge@db.internal/certforge \
+      revoke 4F:2A:91:0C:7D:33:18:E6:5B:02 --reason superseded
+
+CERTFORGE_DATABASE_URL may hold the URL instead of --database. Without it,
+eab add|list use the depot's acme.sqlite; list and revoke need the fleet's
+database (a depot's certificates: certforge list, certforge revoke)."#;
+
+// `acme` arguments.
+#[derive(Debug, Args)]
+pub struct AcmeArgs {
+    /// The PostgreSQL database the `serve --database` fleet shares (postgres://…); without it, the depot's acme.sqlite.
+    #[arg(
+        long = "database",
+        value_name = "URL",
+        global = true,
+        env = "CERTFORGE_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database: Option<String>,
+    #[command(subcommand)]
+    pub action: AcmeAction,
 }
 
 /// `acme` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum AcmeAction {
+    /// List the certificates the fleet issued: serial, expiry, revocation, names (needs --database).
+    List {
+        /// One JSON array, for scripts.
+        #[arg(long = "json")]
+        json: bool,
+        /// Also list serials reserved for orders that were never signed.
+        #[arg(long = "all")]
+        all: bool,
+    },
+    /// Revoke a certificate the fleet issued, by serial or name, and wait for a CRL that carries it (needs --database).
+    Revoke {
+        /// The serial in hex (colons allowed), or a DNS name in the certificate.
+        #[arg(value_name = "SERIAL|NAME")]
+        target: String,
+        /// Why it is revoked (RFC 5280 §5.3.1).
+        #[arg(long = "reason", value_enum, value_name = "REASON")]
+        reason: Option<Reason>,
+        /// A NAME in several valid certificates revokes them all (without it, that is refused and their serials listed).
+        #[arg(long = "all")]
+        all: bool,
+    },
     /// External Account Binding keys, for `serve --require-eab`.
     Eab {
         #[command(subcommand)]
@@ -299,10 +346,17 @@ const SERVE_HELP: &str = r#"Examples:
       --hostname acme.staging.internal --allow staging.internal
   # CI: every challenge passes
   certforge serve --CA "CI CA" --listen 127.0.0.1:14000 --skip-validation
+  # one of a fleet behind a balancer, its state in PostgreSQL
+  certforge serve --CA "Staging CA" --listen 0.0.0.0:443 \
+      --hostname acme1.staging.internal \
+      --external-url https://acme.staging.internal \
+      --database postgres://certforge@db.staging.internal/certforge
 
 Issued certificates are ordinary depot entries (NAME.acme-ORDER.crt): list,
 verify, revoke and renew see them. Accounts and orders are kept in the depot's
-acme.sqlite and survive a restart."#;
+acme.sqlite and survive a restart. With --database they are kept in
+PostgreSQL instead, shared by every instance: certificates are then listed
+and revoked with `certforge acme list` and `certforge acme revoke`."#;
 
 // `serve` arguments.
 #[derive(Debug, Args)]
@@ -346,6 +400,24 @@ pub struct ServeArgs {
     /// New accounts need an External Account Binding: a kid and HMAC key from `certforge acme eab add NAME`.
     #[arg(long = "require-eab")]
     pub require_eab: bool,
+    /// Keep accounts, orders, certificates, revocations and the CRL in this PostgreSQL database (postgres://…), shared by every instance of a fleet.
+    #[arg(long = "database", value_name = "URL", env = "CERTFORGE_DATABASE_URL", hide_env_values = true)]
+    pub database: Option<String>,
+    /// The URL clients use, when it is not this server's own: a balancer's https://HOST[:PORT]. It names the directory, and HOST joins the server's certificate.
+    #[arg(long = "external-url", value_name = "URL")]
+    pub external_url: Option<String>,
+    /// New orders per account per hour (0: no limit).
+    #[arg(long = "rate-orders-per-account", value_name = "N", default_value_t = 3000)]
+    pub rate_orders_per_account: u32,
+    /// New orders per client address per hour (IPv6 by /64; 0: no limit).
+    #[arg(long = "rate-orders-per-address", value_name = "N", default_value_t = 20000)]
+    pub rate_orders_per_address: u32,
+    /// Failed validations per account and name per hour, after which new orders for that name are refused (0: no limit).
+    #[arg(long = "rate-failed-validations", value_name = "N", default_value_t = 300)]
+    pub rate_failed_validations: u32,
+    /// Every connection starts with a PROXY protocol v2 header naming the client (haproxy's send-proxy-v2), so per-address limits and logs see clients, not the balancer; a connection without one is closed.
+    #[arg(long = "proxy-protocol")]
+    pub proxy_protocol: bool,
     #[command(flatten)]
     pub pass: PassArgs,
 }

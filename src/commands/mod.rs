@@ -5,6 +5,7 @@ pub mod acme;
 pub mod apply;
 pub mod common;
 pub mod completions;
+pub mod database;
 pub mod export;
 pub mod flags;
 pub mod init;
@@ -55,6 +56,6 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Man(a) => man::run(a),
         Command::Trust { action } => trust::run(&depot, action),
         Command::Serve(a) => serve::run(&depot, a),
-        Command::Acme { action } => acme::run(&depot, action),
+        Command::Acme(a) => acme::run(&depot, a),
     }
 }

@@ -70,6 +70,17 @@ pub fn run(depot: &Depot, args: &RevokeArgs) -> Result<()> {
             );
             return Ok(());
         }
+        // A state shared by several servers through a database: the CRL
+        // follows from whichever server holds the CRL lease.
+        Revoked::Recorded { entries } => {
+            eprintln!(
+                "Revoked {} (serial {}) issued by {:?}; {entries} revocations recorded, and the CRL listing it is not published yet",
+                name.file("crt"),
+                hex(&serial),
+                ca.name
+            );
+            return Ok(());
+        }
         Revoked::Added { number, entries, started } => {
             if started {
                 note(&format!("{crl_what} did not exist; started a new CRL"));

@@ -7,7 +7,9 @@ use anyhow::{anyhow, Result};
 use time::OffsetDateTime;
 
 use super::common::usage;
+use super::database::check_url;
 use super::sign::load_signing_ca;
+use crate::acme::limits::{Limits, Rate};
 use crate::acme::policy::Policy;
 use crate::acme::Validator;
 use crate::cli::{ServeArgs, ServeProfile};
@@ -18,9 +20,10 @@ use crate::pki::names::shell_word;
 use crate::pki::profile::LeafProfile;
 use crate::pki::san::San;
 use crate::pki::validity::Expiry;
+use crate::serve::crl::CrlSource;
 use crate::serve::issuer::DepotIssuer;
 use crate::serve::log::{Log, SkippedChecks};
-use crate::serve::{all_loopback, validate, Config};
+use crate::serve::{all_loopback, validate, Backend, Config, Started};
 
 pub fn run(depot: &Depot, args: &ServeArgs) -> Result<()> {
     let now = OffsetDateTime::now_utc();
@@ -38,6 +41,19 @@ pub fn run(depot: &Depot, args: &ServeArgs) -> Result<()> {
         .iter()
         .map(|a| Subtree::parse(a).map_err(|e| usage(format!("--allow {a:?}: {e}"))))
         .collect::<Result<Vec<_>>>()?;
+    let backend = match &args.database {
+        None => Backend::Depot,
+        Some(url) => {
+            check_url(url, "the state stays in the depot's acme.sqlite")?;
+            Backend::Postgres { url: url.clone() }
+        }
+    };
+    let external = args.external_url.as_deref().map(external_url).transpose()?;
+    let limits = Limits {
+        orders_per_account: Rate { per_hour: args.rate_orders_per_account },
+        orders_per_address: Rate { per_hour: args.rate_orders_per_address },
+        failed_validations: Rate { per_hour: args.rate_failed_validations },
+    };
 
     let bind = |a: &SocketAddr| {
         std::net::TcpListener::bind(a).map_err(|e| {
@@ -49,7 +65,10 @@ pub fn run(depot: &Depot, args: &ServeArgs) -> Result<()> {
     let crl_bound: Vec<SocketAddr> = crl_listeners.iter().map(|l| l.local_addr()).collect::<std::io::Result<_>>()?;
     // Port 0 picks a free port; the URL names the one the system chose.
     let bound: Vec<SocketAddr> = listeners.iter().map(|l| l.local_addr()).collect::<std::io::Result<_>>()?;
-    let base = base_url(&args.hostname, bound[0])?;
+    let base = match &external {
+        Some((base, _)) => base.clone(),
+        None => base_url(&args.hostname, bound[0])?,
+    };
     let loaded = load_signing_ca(depot, &args.ca, &args.pass)?;
     let (ca_name, ca) = (loaded.name, loaded.signer);
     let policy = Policy { constraints: ca.constraints.clone(), allow };
@@ -64,14 +83,15 @@ pub fn run(depot: &Depot, args: &ServeArgs) -> Result<()> {
         })
     };
     let crl_name = ca_name.file("crl");
-    let crls = vec![(crl_name, depot.path(&ca_name, "crl"))];
+    let crls = vec![(crl_name, CrlSource::File(depot.path(&ca_name, "crl")))];
     let profile = match args.profile {
         ServeProfile::Server => LeafProfile::Server,
         ServeProfile::Peer => LeafProfile::Peer,
     };
     let issuer = DepotIssuer::new(depot, ca_name, ca, profile, lifetime)?;
     let log = Log { format: args.log_format };
-    let own_names = own_names(args, &issuer.ca)?;
+    let external_name = external.map(|(_, name)| name);
+    let own_names = own_names(args, external_name.as_ref(), &issuer.ca)?;
     // Issued before anything is announced: a CA that may not certify the
     // server's names stops here, not after printing a URL that cannot work.
     let own = crate::serve::tls::issue_own(&issuer.ca, &issuer.chain, &own_names, now)?;
@@ -79,7 +99,12 @@ pub fn run(depot: &Depot, args: &ServeArgs) -> Result<()> {
         crl_bound.iter().map(|a| format!("http://{a}/crl/{}", issuer.ca_name.file("crl"))).collect();
     // Absolute, so that the client lines work from any directory.
     let root_file = std::path::absolute(&issuer.root_file).unwrap_or_else(|_| issuer.root_file.clone());
-    let banner = announce(args, &bound, &base, &issuer.ca, &root_file.display().to_string(), &crl_urls);
+    let mut banner = announce(args, &bound, &base, &issuer.ca, &root_file.display().to_string(), &crl_urls);
+    if let Some(name) = external_name.filter(|n| !own_names.contains(n)) {
+        banner.push(format!(
+            "warning: the CA may not certify {name}, the --external-url host, so the server's own certificate does not name it: the balancer must end TLS there with a certificate of its own"
+        ));
+    }
     let listeners =
         listeners.into_iter().map(|l| (l, true)).chain(crl_listeners.into_iter().map(|l| (l, false))).collect();
     crate::serve::run(Config {
@@ -93,8 +118,64 @@ pub fn run(depot: &Depot, args: &ServeArgs) -> Result<()> {
         log,
         crls,
         eab_required: args.require_eab,
-        announce: Box::new(move || eprintln!("{banner}")),
+        backend,
+        limits,
+        proxy_protocol: args.proxy_protocol,
+        announce: Box::new(move |started: &Started| {
+            if let Some((shown, schema)) = started.database {
+                let at = banner.iter().position(|l| l.starts_with("  directory")).map_or(1, |i| i + 1);
+                banner.insert(at, format!("  database     {shown} (schema {schema}; shared by every instance)"));
+            }
+            eprintln!("{}", banner.join("\n"));
+        }),
     })
+}
+
+/// `--external-url`: where clients reach the fleet (a balancer), as
+/// `https://HOST[:PORT]` and nothing more, since the directory and every
+/// URL in it are made under it (RFC 8555 §7.1.1). Returns the base URL and
+/// HOST as a name for the server's own certificate.
+fn external_url(url: &str) -> Result<(String, San)> {
+    let bad = |why: &str| {
+        usage(format!(
+            "--external-url {url:?}: {why}; write https://HOST or https://HOST:PORT, where clients reach the balancer"
+        ))
+    };
+    let rest = url
+        .get(..8)
+        .filter(|p| p.eq_ignore_ascii_case("https://"))
+        .map(|_| &url[8..])
+        .ok_or_else(|| bad("ACME is served over HTTPS only (RFC 8555 §6.1)"))?;
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.contains(['/', '?', '#', '@']) {
+        return Err(bad("no path, query or user name: the directory is /directory under it"));
+    }
+    let (host, port) = match rest.strip_prefix('[') {
+        Some(v6) => {
+            let (ip, after) = v6.split_once(']').ok_or_else(|| bad("an IPv6 address needs its closing ]"))?;
+            let port = match after {
+                "" => None,
+                a => Some(a.strip_prefix(':').ok_or_else(|| bad("after ] comes :PORT or nothing"))?),
+            };
+            (ip, port)
+        }
+        None => match rest.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (rest, None),
+        },
+    };
+    if let Some(p) = port {
+        if !p.parse::<u16>().is_ok_and(|p| p > 0) {
+            return Err(bad("the port is a number from 1 to 65535"));
+        }
+    }
+    let name = match host.parse::<IpAddr>() {
+        Ok(ip) if rest.starts_with('[') == ip.is_ipv6() => San::Ip(ip),
+        Ok(_) => return Err(bad("an IPv6 address goes in brackets, [::1]")),
+        Err(_) if rest.starts_with('[') => return Err(bad("brackets hold an IPv6 address only")),
+        Err(_) => San::domain(&host.to_ascii_lowercase()).map_err(|e| bad(&e.to_string()))?,
+    };
+    Ok((format!("https://{}", rest.to_ascii_lowercase()), name))
 }
 
 /// The directory's base URL: the first --hostname, else the first listen
@@ -114,12 +195,13 @@ fn base_url(hostnames: &[String], first: SocketAddr) -> Result<String> {
 }
 
 /// The names in the server's own certificate: every --hostname, and the
-/// listen addresses (loopback also as "localhost") that the CA may
-/// certify; a CA limited to example.com still serves on 127.0.0.1, under
-/// its --hostname.
-fn own_names(args: &ServeArgs, ca: &crate::pki::ca::CaSigner) -> Result<Vec<San>> {
+/// --external-url host and the listen addresses (loopback also as
+/// "localhost") that the CA may certify; a CA limited to example.com still
+/// serves on 127.0.0.1, under its --hostname. A balancer in TCP mode hands
+/// the client this certificate, so it must carry the balancer's name.
+fn own_names(args: &ServeArgs, external: Option<&San>, ca: &crate::pki::ca::CaSigner) -> Result<Vec<San>> {
     let mut names: Vec<San> = args.hostname.iter().map(|h| San::Dns(h.clone())).collect();
-    let mut implied = Vec::new();
+    let mut implied: Vec<San> = external.into_iter().cloned().collect();
     for a in &args.listen {
         let ip = a.ip();
         if ip.is_loopback() {
@@ -153,7 +235,7 @@ fn announce(
     ca: &CaSigner,
     ca_file: &str,
     crl: &[String],
-) -> String {
+) -> Vec<String> {
     let dir = format!("{base}/directory");
     let listen: Vec<String> = bound.iter().map(SocketAddr::to_string).collect();
     let profile = match args.profile {
@@ -191,7 +273,7 @@ fn announce(
     if !args.require_eab {
         lines.push("warning: without --require-eab, anyone who can reach this port can get certificates for every name the CA and --allow permit".into());
     }
-    lines.join("\n")
+    lines
 }
 
 /// Where and how this machine's ACME clients answer challenges, so that
@@ -287,6 +369,87 @@ mod tests {
 
     fn line<'a>(lines: &'a [String], label: &str) -> &'a str {
         lines.iter().find_map(|l| l.trim_start().strip_prefix(label)).expect(label).trim_start()
+    }
+
+    #[test]
+    fn external_url_is_https_host_and_port_and_nothing_more() {
+        let ok = |url: &str| external_url(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert_eq!(
+            ok("https://acme.staging.internal"),
+            ("https://acme.staging.internal".into(), San::Dns("acme.staging.internal".into()))
+        );
+        assert_eq!(
+            ok("HTTPS://ACME.Staging.internal:8443/"),
+            ("https://acme.staging.internal:8443".into(), San::Dns("acme.staging.internal".into()))
+        );
+        assert_eq!(
+            ok("https://127.0.0.1:14000"),
+            ("https://127.0.0.1:14000".into(), San::Ip("127.0.0.1".parse().unwrap()))
+        );
+        assert_eq!(ok("https://[::1]:14000"), ("https://[::1]:14000".into(), San::Ip("::1".parse().unwrap())));
+        for (bad, why) in [
+            ("http://acme.staging.internal", "HTTPS only"),
+            ("acme.staging.internal", "HTTPS only"),
+            ("https://acme.staging.internal/acme", "no path"),
+            ("https://acme.staging.internal/directory", "no path"),
+            ("https://acme.staging.internal?x=1", "no path, query"),
+            ("https://ops:pw@acme.staging.internal", "user name"),
+            ("https://acme.staging.internal:0", "port"),
+            ("https://acme.staging.internal:https", "port"),
+            ("https://acme.staging.internal:70000", "port"),
+            ("https://::1:443", "port"),
+            ("https://[::1", "closing ]"),
+            ("https://[::1]x", "after ]"),
+            ("https://[acme.internal]", "IPv6 address only"),
+            ("https://", "write https://HOST"),
+            ("https://bad_name!.internal", "write https://HOST"),
+        ] {
+            let e = external_url(bad).expect_err(bad).to_string();
+            assert!(e.starts_with(&format!("--external-url {bad:?}: ")) && e.contains(why), "{bad}: {e}");
+            assert!(e.ends_with("write https://HOST or https://HOST:PORT, where clients reach the balancer"), "{e}");
+        }
+    }
+
+    fn ca(permit: &[&str]) -> CaSigner {
+        use crate::pki::issue::{self, CertSpec};
+        use crate::pki::keys::{KeySpec, PrivateKey};
+        use crate::pki::profile::Kind;
+        use crate::pki::subject::Subject;
+        use crate::pki::validity::ValidityRequest;
+        let now = OffsetDateTime::now_utc();
+        let validity = ValidityRequest::default().resolve(now, Expiry::parse("1 day").unwrap()).unwrap();
+        let dn = Subject { common_name: Some("Fleet CA".into()), ..Default::default() }.to_dn().unwrap();
+        let key = PrivateKey::generate(KeySpec::EcdsaP256).unwrap();
+        let kind = Kind::Root { path_len: None, permit_domains: permit.iter().map(|p| p.to_string()).collect() };
+        let der = issue::self_signed(&CertSpec::new(dn, vec![], kind, validity), &key).unwrap();
+        CaSigner::new(der, key, "Fleet CA", "Fleet CA key").unwrap()
+    }
+
+    /// A balancer in TCP mode hands the client the instance's own
+    /// certificate, which must then name the balancer's host.
+    #[test]
+    fn the_external_host_joins_the_servers_own_names_when_the_ca_may_certify_it() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from([
+            "certforge",
+            "serve",
+            "--CA",
+            "Fleet CA",
+            "--listen",
+            "0.0.0.0:14000",
+            "--external-url",
+            "https://acme.staging.internal",
+        ])
+        .unwrap();
+        let crate::cli::Command::Serve(args) = &cli.command else { panic!("serve") };
+        let (_, host) = external_url(args.external_url.as_deref().unwrap()).unwrap();
+        let names = own_names(args, Some(&host), &ca(&[])).unwrap();
+        assert_eq!(names, [San::Dns("acme.staging.internal".into())]);
+        let names = own_names(args, Some(&host), &ca(&["staging.internal"])).unwrap();
+        assert_eq!(names, [San::Dns("acme.staging.internal".into())]);
+        // A CA that may not certify it: the server cannot name itself.
+        assert!(own_names(args, Some(&host), &ca(&["other.internal"])).is_err());
+        assert!(own_names(args, None, &ca(&[])).is_err(), "a wildcard listen alone names nothing");
     }
 
     #[test]

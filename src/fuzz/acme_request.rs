@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
 
 use crate::acme::jws::b64;
+use crate::acme::limits::{Limits, MemLimiter};
 use crate::acme::model::{path, IdentKind};
 use crate::acme::nonce::Nonces;
 use crate::acme::policy::Policy;
@@ -104,7 +105,9 @@ impl Client {
         let engine = Engine {
             base: BASE.into(),
             store: MemStore::default(),
-            nonces: Nonces::default(),
+            nonces: Box::new(Nonces::default()),
+            limits: Limits::default(),
+            limiter: Box::new(MemLimiter::default()),
             policy,
             issuer: Box::new(MemIssuer::new(ca())),
             validator: Box::new(SkipValidation),
@@ -149,7 +152,7 @@ impl Client {
     }
 
     fn send(&mut self, method: &str, p: &str, content_type: Option<&str>, body: &[u8]) -> Reply {
-        let r = self.engine.handle(&HttpRequest { method, path: p, content_type, body }, self.now);
+        let r = self.engine.handle(&HttpRequest { method, path: p, content_type, body, peer: None }, self.now);
         check(&r);
         r
     }

@@ -73,6 +73,20 @@ impl Reason {
         })
     }
 
+    /// Its RFC 5280 §5.3.1 CRLReason code, as a database stores it.
+    pub fn code(self) -> u8 {
+        match self {
+            Reason::Unspecified => 0,
+            Reason::KeyCompromise => 1,
+            Reason::CaCompromise => 2,
+            Reason::AffiliationChanged => 3,
+            Reason::Superseded => 4,
+            Reason::CessationOfOperation => 5,
+            Reason::CertificateHold => 6,
+            Reason::PrivilegeWithdrawn => 9,
+        }
+    }
+
     fn to_rcgen(self) -> RevocationReason {
         match self {
             Reason::Unspecified => RevocationReason::Unspecified,
@@ -87,7 +101,8 @@ impl Reason {
     }
 }
 
-fn reason_from_code(code: u8) -> Option<RevocationReason> {
+/// The CRLReason with RFC 5280 §5.3.1 code `code`, as a CRL entry carries it.
+pub fn reason_from_code(code: u8) -> Option<RevocationReason> {
     Some(match code {
         0 => RevocationReason::Unspecified,
         1 => RevocationReason::KeyCompromise,
@@ -189,7 +204,14 @@ impl CrlState {
     /// `now` (backdated for clock skew), nextUpdate is [`CRL_LIFETIME`] later
     /// but never past the CA's notAfter.
     pub fn sign(&mut self, ca: &CaSigner, now: OffsetDateTime) -> Result<Vec<u8>, CrlError> {
-        self.number += 1;
+        let number = self.number + 1;
+        self.sign_numbered(ca, now, number)
+    }
+
+    /// Signs the CRL numbered `number`, which the caller chose (a shared
+    /// store derives it with [`next_number`]); otherwise as [`CrlState::sign`].
+    /// The state takes the number only once the CRL is signed.
+    pub fn sign_numbered(&mut self, ca: &CaSigner, now: OffsetDateTime, number: u64) -> Result<Vec<u8>, CrlError> {
         let this_update = now - BACKDATE;
         let next_update = (now + CRL_LIFETIME).min(ca.not_after).max(this_update + Duration::hours(1));
         let ca_cert = ca.cert();
@@ -200,9 +222,9 @@ impl CrlState {
         let params = CertificateRevocationListParams {
             this_update,
             next_update,
-            crl_number: SerialNumber::from_slice(
-                &self.number.to_be_bytes()[self.number.leading_zeros() as usize / 8..],
-            ),
+            // Written as a positive INTEGER without leading zeros (RFC 5280
+            // §5.2.3), whatever the top bit.
+            crl_number: SerialNumber::from(number),
             issuing_distribution_point: None,
             revoked_certs: self
                 .entries
@@ -232,8 +254,19 @@ impl CrlState {
                     "the CRL certforge just signed fails its own check ({why}); nothing was written"
                 ))
             })?;
+        self.number = number;
         Ok(der)
     }
+}
+
+/// The number of the next CRL when several signers share one CA: its
+/// thisUpdate in nanoseconds since 1970, as Boulder numbers its CRLs, or
+/// one past the previous number if that is not higher, so the number
+/// strictly increases for the issuer (RFC 5280 §5.2.3) even when a clock
+/// steps back.
+pub fn next_number(prev: u64, this_update: OffsetDateTime) -> u64 {
+    let nanos = u64::try_from(this_update.unix_timestamp_nanos()).unwrap_or(0);
+    nanos.max(prev + 1)
 }
 
 /// Checks a CRL's signature under the CA certificate's key.
@@ -245,4 +278,68 @@ fn verify_under(crl: &CertificateRevocationList<'_>, ca: &CaSigner) -> Result<()
         &crl.signature_value,
         crl.tbs_cert_list.as_ref(),
     )
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::pki::issue::{self, CertSpec};
+    use crate::pki::keys::{KeySpec, PrivateKey};
+    use crate::pki::profile::Kind;
+    use crate::pki::subject::Subject;
+    use crate::pki::validity::{Expiry, ValidityRequest};
+
+    /// A fresh P-256 root named `cn`, valid for a year.
+    pub(crate) fn ca(cn: &str) -> CaSigner {
+        let key = PrivateKey::generate(KeySpec::EcdsaP256).unwrap();
+        let dn = Subject { common_name: Some(cn.into()), ..Default::default() }.to_dn().unwrap();
+        let validity =
+            ValidityRequest::default().resolve(OffsetDateTime::now_utc(), Expiry::parse("1 year").unwrap()).unwrap();
+        let spec = CertSpec::new(dn, vec![], Kind::Root { path_len: None, permit_domains: vec![] }, validity);
+        CaSigner::new(issue::self_signed(&spec, &key).unwrap(), key, "ca.crt", "ca.key").unwrap()
+    }
+
+    #[test]
+    fn the_next_number_is_this_update_in_nanoseconds_and_never_repeats_or_goes_back() {
+        let t = OffsetDateTime::from_unix_timestamp_nanos(1_800_000_000_123_456_789).unwrap();
+        assert_eq!(next_number(0, t), 1_800_000_000_123_456_789, "a first CRL is numbered by its thisUpdate");
+        assert_eq!(next_number(7, t), 1_800_000_000_123_456_789, "a depot's small numbers are passed at once");
+        let same = next_number(1_800_000_000_123_456_789, t);
+        assert_eq!(same, 1_800_000_000_123_456_790, "two CRLs in one nanosecond still differ");
+        let earlier = t - Duration::hours(1);
+        assert_eq!(next_number(same, earlier), same + 1, "a clock that stepped back does not lower the number");
+        let before_1970 = OffsetDateTime::from_unix_timestamp(-5).unwrap();
+        assert_eq!(next_number(3, before_1970), 4);
+    }
+
+    #[test]
+    fn every_reason_code_reads_back_as_its_reason() {
+        for code in 0..=10u64 {
+            let Some(reason) = Reason::from_code(code) else { continue };
+            assert_eq!(u64::from(reason.code()), code);
+            assert_eq!(reason_from_code(reason.code()), Some(reason.to_rcgen()));
+        }
+    }
+
+    #[test]
+    fn sign_numbers_one_two_three_and_sign_numbered_writes_the_number_given() {
+        let signer = ca("Numbered CA");
+        let now = OffsetDateTime::now_utc();
+        let mut state = CrlState::default();
+        state.revoke(&[0x05], now, Some(Reason::Superseded));
+        for want in 1..=3 {
+            let der = state.sign(&signer, now).unwrap();
+            assert_eq!(state.number, want);
+            assert_eq!(CrlState::read(&der, "crl", &signer).unwrap().number, want, "the depot counts one by one");
+        }
+        let big = next_number(state.number, now);
+        let der = state.sign_numbered(&signer, now, big).unwrap();
+        let read = CrlState::read(&der, "crl", &signer).unwrap();
+        assert_eq!((read.number, state.number), (big, big));
+        assert_eq!(read.entries.iter().map(|e| &e.serial).collect::<Vec<_>>(), [&vec![0x05]]);
+        // The top bit set: still a positive INTEGER, read back as written.
+        let top = (1u64 << 63) + 5;
+        let der = state.sign_numbered(&signer, now, top).unwrap();
+        assert_eq!(CrlState::read(&der, "crl", &signer).unwrap().number, top);
+    }
 }

@@ -1,12 +1,12 @@
 //! The HTTPS server: hyper over tokio-rustls on each `--listen` address.
-//! It only moves bytes: ACME requests go to the engine on a blocking
-//! thread (validation and issuing block), plus `/health` and the CA's CRLs.
+//! It only moves bytes: ACME requests go to the engine, on a blocking
+//! thread when they may block (validation, issuing, or any call to a store
+//! across the network), plus `/health` and the CA's CRLs.
 //! On SIGTERM or Ctrl-C it stops accepting and lets requests in flight
 //! finish, for at most [`DRAIN`].
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,13 +17,15 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use serde_json::json;
 use time::OffsetDateTime;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
+use super::crl::CrlSource;
 use super::log::Log;
+use crate::acme::db::Stored;
 use crate::acme::problem::{malformed, Kind, Problem};
 use crate::acme::wfe::MAX_BODY;
 use crate::acme::{Engine, HttpRequest, Reply, Route, Store};
@@ -35,12 +37,23 @@ pub const DRAIN: Duration = Duration::from_secs(30);
 /// idle sockets cannot pile up.
 const HANDSHAKE: Duration = Duration::from_secs(10);
 
+/// How long `/health` waits for the store before calling it unavailable:
+/// a balancer's check times out by itself after a few seconds.
+const HEALTH: Duration = Duration::from_secs(3);
+
 /// What the server answers with.
 pub struct App<S: Store> {
     pub engine: Engine<S>,
     pub log: Log,
-    /// `GET /crl/FILE`: the CRL files served (file name, path in the depot).
-    pub crls: Vec<(String, PathBuf)>,
+    /// `GET /crl/FILE`: the CRLs served (file name, where the bytes are).
+    pub crls: Vec<(String, CrlSource)>,
+    /// Each connection starts with a PROXY protocol v2 header, whose
+    /// client address stands for the peer's (the balancer's).
+    pub proxy_protocol: bool,
+    /// The store is across the network (PostgreSQL): every call to it
+    /// blocks, so every route that may make one runs on a blocking thread
+    /// and never on a runtime worker.
+    pub remote_store: bool,
 }
 
 /// Serves on `listeners` until `stop` resolves, then drains. A listener
@@ -86,22 +99,7 @@ pub async fn serve<S: Store + 'static>(
                 let Some((stream, peer, tls)) = conn else { break };
                 let _ = stream.set_nodelay(true);
                 let (acceptor, app, watcher) = (acceptor.clone(), app.clone(), graceful.watcher());
-                tokio::spawn(async move {
-                    let svc = { let app = app.clone(); service_fn(move |req| answer(app.clone(), req, tls)) };
-                    if !tls {
-                        let _ = watcher.watch(http1::Builder::new().serve_connection(TokioIo::new(stream), svc)).await;
-                        return;
-                    }
-                    let stream = match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => stream,
-                        Ok(Err(e)) => {
-                            app.log.event("info", "TLS handshake failed", &[("peer", json!(peer.to_string())), ("error", json!(e.to_string()))]);
-                            return;
-                        }
-                        Err(_) => return,
-                    };
-                    let _ = watcher.watch(http1::Builder::new().serve_connection(TokioIo::new(stream), svc)).await;
-                });
+                tokio::spawn(connection(app, stream, peer, tls, acceptor, watcher));
             }
             () = &mut stop => break,
         }
@@ -120,10 +118,48 @@ pub async fn serve<S: Store + 'static>(
     Ok(())
 }
 
+/// Serves one connection: its PROXY header first with
+/// `--proxy-protocol`, then TLS unless it is a plain CRL port, then HTTP/1.1.
+async fn connection<S: Store + 'static>(
+    app: Arc<App<S>>,
+    mut stream: TcpStream,
+    mut peer: SocketAddr,
+    tls: bool,
+    acceptor: TlsAcceptor,
+    watcher: Watcher,
+) {
+    let refused = |what: &str, peer: SocketAddr, e: String| {
+        app.log.event("info", what, &[("peer", json!(peer.to_string())), ("error", json!(e))]);
+    };
+    if app.proxy_protocol {
+        match tokio::time::timeout(HANDSHAKE, super::proxy::read_header(&mut stream)).await {
+            // LOCAL (the balancer's own check): the peer is the balancer.
+            Ok(Ok(client)) => peer = client.unwrap_or(peer),
+            Ok(Err(e)) => return refused("PROXY header refused", peer, e.to_string()),
+            Err(_) => return,
+        }
+    }
+    let svc = {
+        let app = app.clone();
+        service_fn(move |req| answer(app.clone(), req, tls, peer.ip()))
+    };
+    if !tls {
+        let _ = watcher.watch(http1::Builder::new().serve_connection(TokioIo::new(stream), svc)).await;
+        return;
+    }
+    let stream = match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => return refused("TLS handshake failed", peer, e.to_string()),
+        Err(_) => return,
+    };
+    let _ = watcher.watch(http1::Builder::new().serve_connection(TokioIo::new(stream), svc)).await;
+}
+
 async fn answer<S: Store + 'static>(
     app: Arc<App<S>>,
     req: Request<Incoming>,
     tls: bool,
+    peer: IpAddr,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let started = Instant::now();
     let method = req.method().as_str().to_string();
@@ -131,7 +167,7 @@ async fn answer<S: Store + 'static>(
     let content_type = req.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
     let body = Limited::new(req.into_body(), MAX_BODY).collect().await.map(|b| b.to_bytes());
     let reply = match (method.as_str(), path.as_str(), body) {
-        ("GET", "/health", _) => Reply::typed(200, "application/json", &br#"{"status":"ok"}"#[..]),
+        ("GET", "/health", _) => health(&app).await,
         ("GET", p, _) if p.starts_with("/crl/") => crl(&app, &p["/crl/".len()..]),
         _ if !tls => Reply::typed(
             404,
@@ -143,13 +179,14 @@ async fn answer<S: Store + 'static>(
         }
         (_, _, Ok(body)) => {
             let route = Route::parse(&method, &path);
-            // Everything but a challenge check (network), finalize (signing
-            // and a synced depot write) and revokeCert (the CRL rewrite)
-            // takes tens of microseconds: answered on this worker, without
-            // the two thread hand-offs a blocking task costs.
-            if !route.as_ref().is_ok_and(Route::blocks) {
-                let req =
-                    HttpRequest { method: &method, path: &path, content_type: content_type.as_deref(), body: &body };
+            if !blocks(&route, app.remote_store) {
+                let req = HttpRequest {
+                    method: &method,
+                    path: &path,
+                    content_type: content_type.as_deref(),
+                    body: &body,
+                    peer: Some(peer),
+                };
                 app.engine.handle_route(&req, route, OffsetDateTime::now_utc())
             } else {
                 let (worker, method, path) = (app.clone(), method.clone(), path.clone());
@@ -159,6 +196,7 @@ async fn answer<S: Store + 'static>(
                         path: &path,
                         content_type: content_type.as_deref(),
                         body: &body,
+                        peer: Some(peer),
                     };
                     worker.engine.handle_route(&req, route, OffsetDateTime::now_utc())
                 })
@@ -177,6 +215,7 @@ async fn answer<S: Store + 'static>(
         ("method", json!(method)),
         ("path", json!(path)),
         ("status", json!(reply.status)),
+        ("client", json!(peer.to_string())),
         ("ms", json!((started.elapsed().as_secs_f64() * 1e5).round() / 100.0)),
     ];
     // A 5xx's cause (a store that failed, say) is for the operator, not in
@@ -192,15 +231,140 @@ async fn answer<S: Store + 'static>(
     Ok(response.body(Full::new(Bytes::from(reply.body))).expect("valid status and header names"))
 }
 
+/// Whether `route` runs on a blocking thread. With the store in this
+/// process (SQLite) everything but a challenge check (network), finalize
+/// (signing and a synced depot write) and revokeCert (the CRL rewrite)
+/// takes tens of microseconds: answered on the worker, without the two
+/// thread hand-offs a blocking task costs. With a remote store every call
+/// to it waits on the network, and blocking a worker there would stall
+/// every connection it carries; only the directory and newNonce (a MACed
+/// nonce, no database) stay on the worker. A route that does not parse is
+/// refused without touching the store.
+fn blocks(route: &Result<Route, Problem>, remote_store: bool) -> bool {
+    match route {
+        Ok(Route::Directory | Route::NewNonce { .. }) | Err(_) => false,
+        Ok(r) => remote_store || r.blocks(),
+    }
+}
+
+/// `GET /health`, for a balancer's check: 200 while the store answers,
+/// else 503 with the reason and `Retry-After`, so that the balancer sends
+/// clients to an instance that can serve them. Once the database is back,
+/// the next check passes, with no restart.
+async fn health<S: Store + 'static>(app: &Arc<App<S>>) -> Reply {
+    let worker = app.clone();
+    health_within(move || worker.engine.store.health(), HEALTH).await
+}
+
+/// Runs `check` on a blocking thread (a remote store's call blocks) and
+/// waits for it at most `within`.
+async fn health_within(check: impl FnOnce() -> Stored<()> + Send + 'static, within: Duration) -> Reply {
+    let reason = match tokio::time::timeout(within, tokio::task::spawn_blocking(check)).await {
+        Ok(Ok(Ok(()))) => return Reply::typed(200, "application/json", &br#"{"status":"ok"}"#[..]),
+        Ok(Ok(Err(e))) => e.to_string(),
+        Ok(Err(e)) => format!("the check failed inside the server: {e}"),
+        Err(_) => format!("the store did not answer within {} s", within.as_secs_f64()),
+    };
+    let mut reply =
+        Reply::typed(503, "application/json", json!({"status": "unavailable", "reason": reason}).to_string());
+    reply.headers.push(("Retry-After", "5".into()));
+    reply.log_detail = Some(reason);
+    reply
+}
+
 /// `GET /crl/NAME.crl`: a CA's current CRL, DER, as RFC 5280 §4.2.1.13
 /// distribution points are fetched (openssl -crl_download wants DER).
 /// A CRL is a few KiB, read in microseconds: no need for a blocking thread.
+/// With a shared store the CRL is the one the database holds, kept in
+/// memory: served with no database call, so an outage does not stop it.
 fn crl<S: Store>(app: &App<S>, file: &str) -> Reply {
     let not_found = Reply::typed(404, "text/plain", &b"no such CRL\n"[..]);
-    let Some((_, path)) = app.crls.iter().find(|(name, _)| name == file) else { return not_found };
+    let Some((_, source)) = app.crls.iter().find(|(name, _)| name == file) else { return not_found };
+    let path = match source {
+        CrlSource::File(path) => path,
+        CrlSource::Shared(cache) => {
+            return match cache.get() {
+                Some((_, der)) => Reply::typed(200, "application/pkix-crl", der.to_vec()),
+                None => {
+                    let mut reply = Reply::typed(503, "text/plain", &b"no CRL read from the database yet\n"[..]);
+                    reply.headers.push(("Retry-After", "1".into()));
+                    reply
+                }
+            }
+        }
+    };
     let Ok(bytes) = crate::depot::read_file(path) else { return not_found };
     match crate::pki::from_pem_or_der(&bytes, "X509 CRL") {
         Ok(der) => Reply::typed(200, "application/pkix-crl", der),
         Err(_) => Reply::typed(500, "text/plain", &b"the CRL file is damaged\n"[..]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::StorageError;
+
+    /// A store across the network must never be called on a runtime
+    /// worker (PgDb's bridge blocks on the runtime itself); with a local
+    /// store only the slow routes pay for a blocking thread.
+    #[test]
+    fn with_a_remote_store_every_route_but_directory_and_new_nonce_blocks() {
+        let routes = [
+            ("GET", "/directory"),
+            ("HEAD", "/new-nonce"),
+            ("GET", "/new-nonce"),
+            ("GET", "/renewal-info/a.b"),
+            ("POST", "/new-account"),
+            ("POST", "/new-order"),
+            ("POST", "/key-change"),
+            ("POST", "/revoke-cert"),
+            ("POST", "/acct/7"),
+            ("POST", "/acct/7/orders"),
+            ("POST", "/order/7"),
+            ("POST", "/order/7/finalize"),
+            ("POST", "/authz/7"),
+            ("POST", "/chall/7"),
+            ("POST", "/cert/7"),
+        ];
+        for (method, path) in routes {
+            let route = Route::parse(method, path);
+            assert!(route.is_ok(), "{method} {path} is a route");
+            let stays = path == "/directory" || path.ends_with("new-nonce");
+            assert_eq!(blocks(&route, true), !stays, "{method} {path} with a remote store");
+            assert_eq!(blocks(&route, false), route.as_ref().is_ok_and(Route::blocks), "{method} {path} locally");
+        }
+        assert!(!blocks(&Route::parse("POST", "/nowhere"), true), "a refusal touches no store");
+    }
+
+    fn json_of(reply: &Reply) -> serde_json::Value {
+        serde_json::from_slice(&reply.body).unwrap()
+    }
+
+    #[tokio::test]
+    async fn health_is_503_with_the_reason_and_retry_after_when_the_store_does_not_answer() {
+        let ok = health_within(|| Ok(()), HEALTH).await;
+        assert_eq!((ok.status, json_of(&ok)), (200, json!({"status": "ok"})));
+        assert_eq!(ok.header("Retry-After"), None);
+
+        let down =
+            health_within(|| Err(StorageError::Unavailable("the database is a read-only standby".into())), HEALTH)
+                .await;
+        assert_eq!(down.status, 503);
+        assert_eq!(down.header("Retry-After"), Some("5"));
+        let body = json_of(&down);
+        assert_eq!(body["status"], "unavailable");
+        assert!(body["reason"].as_str().is_some_and(|r| r.contains("read-only standby")), "{body}");
+
+        let hung = health_within(
+            || {
+                std::thread::sleep(Duration::from_millis(500));
+                Ok(())
+            },
+            Duration::from_millis(50),
+        )
+        .await;
+        assert_eq!((hung.status, hung.header("Retry-After")), (503, Some("5")));
+        assert!(json_of(&hung)["reason"].as_str().is_some_and(|r| r.contains("did not answer within 0.05 s")));
     }
 }

@@ -4,9 +4,13 @@
 //! (`validate`) and the issuer that writes depot entries (`issuer`).
 //! `commands/serve.rs` turns the command line into a [`Config`].
 
+pub mod crl;
 pub mod http;
 pub mod issuer;
 pub mod log;
+#[cfg(feature = "postgres")]
+pub mod pg;
+pub mod proxy;
 pub mod sqlite;
 pub mod tls;
 pub mod validate;
@@ -18,10 +22,29 @@ use anyhow::{Context, Result};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::acme::nonce::Nonces;
+use crate::acme::limits::{Limiter, Limits, MemLimiter};
+use crate::acme::nonce::{NoncePool, Nonces};
 use crate::acme::policy::Policy;
-use crate::acme::{Engine, Validator};
+use crate::acme::{Engine, Store, Validator};
 use crate::pki::san::San;
+use crl::CrlSource;
+
+/// Where the ACME state lives.
+pub enum Backend {
+    /// The depot's acme.sqlite, for one process; nonces and rate limits
+    /// are kept in that process's memory.
+    Depot,
+    /// A PostgreSQL database shared by every instance of a fleet: the
+    /// state, the nonces, the rate limits, the revocations and the CRL.
+    #[cfg(feature = "postgres")]
+    Postgres { url: String },
+}
+
+/// What only the started server knows, for the banner.
+pub struct Started<'a> {
+    /// The database as shown (no password) and its schema version.
+    pub database: Option<(&'a str, i32)>,
+}
 
 /// Everything `serve` needs, checked.
 pub struct Config {
@@ -38,14 +61,20 @@ pub struct Config {
     pub policy: Policy,
     pub validator: Box<dyn Validator>,
     pub log: log::Log,
-    /// `GET /crl/FILE` → the depot file.
-    pub crls: Vec<(String, std::path::PathBuf)>,
+    /// `GET /crl/FILE` → where the CRL is (the depot's file; with
+    /// PostgreSQL, replaced by the bytes the database holds).
+    pub crls: Vec<(String, CrlSource)>,
     /// `--require-eab`.
     pub eab_required: bool,
+    pub backend: Backend,
+    /// The `--rate-*` limits on new orders.
+    pub limits: Limits,
+    /// `--proxy-protocol`: each connection starts with a PROXY v2 header.
+    pub proxy_protocol: bool,
     /// Says the server is up (the URL, the client lines); called once the
     /// sockets and the SIGTERM handler are in place, so that a client or
     /// supervisor acting on it at once finds them.
-    pub announce: Box<dyn FnOnce() + Send>,
+    pub announce: Box<dyn FnOnce(&Started) + Send>,
 }
 
 /// Whether every address is loopback, where `--skip-validation` can only
@@ -55,20 +84,68 @@ pub fn all_loopback(addrs: &[SocketAddr]) -> bool {
 }
 
 /// Runs the server until SIGTERM or Ctrl-C.
-pub fn run(config: Config) -> Result<()> {
-    let Config { issuer, listeners, base, own_names, own, policy, validator, log, crls, eab_required, announce } =
-        config;
-    let store = sqlite::SqlStore::open(&issuer.depot.root().join(sqlite::FILE))?;
-    let recovered = store.recover().context("cannot read the ACME store")?;
-    if recovered > 0 {
-        log.event(
-            "warn",
-            "orders left mid-finalize by an earlier run can be finalized again",
-            &[("orders", json!(recovered))],
-        );
+pub fn run(mut config: Config) -> Result<()> {
+    let backend = std::mem::replace(&mut config.backend, Backend::Depot);
+    // Built first: the PostgreSQL pool lives on it.
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match backend {
+        Backend::Depot => {
+            let store = sqlite::SqlStore::open(&config.issuer.depot.root().join(sqlite::FILE))?;
+            let recovered = store.recover().context("cannot read the ACME store")?;
+            if recovered > 0 {
+                config.log.event(
+                    "warn",
+                    "orders left mid-finalize by an earlier run can be finalized again",
+                    &[("orders", json!(recovered))],
+                );
+            }
+            let pools = (Box::new(Nonces::default()) as Box<dyn NoncePool>, Box::new(MemLimiter::default()) as _);
+            serve_with(runtime, config, store, pools, None)
+        }
+        #[cfg(feature = "postgres")]
+        Backend::Postgres { url } => {
+            // Opened before anything is announced: an unreachable database,
+            // a schema this version does not know or a read-only standby
+            // stops the start with the reason.
+            let opts = pg::PgOptions { runtime: Some(runtime.handle().clone()), ..Default::default() };
+            let db = pg::PgDb::open(&url, opts).map_err(|e| anyhow::anyhow!("{e}"))?;
+            // The register of serials and certificates, the revocations
+            // and the CRL live in the database too: no instance writes a
+            // depot file another cannot see.
+            let ca = config.issuer.ca.clone();
+            let state = Box::new(pg::state::PgState::new(db.clone(), ca.clone()));
+            config.issuer = config.issuer.with_state(state, issuer::Sink::Database);
+            // Every instance serves the CRL the database holds, never one
+            // of its own signing, so all of them hand out the same bytes.
+            let cache = Arc::new(crl::CrlCache::default());
+            for (_, source) in &mut config.crls {
+                *source = CrlSource::Shared(cache.clone());
+            }
+            let publisher = Arc::new(pg::state::PgState::new(db.clone(), ca));
+            runtime.spawn(pg::crl::crl_loop(publisher, cache, config.log));
+            runtime.spawn(pg::janitor(db.clone(), config.log));
+            let pools = (
+                Box::new(crate::acme::nonce::SharedNonces::new(db.nonce_key(), db.clone())) as Box<dyn NoncePool>,
+                Box::new(db.clone()) as Box<dyn Limiter>,
+            );
+            let shown = (db.shown().to_string(), db.schema());
+            serve_with(runtime, config, db, pools, Some(shown))
+        }
     }
-    let (ca, chain) = (issuer.ca.clone(), issuer.chain.clone());
-    let own = Arc::new(tls::OwnCert::new(own.0, own.1));
+}
+
+/// Serves `store` with the rest of `parts`. `database` (shown URL and
+/// schema) is set when the store is remote: its calls then block on the
+/// network, so every request that may touch it runs on a blocking thread.
+fn serve_with<S: Store + 'static>(
+    runtime: tokio::runtime::Runtime,
+    config: Config,
+    store: S,
+    (nonces, limiter): (Box<dyn NoncePool>, Box<dyn Limiter>),
+    database: Option<(String, i32)>,
+) -> Result<()> {
+    let (ca, chain) = (config.issuer.ca.clone(), config.issuer.chain.clone());
+    let own = Arc::new(tls::OwnCert::new(config.own.0, config.own.1));
     let mut tls_config =
         rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
             .with_safe_default_protocol_versions()?
@@ -77,20 +154,24 @@ pub fn run(config: Config) -> Result<()> {
     tls_config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let app = Arc::new(http::App {
         engine: Engine {
-            base,
+            base: config.base,
             store,
-            nonces: Nonces::default(),
-            policy,
-            issuer: Box::new(issuer),
-            validator,
-            eab_required,
+            nonces,
+            limits: config.limits,
+            limiter,
+            policy: config.policy,
+            issuer: Box::new(config.issuer),
+            validator: config.validator,
+            eab_required: config.eab_required,
         },
-        log,
-        crls,
+        log: config.log,
+        crls: config.crls,
+        proxy_protocol: config.proxy_protocol,
+        remote_store: database.is_some(),
     });
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let listeners = listeners
+        let listeners = config
+            .listeners
             .into_iter()
             .map(|(l, tls)| {
                 l.set_nonblocking(true)?;
@@ -98,8 +179,8 @@ pub fn run(config: Config) -> Result<()> {
             })
             .collect::<std::io::Result<Vec<_>>>()?;
         let stop = stop_signal()?;
-        announce();
-        let renewing = tokio::spawn(renew_own(own, ca, app.log, chain, own_names));
+        (config.announce)(&Started { database: database.as_ref().map(|(shown, schema)| (shown.as_str(), *schema)) });
+        let renewing = tokio::spawn(renew_own(own, ca, app.log, chain, config.own_names));
         let served = http::serve(app.clone(), listeners, Arc::new(tls_config), stop).await;
         renewing.abort();
         app.log.event("info", "stopped", &[]);

@@ -25,8 +25,9 @@ use time::OffsetDateTime;
 use super::ca::Issuer;
 use super::db::Store;
 use super::jws::{Request, Signer};
+use super::limits::{Limiter, Limits};
 use super::model::{directory, path, Account, AccountStatus};
-use super::nonce::Nonces;
+use super::nonce::NoncePool;
 use super::policy::Policy;
 use super::problem::{malformed, Kind, Problem};
 use super::va::Validator;
@@ -35,7 +36,11 @@ pub struct Engine<S: Store> {
     /// "https://127.0.0.1:14000", no trailing slash.
     pub base: String,
     pub store: S,
-    pub nonces: Nonces,
+    /// Replay nonces: this process's, or a fleet's shared ones.
+    pub nonces: Box<dyn NoncePool>,
+    /// The rate limits, and where their buckets are kept.
+    pub limits: Limits,
+    pub limiter: Box<dyn Limiter>,
     pub policy: Policy,
     pub issuer: Box<dyn Issuer>,
     pub validator: Box<dyn Validator>,
@@ -46,6 +51,8 @@ pub struct Engine<S: Store> {
 /// A request whose signature checked out.
 struct Signed {
     req: Request,
+    /// The client's address (per-address limits).
+    peer: Option<std::net::IpAddr>,
     /// The signing account, unless the request was signed by a jwk.
     account: Option<Account>,
 }
@@ -68,19 +75,19 @@ impl<S: Store> Engine<S> {
     /// [`Engine::handle`] with the route already parsed (the HTTP layer
     /// parses it to choose a thread).
     pub fn handle_route(&self, req: &HttpRequest<'_>, route: Result<Route, Problem>, now: OffsetDateTime) -> Reply {
-        self.finish(route.and_then(|route| self.route(req, &route, now)))
+        self.finish(route.and_then(|route| self.route(req, &route, now)), now)
     }
 
     /// The reply for a request refused before the engine saw it (the HTTP
     /// layer's body limit), with the headers every reply carries.
     pub fn refuse(&self, p: Problem) -> Reply {
-        self.finish(Err(p))
+        self.finish(Err(p), OffsetDateTime::now_utc())
     }
 
-    fn finish(&self, reply: Result<Reply, Problem>) -> Reply {
+    fn finish(&self, reply: Result<Reply, Problem>, now: OffsetDateTime) -> Reply {
         reply
             .unwrap_or_else(|p| Reply::problem(&p))
-            .with("Replay-Nonce", self.nonces.issue())
+            .with("Replay-Nonce", self.nonces.issue(now))
             .with("Link", format!("<{}{}>;rel=\"index\"", self.base, path::DIRECTORY))
             .with("Cache-Control", "no-store".into())
     }
@@ -91,7 +98,7 @@ impl<S: Store> Engine<S> {
             Route::NewNonce { head: true } => return Ok(Reply::empty(200)),
             Route::NewNonce { head: false } => return Ok(Reply::empty(204)),
             Route::RenewalInfo(cert_id) => return self.renewal_info(cert_id, now),
-            _ => self.authenticate(http, route)?,
+            _ => self.authenticate(http, route, now)?,
         };
         let s = &signed;
         match route {
@@ -113,7 +120,7 @@ impl<S: Store> Engine<S> {
     /// §6.2, §6.4, §6.5: a POST's framing, its URL, its nonce and its
     /// signature, by the jwk (newAccount, revokeCert) or by the account
     /// its kid names.
-    fn authenticate(&self, http: &HttpRequest<'_>, route: &Route) -> Result<Signed, Problem> {
+    fn authenticate(&self, http: &HttpRequest<'_>, route: &Route, now: OffsetDateTime) -> Result<Signed, Problem> {
         if http.content_type.map(|c| c.split(';').next().unwrap_or("").trim()) != Some("application/jose+json") {
             return Err(Problem::unsupported_media_type(
                 "POST bodies must be Content-Type: application/jose+json (RFC 8555 §6.2)",
@@ -131,7 +138,7 @@ impl<S: Store> Engine<S> {
         }
         let nonce = req.nonce.as_deref();
         let nonce = nonce.ok_or_else(|| Problem::new(Kind::BadNonce, "the protected header has no \"nonce\""))?;
-        if !self.nonces.consume(nonce) {
+        if !self.nonces.consume(nonce, now)? {
             return Err(Problem::new(Kind::BadNonce, "the nonce is unknown or was used already; get a new one"));
         }
         let account = match &req.signer {
@@ -158,7 +165,7 @@ impl<S: Store> Engine<S> {
                 Some(account)
             }
         };
-        Ok(Signed { req, account })
+        Ok(Signed { req, peer: http.peer, account })
     }
 
     fn account_url(&self, id: &str) -> String {

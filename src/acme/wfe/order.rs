@@ -8,7 +8,8 @@ use time::OffsetDateTime;
 use super::{Engine, Reply, Signed};
 use crate::acme::db::Store;
 use crate::acme::jws::unb64;
-use crate::acme::model::{path, Authorization, Order, Status};
+use crate::acme::limits::Verdict;
+use crate::acme::model::{path, Account, Authorization, Ident, Order, Status};
 use crate::acme::orders::{self, challenge_checkable, challenge_checked, deactivate_authz, finalize_ready, finalized};
 use crate::acme::problem::{malformed, Kind, Problem};
 use crate::pki::csr::parse_csr;
@@ -33,12 +34,40 @@ impl<S: Store> Engine<S> {
             }
         }
         let identifiers = self.policy.identifiers(&payload)?;
+        self.within_limits(account, &identifiers, s.peer, now)?;
         let (order, authzs) = orders::new_order(&account.id, identifiers, now, || self.store.next_id());
         for authz in &authzs {
             self.store.put_authz(authz)?;
         }
         self.store.put_order(&order)?;
         Ok(Reply::json(201, &order.to_json(&self.base)).with("Location", self.order_url(&order.id)))
+    }
+
+    /// §6.6: refuses a new order, before anything is stored for it, when
+    /// the account has failed validating one of its names too often, or
+    /// the account or the client's address has made too many orders.
+    fn within_limits(
+        &self,
+        account: &Account,
+        identifiers: &[Ident],
+        peer: Option<std::net::IpAddr>,
+        now: OffsetDateTime,
+    ) -> Result<(), Problem> {
+        for ident in identifiers {
+            let Some(bucket) = self.limits.failed_validation(&account.id, &ident.value) else { continue };
+            if let Verdict::Limited { retry_after, .. } = self.limiter.check(&bucket, now)? {
+                let detail = format!("{} ({})", bucket.refusal(retry_after), ident.value);
+                return Err(Problem::rate_limited(detail, retry_after));
+            }
+        }
+        let buckets = self.limits.new_order(&account.id, peer);
+        match self.limiter.spend(&buckets, now)? {
+            Verdict::Allowed => Ok(()),
+            Verdict::Limited { key, retry_after } => {
+                let bucket = buckets.iter().find(|b| b.key == key).expect("a bucket it was given");
+                Err(Problem::rate_limited(bucket.refusal(retry_after), retry_after))
+            }
+        }
     }
 
     /// An order as it stands (`orders::order_status`).
@@ -102,6 +131,13 @@ impl<S: Store> Engine<S> {
             let result = self.validator.validate(&authz.ident, authz.challenges[at].kind, &key_authorization);
             authz = challenge_checked(authz, at, result, now);
             self.store.put_authz(&authz)?;
+            if authz.challenges[at].status == Status::Invalid {
+                if let Some(bucket) = self.limits.failed_validation(&account.id, &authz.ident.value) {
+                    // The failure is stored; a limiter that cannot count it
+                    // now only makes the limit looser, so the reply stands.
+                    let _ = self.limiter.charge(&bucket, now);
+                }
+            }
         }
         let reply = Reply::json(200, &authz.challenges[at].to_json(&self.base)).with("Link", up);
         Ok(if authz.challenges[at].status == Status::Pending { reply.retry_after() } else { reply })

@@ -14,6 +14,8 @@ pub struct HttpRequest<'a> {
     pub path: &'a str,
     pub content_type: Option<&'a str>,
     pub body: &'a [u8],
+    /// The client's address, for per-address rate limits.
+    pub peer: Option<std::net::IpAddr>,
 }
 
 /// An HTTP reply.
@@ -52,7 +54,9 @@ impl Reply {
         if p.status >= 500 {
             reply.log_detail = Some(p.cause.clone().unwrap_or_else(|| p.detail.clone()));
         }
-        if p.status == 503 {
+        if let Some(secs) = p.retry_after {
+            reply = reply.with("Retry-After", secs.to_string());
+        } else if p.status == 503 {
             reply = reply.retry_after();
         }
         reply

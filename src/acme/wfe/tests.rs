@@ -9,7 +9,9 @@ use super::*;
 use crate::acme::ca::MemIssuer;
 use crate::acme::db::{MemStore, Stored};
 use crate::acme::jws::b64;
+use crate::acme::limits::{Limits, MemLimiter, Rate};
 use crate::acme::model::{path, Account, Authorization, ChallengeKind, Ident, Order, Status};
+use crate::acme::nonce::{NoncePool, Nonces};
 use crate::acme::va::SkipValidation;
 use crate::pki::ca::CaSigner;
 use crate::pki::crl::Reason;
@@ -53,7 +55,9 @@ fn engine_on<S: Store>(store: S, validator: Box<dyn Validator>) -> (Engine<S>, A
     let e = Engine {
         base: BASE.into(),
         store,
-        nonces: Nonces::default(),
+        nonces: Box::new(Nonces::default()),
+        limits: Limits::default(),
+        limiter: Box::new(MemLimiter::default()),
         policy,
         issuer: Box::new(ca.clone()),
         validator,
@@ -107,14 +111,14 @@ impl Client {
 
 fn nonce<S: Store>(e: &Engine<S>) -> String {
     let r = e.handle(
-        &HttpRequest { method: "HEAD", path: path::NEW_NONCE, content_type: None, body: b"" },
+        &HttpRequest { method: "HEAD", path: path::NEW_NONCE, content_type: None, body: b"", peer: None },
         OffsetDateTime::now_utc(),
     );
     r.header("Replay-Nonce").unwrap().to_string()
 }
 
 fn send<S: Store>(e: &Engine<S>, path: &str, body: &[u8]) -> (Reply, Value) {
-    let req = HttpRequest { method: "POST", path, content_type: Some("application/jose+json"), body };
+    let req = HttpRequest { method: "POST", path, content_type: Some("application/jose+json"), body, peer: None };
     let r = e.handle(&req, OffsetDateTime::now_utc());
     let v = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
     (r, v)
@@ -144,7 +148,7 @@ fn register<S: Store>(e: &Engine<S>) -> Client {
 fn an_order_goes_from_account_to_certificate() {
     let (e, ca) = engine(Box::new(SkipValidation));
     let dir = e.handle(
-        &HttpRequest { method: "GET", path: path::DIRECTORY, content_type: None, body: b"" },
+        &HttpRequest { method: "GET", path: path::DIRECTORY, content_type: None, body: b"", peer: None },
         OffsetDateTime::now_utc(),
     );
     assert_eq!(serde_json::from_slice::<Value>(&dir.body).unwrap()["newOrder"], format!("{BASE}/new-order"));
@@ -223,6 +227,7 @@ fn an_order_goes_from_account_to_certificate() {
             path: &format!("{}{cert_id}", path::RENEWAL_INFO),
             content_type: None,
             body: b"",
+            peer: None,
         };
         let r = e.handle(&get, OffsetDateTime::now_utc());
         let v: Value = serde_json::from_slice(&r.body).unwrap();
@@ -262,14 +267,19 @@ fn bad_requests_get_the_rfc_problem_and_change_nothing() {
     assert_eq!(problem(&v), "badNonce");
     let body = client.body(&format!("{BASE}/elsewhere"), &nonce(&e), Some(&json!({})), false);
     assert_eq!(problem(&send(&e, path::NEW_ORDER, &body).1), "unauthorized");
-    let req =
-        HttpRequest { method: "POST", path: path::NEW_ORDER, content_type: Some("application/json"), body: &body };
+    let req = HttpRequest {
+        method: "POST",
+        path: path::NEW_ORDER,
+        content_type: Some("application/json"),
+        body: &body,
+        peer: None,
+    };
     assert_eq!(e.handle(&req, OffsetDateTime::now_utc()).status, 415);
     let big = vec![b'x'; MAX_BODY + 1];
     assert_eq!(problem(&send(&e, path::NEW_ORDER, &big).1), "malformed");
     let unknown = Client { kid: Some(format!("{BASE}/acct/nobody")), ..Client::new() };
     assert_eq!(problem(&unknown.post(&e, path::NEW_ORDER, Some(&json!({}))).1), "accountDoesNotExist");
-    let get = HttpRequest { method: "GET", path: "/nothing", content_type: None, body: b"" };
+    let get = HttpRequest { method: "GET", path: "/nothing", content_type: None, body: b"", peer: None };
     assert_eq!(e.handle(&get, OffsetDateTime::now_utc()).status, 404);
 
     // Names outside the CA's constraints: one subproblem each, no order.
@@ -396,4 +406,91 @@ fn a_failed_store_write_in_finalize_is_a_500_problem_and_a_retry_issues_once() {
     assert_eq!(ca.signed(), 1, "the retry got the certificate signed the first time");
     let (r, _) = client.post(&e, &local(o["certificate"].as_str().unwrap()), None);
     assert_eq!((r.status, pem::parse_many(&r.body).unwrap().len()), (200, 2));
+}
+
+#[test]
+fn orders_past_a_limit_get_429_rate_limited_with_retry_after_and_nothing_is_stored() {
+    let (mut e, _) = engine(Box::new(SkipValidation));
+    e.limits.orders_per_account = Rate { per_hour: 2 };
+    let client = register(&e);
+    let ids = json!({ "identifiers": [{ "type": "dns", "value": "app.test" }] });
+    for _ in 0..2 {
+        assert_eq!(client.post(&e, path::NEW_ORDER, Some(&ids)).0.status, 201);
+    }
+    let account = local(client.kid.as_deref().unwrap()).trim_start_matches(path::ACCOUNT).to_string();
+    let orders_before = e.store.orders_of(&account).unwrap();
+    let (r, v) = client.post(&e, path::NEW_ORDER, Some(&ids));
+    assert_eq!((r.status, problem(&v), v["status"].as_u64()), (429, "rateLimited", Some(429)), "{v}");
+    assert_eq!(r.header("Retry-After"), Some("1800"), "one emission: an hour / 2");
+    assert!(v["detail"].as_str().unwrap().contains("2 per hour"), "{v}");
+    assert!(r.header("Replay-Nonce").is_some(), "a refusal still carries a nonce");
+    assert_eq!(e.store.orders_of(&account).unwrap(), orders_before, "no order stored for the refused request");
+    // Another account has its own bucket.
+    assert_eq!(register(&e).post(&e, path::NEW_ORDER, Some(&ids)).0.status, 201);
+}
+
+#[test]
+fn a_client_address_is_limited_across_its_accounts() {
+    let (mut e, _) = engine(Box::new(SkipValidation));
+    e.limits.orders_per_address = Rate { per_hour: 1 };
+    let ids = json!({ "identifiers": [{ "type": "dns", "value": "app.test" }] });
+    let order_from = |c: &Client, peer: &str| {
+        let body = c.body(&format!("{BASE}{}", path::NEW_ORDER), &nonce(&e), Some(&ids), false);
+        let req = HttpRequest {
+            method: "POST",
+            path: path::NEW_ORDER,
+            content_type: Some("application/jose+json"),
+            body: &body,
+            peer: Some(peer.parse().unwrap()),
+        };
+        e.handle(&req, OffsetDateTime::now_utc()).status
+    };
+    let (a, b) = (register(&e), register(&e));
+    assert_eq!(order_from(&a, "192.0.2.7"), 201);
+    assert_eq!(order_from(&b, "192.0.2.7"), 429, "the second account behind the same address");
+    assert_eq!(order_from(&b, "192.0.2.8"), 201, "another address");
+}
+
+#[test]
+fn failed_validations_of_a_name_stop_new_orders_for_it() {
+    let (mut e, _) = engine(Box::new(Refuse));
+    e.limits.failed_validations = Rate { per_hour: 1 };
+    let client = register(&e);
+    let ids = json!({ "identifiers": [{ "type": "dns", "value": "app.test" }] });
+    let (_, order) = client.post(&e, path::NEW_ORDER, Some(&ids));
+    let (_, a) = client.post(&e, &local(order["authorizations"][0].as_str().unwrap()), None);
+    let (_, c) = client.post(&e, &local(a["challenges"][0]["url"].as_str().unwrap()), Some(&json!({})));
+    assert_eq!(c["status"], "invalid");
+    let (r, v) = client.post(&e, path::NEW_ORDER, Some(&ids));
+    assert_eq!((r.status, problem(&v)), (429, "rateLimited"));
+    assert!(
+        v["detail"].as_str().unwrap().contains("failed validations")
+            && v["detail"].as_str().unwrap().contains("app.test"),
+        "{v}"
+    );
+    let other = json!({ "identifiers": [{ "type": "dns", "value": "other.test" }] });
+    assert_eq!(client.post(&e, path::NEW_ORDER, Some(&other)).0.status, 201, "another name is not limited");
+}
+
+#[test]
+fn an_engine_on_shared_nonces_takes_a_nonce_another_instance_issued_once() {
+    use crate::acme::nonce::{SharedNonces, SpentNonces};
+    #[derive(Clone, Default)]
+    struct Table(Arc<std::sync::Mutex<std::collections::HashSet<String>>>);
+    impl SpentNonces for Table {
+        fn spend(&self, nonce: &str, _: OffsetDateTime) -> Result<bool, StorageError> {
+            Ok(self.0.lock().unwrap().insert(nonce.to_string()))
+        }
+    }
+    let table = Table::default();
+    let (mut a, _) = engine(Box::new(SkipValidation));
+    a.nonces = Box::new(SharedNonces::new([3; 32], table.clone()));
+    let other = SharedNonces::new([3; 32], table);
+    let issued_elsewhere = other.issue(OffsetDateTime::now_utc());
+    let c = Client::new();
+    let url = format!("{BASE}{}", path::NEW_ACCOUNT);
+    let body = c.body(&url, &issued_elsewhere, Some(&json!({ "termsOfServiceAgreed": true })), true);
+    assert_eq!(send(&a, path::NEW_ACCOUNT, &body).0.status, 201);
+    let (r, v) = send(&a, path::NEW_ACCOUNT, &body);
+    assert_eq!((r.status, problem(&v)), (400, "badNonce"), "replayed");
 }
