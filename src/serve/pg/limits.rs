@@ -110,31 +110,15 @@ impl Limiter for PgDb {
     }
 }
 
-/// Every minute, on every instance, one of them (whichever takes the lock)
-/// deletes the spent nonces past their lifetime and the buckets that are
-/// full again (a TAT in the past allows a whole burst, as no row does).
-/// A standby has nothing to clean.
+/// Every minute, on every instance, [`PgDb::sweep`]. A standby has
+/// nothing to clean.
 pub async fn janitor(db: PgDb, log: Log) {
     if db.standby() {
         return;
     }
     loop {
         tokio::time::sleep(Duration::from_secs(60)).await;
-        let swept = db
-            .op("cleaning spent nonces and full rate-limit buckets", true, |c| {
-                Box::pin(async move {
-                    let locked: bool =
-                        c.query_one("SELECT pg_try_advisory_xact_lock($1)", &[&(schema::LOCK + 1)]).await?.get(0);
-                    if !locked {
-                        return Ok(None);
-                    }
-                    let nonces = c.execute("DELETE FROM used_nonces WHERE expires < now()", &[]).await?;
-                    let buckets = c.execute("DELETE FROM rate_limits WHERE tat < now()", &[]).await?;
-                    Ok(Some((nonces, buckets)))
-                })
-            })
-            .await;
-        match swept {
+        match db.sweep().await {
             Ok(Some((nonces, buckets))) if nonces + buckets > 0 => log.event(
                 "info",
                 "deleted expired nonces and full rate-limit buckets",
@@ -147,5 +131,28 @@ pub async fn janitor(db: PgDb, log: Log) {
                 &[("error", json!(e.to_string()))],
             ),
         }
+    }
+}
+
+impl PgDb {
+    /// One pass of the janitor: unless another instance is at it (it holds
+    /// the lock), deletes the spent nonces past their lifetime and the
+    /// buckets that are full again (a TAT in the past allows a whole
+    /// burst, as no row does), and says how many of each; None when
+    /// another instance held the lock.
+    pub async fn sweep(&self) -> Result<Option<(u64, u64)>, StorageError> {
+        self.op("cleaning spent nonces and full rate-limit buckets", true, |c| {
+            Box::pin(async move {
+                let locked: bool =
+                    c.query_one("SELECT pg_try_advisory_xact_lock($1)", &[&(schema::LOCK + 1)]).await?.get(0);
+                if !locked {
+                    return Ok(None);
+                }
+                let nonces = c.execute("DELETE FROM used_nonces WHERE expires < now()", &[]).await?;
+                let buckets = c.execute("DELETE FROM rate_limits WHERE tat < now()", &[]).await?;
+                Ok(Some((nonces, buckets)))
+            })
+        })
+        .await
     }
 }

@@ -71,6 +71,8 @@ struct Inner {
     /// inside another's async context).
     owned: Mutex<Option<tokio::runtime::Runtime>>,
     op_timeout: Duration,
+    /// For the cancel request of an operation that timed out.
+    connector: tls::Connector,
     instance: String,
     shown: String,
     schema: i32,
@@ -95,7 +97,19 @@ impl PgDb {
     /// primary), and reads the fleet's nonce key.
     pub fn open(url: &str, opts: PgOptions) -> Result<PgDb, OpenError> {
         let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).map(std::path::PathBuf::from);
-        let target = url::parse(url, &|k| std::env::var(k).ok(), home.as_deref()).map_err(|e| OpenError(e.0))?;
+        PgDb::open_env(url, opts, &|k| std::env::var(k).ok(), home.as_deref())
+    }
+
+    /// [`PgDb::open`] with the environment variables `env` gives (PGPASSWORD,
+    /// PGPASSFILE, PGSSLMODE, PGSSLROOTCERT) and the home directory `home`
+    /// (~/.pgpass, ~/.postgresql/root.crt) instead of the process's own.
+    pub fn open_env(
+        url: &str,
+        opts: PgOptions,
+        env: &dyn Fn(&str) -> Option<String>,
+        home: Option<&std::path::Path>,
+    ) -> Result<PgDb, OpenError> {
+        let target = url::parse(url, env, home).map_err(|e| OpenError(e.0))?;
         let shown = target.shown.clone();
         let connector =
             tls::Connector::new(&target.tls).map_err(|e| OpenError(format!("the database {shown}: {e}")))?;
@@ -113,7 +127,7 @@ impl PgDb {
         };
         let manager = Manager::from_config(
             target.config.clone(),
-            connector,
+            connector.clone(),
             // Fast: a connection is reused unless it is closed; a broken one
             // fails its next statement as `Unavailable` and is dropped then.
             ManagerConfig { recycling_method: RecyclingMethod::Fast },
@@ -159,6 +173,7 @@ impl PgDb {
                 handle,
                 owned: Mutex::new(owned),
                 op_timeout: opts.op_timeout,
+                connector,
                 instance,
                 shown,
                 schema: schema.version,
@@ -228,8 +243,16 @@ impl PgDb {
             Ok(result) => result.map_err(|e| error::storage(what, &e)),
             Err(_) => {
                 // The statement may still be running or its reply half read:
-                // the connection leaves the pool instead of going back.
+                // the connection leaves the pool instead of going back, and
+                // the server is asked to cancel the statement, so that a
+                // write we answered as failed does not commit later (a
+                // claim nobody would finish).
+                let cancel = client.cancel_token();
                 drop(Object::take(client));
+                let tls = self.inner.connector.clone();
+                self.inner.handle.spawn(async move {
+                    let _ = tokio::time::timeout(Duration::from_secs(5), cancel.cancel_query(tls)).await;
+                });
                 Err(timed_out(what))
             }
         }

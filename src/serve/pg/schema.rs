@@ -81,8 +81,19 @@ fn db(what: &str) -> impl Fn(tokio_postgres::Error) -> SchemaError + '_ {
 /// The version in the database, None when it has no schema table.
 async fn version(c: &impl tokio_postgres::GenericClient) -> Result<Option<i32>, SchemaError> {
     let what = "reading the schema version";
-    let exists: bool =
-        c.query_one("SELECT to_regclass('certforge_schema') IS NOT NULL", &[]).await.map_err(db(what))?.get(0);
+    // pg_tables, not to_regclass: after waiting for the migration lock, a
+    // name lookup can still answer from this session's catalog cache, from
+    // before the other instance's commit; a query of the catalog sees
+    // what is committed.
+    let exists: bool = c
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables \
+             WHERE schemaname = current_schema() AND tablename = 'certforge_schema')",
+            &[],
+        )
+        .await
+        .map_err(db(what))?
+        .get(0);
     if !exists {
         return Ok(None);
     }

@@ -258,20 +258,20 @@ impl Store for PgDb {
     fn put_authz(&self, authz: &Authorization) -> Stored<()> {
         let (id, body) = (authz.id.clone(), json(authz));
         let challenges: Vec<String> = authz.challenges.iter().map(|c| c.id.clone()).collect();
-        self.tx("writing an authorization", move |c| {
+        // One statement, so one round trip and atomic without BEGIN and
+        // COMMIT: the challenges' foreign key is checked at its end, when
+        // the authorization is in.
+        self.run("writing an authorization", move |c| {
             Box::pin(async move {
                 let st = c
                     .prepare_cached(
-                        "INSERT INTO authzs (id, body) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+                        "WITH a AS (INSERT INTO authzs (id, body) VALUES ($1, $2) \
+                         ON CONFLICT (id) DO UPDATE SET body = excluded.body RETURNING id) \
+                         INSERT INTO challenges (id, authz) SELECT unnest($3::text[]), (SELECT id FROM a) \
+                         ON CONFLICT DO NOTHING",
                     )
                     .await?;
-                c.execute(&st, &[&id, &body]).await?;
-                let st = c
-                    .prepare_cached(
-                        "INSERT INTO challenges (id, authz) SELECT unnest($1::text[]), $2 ON CONFLICT DO NOTHING",
-                    )
-                    .await?;
-                c.execute(&st, &[&challenges, &id]).await.map(drop)
+                c.execute(&st, &[&id, &body, &challenges]).await.map(drop)
             })
         })
     }

@@ -92,10 +92,12 @@ impl MakeTlsConnect<Socket> for Connector {
     type TlsConnect = Connect;
     type Error = io::Error;
 
+    /// Called for every connection, TLS or not: over a Unix socket
+    /// (`host=/run/postgresql`) the host is "", and the server refuses TLS
+    /// there anyway, so a name TLS cannot check is an error only when a
+    /// handshake is actually made.
     fn make_tls_connect(&mut self, host: &str) -> io::Result<Connect> {
-        let name = ServerName::try_from(host.to_string()).map_err(|_| {
-            io::Error::new(io::ErrorKind::InvalidInput, format!("{host:?} is not a host name or address TLS can check"))
-        })?;
+        let name = ServerName::try_from(host.to_string()).map_err(|_| host.to_string());
         Ok(Connect { config: self.config.clone(), name, root: self.root.clone() })
     }
 }
@@ -103,7 +105,7 @@ impl MakeTlsConnect<Socket> for Connector {
 /// One connection's TLS handshake.
 pub struct Connect {
     config: Arc<ClientConfig>,
-    name: ServerName<'static>,
+    name: Result<ServerName<'static>, String>,
     root: Option<PathBuf>,
 }
 
@@ -114,10 +116,14 @@ impl TlsConnect<Socket> for Connect {
 
     fn connect(self, socket: Socket) -> Self::Future {
         Box::pin(async move {
+            let name = self.name.map_err(|host| {
+                let text = format!("{host:?} is not a host name or address TLS can check");
+                io::Error::new(io::ErrorKind::InvalidInput, text)
+            })?;
             let connector = tokio_rustls::TlsConnector::from(self.config);
-            match connector.connect(self.name.clone(), socket).await {
+            match connector.connect(name.clone(), socket).await {
                 Ok(stream) => Ok(TlsStream(stream)),
-                Err(e) => Err(explain(e, &self.name, self.root.as_deref())),
+                Err(e) => Err(explain(e, &name, self.root.as_deref())),
             }
         })
     }

@@ -74,6 +74,12 @@ pub fn parse(url: &str, env: &dyn Fn(&str) -> Option<String>, home: Option<&Path
         match decode(key).as_deref() {
             Some("sslmode") => sslmode = Some(decoded(value, "sslmode", &shown)?),
             Some("sslrootcert") => rootcert = Some(decoded(value, "sslrootcert", &shown)?),
+            Some(key @ ("sslcert" | "sslkey" | "sslpassword")) => {
+                return Err(UrlError(format!(
+                    "{key} in {shown}: client certificates are not supported; authenticate with a password \
+                     (PGPASSWORD or ~/.pgpass)"
+                )))
+            }
             _ => kept.push(pair),
         }
     }
@@ -130,7 +136,14 @@ pub fn parse(url: &str, env: &dyn Fn(&str) -> Option<String>, home: Option<&Path
                 let user = config.get_user().map(str::to_string).or_else(|| env("USER")).unwrap_or_default();
                 let host = match config.get_hosts().first() {
                     Some(Host::Tcp(h)) => h.clone(),
-                    // libpq matches a Unix socket in the default directory as "localhost".
+                    // libpq matches a socket directory as itself, except
+                    // the default one (Debian's, or upstream's /tmp), which
+                    // is "localhost".
+                    Some(Host::Unix(dir))
+                        if !["/var/run/postgresql", "/run/postgresql", "/tmp"].iter().any(|d| dir == Path::new(d)) =>
+                    {
+                        dir.display().to_string()
+                    }
                     _ => "localhost".to_string(),
                 };
                 let port = config.get_ports().first().copied().unwrap_or(5432).to_string();
@@ -298,6 +311,8 @@ mod tests {
         assert!(e.contains("sslrootcert=FILE") && e.contains("PGSSLROOTCERT"), "{e}");
         let e = mode("postgres://h/db?sslmode=verify").err().unwrap().to_string();
         assert!(e.contains("sslmode=verify ") && e.contains("verify-full"), "{e}");
+        let e = mode("postgres://h/db?sslcert=/c.pem").err().unwrap().to_string();
+        assert!(e.starts_with("sslcert in postgres://h/db?sslcert=/c.pem: client certificates"), "{e}");
         let e = mode("mysql://h/db").err().unwrap().to_string();
         assert!(e.contains("not a PostgreSQL URL") && e.contains("postgres://"), "{e}");
     }
@@ -343,6 +358,12 @@ mod tests {
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
         let t = parse_with("postgres://u@h/db", &[("PGPASSFILE", f)], None).unwrap();
         assert_eq!((t.config.get_password(), t.password_from.as_deref()), (Some(&b"from-file"[..]), Some(f)));
+        // A socket directory matches as itself, the default one as localhost.
+        std::fs::write(&file, "/sock/dir:5432:db:u:by-dir\nlocalhost:5432:db:u:by-localhost\n").unwrap();
+        let password =
+            |url: &str| parse_with(url, &[("PGPASSFILE", f)], None).unwrap().config.get_password().map(<[u8]>::to_vec);
+        assert_eq!(password("postgres://u@%2Fsock%2Fdir/db"), Some(b"by-dir".to_vec()));
+        assert_eq!(password("postgres://u@%2Fvar%2Frun%2Fpostgresql/db"), Some(b"by-localhost".to_vec()));
         // ~/.pgpass when PGPASSFILE is unset; the default database is the user.
         std::fs::write(dir.path().join(".pgpass"), "h:5432:u:u:home\n").unwrap();
         std::fs::set_permissions(dir.path().join(".pgpass"), std::fs::Permissions::from_mode(0o600)).unwrap();
