@@ -395,7 +395,7 @@ fn cpu_ticks(pid: u32) -> Result<u64> {
 /// per connection). A child that ends between two readings moves from the
 /// second sum to the first, so nothing is lost or counted twice.
 fn tree_cpu_ticks(pid: u32) -> Result<u64> {
-    let own = |fields: &[u64]| -> Result<u64> { Ok((14..=17).map(|n| field(fields, n)).sum::<Result<u64>>()?) };
+    let own = |fields: &[u64]| -> Result<u64> { (14..=17).map(|n| field(fields, n)).sum() };
     let mut total = own(&stat_fields(pid)?)?;
     for entry in std::fs::read_dir("/proc")?.flatten() {
         let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
