@@ -386,6 +386,9 @@ fn man_pages_cover_the_fleet_commands() {
         let text = assert_renders_clean(&dir.join(page));
         assert!(text.contains("--database"), "{page} names --database:\n{text}");
     }
+    let acme = assert_renders_clean(&dir.join("certforge-acme.1"));
+    assert!(acme.contains("CERTFORGE_DATABASE_URL"), "certforge-acme.1 names the variable:\n{acme}");
+    // clap_mangen shows no [env: …], so the page's own text must say it.
     let serve = assert_renders_clean(&dir.join("certforge-serve.1"));
     for flag in ["--database", "--external-url", "--rate-orders-per-account", "CERTFORGE_DATABASE_URL"] {
         assert!(serve.contains(flag), "certforge-serve.1 names {flag}:\n{serve}");

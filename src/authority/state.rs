@@ -205,7 +205,7 @@ impl CaState for FileState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki::crl::tests::ca;
+    use crate::pki::issue::tests::ca;
     use crate::pki::issue::{self, CertSpec};
     use crate::pki::keys::{KeySpec, PrivateKey};
     use crate::pki::profile::Kind;

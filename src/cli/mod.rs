@@ -283,7 +283,7 @@ database (a depot's certificates: certforge list, certforge revoke)."#;
 // `acme` arguments.
 #[derive(Debug, Args)]
 pub struct AcmeArgs {
-    /// The PostgreSQL database the `serve --database` fleet shares (postgres://…); without it, the depot's acme.sqlite.
+    /// The PostgreSQL database the `serve --database` fleet shares (postgres://…, or set CERTFORGE_DATABASE_URL); without it, the depot's acme.sqlite.
     #[arg(
         long = "database",
         value_name = "URL",
@@ -296,7 +296,8 @@ pub struct AcmeArgs {
     pub action: AcmeAction,
 }
 
-/// `acme` subcommands.
+// `acme` subcommands (a `//` comment: clap would show a doc comment as
+// the description of `certforge acme`, over the variant's own).
 #[derive(Debug, Subcommand)]
 pub enum AcmeAction {
     /// List the certificates the fleet issued: serial, expiry, revocation, names (needs --database).
@@ -354,9 +355,10 @@ const SERVE_HELP: &str = r#"Examples:
 
 Issued certificates are ordinary depot entries (NAME.acme-ORDER.crt): list,
 verify, revoke and renew see them. Accounts and orders are kept in the depot's
-acme.sqlite and survive a restart. With --database they are kept in
-PostgreSQL instead, shared by every instance: certificates are then listed
-and revoked with `certforge acme list` and `certforge acme revoke`."#;
+acme.sqlite and survive a restart. With --database (or
+CERTFORGE_DATABASE_URL) they are kept in PostgreSQL instead, shared by every
+instance: certificates are then listed and revoked with `certforge acme list`
+and `certforge acme revoke`."#;
 
 // `serve` arguments.
 #[derive(Debug, Args)]
@@ -400,7 +402,7 @@ pub struct ServeArgs {
     /// New accounts need an External Account Binding: a kid and HMAC key from `certforge acme eab add NAME`.
     #[arg(long = "require-eab")]
     pub require_eab: bool,
-    /// Keep accounts, orders, certificates, revocations and the CRL in this PostgreSQL database (postgres://…), shared by every instance of a fleet.
+    /// Keep accounts, orders, certificates, revocations and the CRL in this PostgreSQL database (postgres://…, or set CERTFORGE_DATABASE_URL), shared by every instance of a fleet.
     #[arg(long = "database", value_name = "URL", env = "CERTFORGE_DATABASE_URL", hide_env_values = true)]
     pub database: Option<String>,
     /// The URL clients use, when it is not this server's own: a balancer's https://HOST[:PORT]. It names the directory, and HOST joins the server's certificate.

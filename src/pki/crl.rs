@@ -281,23 +281,8 @@ fn verify_under(crl: &CertificateRevocationList<'_>, ca: &CaSigner) -> Result<()
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::pki::issue::{self, CertSpec};
-    use crate::pki::keys::{KeySpec, PrivateKey};
-    use crate::pki::profile::Kind;
-    use crate::pki::subject::Subject;
-    use crate::pki::validity::{Expiry, ValidityRequest};
-
-    /// A fresh P-256 root named `cn`, valid for a year.
-    pub(crate) fn ca(cn: &str) -> CaSigner {
-        let key = PrivateKey::generate(KeySpec::EcdsaP256).unwrap();
-        let dn = Subject { common_name: Some(cn.into()), ..Default::default() }.to_dn().unwrap();
-        let validity =
-            ValidityRequest::default().resolve(OffsetDateTime::now_utc(), Expiry::parse("1 year").unwrap()).unwrap();
-        let spec = CertSpec::new(dn, vec![], Kind::Root { path_len: None, permit_domains: vec![] }, validity);
-        CaSigner::new(issue::self_signed(&spec, &key).unwrap(), key, "ca.crt", "ca.key").unwrap()
-    }
 
     #[test]
     fn the_next_number_is_this_update_in_nanoseconds_and_never_repeats_or_goes_back() {
@@ -319,27 +304,5 @@ pub(crate) mod tests {
             assert_eq!(u64::from(reason.code()), code);
             assert_eq!(reason_from_code(reason.code()), Some(reason.to_rcgen()));
         }
-    }
-
-    #[test]
-    fn sign_numbers_one_two_three_and_sign_numbered_writes_the_number_given() {
-        let signer = ca("Numbered CA");
-        let now = OffsetDateTime::now_utc();
-        let mut state = CrlState::default();
-        state.revoke(&[0x05], now, Some(Reason::Superseded));
-        for want in 1..=3 {
-            let der = state.sign(&signer, now).unwrap();
-            assert_eq!(state.number, want);
-            assert_eq!(CrlState::read(&der, "crl", &signer).unwrap().number, want, "the depot counts one by one");
-        }
-        let big = next_number(state.number, now);
-        let der = state.sign_numbered(&signer, now, big).unwrap();
-        let read = CrlState::read(&der, "crl", &signer).unwrap();
-        assert_eq!((read.number, state.number), (big, big));
-        assert_eq!(read.entries.iter().map(|e| &e.serial).collect::<Vec<_>>(), [&vec![0x05]]);
-        // The top bit set: still a positive INTEGER, read back as written.
-        let top = (1u64 << 63) + 5;
-        let der = state.sign_numbered(&signer, now, top).unwrap();
-        assert_eq!(CrlState::read(&der, "crl", &signer).unwrap().number, top);
     }
 }

@@ -145,7 +145,7 @@ fn check_issued(der: &[u8], issuer_der: &[u8], spki_der: &[u8], subject_raw: Opt
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::pki::ca::CaSigner;
     use crate::pki::csr::{make_csr, parse_csr};
@@ -242,5 +242,46 @@ mod tests {
             CrlState::read(&second, "c", &stranger),
             Err(crate::pki::crl::CrlError::ForeignSignature { .. })
         ));
+    }
+
+    /// A fresh P-256 root named `cn`, valid for a year.
+    pub(crate) fn ca(cn: &str) -> CaSigner {
+        let key = PrivateKey::generate(KeySpec::EcdsaP256).unwrap();
+        let dn = Subject { common_name: Some(cn.into()), ..Default::default() }.to_dn().unwrap();
+        let validity =
+            ValidityRequest::default().resolve(OffsetDateTime::now_utc(), Expiry::parse("1 year").unwrap()).unwrap();
+        let spec = CertSpec::new(
+            dn,
+            vec![],
+            crate::pki::profile::Kind::Root { path_len: None, permit_domains: vec![] },
+            validity,
+        );
+        CaSigner::new(self_signed(&spec, &key).unwrap(), key, "ca.crt", "ca.key").unwrap()
+    }
+
+    #[test]
+    fn sign_numbers_one_two_three_and_sign_numbered_writes_the_number_given() {
+        let signer = ca("Numbered CA");
+        let now = OffsetDateTime::now_utc();
+        let mut state = crate::pki::crl::CrlState::default();
+        state.revoke(&[0x05], now, Some(crate::pki::crl::Reason::Superseded));
+        for want in 1..=3 {
+            let der = state.sign(&signer, now).unwrap();
+            assert_eq!(state.number, want);
+            assert_eq!(
+                crate::pki::crl::CrlState::read(&der, "crl", &signer).unwrap().number,
+                want,
+                "the depot counts one by one"
+            );
+        }
+        let big = crate::pki::crl::next_number(state.number, now);
+        let der = state.sign_numbered(&signer, now, big).unwrap();
+        let read = crate::pki::crl::CrlState::read(&der, "crl", &signer).unwrap();
+        assert_eq!((read.number, state.number), (big, big));
+        assert_eq!(read.entries.iter().map(|e| &e.serial).collect::<Vec<_>>(), [&vec![0x05]]);
+        // The top bit set: still a positive INTEGER, read back as written.
+        let top = (1u64 << 63) + 5;
+        let der = state.sign_numbered(&signer, now, top).unwrap();
+        assert_eq!(crate::pki::crl::CrlState::read(&der, "crl", &signer).unwrap().number, top);
     }
 }

@@ -168,7 +168,7 @@ async fn answer<S: Store + 'static>(
     let body = Limited::new(req.into_body(), MAX_BODY).collect().await.map(|b| b.to_bytes());
     let reply = match (method.as_str(), path.as_str(), body) {
         ("GET", "/health", _) => health(&app).await,
-        ("GET", p, _) if p.starts_with("/crl/") => crl(&app, &p["/crl/".len()..]),
+        ("GET", p, _) if p.starts_with("/crl/") => crl(&app.crls, &p["/crl/".len()..]),
         _ if !tls => Reply::typed(
             404,
             "text/plain",
@@ -275,29 +275,23 @@ async fn health_within(check: impl FnOnce() -> Stored<()> + Send + 'static, with
 /// `GET /crl/NAME.crl`: a CA's current CRL, DER, as RFC 5280 §4.2.1.13
 /// distribution points are fetched (openssl -crl_download wants DER).
 /// A CRL is a few KiB, read in microseconds: no need for a blocking thread.
-/// With a shared store the CRL is the one the database holds, kept in
-/// memory: served with no database call, so an outage does not stop it.
-fn crl<S: Store>(app: &App<S>, file: &str) -> Reply {
-    let not_found = Reply::typed(404, "text/plain", &b"no such CRL\n"[..]);
-    let Some((_, source)) = app.crls.iter().find(|(name, _)| name == file) else { return not_found };
-    let path = match source {
-        CrlSource::File(path) => path,
-        CrlSource::Shared(cache) => {
-            return match cache.get() {
-                Some((_, der)) => Reply::typed(200, "application/pkix-crl", der.to_vec()),
-                None => {
-                    let mut reply = Reply::typed(503, "text/plain", &b"no CRL read from the database yet\n"[..]);
-                    reply.headers.push(("Retry-After", "1".into()));
-                    reply
-                }
+/// A name may have several sources, tried in order: with a shared store,
+/// first the CRL the database holds, kept in memory (no database call, so
+/// an outage does not stop it), then the depot's file, which stands in
+/// until the fleet has published one (before its first revocation).
+fn crl(crls: &[(String, CrlSource)], file: &str) -> Reply {
+    for (_, source) in crls.iter().filter(|(name, _)| name == file) {
+        match source.current() {
+            Ok(Some(der)) => return Reply::typed(200, "application/pkix-crl", der),
+            Ok(None) => continue,
+            Err(e) => {
+                let mut reply = Reply::typed(500, "text/plain", &b"the CRL file is damaged\n"[..]);
+                reply.log_detail = Some(e);
+                return reply;
             }
         }
-    };
-    let Ok(bytes) = crate::depot::read_file(path) else { return not_found };
-    match crate::pki::from_pem_or_der(&bytes, "X509 CRL") {
-        Ok(der) => Reply::typed(200, "application/pkix-crl", der),
-        Err(_) => Reply::typed(500, "text/plain", &b"the CRL file is damaged\n"[..]),
     }
+    Reply::typed(404, "text/plain", &b"no such CRL\n"[..])
 }
 
 #[cfg(test)]
@@ -366,5 +360,33 @@ mod tests {
         .await;
         assert_eq!((hung.status, hung.header("Retry-After")), (503, Some("5")));
         assert!(json_of(&hung)["reason"].as_str().is_some_and(|r| r.contains("did not answer within 0.05 s")));
+    }
+
+    /// Before a fleet's first revocation the database holds no CRL: the
+    /// depot's stands in (a fetch right after start or before the first
+    /// revocation gets a CRL, not an error), and once the database's is
+    /// read, it is the one served.
+    #[test]
+    fn a_shared_crl_is_served_first_and_the_depot_file_until_there_is_one() {
+        use super::super::crl::CrlCache;
+        let dir = tempfile::tempdir().unwrap();
+        let (file, damaged) = (dir.path().join("CA.crl"), dir.path().join("Bad.crl"));
+        std::fs::write(&file, b"depot DER").unwrap();
+        std::fs::write(&damaged, b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap();
+        let cache = Arc::new(CrlCache::default());
+        let crls = vec![
+            ("CA.crl".to_string(), CrlSource::Shared(cache.clone())),
+            ("CA.crl".to_string(), CrlSource::File(file)),
+            ("Bad.crl".to_string(), CrlSource::File(damaged)),
+        ];
+        let served = |name: &str| {
+            let r = crl(&crls, name);
+            (r.status, String::from_utf8_lossy(&r.body).into_owned())
+        };
+        assert_eq!(served("CA.crl"), (200, "depot DER".into()));
+        cache.set(7, Arc::from(&b"database DER"[..]));
+        assert_eq!(served("CA.crl"), (200, "database DER".into()));
+        assert_eq!(served("Other.crl").0, 404);
+        assert_eq!(served("Bad.crl").0, 500);
     }
 }

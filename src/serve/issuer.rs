@@ -270,8 +270,9 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
-    use crate::pki::crl::{tests::ca, Entry};
+    use crate::pki::crl::Entry;
     use crate::pki::csr::{make_csr, parse_csr};
+    use crate::pki::issue::tests::ca;
     use crate::pki::keys::{KeySpec, PrivateKey};
     use crate::pki::subject::Subject;
     use crate::storage::StorageError;

@@ -116,11 +116,13 @@ pub fn run(mut config: Config) -> Result<()> {
             let state = Box::new(pg::state::PgState::new(db.clone(), ca.clone()));
             config.issuer = config.issuer.with_state(state, issuer::Sink::Database);
             // Every instance serves the CRL the database holds, never one
-            // of its own signing, so all of them hand out the same bytes.
+            // of its own signing, so all of them hand out the same bytes;
+            // the depot's file (the same on every instance, copied with
+            // the CA) only until the fleet has published its first.
             let cache = Arc::new(crl::CrlCache::default());
-            for (_, source) in &mut config.crls {
-                *source = CrlSource::Shared(cache.clone());
-            }
+            let files = std::mem::take(&mut config.crls);
+            let shared = files.iter().map(|(name, _)| (name.clone(), CrlSource::Shared(cache.clone())));
+            config.crls = shared.collect::<Vec<_>>().into_iter().chain(files).collect();
             let publisher = Arc::new(pg::state::PgState::new(db.clone(), ca));
             runtime.spawn(pg::crl::crl_loop(publisher, cache, config.log));
             runtime.spawn(pg::janitor(db.clone(), config.log));

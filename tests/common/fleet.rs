@@ -352,6 +352,7 @@ async fn client(
         Ok(a) => a,
         Err(e) if retry => {
             progress.failed.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_secs(1)).await;
             create().await.unwrap_or_else(|again| panic!("newAccount failed twice: {e}; then {again}"))
         }
         Err(e) => panic!("newAccount: {e}"),
@@ -363,6 +364,9 @@ async fn client(
             Ok(chain) => (chain, None),
             Err(e) if retry => {
                 progress.failed.fetch_add(1, Ordering::Relaxed);
+                // As a client backs off after an error, long enough for the
+                // balancer's checks (every 500 ms) to see a dead instance.
+                tokio::time::sleep(Duration::from_secs(1)).await;
                 let chain = order_one(&account, &name)
                     .await
                     .unwrap_or_else(|again| panic!("{name}: failed, and a fresh order failed too: {e}; then {again}"));

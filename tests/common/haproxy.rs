@@ -59,7 +59,9 @@ defaults
     timeout client 60s
     timeout server 60s
     retries 3
-    option redispatch
+    # Every retry of a failed connection goes to another server: a killed
+    # instance costs a client one connection attempt, not three.
+    option redispatch 1
 frontend acme
     bind 127.0.0.1:{port}
     default_backend {BACKEND}

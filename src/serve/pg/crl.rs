@@ -245,11 +245,13 @@ impl PgState {
     }
 
     /// Publishes until a stored CRL lists every revocation counted up to
-    /// `wanted`, or `until` passes: the number and entries of that CRL, or
+    /// `wanted`, or a lease and two seconds pass (long enough for a dead
+    /// holder's lease to lapse): the number and entries of that CRL, or
     /// None. Another instance holding the lease may be the one that does;
     /// a database that stops answering meanwhile is waited for too, since
     /// the revocation itself is recorded already.
-    pub(super) fn publish_until(&self, wanted: i64, until: Instant) -> Stored<Option<(u64, usize)>> {
+    pub(super) fn publish_until(&self, wanted: i64) -> Stored<Option<(u64, usize)>> {
+        let until = Instant::now() + LEASE + Duration::from_secs(2);
         loop {
             match self.publish(OffsetDateTime::now_utc()) {
                 Ok(Some(p)) if p.covers >= wanted => return Ok(Some((p.number, p.entries))),

@@ -307,12 +307,10 @@ impl CaState for PgState {
     fn revoke(&self, serial: &[u8], reason: Option<Reason>, now: OffsetDateTime) -> Result<Revoked, StorageError> {
         match record_revocation(&self.db, &self.ca, serial, reason, now)? {
             Marked::Already(entry) => Ok(Revoked::Already(entry)),
-            Marked::Added { wanted, entries, started } => {
-                match self.publish_until(wanted, Instant::now() + super::crl::LEASE + Duration::from_secs(2))? {
-                    Some((number, entries)) => Ok(Revoked::Added { number, entries, started }),
-                    None => Ok(Revoked::Recorded { entries }),
-                }
-            }
+            Marked::Added { wanted, entries, started } => match self.publish_until(wanted)? {
+                Some((number, entries)) => Ok(Revoked::Added { number, entries, started }),
+                None => Ok(Revoked::Recorded { entries }),
+            },
         }
     }
 
@@ -359,8 +357,8 @@ mod tests {
 
     #[test]
     fn the_ca_key_is_its_name_and_public_key() {
-        let one = crate::pki::crl::tests::ca("Fleet CA");
-        let other = crate::pki::crl::tests::ca("Fleet CA");
+        let one = crate::pki::issue::tests::ca("Fleet CA");
+        let other = crate::pki::issue::tests::ca("Fleet CA");
         assert_eq!(CaKey::of(&one), CaKey::of(&one));
         assert_ne!(CaKey::of(&one), CaKey::of(&other), "same name, another key: another CA");
     }
