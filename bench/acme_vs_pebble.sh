@@ -31,6 +31,9 @@
 #   ORDERS_N  orders per client when there are several (default 10)
 #   RUNS      runs per server and client count         (default 1)
 #   TIMEOUT   seconds one row may take before it is a hang (default 60)
+#   SERVE_FLAGS  more flags for every certforge instance, to measure what
+#             one costs, e.g. "--rate-orders-per-account 0
+#             --rate-orders-per-address 0" (default none)
 #   PEBBLE_PORT, PEBBLE_MGMT_PORT  Pebble's loopback ports (14000, 15000)
 #   CERTFORGE_PORT  the first certforge instance's port (14100; the second
 #             uses the next one), LB_PORT haproxy's (14200), PG_PORT the
@@ -48,6 +51,7 @@ RUNS=${RUNS:-1}
 # The slowest row expected (50 sequential orders from Pebble at ~35/s)
 # takes about 1.5 s: a row still running after 60 s has hung.
 TIMEOUT=${TIMEOUT:-60}
+read -r -a serve_flags <<<"${SERVE_FLAGS:-}"
 PEBBLE_PORT=${PEBBLE_PORT:-14000}
 CERTFORGE_PORT=${CERTFORGE_PORT:-14100}
 LB_PORT=${LB_PORT:-14200}
@@ -165,7 +169,7 @@ start_instance() {
   local row=$1 i=$2
   shift 2
   "$CERTFORGE" --depot-path "$depots/depot-$row-$i" serve --CA "Bench CA" \
-    --listen "127.0.0.1:$((CERTFORGE_PORT + i))" --skip-validation --log-format json "$@" \
+    --listen "127.0.0.1:$((CERTFORGE_PORT + i))" --skip-validation --log-format json "${serve_flags[@]}" "$@" \
     >"$work/certforge-$row-$i.log" 2>&1 &
   server_pids+=($!)
 }
