@@ -23,6 +23,7 @@ mod raw_acme;
 
 use std::collections::BTreeSet;
 use std::io::Write;
+use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -409,6 +410,32 @@ fn an_account_rate_limit_is_shared_by_the_instances() {
     assert!(retry >= 1, "Retry-After {retry}");
     assert!(r.json()["type"].as_str().unwrap().starts_with(URN));
     assert_eq!(fleet.pg.psql(counts), before, "a refused order stores nothing");
+}
+
+/// Behind haproxy with `send-proxy-v2`, `--proxy-protocol` makes the
+/// per-address limit count each client, not the balancer: two clients
+/// from two addresses each get their order, and the second order from one
+/// of them is refused. Without the header both would be haproxy's
+/// 127.0.0.1 and the second client refused (checked: it is).
+#[test]
+fn behind_proxy_protocol_the_address_limit_counts_clients_not_the_balancer() {
+    if !ready() {
+        return;
+    }
+    let _one = one_at_a_time();
+    let limits = ["--skip-validation", "--proxy-protocol", "--rate-orders-per-address", "1"];
+    let fleet = Fleet::behind(Pg::start(), 2, &[&limits[..], &["--rate-orders-per-account", "0"]].concat(), true);
+    let lb = fleet.acme_lb();
+    let (two, three) = (lb.from(Ipv4Addr::new(127, 0, 0, 2)), lb.from(Ipv4Addr::new(127, 0, 0, 3)));
+    let (a, b) = (two.register(Key::p256()), three.register(Key::p256()));
+    two.order(&a, &["one.example.com"]);
+    three.order(&b, &["two.example.com"]);
+    let ids = json!({ "identifiers": [{ "type": "dns", "value": "again.example.com" }] });
+    let r = two.send(&two.signed(&a.key, Some(&a.kid), NEW_ORDER, Some(&ids)));
+    assert_eq!(r.problem(), (429, "rateLimited".to_string()), "{}", r.show());
+    assert!(r.json()["detail"].as_str().unwrap().contains("from this address"), "{}", r.show());
+    let logs = fleet.logs();
+    assert!(logs.contains("127.0.0.2") && logs.contains("127.0.0.3"), "the request log names the clients:\n{logs}");
 }
 
 /// An EAB key made with `acme eab add --database` opens an account on a

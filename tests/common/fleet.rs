@@ -90,6 +90,13 @@ impl Fleet {
 
     /// [`start`](Fleet::start) on a cluster the test made.
     pub fn on(pg: Pg, n: usize, extra: &[&str]) -> Fleet {
+        Fleet::behind(pg, n, extra, false)
+    }
+
+    /// [`on`](Fleet::on), with haproxy opening each connection with a
+    /// PROXY protocol v2 header when `proxy_v2` (the instances then need
+    /// `--proxy-protocol` in `extra`).
+    pub fn behind(pg: Pg, n: usize, extra: &[&str], proxy_v2: bool) -> Fleet {
         let envs: Vec<Env> = (0..n).map(|_| Env::new()).collect();
         envs[0].ok(&["init", "--cn", CA, "--passphrase", ""]);
         // The same CA in every depot, as an operator copies it to each
@@ -106,7 +113,7 @@ impl Fleet {
         let ports: Vec<u16> = (0..n).map(|_| crate::common::free_port()).collect();
         let crl_ports: Vec<u16> = (0..n).map(|_| crate::common::free_port()).collect();
         let backends: Vec<(&str, u16)> = (0..n).map(|i| (name(i), ports[i])).collect();
-        let lb = Haproxy::start(&backends, false);
+        let lb = Haproxy::start(&backends, proxy_v2);
         let directory = format!("https://127.0.0.1:{}/directory", lb.port);
         let mut fleet = Fleet {
             servers: (0..n).map(|_| None).collect(),

@@ -47,6 +47,9 @@ pub fn payload(v: &Value) -> String {
 pub struct Https {
     pub port: u16,
     pub config: Arc<rustls::ClientConfig>,
+    /// The loopback address connections come from (None: the system's
+    /// choice, 127.0.0.1).
+    pub source: Option<Ipv4Addr>,
 }
 
 #[derive(Debug)]
@@ -79,6 +82,15 @@ impl Response {
 }
 
 impl Https {
+    fn connect(&self) -> TcpStream {
+        let to = std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        let Some(source) = self.source else { return TcpStream::connect(to).unwrap() };
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.bind(&std::net::SocketAddr::from((source, 0)).into()).unwrap();
+        socket.connect_timeout(&to.into(), IO_TIMEOUT).unwrap();
+        socket.into()
+    }
+
     pub fn new(port: u16, ca_file: &Path) -> Https {
         let pem = std::fs::read(ca_file).unwrap();
         let mut roots = rustls::RootCertStore::empty();
@@ -88,11 +100,11 @@ impl Https {
             .unwrap()
             .with_root_certificates(roots)
             .with_no_client_auth();
-        Https { port, config: Arc::new(config) }
+        Https { port, config: Arc::new(config), source: None }
     }
 
     pub fn send(&self, method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> Response {
-        let tcp = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).unwrap();
+        let tcp = self.connect();
         tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         tcp.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
         let name = ServerName::IpAddress(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST).into());
@@ -261,7 +273,19 @@ impl Acme {
 
     /// The same account URLs and keys, sent to another port.
     pub fn to(&self, port: u16) -> Acme {
-        Acme { https: Https { port, config: self.https.config.clone() }, base: self.base.clone() }
+        Acme {
+            https: Https { port, config: self.https.config.clone(), source: self.https.source },
+            base: self.base.clone(),
+        }
+    }
+
+    /// The same client, connecting from another loopback address
+    /// (127.0.0.0/8 is all this machine's).
+    pub fn from(&self, source: Ipv4Addr) -> Acme {
+        Acme {
+            https: Https { port: self.https.port, config: self.https.config.clone(), source: Some(source) },
+            base: self.base.clone(),
+        }
     }
 
     /// A GET of `path` (directory, /health, a CRL…).
