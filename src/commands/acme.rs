@@ -28,22 +28,26 @@ use crate::serve::sqlite::{SqlStore, FILE};
 /// (5 s) when the one holding it has just died.
 const CRL_WAIT: Duration = Duration::from_secs(10);
 
-const WITHOUT: &str = "eab uses the depot's acme.sqlite";
-
 pub fn run(depot: &Depot, args: &AcmeArgs) -> Result<()> {
     let fleet_only = |what: &str| {
         usage(format!(
             "`certforge acme {what}` works on a fleet's PostgreSQL database: give --database postgres://… (or set CERTFORGE_DATABASE_URL), as given to `serve --database`. Certificates in a depot, and those a `serve` without --database issued, are listed by `certforge list` and revoked with `certforge revoke --CN NAME --CA CA`"
         ))
     };
+    // What the command does without --database, for the refusal of a URL
+    // that is not PostgreSQL's.
+    let without = match args.action {
+        AcmeAction::Eab { .. } => "`acme eab` keeps its keys in the depot's acme.sqlite",
+        _ => "`certforge list` and `certforge revoke` work on the depot's certificates",
+    };
     match (&args.action, &args.database) {
         (AcmeAction::Eab { action }, None) => eab_in_depot(depot, action),
-        (AcmeAction::Eab { action }, Some(url)) => eab_in_database(&database::open(url, WITHOUT)?, action),
+        (AcmeAction::Eab { action }, Some(url)) => eab_in_database(&database::open(url, without)?, action),
         (AcmeAction::List { .. }, None) => Err(fleet_only("list")),
         (AcmeAction::Revoke { .. }, None) => Err(fleet_only("revoke")),
-        (AcmeAction::List { json, all }, Some(url)) => list(&database::open(url, WITHOUT)?, *json, *all),
+        (AcmeAction::List { json, all }, Some(url)) => list(&database::open(url, without)?, *json, *all),
         (AcmeAction::Revoke { target, reason, all }, Some(url)) => {
-            revoke(&database::open(url, WITHOUT)?, target, *reason, *all)
+            revoke(&database::open(url, without)?, target, *reason, *all)
         }
     }
 }
