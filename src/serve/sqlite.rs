@@ -404,7 +404,7 @@ mod tests {
         let s = SqlStore::open(&dir.path().join(FILE)).unwrap();
         let (_, authz, order) = objects(&s);
         s.put_new_order(&order, std::slice::from_ref(&authz)).unwrap();
-        assert_eq!(s.order(&order.id).unwrap().unwrap().authorizations, [authz.id.clone()]);
+        assert_eq!(s.order(&order.id).unwrap().unwrap().authorizations, std::slice::from_ref(&authz.id));
         assert_eq!(s.authz_of_challenge(&authz.challenges[0].id).unwrap().unwrap().id, authz.id);
         let valid = Order { status: Status::Valid, certificate: Some(order.id.clone()), ..order.clone() };
         s.put_issued(&valid, "0b", "CHAIN").unwrap();
