@@ -362,11 +362,78 @@ impl Flusher {
             }
             done.push(dir);
             if self.durability(dir).0 == sys::Durability::EachFile {
-                let _ = sys::sync_dir(dir);
+                let _ = DIR_SYNCS.sync(dir);
             }
         }
         for (_, dir) in &self.filesystems {
             let _ = sys::sync_filesystem(dir);
+        }
+    }
+}
+
+/// Directory fsyncs shared between the threads of this process that add
+/// files to one directory at once (`serve` finalizing orders in parallel):
+/// an fsync of a directory that starts after a file was linked into it
+/// makes that link durable, whoever asks for it, so a thread that finds an
+/// fsync of its directory under way waits for it to end and then for one
+/// more, unless a later one already covers its link. Under load one fsync
+/// serves several certificates; alone, a thread syncs as before.
+static DIR_SYNCS: DirSyncs = DirSyncs { dirs: std::sync::Mutex::new(Vec::new()), done: std::sync::Condvar::new() };
+
+struct DirSyncs {
+    /// Per directory: links asked to be synced (numbered in order), the
+    /// number up to which they are, and whether an fsync is under way.
+    dirs: std::sync::Mutex<Vec<(PathBuf, DirSync)>>,
+    done: std::sync::Condvar,
+}
+
+#[derive(Default, Clone, Copy)]
+struct DirSync {
+    asked: u64,
+    synced: u64,
+    running: bool,
+}
+
+impl DirSyncs {
+    /// Returns once an fsync of `dir` that started after this call has
+    /// ended (its error, if the one this thread ran failed).
+    fn sync(&self, dir: &Path) -> io::Result<()> {
+        self.sync_with(dir, sys::sync_dir)
+    }
+
+    fn sync_with(&self, dir: &Path, fsync: impl Fn(&Path) -> io::Result<()>) -> io::Result<()> {
+        let mut dirs = self.dirs.lock().unwrap_or_else(|p| p.into_inner());
+        let at = match dirs.iter().position(|(d, _)| d == dir) {
+            Some(at) => at,
+            None => {
+                dirs.push((dir.to_path_buf(), DirSync::default()));
+                dirs.len() - 1
+            }
+        };
+        dirs[at].1.asked += 1;
+        let mine = dirs[at].1.asked;
+        loop {
+            let state = dirs[at].1;
+            if state.synced >= mine {
+                return Ok(());
+            }
+            if !state.running {
+                // Every link numbered up to `covers` was made before this
+                // fsync starts.
+                let covers = state.asked;
+                dirs[at].1.running = true;
+                drop(dirs);
+                let outcome = fsync(dir);
+                dirs = self.dirs.lock().unwrap_or_else(|p| p.into_inner());
+                let state = &mut dirs[at].1;
+                state.running = false;
+                if outcome.is_ok() {
+                    state.synced = state.synced.max(covers);
+                }
+                self.done.notify_all();
+                return outcome;
+            }
+            dirs = self.done.wait(dirs).unwrap_or_else(|p| p.into_inner());
         }
     }
 }
@@ -456,6 +523,42 @@ mod tests {
                 .collect();
             assert_eq!(names.len(), files.len(), "{how:?}: no temporary left: {names:?}");
         }
+    }
+
+    /// A directory fsync is shared only by links it covers: every caller
+    /// returns after an fsync that started after it asked, and callers that
+    /// arrive while one runs share the next, so 8 threads make fewer than 8.
+    #[test]
+    fn a_shared_directory_fsync_covers_only_the_links_made_before_it_started() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use std::sync::Barrier;
+        let syncs = DirSyncs { dirs: std::sync::Mutex::new(Vec::new()), done: std::sync::Condvar::new() };
+        let (clock, started, runs) = (AtomicU64::new(0), std::sync::Mutex::new(Vec::new()), AtomicU64::new(0));
+        let fsync = |_: &Path| {
+            started.lock().unwrap().push(clock.fetch_add(1, Ordering::SeqCst));
+            runs.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            Ok(())
+        };
+        let barrier = Barrier::new(8);
+        std::thread::scope(|t| {
+            for _ in 0..8 {
+                t.spawn(|| {
+                    barrier.wait();
+                    let asked = clock.fetch_add(1, Ordering::SeqCst);
+                    syncs.sync_with(Path::new("/depot"), fsync).unwrap();
+                    let covering = started.lock().unwrap().iter().any(|s| *s > asked);
+                    assert!(covering, "returned without an fsync started after it asked at {asked}");
+                });
+            }
+        });
+        let runs = runs.load(Ordering::SeqCst);
+        assert!((1..8).contains(&runs), "{runs} fsyncs for 8 threads");
+        // A failed fsync is the error of the thread that ran it, and the
+        // next caller runs its own.
+        let failing = |_: &Path| Err(io::Error::other("disk gone"));
+        assert!(syncs.sync_with(Path::new("/depot"), failing).is_err());
+        assert!(syncs.sync_with(Path::new("/depot"), fsync).is_ok());
     }
 
     /// `files` lists the entry files of one extension, sorted, and none of

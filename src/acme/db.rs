@@ -39,10 +39,26 @@ pub trait Store: Send + Sync {
     fn put_authz(&self, authz: &Authorization) -> Stored<()>;
     /// The authorization holding challenge `id`.
     fn authz_of_challenge(&self, id: &str) -> Stored<Option<Authorization>>;
+    /// A new order and its authorizations, stored together (newOrder). A
+    /// store with transactions makes this one write, not one per object:
+    /// the authorizations go first, so an order never names one missing.
+    fn put_new_order(&self, order: &Order, authzs: &[Authorization]) -> Stored<()> {
+        for authz in authzs {
+            self.put_authz(authz)?;
+        }
+        self.put_order(order)
+    }
     /// An issued certificate chain (PEM), by id (its order's).
     fn cert(&self, id: &str) -> Stored<Option<String>>;
     /// Stores a chain under its order id and its leaf's serial (hex).
     fn put_cert(&self, id: &str, serial: &str, pem_chain: &str) -> Stored<()>;
+    /// A finalized order and its certificate (chain under the order's id,
+    /// `serial` its leaf's, hex), stored together; the certificate first,
+    /// so a valid order never lacks it. One write where the store allows.
+    fn put_issued(&self, order: &Order, serial: &str, pem_chain: &str) -> Stored<()> {
+        self.put_cert(&order.id, serial, pem_chain)?;
+        self.put_order(order)
+    }
     /// The (id, chain) of the certificate with this serial (hex).
     fn cert_by_serial(&self, serial: &str) -> Stored<Option<(String, String)>>;
     /// The MAC key of External Account Binding key id `kid`.

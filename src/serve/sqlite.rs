@@ -129,6 +129,17 @@ impl SqlStore {
         row.map_err(|e| db_error(&format!("reading {what} {key:?}"), e))
     }
 
+    /// Runs `f`'s writes in one transaction, committed if it succeeds.
+    /// IMMEDIATE: the write lock is taken at BEGIN, where a second `serve`
+    /// on this file holding it is waited for (the busy timeout), never
+    /// halfway through.
+    fn in_transaction(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<()>) -> rusqlite::Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        f(&tx)?;
+        tx.commit()
+    }
+
     fn put(&self, what: &str, sql: &str, params: impl rusqlite::Params) -> Stored<()> {
         let conn = self.conn();
         written(what, conn.prepare_cached(sql).and_then(|mut st| st.execute(params)))
@@ -157,6 +168,22 @@ fn db_error(what: &str, e: rusqlite::Error) -> StorageError {
 
 fn json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("the model always serializes")
+}
+
+fn write_authz(conn: &Connection, authz: &Authorization) -> rusqlite::Result<()> {
+    conn.prepare_cached("INSERT OR REPLACE INTO authzs (id, body) VALUES (?1, ?2)")?
+        .execute(params![authz.id, json(authz)])?;
+    let mut add = conn.prepare_cached("INSERT OR IGNORE INTO challenges (id, authz) VALUES (?1, ?2)")?;
+    for c in &authz.challenges {
+        add.execute(params![c.id, authz.id])?;
+    }
+    Ok(())
+}
+
+fn write_cert(conn: &Connection, id: &str, serial: &str, pem_chain: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached("INSERT OR REPLACE INTO certs (id, serial, chain) VALUES (?1, ?2, ?3)")?
+        .execute(params![id, serial, pem_chain])
+        .map(drop)
 }
 
 fn write_order(conn: &Connection, order: &Order) -> rusqlite::Result<usize> {
@@ -220,20 +247,21 @@ impl Store for SqlStore {
     }
 
     fn put_authz(&self, authz: &Authorization) -> Stored<()> {
-        let mut conn = self.conn();
-        written(
-            &format!("authorization {:?}", authz.id),
-            conn.transaction().and_then(|tx| {
-                tx.prepare_cached("INSERT OR REPLACE INTO authzs (id, body) VALUES (?1, ?2)")?
-                    .execute(params![authz.id, json(authz)])?;
-                let mut add = tx.prepare_cached("INSERT OR IGNORE INTO challenges (id, authz) VALUES (?1, ?2)")?;
-                for c in &authz.challenges {
-                    add.execute(params![c.id, authz.id])?;
-                }
-                drop(add);
-                tx.commit()
-            }),
-        )
+        written(&format!("authorization {:?}", authz.id), self.in_transaction(|tx| write_authz(tx, authz)))
+    }
+
+    /// One transaction for the order and all its authorizations: each
+    /// commit takes and drops SQLite's WAL locks and appends the pages it
+    /// changed, so one commit instead of one per object is fewer locks and
+    /// writes for every newOrder.
+    fn put_new_order(&self, order: &Order, authzs: &[Authorization]) -> Stored<()> {
+        let stored = self.in_transaction(|tx| {
+            for authz in authzs {
+                write_authz(tx, authz)?;
+            }
+            write_order(tx, order).map(drop)
+        });
+        written(&format!("order {:?}", order.id), stored)
     }
 
     fn authz_of_challenge(&self, id: &str) -> Stored<Option<Authorization>> {
@@ -249,11 +277,17 @@ impl Store for SqlStore {
     }
 
     fn put_cert(&self, id: &str, serial: &str, pem_chain: &str) -> Stored<()> {
-        self.put(
-            &format!("the certificate of order {id:?}"),
-            "INSERT OR REPLACE INTO certs (id, serial, chain) VALUES (?1, ?2, ?3)",
-            params![id, serial, pem_chain],
-        )
+        written(&format!("the certificate of order {id:?}"), write_cert(&self.conn(), id, serial, pem_chain))
+    }
+
+    /// The certificate and its now valid order in one commit (see
+    /// `put_new_order`).
+    fn put_issued(&self, order: &Order, serial: &str, pem_chain: &str) -> Stored<()> {
+        let stored = self.in_transaction(|tx| {
+            write_cert(tx, &order.id, serial, pem_chain)?;
+            write_order(tx, order).map(drop)
+        });
+        written(&format!("order {:?} and its certificate", order.id), stored)
     }
 
     fn cert_by_serial(&self, serial: &str) -> Stored<Option<(String, String)>> {
@@ -360,6 +394,36 @@ mod tests {
         assert!(s.eab_key("kid2").unwrap().is_none());
     }
 
+    /// newOrder's objects, and finalize's certificate and order, are one
+    /// commit each: when the order's write is refused (a trigger here),
+    /// nothing of the set is stored, so no authorization or certificate is
+    /// left without its order.
+    #[test]
+    fn an_order_and_what_comes_with_it_are_stored_together_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqlStore::open(&dir.path().join(FILE)).unwrap();
+        let (_, authz, order) = objects(&s);
+        s.put_new_order(&order, std::slice::from_ref(&authz)).unwrap();
+        assert_eq!(s.order(&order.id).unwrap().unwrap().authorizations, std::slice::from_ref(&authz.id));
+        assert_eq!(s.authz_of_challenge(&authz.challenges[0].id).unwrap().unwrap().id, authz.id);
+        let valid = Order { status: Status::Valid, certificate: Some(order.id.clone()), ..order.clone() };
+        s.put_issued(&valid, "0b", "CHAIN").unwrap();
+        assert_eq!(s.order(&order.id).unwrap().unwrap().status, Status::Valid);
+        assert_eq!(s.cert_by_serial("0b").unwrap(), Some((order.id.clone(), "CHAIN".to_string())));
+
+        s.conn()
+            .execute_batch(
+                "CREATE TRIGGER refuse BEFORE INSERT ON orders BEGIN SELECT RAISE(ABORT, 'refused'); END;
+                 CREATE TRIGGER refuse_update BEFORE UPDATE ON orders BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+            )
+            .unwrap();
+        let (_, authz2, order2) = objects(&s);
+        assert!(s.put_new_order(&order2, std::slice::from_ref(&authz2)).is_err());
+        assert!(s.authz(&authz2.id).unwrap().is_none(), "the authorization went with the refused order");
+        assert!(s.put_issued(&Order { id: order2.id.clone(), ..valid }, "0c", "CHAIN2").is_err());
+        assert!(s.cert(&order2.id).unwrap().is_none() && s.cert_by_serial("0c").unwrap().is_none());
+    }
+
     #[test]
     fn two_stores_on_one_file_let_only_one_finalize_win() {
         let dir = tempfile::tempdir().unwrap();
@@ -388,6 +452,8 @@ mod tests {
             s.put_authz(&authz),
             s.put_order(&order),
             s.put_cert(&order.id, "0a", "CHAIN"),
+            s.put_new_order(&order, std::slice::from_ref(&authz)),
+            s.put_issued(&order, "0a", "CHAIN"),
             s.transition_order(&order.id, Status::Pending, Status::Processing).map(drop),
         ];
         for r in refused {

@@ -36,10 +36,7 @@ impl<S: Store> Engine<S> {
         let identifiers = self.policy.identifiers(&payload)?;
         self.within_limits(account, &identifiers, s.peer, now)?;
         let (order, authzs) = orders::new_order(&account.id, identifiers, now, || self.store.next_id());
-        for authz in &authzs {
-            self.store.put_authz(authz)?;
-        }
-        self.store.put_order(&order)?;
+        self.store.put_new_order(&order, &authzs)?;
         Ok(Reply::json(201, &order.to_json(&self.base)).with("Location", self.order_url(&order.id)))
     }
 
@@ -163,10 +160,7 @@ impl<S: Store> Engine<S> {
             Ok(chain) => {
                 let serial = crate::acme::ca::leaf_of(chain).and_then(|der| crate::acme::ca::serial_key(&der));
                 let done = finalized(order, Ok(()));
-                self.store
-                    .put_cert(id, &serial.unwrap_or_default(), chain)
-                    .and_then(|()| self.store.put_order(&done))
-                    .map(|()| done)
+                self.store.put_issued(&done, &serial.unwrap_or_default(), chain).map(|()| done)
             }
             Err(p) => {
                 let done = finalized(order, Err(p));
