@@ -4,7 +4,7 @@
 //!
 //!   cargo bench --bench acme_load -- --directory URL --root CA.pem \
 //!       --parallel N --orders M [--names-per-order K] [--domain D] \
-//!       [--server-pid PID] [--timeout SECS] [--json]
+//!       [--server-pid PID]... [--db-pid PID]... [--timeout SECS] [--json]
 //!
 //! N tasks share one tokio runtime. Each has its own account (ES256) and its
 //! own HTTP connection, as N separate ACME clients would, and makes M orders
@@ -78,9 +78,15 @@ struct Args {
     /// Domain under which the names are made: t<client>-<order>-<k>.<domain>.
     #[arg(long, default_value = "bench.test")]
     domain: String,
-    /// The server's process id: its CPU time per order is reported.
+    /// The server's process id: its CPU time per order is reported. Given
+    /// several times (instances behind a balancer), their CPU is summed.
     #[arg(long)]
-    server_pid: Option<u32>,
+    server_pid: Vec<u32>,
+    /// What else serves the orders (the database's postmaster, a balancer):
+    /// each process with its children, living or ended, is added to the
+    /// server's CPU in a second figure.
+    #[arg(long)]
+    db_pid: Vec<u32>,
     /// Seconds the whole run (accounts and orders) may take before it is
     /// reported as a hang.
     #[arg(long, default_value_t = 120)]
@@ -137,7 +143,8 @@ async fn run(args: &Args, directory: &str, root: &std::path::Path) -> Result<i32
         Err(_) => return Ok(hang(args, 0, total, "creating the accounts")),
     };
 
-    let server_cpu = args.server_pid.map(cpu_ticks).transpose()?;
+    let server_cpu = ticks_of(&args.server_pid, cpu_ticks)?;
+    let db_cpu = ticks_of(&args.db_pid, tree_cpu_ticks)?;
     let client_cpu = cpu_ticks(std::process::id())?;
     let requests_before = requests.load(Ordering::SeqCst);
     let started = Instant::now();
@@ -153,10 +160,12 @@ async fn run(args: &Args, directory: &str, root: &std::path::Path) -> Result<i32
     };
     let spent = Spent {
         wall: started.elapsed(),
-        server_cpu_ticks: match (args.server_pid, server_cpu) {
-            (Some(pid), Some(before)) => Some(cpu_ticks(pid)? - before),
-            _ => None,
-        },
+        server_cpu_ticks: (!args.server_pid.is_empty())
+            .then(|| Ok::<_, anyhow::Error>(ticks_of(&args.server_pid, cpu_ticks)? - server_cpu))
+            .transpose()?,
+        db_cpu_ticks: (!args.db_pid.is_empty())
+            .then(|| Ok::<_, anyhow::Error>(ticks_of(&args.db_pid, tree_cpu_ticks)? - db_cpu))
+            .transpose()?,
         client_cpu_ticks: cpu_ticks(std::process::id())? - client_cpu,
         requests: requests.load(Ordering::SeqCst) - requests_before,
     };
@@ -353,16 +362,50 @@ fn hang(args: &Args, finished: usize, total: usize, during: &str) -> i32 {
     2
 }
 
+/// The sum of `ticks` over `pids`.
+fn ticks_of(pids: &[u32], ticks: fn(u32) -> Result<u64>) -> Result<u64> {
+    pids.iter().map(|pid| ticks(*pid)).sum()
+}
+
+/// Fields 3 onwards of /proc/PID/stat (index 0 is field 3).
+fn stat_fields(pid: u32) -> Result<Vec<u64>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("process {pid}"))?;
+    // The command name (field 2) is in parentheses and may hold spaces:
+    // count the fields after its closing parenthesis, from field 3 (the
+    // state, a letter, read as 0).
+    let after_name = &stat[stat.rfind(')').context("/proc stat format")? + 1..];
+    Ok(after_name.split_whitespace().map(|f| f.parse().unwrap_or(0)).collect())
+}
+
+/// Field `n` (counted from 1) of `stat_fields`.
+fn field(fields: &[u64], n: usize) -> Result<u64> {
+    fields.get(n - 3).copied().context("/proc stat format")
+}
+
 /// Utime + stime of a process, all its threads, in clock ticks
 /// (/proc/PID/stat fields 14 and 15, counted from 1).
 fn cpu_ticks(pid: u32) -> Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("process {pid}"))?;
-    // The command name (field 2) is in parentheses and may hold spaces:
-    // count the fields after its closing parenthesis, from field 3.
-    let after_name = &stat[stat.rfind(')').context("/proc stat format")? + 1..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let field = |n: usize| -> Result<u64> { Ok(fields.get(n - 3).context("/proc stat format")?.parse()?) };
-    Ok(field(14)? + field(15)?)
+    let fields = stat_fields(pid)?;
+    Ok(field(&fields, 14)? + field(&fields, 15)?)
+}
+
+/// CPU of a process and of all its children: its own utime + stime, the
+/// cutime + cstime of the children it has waited for (fields 16 and 17),
+/// and the same of each child still running (PostgreSQL's backends, one
+/// per connection). A child that ends between two readings moves from the
+/// second sum to the first, so nothing is lost or counted twice.
+fn tree_cpu_ticks(pid: u32) -> Result<u64> {
+    let own = |fields: &[u64]| -> Result<u64> { (14..=17).map(|n| field(fields, n)).sum() };
+    let mut total = own(&stat_fields(pid)?)?;
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        // A process that ended since the listing is skipped.
+        let Ok(fields) = stat_fields(child) else { continue };
+        if fields.get(1) == Some(&u64::from(pid)) {
+            total += own(&fields)?;
+        }
+    }
+    Ok(total)
 }
 
 /// Milliseconds per clock tick, the unit of /proc/PID/stat's CPU times
@@ -377,6 +420,8 @@ fn ms_per_tick() -> f64 {
 struct Spent {
     wall: Duration,
     server_cpu_ticks: Option<u64>,
+    /// The --db-pid processes and their children.
+    db_cpu_ticks: Option<u64>,
     client_cpu_ticks: u64,
     /// HTTP requests the clients made.
     requests: usize,
@@ -422,6 +467,11 @@ impl Report {
         (!self.latencies.is_empty()).then(|| total / self.latencies.len() as f64)
     }
 
+    /// The server's CPU and the --db-pid processes', when there are both.
+    fn server_db_ticks(&self) -> Option<u64> {
+        Some(self.spent.server_cpu_ticks? + self.spent.db_cpu_ticks?)
+    }
+
     /// CPU milliseconds per successful order.
     fn cpu_ms_per_order(&self, ticks: u64) -> Option<f64> {
         self.per_order(ticks as f64 * ms_per_tick())
@@ -440,6 +490,7 @@ impl Report {
             "p50_ms": self.percentile_ms(50.0),
             "p99_ms": self.percentile_ms(99.0),
             "server_cpu_ms_per_order": self.spent.server_cpu_ticks.and_then(|t| self.cpu_ms_per_order(t)),
+            "server_db_cpu_ms_per_order": self.server_db_ticks().and_then(|t| self.cpu_ms_per_order(t)),
             "client_cpu_ms_per_order": self.cpu_ms_per_order(self.spent.client_cpu_ticks),
             "requests_per_order": self.per_order(self.spent.requests as f64),
         })
@@ -456,6 +507,9 @@ impl Report {
         let _ = writeln!(out, "latency p99        {}", ms(self.percentile_ms(99.0)));
         if let Some(ticks) = self.spent.server_cpu_ticks {
             let _ = writeln!(out, "server CPU/order   {}", ms(self.cpu_ms_per_order(ticks)));
+        }
+        if let Some(ticks) = self.server_db_ticks() {
+            let _ = writeln!(out, "server+db CPU/order {}", ms(self.cpu_ms_per_order(ticks)));
         }
         let _ = writeln!(out, "client CPU/order   {}", ms(self.cpu_ms_per_order(self.spent.client_cpu_ticks)));
         let per_order = self.per_order(self.spent.requests as f64);
