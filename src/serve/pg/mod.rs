@@ -264,8 +264,13 @@ impl PgDb {
             // it read what came since the last call first, so that one the
             // server closed meanwhile (a restart) is seen closed and
             // replaced now rather than failing this call.
-            tokio::task::yield_now().await;
-            tokio::task::yield_now().await;
+            // (Each yield lets the runtime poll the socket once and run the
+            // connection's task: reading the server's last message, then
+            // seeing the end of the stream, then ending the task, which is
+            // what `is_closed` sees.)
+            for _ in 0..4 {
+                tokio::task::yield_now().await;
+            }
         }
         let client = match tokio::time::timeout(self.inner.op_timeout, pool.get()).await {
             Ok(Ok(c)) => c,
