@@ -611,3 +611,78 @@ fn a_database_out_of_reach_is_named_without_its_password_within_3_s() {
     assert!(e.starts_with(&format!("cannot reach the database at {shown}: ")) && !e.contains("Pw-5531"), "{e}");
     assert!(e.contains("onnection refused"), "the cause: {e}");
 }
+
+/// The backend serving `s`'s next call on this thread.
+fn backend(s: &PgDb) -> Result<i32, StorageError> {
+    s.run("asking for the backend's pid", |c| {
+        Box::pin(async move { Ok(c.query_one("SELECT pg_backend_pid()", &[]).await?.get(0)) })
+    })
+}
+
+#[test]
+fn a_database_thread_keeps_its_own_connection_replaces_a_killed_one_at_once_and_keeps_the_timeout() {
+    if !pg::available() {
+        return;
+    }
+    let db = Pg::start();
+    let opts = PgOptions { pool_size: 2, op_timeout: Duration::from_secs(1), runtime: None };
+    let s = PgDb::open_env(&db.url(), opts, &|_| None, None).unwrap();
+    let pooled = backend(&s).unwrap();
+    let (on_thread, url) = (s.clone(), db.url());
+    let thread = std::thread::spawn(move || {
+        let s = on_thread;
+        assert!(s.bind_thread());
+        // Every call on the thread uses the same connection, not the pool's.
+        let own = backend(&s).unwrap();
+        assert_eq!(backend(&s).unwrap(), own);
+        assert_ne!(own, pooled);
+        // Another database's calls on this thread go through its own pool.
+        assert_ne!(backend(&open(&url)).unwrap(), own);
+    });
+    thread.join().unwrap();
+
+    // A connection the server closed between two calls (a restart, an
+    // operator's pg_terminate_backend) is replaced by the next call, which
+    // succeeds.
+    let on_thread = s.clone();
+    let (asked, ask) = std::sync::mpsc::channel::<()>();
+    let (told, tell) = std::sync::mpsc::channel::<i32>();
+    let thread = std::thread::spawn(move || {
+        let s = on_thread;
+        assert!(s.bind_thread());
+        told.send(backend(&s).unwrap()).unwrap();
+        ask.recv_timeout(Duration::from_secs(10)).unwrap();
+        let after = backend(&s).expect("the call after the kill succeeds");
+        // An operation past its timeout fails in time, its statement is
+        // cancelled and the thread's next call has a new connection.
+        let t = Instant::now();
+        let e = s
+            .run("sleeping", |c| Box::pin(async move { c.execute("SELECT pg_sleep(3)", &[]).await.map(drop) }))
+            .unwrap_err();
+        assert!(matches!(e, StorageError::Unavailable(_)) && e.to_string().contains("in time"), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        (after, backend(&s).unwrap())
+    });
+    let killed = tell.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(db.psql(&format!("SELECT pg_terminate_backend({killed})")), "t");
+    // The backend is gone before the thread's next call.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while db.psql(&format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {killed}")) != "0" {
+        assert!(Instant::now() < deadline, "backend {killed} still there");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A backend leaves pg_stat_activity just before its process exits and
+    // its socket closes.
+    std::thread::sleep(Duration::from_millis(500));
+    asked.send(()).unwrap();
+    let (after, last) = thread.join().unwrap();
+    assert_ne!(after, killed);
+    assert_ne!(last, after, "the timed-out connection was replaced");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while db.psql("SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(3)' AND state = 'active'")
+        != "0"
+    {
+        assert!(Instant::now() < deadline, "the timed-out statement was not cancelled");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

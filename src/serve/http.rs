@@ -54,6 +54,59 @@ pub struct App<S: Store> {
     /// blocks, so every route that may make one runs on a blocking thread
     /// and never on a runtime worker.
     pub remote_store: bool,
+    /// Where the routes that block run: a few threads of the store's own
+    /// (PostgreSQL's database threads), else tokio's blocking pool.
+    pub workers: Option<Workers>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A fixed set of threads that run blocking work, each prepared once by
+/// `init` (given a database connection of its own, say).
+pub struct Workers {
+    queue: std::sync::mpsc::Sender<Job>,
+}
+
+impl Workers {
+    /// Starts `n` threads named `name-I`, each calling `init` first.
+    pub fn start(n: usize, name: &str, init: impl Fn() + Send + Sync + 'static) -> std::io::Result<Workers> {
+        let (queue, jobs) = std::sync::mpsc::channel::<Job>();
+        let jobs = Arc::new(std::sync::Mutex::new(jobs));
+        let init = Arc::new(init);
+        for i in 0..n.max(1) {
+            let (jobs, init) = (jobs.clone(), init.clone());
+            std::thread::Builder::new().name(format!("{name}-{i}")).spawn(move || {
+                init();
+                loop {
+                    let job = jobs.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                }
+            })?;
+        }
+        Ok(Workers { queue })
+    }
+
+    /// Runs `f` on one of the threads and waits for it; Err says why it
+    /// gave no value (it panicked).
+    pub async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = done.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
+        });
+        self.queue.send(job).map_err(|_| "the database threads have stopped".to_string())?;
+        match answer.await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(panic)) => Err(panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".to_string())),
+            Err(_) => Err("the database threads have stopped".to_string()),
+        }
+    }
 }
 
 /// Serves on `listeners` until `stop` resolves, then drains. A listener
@@ -190,7 +243,7 @@ async fn answer<S: Store + 'static>(
                 app.engine.handle_route(&req, route, OffsetDateTime::now_utc())
             } else {
                 let (worker, method, path) = (app.clone(), method.clone(), path.clone());
-                let handled = tokio::task::spawn_blocking(move || {
+                let work = move || {
                     let req = HttpRequest {
                         method: &method,
                         path: &path,
@@ -199,8 +252,11 @@ async fn answer<S: Store + 'static>(
                         peer: Some(peer),
                     };
                     worker.engine.handle_route(&req, route, OffsetDateTime::now_utc())
-                })
-                .await;
+                };
+                let handled = match &app.workers {
+                    Some(workers) => workers.run(work).await,
+                    None => tokio::task::spawn_blocking(work).await.map_err(|e| e.to_string()),
+                };
                 handled.unwrap_or_else(|e| {
                     app.engine.refuse(Problem::new(
                         Kind::ServerInternal,

@@ -100,7 +100,7 @@ pub fn run(mut config: Config) -> Result<()> {
                 );
             }
             let pools = (Box::new(Nonces::default()) as Box<dyn NoncePool>, Box::new(MemLimiter::default()) as _);
-            serve_with(runtime, config, store, pools, None)
+            serve_with(runtime, config, store, pools, None, None)
         }
         #[cfg(feature = "postgres")]
         Backend::Postgres { url } => {
@@ -131,7 +131,14 @@ pub fn run(mut config: Config) -> Result<()> {
                 Box::new(db.clone()) as Box<dyn Limiter>,
             );
             let shown = (db.shown().to_string(), db.schema());
-            serve_with(runtime, config, db, pools, Some(shown))
+            // The engine's calls run on database threads with a
+            // connection each (as many as the pool holds), not through
+            // the pool: no thread wake-up per round trip.
+            let bound = db.clone();
+            let workers = http::Workers::start(pg::PgOptions::default().pool_size, "certforge-db", move || {
+                bound.bind_thread();
+            })?;
+            serve_with(runtime, config, db, pools, Some(shown), Some(workers))
         }
     }
 }
@@ -145,6 +152,7 @@ fn serve_with<S: Store + 'static>(
     store: S,
     (nonces, limiter): (Box<dyn NoncePool>, Box<dyn Limiter>),
     database: Option<(String, i32)>,
+    workers: Option<http::Workers>,
 ) -> Result<()> {
     let (ca, chain) = (config.issuer.ca.clone(), config.issuer.chain.clone());
     let own = Arc::new(tls::OwnCert::new(config.own.0, config.own.1));
@@ -170,6 +178,7 @@ fn serve_with<S: Store + 'static>(
         crls: config.crls,
         proxy_protocol: config.proxy_protocol,
         remote_store: database.is_some(),
+        workers,
     });
     runtime.block_on(async move {
         let listeners = config

@@ -14,22 +14,21 @@ impl SpentNonces for PgDb {
         let nonce = nonce.to_string();
         self.run("spending a nonce", move |c| {
             Box::pin(async move {
+                // One statement, so one implicit transaction and one round
+                // trip. Its commit need not wait for the WAL flush
+                // (set_config's `true`: for this transaction only): a crash
+                // may forget the last spent nonces, whose clients could then
+                // replay one request each at most, and the JWS itself is
+                // still checked.
                 let insert = c
-                    .prepare_cached("INSERT INTO used_nonces (nonce, expires) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .prepare_cached(
+                        "WITH quick AS (SELECT set_config('synchronous_commit', 'off', true)) \
+                         INSERT INTO used_nonces (nonce, expires) SELECT $1::text, $2::timestamptz FROM quick \
+                         ON CONFLICT DO NOTHING",
+                    )
                     .await?;
-                // One round trip: the three requests are sent in this order
-                // before any reply is read (tokio-postgres pipelines what is
-                // polled together). The commit need not wait for the WAL
-                // flush: a crash may forget the last spent nonces, whose
-                // clients could then replay one request each at most, and
-                // the JWS itself is still checked.
                 let params: [&(dyn ToSql + Sync); 2] = [&nonce, &expires];
-                let (_, inserted, _) = tokio::try_join!(
-                    biased;
-                    c.batch_execute("BEGIN; SET LOCAL synchronous_commit = off"),
-                    c.execute(&insert, &params),
-                    c.batch_execute("COMMIT"),
-                )?;
+                let inserted = c.execute(&insert, &params).await?;
                 Ok(inserted == 1)
             })
         })

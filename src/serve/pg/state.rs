@@ -231,12 +231,12 @@ impl CaState for PgState {
         let by = self.db.instance().to_string();
         self.db.run("reserving a serial", move |c| {
             Box::pin(async move {
-                c.execute(
-                    "INSERT INTO certificates (ca, serial, names, not_after, reserved_by) VALUES ($1, $2, $3, $4, $5)",
-                    &[&ca, &serial, &names, &not_after, &by],
-                )
-                .await
-                .map(drop)
+                let st = c
+                    .prepare_cached(
+                        "INSERT INTO certificates (ca, serial, names, not_after, reserved_by) VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .await?;
+                c.execute(&st, &[&ca, &serial, &names, &not_after, &by]).await.map(drop)
             })
         })
     }
@@ -252,11 +252,12 @@ impl CaState for PgState {
         let hex_serial = hex(&serial);
         let rows = self.db.run("recording a certificate", move |c| {
             Box::pin(async move {
-                c.execute(
-                    "UPDATE certificates SET der = $3, location = $4 WHERE ca = $1 AND serial = $2 AND der IS NULL",
-                    &[&ca, &serial, &der, &at],
-                )
-                .await
+                let st = c
+                    .prepare_cached(
+                        "UPDATE certificates SET der = $3, location = $4 WHERE ca = $1 AND serial = $2 AND der IS NULL",
+                    )
+                    .await?;
+                c.execute(&st, &[&ca, &serial, &der, &at]).await
             })
         })?;
         match rows {
@@ -270,7 +271,10 @@ impl CaState for PgState {
     fn find(&self, serial: &[u8]) -> Result<Option<IssuedCert>, StorageError> {
         let (ca, serial) = (self.ca.0.to_vec(), normalize_serial(serial));
         let row = self.db.run("finding a certificate", move |c| {
-            Box::pin(async move { c.query_opt(&format!("{ISSUED} AND c.serial = $2"), &[&ca, &serial]).await })
+            Box::pin(async move {
+                let st = c.prepare_cached(&format!("{ISSUED} AND c.serial = $2")).await?;
+                c.query_opt(&st, &[&ca, &serial]).await
+            })
         })?;
         Ok(row.as_ref().map(issued_cert))
     }
@@ -289,11 +293,10 @@ impl CaState for PgState {
             let serial = serial.clone();
             move |c| {
                 Box::pin(async move {
-                    c.query_opt(
-                        "SELECT revoked_at, reason FROM revocations WHERE ca = $1 AND serial = $2",
-                        &[&ca, &serial],
-                    )
-                    .await
+                    let st = c
+                        .prepare_cached("SELECT revoked_at, reason FROM revocations WHERE ca = $1 AND serial = $2")
+                        .await?;
+                    c.query_opt(&st, &[&ca, &serial]).await
                 })
             }
         })?;
@@ -317,7 +320,10 @@ impl CaState for PgState {
     fn crl(&self) -> Result<Option<Vec<u8>>, StorageError> {
         let ca = self.ca.0.to_vec();
         let row = self.db.run("reading the CRL", move |c| {
-            Box::pin(async move { c.query_opt("SELECT der FROM crls WHERE ca = $1", &[&ca]).await })
+            Box::pin(async move {
+                let st = c.prepare_cached("SELECT der FROM crls WHERE ca = $1").await?;
+                c.query_opt(&st, &[&ca]).await
+            })
         })?;
         Ok(row.and_then(|r| r.get(0)))
     }
@@ -326,7 +332,8 @@ impl CaState for PgState {
         let (ca, key) = (self.ca.0.to_vec(), key.to_string());
         let row = self.db.run("reading a recorded certificate", move |c| {
             Box::pin(async move {
-                c.query_opt("SELECT der FROM certificates WHERE ca = $1 AND location = $2", &[&ca, &key]).await
+                let st = c.prepare_cached("SELECT der FROM certificates WHERE ca = $1 AND location = $2").await?;
+                c.query_opt(&st, &[&ca, &key]).await
             })
         })?;
         Ok(row.and_then(|r| r.get(0)))
