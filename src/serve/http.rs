@@ -233,26 +233,10 @@ async fn answer<S: Store + 'static>(
         (_, _, Ok(body)) => {
             let route = Route::parse(&method, &path);
             if !blocks(&route, app.remote_store) {
-                let req = HttpRequest {
-                    method: &method,
-                    path: &path,
-                    content_type: content_type.as_deref(),
-                    body: &body,
-                    peer: Some(peer),
-                };
-                app.engine.handle_route(&req, route, OffsetDateTime::now_utc())
+                handle(&app.engine, &method, &path, content_type.as_deref(), &body, peer, route)
             } else {
                 let (worker, method, path) = (app.clone(), method.clone(), path.clone());
-                let work = move || {
-                    let req = HttpRequest {
-                        method: &method,
-                        path: &path,
-                        content_type: content_type.as_deref(),
-                        body: &body,
-                        peer: Some(peer),
-                    };
-                    worker.engine.handle_route(&req, route, OffsetDateTime::now_utc())
-                };
+                let work = move || handle(&worker.engine, &method, &path, content_type.as_deref(), &body, peer, route);
                 let handled = match &app.workers {
                     Some(workers) => workers.run(work).await,
                     None => tokio::task::spawn_blocking(work).await.map_err(|e| e.to_string()),
@@ -326,6 +310,20 @@ async fn health_within(check: impl FnOnce() -> Stored<()> + Send + 'static, with
     reply.headers.push(("Retry-After", "5".into()));
     reply.log_detail = Some(reason);
     reply
+}
+
+/// Hands one request to the engine, on whichever thread calls it.
+fn handle<S: Store>(
+    engine: &Engine<S>,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+    peer: IpAddr,
+    route: Result<Route, Problem>,
+) -> Reply {
+    let req = HttpRequest { method, path, content_type, body, peer: Some(peer) };
+    engine.handle_route(&req, route, OffsetDateTime::now_utc())
 }
 
 /// `GET /crl/NAME.crl`: a CA's current CRL, DER, as RFC 5280 §4.2.1.13
