@@ -7,9 +7,12 @@ use std::sync::{Arc, RwLock};
 
 use anyhow::{anyhow, bail, Result};
 use rcgen::{DistinguishedName, DnType};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls13_signature_with_raw_key, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
+use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 use time::{Duration, OffsetDateTime};
 
 use crate::pki::ca::CaSigner;
@@ -86,6 +89,84 @@ pub fn issue_own(
     let provider = rustls::crypto::aws_lc_rs::default_provider();
     let certified = CertifiedKey::from_der(certs, key_der, &provider)?;
     Ok((certified, now + (not_after - now) * 2 / 3))
+}
+
+/// A client's check of a server it does not authenticate by its
+/// certificate (a tls-alpn-01 challenge; a database at `sslmode=require`):
+/// any certificate passes, but the handshake's signature must verify under
+/// its key, so the server holds that key.
+#[derive(Debug)]
+pub struct AnyCertificate(pub WebPkiSupportedAlgorithms);
+
+impl AnyCertificate {
+    /// Accepts whatever certificate the server sends, checking only the
+    /// handshake's signature under its key.
+    pub fn of(provider: &rustls::crypto::CryptoProvider) -> AnyCertificate {
+        AnyCertificate(provider.signature_verification_algorithms)
+    }
+
+    /// `signature` of `message` under the bare public key of `cert`, not
+    /// under `cert` itself: webpki refuses to parse a certificate with a
+    /// critical extension it does not know (RFC 5280 §4.2), and a
+    /// tls-alpn-01 certificate carries one (RFC 8737 §3).
+    fn verify(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+        tls13: bool,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let (_, parsed) = x509_parser::parse_x509_certificate(cert)
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        let spki = SubjectPublicKeyInfoDer::from(parsed.tbs_certificate.subject_pki.raw);
+        if tls13 {
+            return verify_tls13_signature_with_raw_key(message, &spki, dss, &self.0);
+        }
+        // TLS 1.2 schemes can map to several algorithms; any may verify,
+        // as in rustls's own verify_tls12_signature.
+        let key = webpki::RawPublicKeyEntity::try_from(&spki)
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        let mut algorithms = self.0.mapping.iter().filter(|(scheme, _)| *scheme == dss.scheme).flat_map(|(_, a)| *a);
+        match algorithms.any(|alg| key.verify_signature(*alg, message, dss.signature()).is_ok()) {
+            true => Ok(HandshakeSignatureValid::assertion()),
+            false => Err(rustls::Error::InvalidCertificate(CertificateError::BadSignature)),
+        }
+    }
+}
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.verify(message, cert, dss, false)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.verify(message, cert, dss, true)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_schemes()
+    }
 }
 
 #[cfg(test)]

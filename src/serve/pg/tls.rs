@@ -18,7 +18,6 @@ use std::task::{Context, Poll};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
-use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -26,6 +25,7 @@ use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
 use tokio_postgres::Socket;
 
 use super::url::TlsMode;
+use crate::serve::tls::AnyCertificate;
 
 /// Makes the TLS session of each new connection.
 #[derive(Clone)]
@@ -41,7 +41,7 @@ impl Connector {
     pub fn new(mode: &TlsMode) -> Result<Connector, String> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let (verifier, root): (Arc<dyn ServerCertVerifier>, _) = match mode {
-            TlsMode::Disable | TlsMode::Prefer | TlsMode::Require => (Arc::new(Unchecked(provider.clone())), None),
+            TlsMode::Disable | TlsMode::Prefer | TlsMode::Require => (Arc::new(AnyCertificate::of(&provider)), None),
             TlsMode::VerifyCa(root) | TlsMode::VerifyFull(root) => {
                 let roots = Arc::new(read_roots(root)?);
                 let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
@@ -223,46 +223,6 @@ impl ServerCertVerifier for AnyName {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.supported_verify_schemes()
-    }
-}
-
-/// `require` and `prefer`: any certificate, as libpq without a root file;
-/// the handshake signature is still checked against it.
-#[derive(Debug)]
-struct Unchecked(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for Unchecked {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

@@ -13,15 +13,14 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls13_signature_with_raw_key, WebPkiSupportedAlgorithms};
-use rustls::pki_types::{CertificateDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
-use rustls::{CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection};
 use x509_parser::extensions::GeneralName;
 
 use super::{digest, io_error, ip, Checks, Deadline, IdentKind};
 use crate::acme::model::Ident;
 use crate::acme::problem::{Kind, Problem};
+use crate::serve::tls::AnyCertificate;
 
 /// The ALPN protocol of RFC 8737 §6.2.
 const ACME_TLS_1: &[u8] = b"acme-tls/1";
@@ -59,7 +58,7 @@ pub(super) fn check(
 /// session is ever resumed and every check sees a fresh certificate.
 fn client_config() -> Result<Arc<ClientConfig>, rustls::Error> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier = Arc::new(AnyCertificate(provider.signature_verification_algorithms));
+    let verifier = Arc::new(AnyCertificate::of(&provider));
     let mut config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .dangerous()
@@ -143,80 +142,13 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Accepts any certificate but checks the handshake's signature with it.
-#[derive(Debug)]
-struct AnyCertificate(WebPkiSupportedAlgorithms);
-
-impl AnyCertificate {
-    /// `signature` of `message` under the key of `cert` (see the module
-    /// comment for why not under `cert` itself).
-    fn verify(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-        tls13: bool,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let (_, parsed) = x509_parser::parse_x509_certificate(cert)
-            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
-        let spki = SubjectPublicKeyInfoDer::from(parsed.tbs_certificate.subject_pki.raw);
-        if tls13 {
-            return verify_tls13_signature_with_raw_key(message, &spki, dss, &self.0);
-        }
-        // TLS 1.2 schemes can map to several algorithms; any may verify,
-        // as in rustls's own verify_tls12_signature.
-        let key = webpki::RawPublicKeyEntity::try_from(&spki)
-            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
-        let mut algorithms = self.0.mapping.iter().filter(|(scheme, _)| *scheme == dss.scheme).flat_map(|(_, a)| *a);
-        match algorithms.any(|alg| key.verify_signature(*alg, message, dss.signature()).is_ok()) {
-            true => Ok(HandshakeSignatureValid::assertion()),
-            false => Err(rustls::Error::InvalidCertificate(CertificateError::BadSignature)),
-        }
-    }
-}
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.verify(message, cert, dss, false)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.verify(message, cert, dss, true)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::net::{SocketAddr, TcpStream};
     use std::thread::JoinHandle;
 
     use rcgen::{CertificateParams, CustomExtension, KeyPair};
-    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
     use rustls::sign::{CertifiedKey, SingleCertAndKey};
     use rustls::{ServerConfig, ServerConnection};
 
