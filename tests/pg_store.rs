@@ -19,7 +19,7 @@ use certforge::acme::limits::{Bucket, Counted, Limiter, Rate, Verdict};
 use certforge::acme::model::{
     Account, AccountStatus, Authorization, Challenge, ChallengeKind, Ident, IdentKind, Order, Status,
 };
-use certforge::acme::nonce::{NoncePool, SharedNonces};
+use certforge::acme::nonce::{NoncePool, Presented, SharedNonces};
 use certforge::acme::Store;
 use certforge::serve::pg::{CertFilter, EabError, PgDb, PgOptions};
 use certforge::storage::StorageError;
@@ -222,6 +222,111 @@ fn the_store_keeps_accounts_orders_authorizations_certificates_and_eab_keys() {
     // A row that does not parse is damaged, not missing.
     db.psql(&format!("UPDATE orders SET body = '{{' WHERE id = '{}'", order.id));
     assert!(matches!(s.order(&order.id), Err(StorageError::Damaged { .. })));
+}
+
+/// What newOrder, polling and finalize each do in one statement (one
+/// round trip) gives what the separate reads and writes gave.
+#[test]
+fn a_new_order_its_readiness_and_its_certificate_each_take_one_statement() {
+    if !pg::available() {
+        return;
+    }
+    let db = Pg::start();
+    let s = open(&db.url());
+    let (account, first, mut order) = objects(&s);
+    let second = Authorization {
+        id: s.next_id(),
+        ident: Ident { kind: IdentKind::Dns, value: "api.example.com".into() },
+        challenges: vec![Challenge { id: s.next_id(), ..first.challenges[0].clone() }],
+        ..first.clone()
+    };
+    order.authorizations.push(second.id.clone());
+    order.identifiers.push(second.ident.clone());
+    s.put_account(&account).unwrap();
+    s.put_new_order(&order, &[first.clone(), second.clone()]).unwrap();
+    assert_eq!(db.psql("SELECT count(*) FROM challenges"), "2");
+    assert_eq!(s.authz_of_challenge(&second.challenges[0].id).unwrap().unwrap().id, second.id);
+    let (got, statuses) = s.order_with_authzs(&order.id).unwrap().unwrap();
+    assert_eq!((got.id.as_str(), statuses), (order.id.as_str(), vec![Some(Status::Pending), Some(Status::Pending)]));
+    s.put_authz(&Authorization { status: Status::Valid, ..second.clone() }).unwrap();
+    let (_, statuses) = s.order_with_authzs(&order.id).unwrap().unwrap();
+    assert_eq!(statuses, vec![Some(Status::Pending), Some(Status::Valid)], "in the order's order");
+    db.psql(&format!("DELETE FROM challenges WHERE authz = '{0}'; DELETE FROM authzs WHERE id = '{0}'", first.id));
+    let (_, statuses) = s.order_with_authzs(&order.id).unwrap().unwrap();
+    assert_eq!(statuses, vec![None, Some(Status::Valid)], "a missing authorization is None");
+    assert!(s.order_with_authzs("nope").unwrap().is_none());
+
+    // All or nothing: an authorization id taken already stores no order.
+    let (_, _, other) = objects(&s);
+    let clash = Order { authorizations: vec![second.id.clone()], ..other };
+    assert!(s.put_new_order(&clash, std::slice::from_ref(&second)).is_err());
+    assert!(s.order(&clash.id).unwrap().is_none());
+
+    // Finalized: the certificate and the order together; no statuses then.
+    assert!(s.transition_order(&order.id, Status::Pending, Status::Processing).unwrap());
+    let valid = Order { status: Status::Valid, certificate: Some(order.id.clone()), ..order.clone() };
+    s.put_issued(&valid, "0b", "CHAIN").unwrap();
+    let (got, statuses) = s.order_with_authzs(&order.id).unwrap().unwrap();
+    assert_eq!((got.status, got.certificate, statuses), (Status::Valid, Some(order.id.clone()), vec![]));
+    assert_eq!(s.cert_by_serial("0b").unwrap(), Some((order.id.clone(), "CHAIN".to_string())));
+
+    // A request signed by a kid: the nonce spent and the account read at once.
+    let nonces = SharedNonces::new(s.nonce_key(), s.clone());
+    let now = OffsetDateTime::now_utc();
+    let unused: &dyn Fn(&str) -> Result<Option<Account>, StorageError> = &|_| panic!("the database reads it");
+    let nonce = nonces.issue(now);
+    match nonces.consume_for(&nonce, now, &account.id, unused).unwrap() {
+        Presented::Good(Some(got)) => assert_eq!((got.id, got.eab), (account.id.clone(), account.eab.clone())),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(nonces.consume_for(&nonce, now, &account.id, unused).unwrap(), Presented::BadNonce));
+    let nonce = nonces.issue(now);
+    assert!(matches!(nonces.consume_for(&nonce, now, "nope", unused).unwrap(), Presented::Good(None)));
+    assert!(!nonces.consume(&nonce, now).unwrap(), "spent by consume_for");
+    let spent = db.psql("SELECT count(*) FROM used_nonces");
+    assert!(matches!(nonces.consume_for("forged", now, &account.id, unused).unwrap(), Presented::BadNonce));
+    assert_eq!(db.psql("SELECT count(*) FROM used_nonces"), spent, "a forged nonce never reaches the database");
+    db.psql(&format!("UPDATE accounts SET body = '{{' WHERE id = '{}'", account.id));
+    let nonce = nonces.issue(now);
+    assert!(matches!(nonces.consume_for(&nonce, now, &account.id, unused), Err(StorageError::Damaged { .. })));
+}
+
+/// newOrder's limits in one transaction: the failed-validation checks
+/// first, then the order buckets, all or none.
+#[test]
+fn new_order_limits_are_checked_and_spent_in_one_transaction() {
+    if !pg::available() {
+        return;
+    }
+    let db = Pg::start();
+    let p = open(&db.url());
+    let now = OffsetDateTime::now_utc();
+    let failed = Bucket { counted: Counted::FailedValidations, ..bucket("failed/a/www.example.com", 2) };
+    let (acct, addr) = (bucket("orders/acct/a", 5), bucket("orders/addr/10.0.0.1", 100));
+    assert_eq!(p.admit(std::slice::from_ref(&failed), &[acct.clone(), addr.clone()], now).unwrap(), Verdict::Allowed);
+    assert_eq!(
+        db.psql("SELECT key FROM rate_limits ORDER BY key"),
+        "orders/acct/a\norders/addr/10.0.0.1",
+        "a check makes no bucket"
+    );
+    for _ in 0..2 {
+        p.charge(&failed, now).unwrap();
+    }
+    let before = db.psql("SELECT key, tat FROM rate_limits ORDER BY key");
+    match p.admit(std::slice::from_ref(&failed), &[acct.clone(), addr.clone()], now).unwrap() {
+        Verdict::Limited { key, retry_after } => {
+            assert_eq!(key, failed.key);
+            assert!(retry_after.abs_diff(Duration::from_secs(1800)) < Duration::from_secs(2), "{retry_after:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(db.psql("SELECT key, tat FROM rate_limits ORDER BY key"), before, "nothing spent on a refusal");
+    assert_eq!(
+        p.admit(&[], std::slice::from_ref(&acct), now).unwrap(),
+        Verdict::Allowed,
+        "the order buckets were not spent"
+    );
+    assert_eq!(p.admit(&[], &[], now).unwrap(), Verdict::Allowed);
 }
 
 #[test]

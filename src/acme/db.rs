@@ -29,6 +29,20 @@ pub trait Store: Send + Sync {
     fn account_by_thumbprint(&self, thumbprint: &str) -> Stored<Option<Account>>;
     fn put_account(&self, account: &Account) -> Stored<()>;
     fn order(&self, id: &str) -> Stored<Option<Order>>;
+    /// Order `id` and, while it is pending, the status of each of its
+    /// authorizations in its order (None for one that is missing): what
+    /// the front end needs to say whether it is ready (§7.1.6). A database
+    /// answers both in one round trip.
+    fn order_with_authzs(&self, id: &str) -> Stored<Option<(Order, Vec<Option<Status>>)>> {
+        let Some(order) = self.order(id)? else { return Ok(None) };
+        let statuses = match order.status {
+            Status::Pending => {
+                order.authorizations.iter().map(|a| Ok(self.authz(a)?.map(|z| z.status))).collect::<Stored<_>>()?
+            }
+            _ => Vec::new(),
+        };
+        Ok(Some((order, statuses)))
+    }
     fn put_order(&self, order: &Order) -> Stored<()>;
     fn orders_of(&self, account: &str) -> Stored<Vec<String>>;
     /// Moves order `id` from status `from` to `to` if it is still in

@@ -181,6 +181,31 @@ pub trait Limiter: Send + Sync {
     fn check(&self, bucket: &Bucket, now: OffsetDateTime) -> Result<Verdict, StorageError>;
     /// Counts one event whatever the verdict.
     fn charge(&self, bucket: &Bucket, now: OffsetDateTime) -> Result<(), StorageError>;
+    /// [`Limiter::check`] of each of `checks` in turn, then, if all allow,
+    /// [`Limiter::spend`] of `buckets`: newOrder's limits, which a shared
+    /// store decides in one transaction and one round trip.
+    fn admit(&self, checks: &[Bucket], buckets: &[Bucket], now: OffsetDateTime) -> Result<Verdict, StorageError> {
+        for bucket in checks {
+            if let limited @ Verdict::Limited { .. } = self.check(bucket, now)? {
+                return Ok(limited);
+            }
+        }
+        self.spend(buckets, now)
+    }
+}
+
+/// What [`Limiter::admit`] decides from the buckets' TATs: the first of
+/// `checks` that is empty, or the next TATs of `buckets`.
+pub fn admitted(
+    checks: &[Bucket],
+    buckets: &[Bucket],
+    now: OffsetDateTime,
+    tat_of: impl Fn(&str) -> Option<OffsetDateTime>,
+) -> Result<Vec<(String, OffsetDateTime)>, Verdict> {
+    for bucket in checks {
+        decide(std::slice::from_ref(bucket), now, &tat_of)?;
+    }
+    decide(buckets, now, tat_of)
 }
 
 /// Past this many keys, those whose bucket is full again are dropped.

@@ -93,6 +93,11 @@ impl Status {
             Status::Revoked => "revoked",
         }
     }
+
+    /// The status [`Status::name`] names, or None.
+    pub fn from_name(name: &str) -> Option<Status> {
+        serde_json::from_value(Value::String(name.to_string())).ok()
+    }
 }
 
 /// A challenge type (§8.3, §8.4, RFC 8737).

@@ -16,7 +16,21 @@ use base64::Engine;
 use time::{Duration, OffsetDateTime};
 
 use super::jws::{b64, random_b64};
+use super::model::Account;
 use crate::storage::StorageError;
+
+/// Reads the account with this id (the ACME store's `account`).
+pub type ReadAccount<'a> = &'a dyn Fn(&str) -> Result<Option<Account>, StorageError>;
+
+/// What a request signed by an account's kid presented.
+#[derive(Debug, Clone)]
+pub enum Presented {
+    /// Its nonce is unknown, forged, too old or used already.
+    BadNonce,
+    /// Its nonce was good (and is now spent); the account its kid names,
+    /// if there is one.
+    Good(Option<Account>),
+}
 
 /// Where the server's nonces come from and are spent.
 pub trait NoncePool: Send + Sync {
@@ -25,6 +39,22 @@ pub trait NoncePool: Send + Sync {
     /// Uses up `nonce`: Ok(true) the first time, Ok(false) for one that is
     /// unknown, forged, too old or replayed.
     fn consume(&self, nonce: &str, now: OffsetDateTime) -> Result<bool, StorageError>;
+    /// [`NoncePool::consume`], then, when the nonce was good, account `id`
+    /// as `read` finds it: the two things every request signed by a kid
+    /// needs first. A fleet's pool, whose spent nonces are kept beside the
+    /// accounts, has both in one database round trip.
+    fn consume_for(
+        &self,
+        nonce: &str,
+        now: OffsetDateTime,
+        id: &str,
+        read: ReadAccount,
+    ) -> Result<Presented, StorageError> {
+        match self.consume(nonce, now)? {
+            true => read(id).map(Presented::Good),
+            false => Ok(Presented::BadNonce),
+        }
+    }
 }
 
 /// How many unused nonces are remembered; the oldest is forgotten first, so
@@ -68,6 +98,21 @@ pub trait SpentNonces: Send + Sync {
     /// Records `nonce` as used until `expires`: Ok(true) the first time,
     /// Ok(false) when it was used before, by any instance.
     fn spend(&self, nonce: &str, expires: OffsetDateTime) -> Result<bool, StorageError>;
+    /// [`SpentNonces::spend`], then, the first time, account `id`. A store
+    /// that keeps the accounts too (the fleet's database) reads it itself,
+    /// in the same round trip, rather than through `read`.
+    fn spend_for(
+        &self,
+        nonce: &str,
+        expires: OffsetDateTime,
+        id: &str,
+        read: ReadAccount,
+    ) -> Result<Presented, StorageError> {
+        match self.spend(nonce, expires)? {
+            true => read(id).map(Presented::Good),
+            false => Ok(Presented::BadNonce),
+        }
+    }
 }
 
 /// How long a shared nonce is good for. Clients fetch one right before
@@ -110,6 +155,17 @@ impl<S: SpentNonces> SharedNonces<S> {
         let secs = i64::from_be_bytes(body[..8].try_into().expect("8 bytes"));
         OffsetDateTime::from_unix_timestamp(secs).ok()
     }
+
+    /// Until when a nonce this fleet made must be remembered as spent, or
+    /// None when it is not one, or is too old or from the future: all
+    /// decided without the store.
+    fn expires(&self, nonce: &str, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        let issued = self.issued(nonce)?;
+        if issued > now + SKEW || now - issued > LIFETIME {
+            return None;
+        }
+        Some(issued + LIFETIME + SKEW)
+    }
 }
 
 impl<S: SpentNonces> NoncePool for SharedNonces<S> {
@@ -124,11 +180,23 @@ impl<S: SpentNonces> NoncePool for SharedNonces<S> {
     }
 
     fn consume(&self, nonce: &str, now: OffsetDateTime) -> Result<bool, StorageError> {
-        let Some(issued) = self.issued(nonce) else { return Ok(false) };
-        if issued > now + SKEW || now - issued > LIFETIME {
-            return Ok(false);
+        match self.expires(nonce, now) {
+            Some(expires) => self.spent.spend(nonce, expires),
+            None => Ok(false),
         }
-        self.spent.spend(nonce, issued + LIFETIME + SKEW)
+    }
+
+    fn consume_for(
+        &self,
+        nonce: &str,
+        now: OffsetDateTime,
+        id: &str,
+        read: ReadAccount,
+    ) -> Result<Presented, StorageError> {
+        match self.expires(nonce, now) {
+            Some(expires) => self.spent.spend_for(nonce, expires, id, read),
+            None => Ok(Presented::BadNonce),
+        }
     }
 }
 
@@ -192,6 +260,38 @@ mod tests {
             assert!(!pool.consume(junk, now).unwrap(), "{junk:?}");
         }
         assert_eq!(table.0.lock().unwrap().len(), 1, "only the good nonce reached the store");
+    }
+
+    #[test]
+    fn a_request_by_kid_reads_its_account_only_once_its_nonce_is_spent() {
+        let reads = std::cell::Cell::new(0);
+        let read: ReadAccount = &|id| {
+            reads.set(reads.get() + 1);
+            Ok((id == "acct1").then(|| Account {
+                id: id.into(),
+                key: crate::acme::jws::Jwk::Ed25519 { x: vec![1; 32] },
+                contact: vec![],
+                status: crate::acme::model::AccountStatus::Valid,
+                created: OffsetDateTime::UNIX_EPOCH,
+                eab: None,
+            }))
+        };
+        let now = OffsetDateTime::now_utc();
+        let local = Nonces::default();
+        let shared = SharedNonces::new([7; 32], Table::default());
+        let pools: [&dyn NoncePool; 2] = [&local, &shared];
+        for pool in pools {
+            reads.set(0);
+            let n = pool.issue(now);
+            assert!(
+                matches!(pool.consume_for(&n, now, "acct1", read).unwrap(), Presented::Good(Some(a)) if a.id == "acct1")
+            );
+            assert!(matches!(pool.consume_for(&n, now, "acct1", read).unwrap(), Presented::BadNonce), "replayed");
+            assert!(matches!(pool.consume_for("made-up", now, "acct1", read).unwrap(), Presented::BadNonce));
+            let n = pool.issue(now);
+            assert!(matches!(pool.consume_for(&n, now, "nope", read).unwrap(), Presented::Good(None)));
+            assert_eq!(reads.get(), 2, "no read for a refused nonce");
+        }
     }
 
     struct Down;

@@ -27,7 +27,7 @@ use super::db::Store;
 use super::jws::{Request, Signer};
 use super::limits::{Limiter, Limits};
 use super::model::{directory, path, Account, AccountStatus};
-use super::nonce::NoncePool;
+use super::nonce::{NoncePool, Presented};
 use super::policy::Policy;
 use super::problem::{malformed, Kind, Problem};
 use super::va::Validator;
@@ -138,31 +138,36 @@ impl<S: Store> Engine<S> {
         }
         let nonce = req.nonce.as_deref();
         let nonce = nonce.ok_or_else(|| Problem::new(Kind::BadNonce, "the protected header has no \"nonce\""))?;
-        if !self.nonces.consume(nonce, now)? {
-            return Err(Problem::new(Kind::BadNonce, "the nonce is unknown or was used already; get a new one"));
-        }
+        let bad_nonce = || Problem::new(Kind::BadNonce, "the nonce is unknown or was used already; get a new one");
         let account = match &req.signer {
-            Signer::Jwk(key) if route.by_jwk() => {
-                req.verify(key)?;
-                None
-            }
-            Signer::Jwk(_) => return Err(malformed("this request must be signed with the account's \"kid\"")),
-            Signer::Kid(_) if *route == Route::NewAccount => {
-                return Err(malformed("newAccount must be signed with a \"jwk\""))
-            }
-            Signer::Kid(kid) => {
+            Signer::Kid(kid) if *route != Route::NewAccount => {
                 let id = kid.strip_prefix(&format!("{}{}", self.base, path::ACCOUNT)).ok_or_else(|| {
                     Problem::new(Kind::AccountDoesNotExist, format!("{kid:?} is not an account URL of this server"))
                 })?;
-                let account = self
-                    .store
-                    .account(id)?
-                    .ok_or_else(|| Problem::new(Kind::AccountDoesNotExist, format!("no account {kid:?}")))?;
+                // The nonce is spent and the account read together (one
+                // round trip in a fleet's database).
+                let account = match self.nonces.consume_for(nonce, now, id, &|id| self.store.account(id))? {
+                    Presented::BadNonce => return Err(bad_nonce()),
+                    Presented::Good(account) => account,
+                };
+                let account =
+                    account.ok_or_else(|| Problem::new(Kind::AccountDoesNotExist, format!("no account {kid:?}")))?;
                 req.verify(&account.key)?;
                 if account.status != AccountStatus::Valid {
                     return Err(Problem::new(Kind::Unauthorized, "this account is deactivated"));
                 }
                 Some(account)
+            }
+            signer => {
+                if !self.nonces.consume(nonce, now)? {
+                    return Err(bad_nonce());
+                }
+                match signer {
+                    Signer::Jwk(key) if route.by_jwk() => req.verify(key)?,
+                    Signer::Jwk(_) => return Err(malformed("this request must be signed with the account's \"kid\"")),
+                    Signer::Kid(_) => return Err(malformed("newAccount must be signed with a \"jwk\"")),
+                }
+                None
             }
         };
         Ok(Signed { req, peer: http.peer, account })

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use super::{Engine, Reply, Signed};
 use crate::acme::db::Store;
 use crate::acme::jws::unb64;
-use crate::acme::limits::Verdict;
+use crate::acme::limits::{Bucket, Verdict};
 use crate::acme::model::{path, Account, Authorization, Ident, Order, Status};
 use crate::acme::orders::{self, challenge_checkable, challenge_checked, deactivate_authz, finalize_ready, finalized};
 use crate::acme::problem::{malformed, Kind, Problem};
@@ -50,41 +50,35 @@ impl<S: Store> Engine<S> {
         peer: Option<std::net::IpAddr>,
         now: OffsetDateTime,
     ) -> Result<(), Problem> {
-        for ident in identifiers {
-            let Some(bucket) = self.limits.failed_validation(&account.id, &ident.value) else { continue };
-            if let Verdict::Limited { retry_after, .. } = self.limiter.check(&bucket, now)? {
-                let detail = format!("{} ({})", bucket.refusal(retry_after), ident.value);
-                return Err(Problem::rate_limited(detail, retry_after));
-            }
-        }
+        let (checks, names): (Vec<Bucket>, Vec<&str>) = identifiers
+            .iter()
+            .filter_map(|i| Some((self.limits.failed_validation(&account.id, &i.value)?, i.value.as_str())))
+            .unzip();
         let buckets = self.limits.new_order(&account.id, peer);
-        match self.limiter.spend(&buckets, now)? {
+        match self.limiter.admit(&checks, &buckets, now)? {
             Verdict::Allowed => Ok(()),
             Verdict::Limited { key, retry_after } => {
-                let bucket = buckets.iter().find(|b| b.key == key).expect("a bucket it was given");
-                Err(Problem::rate_limited(bucket.refusal(retry_after), retry_after))
+                let refusal = match checks.iter().position(|b| b.key == key) {
+                    Some(at) => format!("{} ({})", checks[at].refusal(retry_after), names[at]),
+                    None => buckets.iter().find(|b| b.key == key).expect("a bucket it was given").refusal(retry_after),
+                };
+                Err(Problem::rate_limited(refusal, retry_after))
             }
         }
     }
 
-    /// An order as it stands (`orders::order_status`).
-    fn current(&self, order: Order, now: OffsetDateTime) -> Result<Order, Problem> {
+    /// An order of the signing account as it stands
+    /// (`orders::order_status`).
+    fn owned_order(&self, s: &Signed, id: &str, now: OffsetDateTime) -> Result<Order, Problem> {
+        let account = s.account()?;
+        let found = self.store.order_with_authzs(id)?.filter(|(o, _)| o.account == account.id);
+        let (order, authzs) = found.ok_or_else(|| Problem::not_found(format!("no order {id} of this account")))?;
         if order.status != Status::Pending {
             return Ok(order);
         }
-        let statuses = order
-            .authorizations
-            .iter()
-            .map(|a| Ok(self.store.authz(a)?.map_or(Status::Invalid, |z| z.status)))
-            .collect::<Result<Vec<Status>, Problem>>()?;
+        // A missing authorization counts as invalid.
+        let statuses: Vec<Status> = authzs.into_iter().map(|z| z.unwrap_or(Status::Invalid)).collect();
         Ok(Order { status: orders::order_status(&order, &statuses, now), ..order })
-    }
-
-    fn owned_order(&self, s: &Signed, id: &str, now: OffsetDateTime) -> Result<Order, Problem> {
-        let account = s.account()?;
-        let order = self.store.order(id)?.filter(|o| o.account == account.id);
-        let order = order.ok_or_else(|| Problem::not_found(format!("no order {id} of this account")))?;
-        self.current(order, now)
     }
 
     pub(super) fn order(&self, s: &Signed, id: &str, now: OffsetDateTime) -> Result<Reply, Problem> {

@@ -11,20 +11,22 @@ use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
 
 use super::{schema, PgDb};
-use crate::acme::limits::{charged, decide, Bucket, Limiter, Verdict};
+use crate::acme::limits::{admitted, charged, decide, Bucket, Limiter, Verdict};
 use crate::serve::log::Log;
 use crate::storage::StorageError;
 
 impl PgDb {
-    /// Locks the rows of `keys` (made when missing) in one transaction,
-    /// gives their TATs (None: a full bucket) to `f`, and writes back what
-    /// `f` returns (Ok) or changes nothing (Err, its value returned).
-    /// Rows are locked in key order, one order for every caller, so two
-    /// instances never deadlock on each other's buckets.
+    /// Locks the rows of `keys` (made when missing) and of `also` (when
+    /// they exist) in one transaction, gives their TATs (None: a full
+    /// bucket) to `f`, and writes back what `f` returns (Ok) or changes
+    /// nothing (Err, its value returned). Rows are locked in key order, one
+    /// order for every caller, so two instances never deadlock on each
+    /// other's buckets.
     fn with_buckets<E: Send + 'static>(
         &self,
         what: &'static str,
         keys: Vec<String>,
+        also: Vec<String>,
         f: impl FnOnce(&HashMap<String, OffsetDateTime>) -> Result<Vec<(String, OffsetDateTime)>, E> + Send + 'static,
     ) -> Result<Result<(), E>, StorageError> {
         self.run(what, move |c| {
@@ -36,17 +38,19 @@ impl PgDb {
                     .await?;
                 let lock = c
                     .prepare_cached(
-                        "SELECT key, NULLIF(tat, '-infinity') FROM rate_limits WHERE key = ANY($1) ORDER BY key FOR UPDATE",
+                        "SELECT key, NULLIF(tat, '-infinity') FROM rate_limits WHERE key = ANY($1) OR key = ANY($2) \
+                         ORDER BY key FOR UPDATE",
                     )
                     .await?;
                 // One round trip for the four (see nonces.rs); a lost commit
                 // after a crash forgets a few counts, which a limit survives.
-                let params: [&(dyn ToSql + Sync); 1] = [&keys];
+                let made: [&(dyn ToSql + Sync); 1] = [&keys];
+                let locked: [&(dyn ToSql + Sync); 2] = [&keys, &also];
                 let (_, _, rows) = tokio::try_join!(
                     biased;
                     c.batch_execute("BEGIN; SET LOCAL synchronous_commit = off"),
-                    c.execute(&make, &params),
-                    c.query(&lock, &params),
+                    c.execute(&make, &made),
+                    c.query(&lock, &locked),
                 )?;
                 let tats: HashMap<String, OffsetDateTime> = rows
                     .iter()
@@ -77,13 +81,21 @@ impl PgDb {
 
 impl Limiter for PgDb {
     fn spend(&self, buckets: &[Bucket], now: OffsetDateTime) -> Result<Verdict, StorageError> {
-        if buckets.is_empty() {
+        self.admit(&[], buckets, now)
+    }
+
+    /// The checked buckets are read under the same locks as the spent ones
+    /// (not made: a check counts nothing), so one round trip decides both.
+    fn admit(&self, checks: &[Bucket], buckets: &[Bucket], now: OffsetDateTime) -> Result<Verdict, StorageError> {
+        if checks.is_empty() && buckets.is_empty() {
             return Ok(Verdict::Allowed);
         }
         let keys = buckets.iter().map(|b| b.key.clone()).collect();
-        let buckets = buckets.to_vec();
-        let spent = self
-            .with_buckets("spending a rate limit", keys, move |tats| decide(&buckets, now, |k| tats.get(k).copied()))?;
+        let also = checks.iter().map(|b| b.key.clone()).collect();
+        let (checks, buckets) = (checks.to_vec(), buckets.to_vec());
+        let spent = self.with_buckets("spending a rate limit", keys, also, move |tats| {
+            admitted(&checks, &buckets, now, |k| tats.get(k).copied())
+        })?;
         Ok(spent.err().unwrap_or(Verdict::Allowed))
     }
 
@@ -103,7 +115,7 @@ impl Limiter for PgDb {
 
     fn charge(&self, bucket: &Bucket, now: OffsetDateTime) -> Result<(), StorageError> {
         let (key, rate) = (bucket.key.clone(), bucket.rate);
-        let Ok(()) = self.with_buckets("counting a failed validation", vec![key.clone()], move |tats| {
+        let Ok(()) = self.with_buckets("counting a failed validation", vec![key.clone()], Vec::new(), move |tats| {
             Ok::<_, std::convert::Infallible>(vec![(key.clone(), charged(tats.get(&key).copied(), now, rate))])
         })?;
         Ok(())

@@ -13,6 +13,7 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use time::OffsetDateTime;
+use tokio_postgres::types::ToSql;
 
 use super::PgDb;
 use crate::acme::db::Stored;
@@ -66,6 +67,11 @@ fn parse<T: DeserializeOwned>(what: &str, key: &str, body: Option<String>) -> St
     serde_json::from_str(&body)
         .map(Some)
         .map_err(|e| StorageError::Damaged { what: format!("the ACME store's {what} {key:?}"), detail: e.to_string() })
+}
+
+/// An account row's body as the model.
+pub(super) fn parse_account(id: &str, body: Option<String>) -> Stored<Option<Account>> {
+    parse("account", id, body)
 }
 
 impl PgDb {
@@ -164,7 +170,7 @@ impl Store for PgDb {
     }
 
     fn account(&self, id: &str) -> Stored<Option<Account>> {
-        self.object("account", "SELECT body FROM accounts WHERE id = $1", id)
+        parse_account(id, self.text("account", "SELECT body FROM accounts WHERE id = $1", id)?)
     }
 
     fn account_by_thumbprint(&self, thumbprint: &str) -> Stored<Option<Account>> {
@@ -187,22 +193,87 @@ impl Store for PgDb {
     }
 
     fn order(&self, id: &str) -> Stored<Option<Order>> {
+        Ok(self.order_with_authzs(id)?.map(|(order, _)| order))
+    }
+
+    fn order_with_authzs(&self, id: &str) -> Stored<Option<(Order, Vec<Option<Status>>)>> {
         let key = id.to_string();
         let row = self.run("reading an order", move |c| {
             Box::pin(async move {
-                let st = c.prepare_cached("SELECT status, body FROM orders WHERE id = $1").await?;
-                Ok(c.query_opt(&st, &[&key]).await?.map(|r| (r.get::<_, String>(0), r.get::<_, String>(1))))
+                // The authorizations' statuses only while the order is
+                // pending, in the order its body lists them; NULL for one
+                // that is missing.
+                let st = c
+                    .prepare_cached(
+                        "SELECT o.status, o.body, CASE WHEN o.status = 'pending' THEN ARRAY( \
+                         SELECT a.body::json->>'status' \
+                         FROM json_array_elements_text(o.body::json->'authorizations') WITH ORDINALITY AS z(id, n) \
+                         LEFT JOIN authzs a ON a.id = z.id ORDER BY z.n) END \
+                         FROM orders o WHERE o.id = $1",
+                    )
+                    .await?;
+                Ok(c.query_opt(&st, &[&key]).await?.map(|r| {
+                    (r.get::<_, String>(0), r.get::<_, String>(1), r.get::<_, Option<Vec<Option<String>>>>(2))
+                }))
             })
         })?;
-        let Some((status, body)) = row else { return Ok(None) };
+        let Some((status, body, authzs)) = row else { return Ok(None) };
+        let damaged = |detail: String| StorageError::Damaged { what: format!("the ACME store's order {id:?}"), detail };
         let mut order: Order = parse("order", id, Some(body))?.expect("a body was given");
         // The column is what transition_order moves; the body keeps the rest.
-        order.status =
-            serde_json::from_value(serde_json::Value::String(status.clone())).map_err(|_| StorageError::Damaged {
-                what: format!("the ACME store's order {id:?}"),
-                detail: format!("status {status:?}"),
-            })?;
-        Ok(Some(order))
+        order.status = Status::from_name(&status).ok_or_else(|| damaged(format!("status {status:?}")))?;
+        let statuses = authzs
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| s.map(|s| Status::from_name(&s).ok_or_else(|| damaged(format!("authorization status {s:?}")))))
+            .map(Option::transpose)
+            .collect::<Stored<Vec<Option<Status>>>>()?;
+        Ok(Some((order, statuses)))
+    }
+
+    /// The authorizations, their challenges and the order in one
+    /// statement: atomic without BEGIN and COMMIT, and one round trip. The
+    /// challenges' foreign key is checked at the statement's end, when the
+    /// authorizations are in.
+    fn put_new_order(&self, order: &Order, authzs: &[Authorization]) -> Stored<()> {
+        let (ids, bodies): (Vec<String>, Vec<String>) = authzs.iter().map(|a| (a.id.clone(), json(a))).unzip();
+        let (challenges, of): (Vec<String>, Vec<String>) =
+            authzs.iter().flat_map(|a| a.challenges.iter().map(|c| (c.id.clone(), a.id.clone()))).unzip();
+        let (id, account, status, body) = (order.id.clone(), order.account.clone(), order.status.name(), json(order));
+        self.run("writing a new order", move |c| {
+            Box::pin(async move {
+                let st = c
+                    .prepare_cached(
+                        "WITH a AS (INSERT INTO authzs (id, body) SELECT * FROM unnest($1::text[], $2::text[])), \
+                         c AS (INSERT INTO challenges (id, authz) SELECT * FROM unnest($3::text[], $4::text[])) \
+                         INSERT INTO orders (id, account, status, body) VALUES ($5, $6, $7, $8)",
+                    )
+                    .await?;
+                let params: [&(dyn ToSql + Sync); 8] = [&ids, &bodies, &challenges, &of, &id, &account, &status, &body];
+                c.execute(&st, &params).await.map(drop)
+            })
+        })
+    }
+
+    /// The certificate and the finalized order in one statement.
+    fn put_issued(&self, order: &Order, serial: &str, pem_chain: &str) -> Stored<()> {
+        let (id, account, status, body) = (order.id.clone(), order.account.clone(), order.status.name(), json(order));
+        let (serial, chain) = (serial.to_string(), pem_chain.to_string());
+        self.run("writing an issued certificate and its order", move |c| {
+            Box::pin(async move {
+                let st = c
+                    .prepare_cached(
+                        "WITH c AS (INSERT INTO acme_certs (order_id, serial, chain) VALUES ($1, $5, $6) \
+                         ON CONFLICT (order_id) DO UPDATE SET serial = excluded.serial, chain = excluded.chain) \
+                         INSERT INTO orders (id, account, status, body) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (id) DO UPDATE SET account = excluded.account, status = excluded.status, \
+                         body = excluded.body",
+                    )
+                    .await?;
+                let params: [&(dyn ToSql + Sync); 6] = [&id, &account, &status, &body, &serial, &chain];
+                c.execute(&st, &params).await.map(drop)
+            })
+        })
     }
 
     fn put_order(&self, order: &Order) -> Stored<()> {
