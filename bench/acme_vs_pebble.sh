@@ -34,6 +34,8 @@
 #   SERVE_FLAGS  more flags for every certforge instance, to measure what
 #             one costs, e.g. "--rate-orders-per-account 0
 #             --rate-orders-per-address 0" (default none)
+#   TMPDIR    where the depots and the cluster go (mktemp's default, /tmp);
+#             the script prints what creating a file there costs
 #   PEBBLE_PORT, PEBBLE_MGMT_PORT  Pebble's loopback ports (14000, 15000)
 #   CERTFORGE_PORT  the first certforge instance's port (14100; the second
 #             uses the next one), LB_PORT haproxy's (14200), PG_PORT the
@@ -195,7 +197,7 @@ as_postgres() {
 start_cluster() {
   pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
   # Not under $work (0700, root's): the postgres user must reach it.
-  pg_dir=$(mktemp -d /tmp/certforge-bench-pg.XXXXXX)
+  pg_dir=$(mktemp -d "${TMPDIR:-/tmp}/certforge-bench-pg.XXXXXX")
   if [ "$(id -u)" = 0 ]; then chown postgres: "$pg_dir"; fi
   as_postgres "$pg_bin/initdb" -D "$pg_dir/data" -A trust -U postgres >"$pg_dir/initdb.log" 2>&1 ||
     { cat "$pg_dir/initdb.log" >&2 && return 1; }
@@ -290,6 +292,21 @@ run_row() {
 }
 
 work=$(mktemp -d)
+# What creating one file costs where the depots are (certforge writes one
+# per certificate): on an ext4 whose block group near $TMPDIR is crowded it
+# is 20 times what it is elsewhere on the same disk, and the sqlite rows
+# measure that, not certforge. Printed, and kept in the results.
+file_create_us() {
+  local d=$work/probe i t0 t1
+  mkdir "$d"
+  t0=$(date +%s%N)
+  for i in $(seq 300); do : >"$d/f$i"; done
+  t1=$(date +%s%N)
+  rm -rf "$d"
+  echo $(((t1 - t0) / 300 / 1000))
+}
+create_us=$(file_create_us)
+echo "creating a file in $work (TMPDIR) takes $create_us µs" >&2
 shm=/dev/shm/certforge-bench-$$
 # Whatever happens, no server or cluster outlives the script.
 trap 'stop_servers; stop_cluster; rm -rf "$work" "$shm"' EXIT
@@ -324,8 +341,8 @@ for parallel in $PARALLEL; do
 done
 
 mkdir -p bench/results
-jq -s --arg servers "$SERVERS" --argjson runs "$RUNS" \
-  '{made: (now | todate), servers: $servers, runs: $runs, rows: .}' "$results" >bench/results/acme_fleet.json
+jq -s --arg servers "$SERVERS" --argjson runs "$RUNS" --argjson create "$create_us" \
+  '{made: (now | todate), servers: $servers, runs: $runs, file_create_us: $create, rows: .}' "$results" >bench/results/acme_fleet.json
 
 # "server+db" adds the cluster and haproxy to the pg rows; Pebble's and
 # SQLite's store is inside the server, so there it is the server's figure.
