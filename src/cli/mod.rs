@@ -341,6 +341,15 @@ pub enum EabAction {
     List,
 }
 
+/// `--metrics-listen`: a port alone is loopback's, so that metrics reach
+/// the network only when an address says so.
+fn metrics_listen(v: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(port) = v.parse::<u16>() {
+        return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    v.parse().map_err(|_| format!("{v:?} is neither a port nor HOST:PORT (e.g. 9464, 127.0.0.1:9464, [::1]:9464)"))
+}
+
 const SERVE_HELP: &str = r#"Examples:
   certforge --depot-path D serve --CA "Staging CA" --listen 127.0.0.1:14000
   certforge serve --CA "Staging CA" --listen 0.0.0.0:443 \
@@ -420,6 +429,9 @@ pub struct ServeArgs {
     /// Every connection starts with a PROXY protocol v2 header naming the client (haproxy's send-proxy-v2), so per-address limits and logs see clients, not the balancer; a connection without one is closed.
     #[arg(long = "proxy-protocol")]
     pub proxy_protocol: bool,
+    /// Also serve /metrics (Prometheus text format) over plain HTTP on [HOST:]PORT: a port alone listens on 127.0.0.1 only; give HOST:PORT for a scraper on a private network. /metrics is on the HTTPS port too.
+    #[arg(long = "metrics-listen", value_name = "[HOST:]PORT", value_parser = metrics_listen)]
+    pub metrics_listen: Vec<std::net::SocketAddr>,
     #[command(flatten)]
     pub pass: PassArgs,
 }

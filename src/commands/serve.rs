@@ -21,6 +21,7 @@ use crate::pki::profile::LeafProfile;
 use crate::pki::san::San;
 use crate::pki::validity::Expiry;
 use crate::serve::crl::CrlSource;
+use crate::serve::http::Port;
 use crate::serve::issuer::DepotIssuer;
 use crate::serve::log::{Log, SkippedChecks};
 use crate::serve::{all_loopback, validate, Backend, Config, Started};
@@ -63,6 +64,9 @@ pub fn run(depot: &Depot, args: &ServeArgs) -> Result<()> {
     let listeners: Vec<std::net::TcpListener> = args.listen.iter().map(bind).collect::<Result<_>>()?;
     let crl_listeners: Vec<std::net::TcpListener> = args.crl_listen.iter().map(bind).collect::<Result<_>>()?;
     let crl_bound: Vec<SocketAddr> = crl_listeners.iter().map(|l| l.local_addr()).collect::<std::io::Result<_>>()?;
+    let metrics_listeners: Vec<std::net::TcpListener> = args.metrics_listen.iter().map(bind).collect::<Result<_>>()?;
+    let metrics_bound: Vec<SocketAddr> =
+        metrics_listeners.iter().map(|l| l.local_addr()).collect::<std::io::Result<_>>()?;
     // Port 0 picks a free port; the URL names the one the system chose.
     let bound: Vec<SocketAddr> = listeners.iter().map(|l| l.local_addr()).collect::<std::io::Result<_>>()?;
     let base = match &external {
@@ -105,8 +109,16 @@ pub fn run(depot: &Depot, args: &ServeArgs) -> Result<()> {
             "warning: the CA may not certify {name}, the --external-url host, so the server's own certificate does not name it: the balancer must end TLS there with a certificate of its own"
         ));
     }
-    let listeners =
-        listeners.into_iter().map(|l| (l, true)).chain(crl_listeners.into_iter().map(|l| (l, false))).collect();
+    let metrics_urls: Vec<String> = metrics_bound.iter().map(|a| format!("http://{a}/metrics")).collect();
+    // This instance's own URL: behind a balancer, each instance is scraped
+    // apart.
+    let own_base = base_url(&args.hostname, bound[0]).unwrap_or_else(|_| base.clone());
+    let at = banner.iter().position(String::is_empty).unwrap_or(banner.len());
+    banner.insert(at, metrics_line(&own_base, &metrics_urls));
+    let listeners = (listeners.into_iter().map(|l| (l, Port::Acme)))
+        .chain(crl_listeners.into_iter().map(|l| (l, Port::Crl)))
+        .chain(metrics_listeners.into_iter().map(|l| (l, Port::Metrics)))
+        .collect();
     crate::serve::run(Config {
         issuer,
         listeners,
@@ -129,6 +141,14 @@ pub fn run(depot: &Depot, args: &ServeArgs) -> Result<()> {
             eprintln!("{}", banner.join("\n"));
         }),
     })
+}
+
+/// The banner's line for Prometheus: /metrics on the HTTPS port, and on
+/// each `--metrics-listen` address.
+fn metrics_line(base: &str, plain: &[String]) -> String {
+    let mut at = vec![format!("{base}/metrics")];
+    at.extend(plain.iter().map(|u| format!("{u} (plain HTTP)")));
+    format!("  metrics      {}", at.join(", "))
 }
 
 /// `--external-url`: where clients reach the fleet (a balancer), as

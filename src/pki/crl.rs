@@ -153,6 +153,17 @@ pub fn normalize_serial(bytes: &[u8]) -> Vec<u8> {
     bytes[start..].to_vec()
 }
 
+/// A CRL's number (0 when it has none) and its thisUpdate, from its DER;
+/// None when it is not a CRL or its number does not fit in 64 bits.
+pub fn number_and_this_update(der: &[u8]) -> Option<(u64, OffsetDateTime)> {
+    let (_, crl) = CertificateRevocationList::from_der(der).ok()?;
+    let number = match crl.crl_number() {
+        None => 0,
+        Some(n) => u64::try_from(n).ok()?,
+    };
+    Some((number, crl.last_update().to_datetime()))
+}
+
 impl CrlState {
     /// Reads a CRL (PEM or DER), checking that `ca` signed it.
     pub fn read(bytes: &[u8], what: &str, ca: &CaSigner) -> Result<CrlState, CrlError> {

@@ -25,6 +25,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::crl::CrlSource;
 use super::log::Log;
+use super::metrics::{answered, route_label, InFlight};
 use crate::acme::db::Stored;
 use crate::acme::problem::{malformed, Kind, Problem};
 use crate::acme::wfe::MAX_BODY;
@@ -41,10 +42,25 @@ const HANDSHAKE: Duration = Duration::from_secs(10);
 /// a balancer's check times out by itself after a few seconds.
 const HEALTH: Duration = Duration::from_secs(3);
 
+/// What one listening socket serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    /// ACME over HTTPS, with /health, /metrics and the CRLs.
+    Acme,
+    /// Plain HTTP for CRL fetchers (openssl -crl_download speaks no TLS;
+    /// a CRL is signed anyway), with /health.
+    Crl,
+    /// Plain HTTP for a Prometheus scraper on a private network: /metrics
+    /// and /health only.
+    Metrics,
+}
+
 /// What the server answers with.
 pub struct App<S: Store> {
     pub engine: Engine<S>,
     pub log: Log,
+    /// What `/metrics` renders.
+    pub metrics: Arc<super::metrics::Metrics>,
     /// `GET /crl/FILE`: the CRLs served (file name, where the bytes are).
     pub crls: Vec<(String, CrlSource)>,
     /// Each connection starts with a PROXY protocol v2 header, whose
@@ -109,26 +125,24 @@ impl Workers {
     }
 }
 
-/// Serves on `listeners` until `stop` resolves, then drains. A listener
-/// marked `false` speaks plain HTTP and serves CRLs and /health only: CRL
-/// fetchers (openssl -crl_download) do not speak TLS, and a CRL is signed
-/// anyway.
+/// Serves on `listeners`, each what its [`Port`] says, until `stop`
+/// resolves, then drains.
 pub async fn serve<S: Store + 'static>(
     app: Arc<App<S>>,
-    listeners: Vec<(TcpListener, bool)>,
+    listeners: Vec<(TcpListener, Port)>,
     tls: Arc<rustls::ServerConfig>,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<(TcpStream, SocketAddr, bool)>(256);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(TcpStream, SocketAddr, Port)>(256);
     let accepting: Vec<_> = listeners
         .into_iter()
-        .map(|(l, tls)| {
+        .map(|(l, port)| {
             let (tx, log) = (tx.clone(), app.log);
             tokio::spawn(async move {
                 loop {
                     match l.accept().await {
                         Ok((stream, peer)) => {
-                            if tx.send((stream, peer, tls)).await.is_err() {
+                            if tx.send((stream, peer, port)).await.is_err() {
                                 return;
                             }
                         }
@@ -149,10 +163,10 @@ pub async fn serve<S: Store + 'static>(
     loop {
         tokio::select! {
             conn = rx.recv() => {
-                let Some((stream, peer, tls)) = conn else { break };
+                let Some((stream, peer, port)) = conn else { break };
                 let _ = stream.set_nodelay(true);
                 let (acceptor, app, watcher) = (acceptor.clone(), app.clone(), graceful.watcher());
-                tokio::spawn(connection(app, stream, peer, tls, acceptor, watcher));
+                tokio::spawn(connection(app, stream, peer, port, acceptor, watcher));
             }
             () = &mut stop => break,
         }
@@ -172,19 +186,20 @@ pub async fn serve<S: Store + 'static>(
 }
 
 /// Serves one connection: its PROXY header first with
-/// `--proxy-protocol`, then TLS unless it is a plain CRL port, then HTTP/1.1.
+/// `--proxy-protocol` (on the ACME and CRL ports the balancer fronts),
+/// then TLS on the ACME port, then HTTP/1.1.
 async fn connection<S: Store + 'static>(
     app: Arc<App<S>>,
     mut stream: TcpStream,
     mut peer: SocketAddr,
-    tls: bool,
+    port: Port,
     acceptor: TlsAcceptor,
     watcher: Watcher,
 ) {
     let refused = |what: &str, peer: SocketAddr, e: String| {
         app.log.event("info", what, &[("peer", json!(peer.to_string())), ("error", json!(e))]);
     };
-    if app.proxy_protocol {
+    if app.proxy_protocol && port != Port::Metrics {
         match tokio::time::timeout(HANDSHAKE, super::proxy::read_header(&mut stream)).await {
             // LOCAL (the balancer's own check): the peer is the balancer.
             Ok(Ok(client)) => peer = client.unwrap_or(peer),
@@ -194,9 +209,9 @@ async fn connection<S: Store + 'static>(
     }
     let svc = {
         let app = app.clone();
-        service_fn(move |req| answer(app.clone(), req, tls, peer.ip()))
+        service_fn(move |req| answer(app.clone(), req, port, peer.ip()))
     };
-    if !tls {
+    if port != Port::Acme {
         let _ = watcher.watch(http1::Builder::new().serve_connection(TokioIo::new(stream), svc)).await;
         return;
     }
@@ -211,27 +226,36 @@ async fn connection<S: Store + 'static>(
 async fn answer<S: Store + 'static>(
     app: Arc<App<S>>,
     req: Request<Incoming>,
-    tls: bool,
+    port: Port,
     peer: IpAddr,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let started = Instant::now();
+    let _in_flight = InFlight::start();
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
     let content_type = req.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
     let body = Limited::new(req.into_body(), MAX_BODY).collect().await.map(|b| b.to_bytes());
-    let reply = match (method.as_str(), path.as_str(), body) {
-        ("GET", "/health", _) => health(&app).await,
-        ("GET", p, _) if p.starts_with("/crl/") => crl(&app.crls, &p["/crl/".len()..]),
-        _ if !tls => Reply::typed(
+    let route = (port == Port::Acme).then(|| Route::parse(&method, &path)).and_then(Result::ok);
+    let label = route_label(route.as_ref(), &path);
+    let reply = match (port, method.as_str(), path.as_str(), body) {
+        (_, "GET", "/health", _) => health(&app).await,
+        (Port::Acme | Port::Metrics, "GET", "/metrics", _) => {
+            // The text exposition format 0.0.4, which Prometheus and
+            // promtool read.
+            Reply::typed(200, "text/plain; version=0.0.4; charset=utf-8", app.metrics.render(OffsetDateTime::now_utc()))
+        }
+        (Port::Acme | Port::Crl, "GET", p, _) if p.starts_with("/crl/") => crl(&app.crls, &p["/crl/".len()..]),
+        (Port::Crl, ..) => Reply::typed(
             404,
             "text/plain",
             format!("this port serves CRLs only; the ACME directory is {}/directory\n", app.engine.base),
         ),
-        (_, _, Err(_)) => {
+        (Port::Metrics, ..) => Reply::typed(404, "text/plain", "this port serves /metrics and /health only\n"),
+        (_, _, _, Err(_)) => {
             app.engine.refuse(malformed(format!("the body is over {MAX_BODY} bytes, the most this server reads")))
         }
-        (_, _, Ok(body)) => {
-            let route = Route::parse(&method, &path);
+        (_, _, _, Ok(body)) => {
+            let route = route.ok_or_else(|| Route::parse(&method, &path).unwrap_err());
             if !blocks(&route, app.remote_store) {
                 handle(&app.engine, &method, &path, content_type.as_deref(), &body, peer, route)
             } else {
@@ -250,6 +274,7 @@ async fn answer<S: Store + 'static>(
             }
         }
     };
+    answered(label, reply.status, reply.problem, started.elapsed());
     let level = if reply.status >= 500 { "error" } else { "info" };
     let mut fields = vec![
         ("method", json!(method)),

@@ -8,6 +8,7 @@ pub mod crl;
 pub mod http;
 pub mod issuer;
 pub mod log;
+pub mod metrics;
 #[cfg(feature = "postgres")]
 pub mod pg;
 pub mod proxy;
@@ -28,6 +29,7 @@ use crate::acme::policy::Policy;
 use crate::acme::{Engine, Store, Validator};
 use crate::pki::san::San;
 use crl::CrlSource;
+use metrics::meter::{MeteredIssuer, MeteredNonces, MeteredStore, MeteredValidator, StoreKind};
 
 /// Where the ACME state lives.
 pub enum Backend {
@@ -49,8 +51,8 @@ pub struct Started<'a> {
 /// Everything `serve` needs, checked.
 pub struct Config {
     pub issuer: issuer::DepotIssuer,
-    /// Each with whether it speaks TLS (ACME) or plain HTTP (CRLs only).
-    pub listeners: Vec<(std::net::TcpListener, bool)>,
+    /// Each with what it serves.
+    pub listeners: Vec<(std::net::TcpListener, http::Port)>,
     /// "https://host:port", no trailing slash.
     pub base: String,
     /// The names in the server's own certificate.
@@ -162,19 +164,23 @@ fn serve_with<S: Store + 'static>(
             .with_no_client_auth()
             .with_cert_resolver(own.clone());
     tls_config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // First: the decorators below count into it from their first call.
+    let metrics = runtime.block_on(async { metrics::Metrics::start(ca.not_after, config.crls.clone(), None) });
+    let kind = if database.is_some() { StoreKind::Postgresql } else { StoreKind::Sqlite };
     let app = Arc::new(http::App {
         engine: Engine {
             base: config.base,
-            store,
-            nonces,
+            store: MeteredStore::new(store, kind),
+            nonces: Box::new(MeteredNonces(nonces)),
             limits: config.limits,
             limiter,
             policy: config.policy,
-            issuer: Box::new(config.issuer),
-            validator: config.validator,
+            issuer: Box::new(MeteredIssuer(Box::new(config.issuer))),
+            validator: Box::new(MeteredValidator(config.validator)),
             eab_required: config.eab_required,
         },
         log: config.log,
+        metrics,
         crls: config.crls,
         proxy_protocol: config.proxy_protocol,
         remote_store: database.is_some(),

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::acme::problem::Problem;
+use crate::acme::problem::{Kind, Problem};
 
 /// The largest request body accepted; a CSR for 100 names is far smaller.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -27,17 +27,26 @@ pub struct Reply {
     /// For a 5xx: what went wrong inside the server, for the request's log
     /// line (the client's problem document does not say it).
     pub log_detail: Option<String>,
+    /// The problem's type when the reply is a problem document (the
+    /// server's metrics count failed orders by it).
+    pub problem: Option<Kind>,
 }
 
 impl Reply {
     /// A reply whose body is of `content_type`.
     pub fn typed(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Reply {
-        Reply { status, headers: vec![("Content-Type", content_type.to_string())], body: body.into(), log_detail: None }
+        Reply {
+            status,
+            headers: vec![("Content-Type", content_type.to_string())],
+            body: body.into(),
+            log_detail: None,
+            problem: None,
+        }
     }
 
     /// A reply without a body.
     pub fn empty(status: u16) -> Reply {
-        Reply { status, headers: Vec::new(), body: Vec::new(), log_detail: None }
+        Reply { status, headers: Vec::new(), body: Vec::new(), log_detail: None, problem: None }
     }
 
     pub(super) fn json(status: u16, v: &Value) -> Reply {
@@ -51,6 +60,7 @@ impl Reply {
         let mut body = p.to_json();
         body["status"] = json!(p.status);
         let mut reply = Reply::typed(p.status, "application/problem+json", body.to_string());
+        reply.problem = Some(p.kind);
         if p.status >= 500 {
             reply.log_detail = Some(p.cause.clone().unwrap_or_else(|| p.detail.clone()));
         }

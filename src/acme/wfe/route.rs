@@ -74,6 +74,28 @@ impl Route {
         }
     }
 
+    /// The resource's name in RFC 8555's directory (§7.1.1), or the path's
+    /// for those the directory does not list: a label for the server's
+    /// metrics, where an id would make one series per object.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Route::Directory => "directory",
+            Route::NewNonce { .. } => "newNonce",
+            Route::RenewalInfo(_) => "renewalInfo",
+            Route::NewAccount => "newAccount",
+            Route::NewOrder => "newOrder",
+            Route::KeyChange => "keyChange",
+            Route::Revoke => "revokeCert",
+            Route::Account(_) => "account",
+            Route::AccountOrders(_) => "orders",
+            Route::Order(_) => "order",
+            Route::Finalize(_) => "finalize",
+            Route::Authz(_) => "authz",
+            Route::Challenge(_) => "challenge",
+            Route::Cert { .. } => "cert",
+        }
+    }
+
     /// Whether it is signed by a "jwk" rather than an account's "kid"
     /// (§6.2): newAccount, and revokeCert by the certificate's own key.
     pub fn by_jwk(&self) -> bool {
@@ -128,6 +150,30 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn each_route_has_its_own_name_and_no_id_in_it() {
+        let routes = [
+            Route::Directory,
+            Route::NewNonce { head: true },
+            Route::RenewalInfo("x".into()),
+            Route::NewAccount,
+            Route::NewOrder,
+            Route::KeyChange,
+            Route::Revoke,
+            Route::Account("x".into()),
+            Route::AccountOrders("x".into()),
+            Route::Order("x".into()),
+            Route::Finalize("x".into()),
+            Route::Authz("x".into()),
+            Route::Challenge("x".into()),
+            Route::Cert { id: "x".into(), alt: true },
+        ];
+        let names: std::collections::BTreeSet<&str> = routes.iter().map(Route::name).collect();
+        assert_eq!(names.len(), routes.len(), "{names:?}");
+        assert!(names.iter().all(|n| !n.contains('x') || *n == "newAccount"), "{names:?}");
+        assert_eq!(Route::Cert { id: "y".into(), alt: false }.name(), "cert");
     }
 
     #[test]
