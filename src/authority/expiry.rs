@@ -25,53 +25,58 @@ pub const REVOKED: &str = "certforge_certificate_revoked";
 /// sorted by name, then serial, so the same depot always gives the same
 /// text. No entries, no text: an empty file is a valid exposition.
 pub fn prometheus_gauges(entries: &[Entry]) -> String {
-    let mut rows: Vec<(String, &Entry, Validity)> = entries
-        .iter()
-        .filter_map(|e| {
-            let labels = format!(
-                "name=\"{}\",issuer=\"{}\",kind=\"{}\",serial=\"{}\"",
-                escape(&e.stem),
-                escape(&display_name_of(&e.info.issuer)),
-                e.kind.label(),
-                escape(&e.info.serial),
-            );
-            Some((labels, e, Validity::of(&e.der)?))
-        })
-        .collect();
-    rows.sort_by(|a, b| (&a.1.stem, &a.1.info.serial).cmp(&(&b.1.stem, &b.1.info.serial)));
+    let mut rows: Vec<Row> = entries.iter().filter_map(Row::of).collect();
+    rows.sort_by(|a, b| a.key.cmp(&b.key));
     let mut out = String::new();
     if rows.is_empty() {
         return out;
     }
-    let families: [(&str, &str, fn(&Entry, &Validity) -> i64); 3] = [
-        (NOT_AFTER, "When the certificate expires (notAfter), in seconds since the Unix epoch.", |_, v| v.not_after),
-        (NOT_BEFORE, "When the certificate became valid (notBefore), in seconds since the Unix epoch.", |_, v| {
-            v.not_before
-        }),
-        (REVOKED, "1 when the issuer's CRL in the depot revokes the certificate, else 0.", |e, _| {
-            i64::from(e.revoked.is_some())
-        }),
-    ];
-    for (name, help, value) in families {
+    for (name, help, value) in FAMILIES {
         // Writing to a String cannot fail.
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-        for (labels, e, v) in &rows {
-            let _ = writeln!(out, "{name}{{{labels}}} {}", value(e, v));
+        for r in &rows {
+            let _ = writeln!(out, "{name}{{{}}} {}", r.labels, value(r));
         }
     }
     out
 }
 
-/// A certificate's validity period in unix seconds.
-struct Validity {
+/// A gauge family: its name, its help text, and its value for a row.
+type Family = (&'static str, &'static str, fn(&Row) -> i64);
+
+const FAMILIES: [Family; 3] = [
+    (NOT_AFTER, "When the certificate expires (notAfter), in seconds since the Unix epoch.", |r| r.not_after),
+    (NOT_BEFORE, "When the certificate became valid (notBefore), in seconds since the Unix epoch.", |r| r.not_before),
+    (REVOKED, "1 when the issuer's CRL in the depot revokes the certificate, else 0.", |r| r.revoked),
+];
+
+/// One certificate's sample: its labels, written once, and its values.
+struct Row {
+    /// Name, then serial: the order of the samples.
+    key: (String, String),
+    labels: String,
     not_before: i64,
     not_after: i64,
+    revoked: i64,
 }
 
-impl Validity {
-    fn of(der: &[u8]) -> Option<Validity> {
-        let (_, c) = x509_parser::parse_x509_certificate(der).ok()?;
-        Some(Validity { not_before: c.validity().not_before.timestamp(), not_after: c.validity().not_after.timestamp() })
+impl Row {
+    fn of(e: &Entry) -> Option<Row> {
+        let (_, c) = x509_parser::parse_x509_certificate(&e.der).ok()?;
+        let labels = format!(
+            "name=\"{}\",issuer=\"{}\",kind=\"{}\",serial=\"{}\"",
+            escape(&e.stem),
+            escape(&display_name_of(&e.info.issuer)),
+            e.kind.label(),
+            escape(&e.info.serial),
+        );
+        Some(Row {
+            key: (e.stem.clone(), e.info.serial.clone()),
+            labels,
+            not_before: c.validity().not_before.timestamp(),
+            not_after: c.validity().not_after.timestamp(),
+            revoked: i64::from(e.revoked.is_some()),
+        })
     }
 }
 
@@ -132,8 +137,7 @@ mod tests {
         for family in [NOT_AFTER, NOT_BEFORE, REVOKED] {
             assert_eq!(text.matches(&format!("# HELP {family} ")).count(), 1, "{text}");
             assert_eq!(text.matches(&format!("# TYPE {family} gauge\n")).count(), 1, "{text}");
-            let names: Vec<&str> =
-                samples(&text, family).iter().map(|l| l.split('"').nth(1).unwrap()).collect();
+            let names: Vec<&str> = samples(&text, family).iter().map(|l| l.split('"').nth(1).unwrap()).collect();
             assert_eq!(names, ["Root", "app", "web"], "{text}");
         }
         entries.reverse();

@@ -76,7 +76,9 @@ pub fn run(depot: &Depot, args: &ListArgs) -> Result<()> {
         _ => false,
     };
     if args.out.is_some() {
-        return Err(usage("--out writes the Prometheus gauges: add --format prometheus (the table and JSON go to stdout)"));
+        return Err(usage(
+            "--out writes the Prometheus gauges: add --format prometheus (the table and JSON go to stdout)",
+        ));
     }
     let view = scan(depot, now);
     if let Some(span) = &args.expiring_within {
@@ -198,7 +200,12 @@ fn prometheus(depot: &Depot, args: &ListArgs, now: OffsetDateTime) -> Result<()>
     if path.extension().is_none_or(|e| e != "prom") {
         warn(&format!("node_exporter's textfile collector reads only files named *.prom, not {}", path.display()));
     }
-    depot::write_all(&[Write1 { path: path.clone(), bytes: text.into_bytes().into(), mode: PUBLIC_MODE, replace: true }])
+    depot::write_all(&[Write1 {
+        path: path.clone(),
+        bytes: text.into_bytes().into(),
+        mode: PUBLIC_MODE,
+        replace: true,
+    }])
 }
 
 fn parse_time(s: &str) -> Option<OffsetDateTime> {
