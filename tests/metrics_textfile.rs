@@ -241,6 +241,21 @@ fn out_refuses_a_directory() {
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
 }
 
+/// --out is for the gauges only, and they cover the whole depot: the table,
+/// the tree and --expiring-within are refused with it, naming the fix.
+#[test]
+fn out_and_prometheus_refuse_what_they_cannot_mean() {
+    let env = depot();
+    let prom = env.tmp.path().join("certforge.prom");
+    let arg = prom.to_str().unwrap();
+    let err = env.fails(&["list", "--out", arg], 2);
+    assert!(err.contains("add --format prometheus"), "{err}");
+    let err = env.fails(&["list", "--format", "prometheus", "--expiring-within", "30d"], 2);
+    assert!(err.contains("drop --tree and --expiring-within"), "{err}");
+    env.fails(&["list", "--json", "--format", "prometheus"], 2);
+    assert!(!prom.exists());
+}
+
 /// A refresh replaces the file (a timer rewrites it), with the new facts.
 #[test]
 fn out_replaces_the_file_on_refresh() {
