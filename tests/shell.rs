@@ -15,22 +15,7 @@ use certforge::{authority, depot, pkcs11, pki, serve, trust};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{required, Env};
-
-fn have(tool: &str) -> bool {
-    Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success())
-}
-
-/// True when `tool` is there; otherwise fails under .ci/run, else says
-/// SKIPPED and why.
-fn need(tool: &str, package: &str) -> bool {
-    if have(tool) {
-        return true;
-    }
-    assert!(!required(), "{tool} is missing: .ci/run installs the Debian package {package}");
-    eprintln!("SKIPPED: {tool} is not installed (apt-get install {package})");
-    false
-}
+use common::{have, need, Env};
 
 fn bin_dir() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_certforge")).parent().unwrap().to_path_buf()

@@ -13,8 +13,9 @@ use time::OffsetDateTime;
 use crate::depot::{read_file, Depot};
 use crate::pki::chain::issuer_of;
 use crate::pki::crl::normalize_serial;
-use crate::pki::inspect::{cert_info, CertInfo};
+use crate::pki::inspect::{cert_info, leaf_profile, CertInfo};
 use crate::pki::objects::{read_objects, Object};
+use crate::pki::profile::LeafProfile;
 use crate::pki::validity::fmt_time;
 
 /// Why a file gave no certificate.
@@ -120,12 +121,55 @@ pub struct Entry {
     pub path: PathBuf,
     pub der: Vec<u8>,
     pub info: CertInfo,
-    /// "CA", "intermediate", "server", "client", "peer" or "other".
-    pub kind: String,
+    pub kind: EntryKind,
     /// The stem of the depot CA that issued it, if the depot holds it.
     pub issuer_stem: Option<String>,
     /// When it was revoked, per its issuer's CRL in the depot.
     pub revoked: Option<String>,
+}
+
+/// What a depot certificate is: a root, an intermediate, or a leaf of one
+/// of the profiles `sign --profile` makes, told from its basicConstraints
+/// and extended key usages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A self-signed CA.
+    Ca,
+    /// A CA signed by another CA.
+    Intermediate,
+    /// A leaf whose EKUs fit a profile (none at all: peer).
+    Leaf(LeafProfile),
+    /// A leaf good for neither TLS server nor client authentication.
+    Other,
+}
+
+impl EntryKind {
+    /// The kind of a certificate described by `info`.
+    pub fn of(info: &CertInfo) -> EntryKind {
+        match (info.is_ca, info.self_signed) {
+            (true, true) => EntryKind::Ca,
+            (true, false) => EntryKind::Intermediate,
+            (false, _) => leaf_profile(&info.extended_key_usage).map_or(EntryKind::Other, EntryKind::Leaf),
+        }
+    }
+
+    /// The lowercase word for it: "ca", "intermediate", "server", "client",
+    /// "peer" or "other" (the `kind` label of the expiry metrics).
+    pub fn label(self) -> &'static str {
+        match self {
+            EntryKind::Ca => "ca",
+            EntryKind::Intermediate => "intermediate",
+            EntryKind::Leaf(p) => p.name(),
+            EntryKind::Other => "other",
+        }
+    }
+}
+
+impl std::fmt::Display for EntryKind {
+    /// As `list` shows it: "CA", else [`EntryKind::label`].
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if *self == EntryKind::Ca { "CA" } else { self.label() })
+    }
 }
 
 /// Everything in the depot.
@@ -166,11 +210,7 @@ pub fn scan(depot: &Depot, now: OffsetDateTime) -> View {
             let (subject, issuer, serial) =
                 (c.subject().as_raw().to_vec(), c.issuer().as_raw().to_vec(), normalize_serial(c.raw_serial()));
             let stem = stem(&path).unwrap_or_default();
-            let kind = match (info.is_ca, info.self_signed) {
-                (true, true) => "CA".to_string(),
-                (true, false) => "intermediate".to_string(),
-                (false, _) => info.profile.clone(),
-            };
+            let kind = EntryKind::of(&info);
             Some(Read {
                 entry: Entry { stem, path, der, info, kind, issuer_stem: None, revoked: None },
                 subject,
@@ -331,9 +371,9 @@ mod tests {
     fn scan_finds_kinds_issuers_and_pending_requests() {
         let (tmp, depot) = depot();
         let view = scan(&depot, OffsetDateTime::now_utc());
-        let rows: Vec<(&str, &str, Option<&str>)> =
-            view.entries.iter().map(|e| (e.stem.as_str(), e.kind.as_str(), e.issuer_stem.as_deref())).collect();
-        assert_eq!(rows, [("Root", "CA", None), ("web", "server", Some("Root"))]);
+        let rows: Vec<(&str, EntryKind, Option<&str>)> =
+            view.entries.iter().map(|e| (e.stem.as_str(), e.kind, e.issuer_stem.as_deref())).collect();
+        assert_eq!(rows, [("Root", EntryKind::Ca, None), ("web", EntryKind::Leaf(LeafProfile::Server), Some("Root"))]);
         assert!(view.entries.iter().all(|e| e.revoked.is_none()));
         assert_eq!(view.pending, ["pending"]);
         assert_eq!(view.get("web").map(|e| e.path.clone()), Some(tmp.path().join("web.crt")));

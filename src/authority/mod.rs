@@ -2,7 +2,8 @@
 //! the ACME server and the installers. It loads a CA (a key file, a PKCS#11
 //! token key, or a sealed local CA and its issuing CA), issues a leaf into
 //! the depot with its chain files, archives what a re-issue replaces,
-//! revokes into the CRL, and finds and lists depot entries.
+//! revokes into the CRL, finds and lists depot entries, and renders their
+//! expiry as Prometheus gauges.
 //!
 //! Below it: [`crate::pki`] (pure certificate logic) and [`crate::depot`]
 //! (the only module that reads and writes the depot). It never prints and
@@ -11,6 +12,7 @@
 
 pub mod archive;
 pub mod chain;
+pub mod expiry;
 pub mod issue;
 pub mod keys;
 pub mod listing;

@@ -88,8 +88,14 @@ const LIST_HELP: &str = r#"Examples:
   certforge --depot-path certs list
   certforge --depot-path certs list --tree
   certforge --depot-path certs list --expiring-within 30d
+  certforge --depot-path certs list --format prometheus \
+      --out /var/lib/prometheus/node-exporter/certforge.prom
 
-With --expiring-within, the exit status is 1 when anything is due (for CI)."#;
+With --expiring-within, the exit status is 1 when anything is due (for CI).
+--format prometheus gives each certificate's notAfter and notBefore (unix
+seconds) and whether it is revoked, as gauges labelled name, issuer, kind
+and serial; --out replaces FILE atomically, as node_exporter's textfile
+collector needs, and prints nothing on success (for a timer)."#;
 
 const RENEW_HELP: &str = r#"Examples:
   certforge --depot-path certs renew localhost
@@ -928,14 +934,31 @@ pub struct ListArgs {
     /// Draw the hierarchy: root, intermediates, leaves.
     #[arg(long = "tree")]
     pub tree: bool,
-    /// Print JSON instead of a table.
-    #[arg(long = "json")]
+    /// Print JSON instead of a table (the same as --format json).
+    #[arg(long = "json", conflicts_with = "format")]
     pub json: bool,
+    /// What to print: a table, JSON, or Prometheus gauges of every certificate's expiry.
+    #[arg(long = "format", value_enum, value_name = "FORMAT")]
+    pub format: Option<ListFormat>,
+    /// With --format prometheus: write to FILE (replaced atomically, mode 0644) instead of stdout.
+    #[arg(long = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
     /// Only what expires within this span (expired included), e.g. 30d; exit 1 when anything does.
     #[arg(long = "expiring-within", value_name = "SPAN")]
     pub expiring_within: Option<String>,
     #[command(flatten)]
     pub token: Pkcs11Args,
+}
+
+/// `list --format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListFormat {
+    /// The table (or with --tree the hierarchy), for a person.
+    Table,
+    /// JSON, as --json prints it.
+    Json,
+    /// The Prometheus text format that node_exporter's textfile collector reads.
+    Prometheus,
 }
 
 // `renew` arguments.

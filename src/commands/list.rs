@@ -5,10 +5,11 @@ use anyhow::Result;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::common::{colour_for, print_stdout, usage, Exit};
+use super::common::{colour_for, print_stdout, usage, warn, Exit};
+use crate::authority::expiry::prometheus_gauges;
 use crate::authority::listing::{scan, Entry, View};
-use crate::cli::ListArgs;
-use crate::depot::Depot;
+use crate::cli::{ListArgs, ListFormat};
+use crate::depot::{self, Depot, Write1, PUBLIC_MODE};
 use crate::pki::inspect::{summary, SanEntry};
 use crate::pki::validity::Expiry;
 
@@ -50,7 +51,7 @@ fn row(e: &Entry) -> Row {
     };
     Row {
         name: e.stem.clone(),
-        kind: e.kind.clone(),
+        kind: e.kind.to_string(),
         issuer: crate::pki::inspect::display_name_of(&e.info.issuer),
         sans: e.info.sans.entries(),
         not_after: Some(e.info.not_after.clone()),
@@ -69,9 +70,19 @@ pub fn run(depot: &Depot, args: &ListArgs) -> Result<()> {
     if let Some(missing) = super::inputs::missing_depot(depot) {
         return Err(usage(missing));
     }
+    let json = match (args.json, args.format) {
+        (true, _) | (_, Some(ListFormat::Json)) => true,
+        (_, Some(ListFormat::Prometheus)) => return prometheus(depot, args, now),
+        _ => false,
+    };
+    if args.out.is_some() {
+        return Err(usage(
+            "--out writes the Prometheus gauges: add --format prometheus (the table and JSON go to stdout)",
+        ));
+    }
     let view = scan(depot, now);
     if let Some(span) = &args.expiring_within {
-        return expiring(&view, span, now, args);
+        return expiring(&view, span, now, json);
     }
     let mut entries: Vec<&Entry> = view.entries.iter().collect();
     entries.sort_by(|a, b| a.info.days_left.cmp(&b.info.days_left).then(a.stem.cmp(&b.stem)));
@@ -120,12 +131,12 @@ pub fn run(depot: &Depot, args: &ListArgs) -> Result<()> {
             .collect();
         roots.extend(pending);
         let roots = with_keys(roots);
-        return if args.json { print_json(&roots) } else { print_stdout(&(render_tree(&roots) + &footer)) };
+        return if json { print_json(&roots) } else { print_stdout(&(render_tree(&roots) + &footer)) };
     }
     let mut rows: Vec<Row> = entries.iter().map(|e| row(e)).collect();
     rows.extend(pending);
     let rows = with_keys(rows);
-    if args.json {
+    if json {
         print_json(&rows)
     } else if rows.is_empty() {
         print_stdout(&format!("the depot {} holds no certificates or requests yet\n", depot.root().display()))
@@ -144,14 +155,14 @@ fn subtree(e: &Entry, all: &[&Entry]) -> Row {
     r
 }
 
-fn expiring(view: &View, span: &str, now: OffsetDateTime, args: &ListArgs) -> Result<()> {
+fn expiring(view: &View, span: &str, now: OffsetDateTime, json: bool) -> Result<()> {
     let e = Expiry::parse(span).map_err(|e| usage(e.naming(super::flags::span("--expiring-within"))))?;
     let until = e.after(now).ok_or_else(|| usage(format!("--expiring-within {span:?} is too long")))?;
     let mut due: Vec<&Entry> =
         view.entries.iter().filter(|e| parse_time(&e.info.not_after).is_some_and(|t| t <= until)).collect();
     due.sort_by_key(|e| e.info.days_left);
     let rows: Vec<Row> = due.iter().map(|e| row(e)).collect();
-    if args.json {
+    if json {
         print_json(&rows)?;
     } else if rows.is_empty() {
         print_stdout(&format!("nothing expires within {span} (before {})\n", crate::pki::validity::fmt_time(until)))?;
@@ -163,6 +174,38 @@ fn expiring(view: &View, span: &str, now: OffsetDateTime, args: &ListArgs) -> Re
     } else {
         Err(Exit(1).into())
     }
+}
+
+/// `--format prometheus`: every certificate's expiry as gauges, on stdout
+/// or replacing `--out FILE` atomically (a temporary file beside it, flushed,
+/// then renamed over it), so node_exporter's textfile collector, which reads
+/// every `*.prom` file of its directory on each scrape, never sees half a
+/// file. Mode 0644: node_exporter runs as another user, and expiry dates
+/// are no secret.
+fn prometheus(depot: &Depot, args: &ListArgs, now: OffsetDateTime) -> Result<()> {
+    if args.tree || args.expiring_within.is_some() {
+        return Err(usage(
+            "--format prometheus gives every certificate, for an alert rule to pick what is due: drop --tree and --expiring-within",
+        ));
+    }
+    let text = prometheus_gauges(&scan(depot, now).entries);
+    let Some(path) = &args.out else { return print_stdout(&text) };
+    if path.is_dir() {
+        return Err(usage(format!(
+            "--out {} is a directory; name the file in it, e.g. --out {}",
+            path.display(),
+            path.join("certforge.prom").display()
+        )));
+    }
+    if path.extension().is_none_or(|e| e != "prom") {
+        warn(&format!("node_exporter's textfile collector reads only files named *.prom, not {}", path.display()));
+    }
+    depot::write_all(&[Write1 {
+        path: path.clone(),
+        bytes: text.into_bytes().into(),
+        mode: PUBLIC_MODE,
+        replace: true,
+    }])
 }
 
 fn parse_time(s: &str) -> Option<OffsetDateTime> {

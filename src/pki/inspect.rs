@@ -8,6 +8,7 @@ use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::keys::{describe_spki, KeySpec};
+use super::profile::LeafProfile;
 use super::san::{self, San};
 use super::serial::hex;
 use super::validity::fmt_time;
@@ -263,19 +264,24 @@ fn ekus(e: &x509_parser::extensions::ExtendedKeyUsage<'_>) -> Vec<String> {
     out
 }
 
-/// "server", "client" or "peer" from a leaf's EKUs (no EKU at all: peer).
+/// "server", "client", "peer", "CA" or "other" from a certificate's EKUs.
 pub fn profile_of(is_ca: bool, eku: &[String]) -> String {
     if is_ca {
         return "CA".into();
     }
+    leaf_profile(eku).map_or("other", LeafProfile::name).into()
+}
+
+/// The profile a leaf with these EKUs fits (no EKU at all: peer), or None
+/// when it is good for neither TLS server nor client authentication.
+pub fn leaf_profile(eku: &[String]) -> Option<LeafProfile> {
     let has = |n: &str| eku.is_empty() || eku.iter().any(|e| e == n || e == "anyExtendedKeyUsage");
     match (has("serverAuth"), has("clientAuth")) {
-        (true, true) => "peer",
-        (true, false) => "server",
-        (false, true) => "client",
-        (false, false) => "other",
+        (true, true) => Some(LeafProfile::Peer),
+        (true, false) => Some(LeafProfile::Server),
+        (false, true) => Some(LeafProfile::Client),
+        (false, false) => None,
     }
-    .into()
 }
 
 /// The display name of an X.509 name: its CN, else the whole name.

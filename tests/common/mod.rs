@@ -402,6 +402,22 @@ pub fn required() -> bool {
     std::env::var_os("CERTFORGE_REQUIRE_PEERS").is_some()
 }
 
+/// Whether `tool` is on the PATH.
+pub fn have(tool: &str) -> bool {
+    Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success())
+}
+
+/// True when `tool` is there; otherwise fails under .ci/run, else says
+/// SKIPPED and why.
+pub fn need(tool: &str, package: &str) -> bool {
+    if have(tool) {
+        return true;
+    }
+    assert!(!required(), "{tool} is missing: .ci/run installs the Debian package {package}");
+    eprintln!("SKIPPED: {tool} is not installed (apt-get install {package})");
+    false
+}
+
 /// The .deb that `bash pkg/build-deb.sh` made: CERTFORGE_DEB (.ci/run
 /// builds it first and says where), else one under target/debian. Under
 /// .ci/run the variable must be set; elsewhere a missing package skips,
