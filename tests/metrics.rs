@@ -126,6 +126,15 @@ fn metrics_count_orders_checks_nonces_and_revocations_and_promtool_lints_them_cl
     at_least("process_resident_memory_bytes", 1e6);
     at_least("process_open_fds", 3.0);
     at_least("process_start_time_seconds", 1.7e9);
+    // The depot's certificates' expiry, as `certforge list --format
+    // prometheus` writes it: the CA, and the two ACME certificates, one of
+    // them revoked.
+    let expiry: Vec<&str> =
+        text.lines().filter(|l| l.starts_with("certforge_certificate_not_after_timestamp_seconds{")).collect();
+    assert_eq!(expiry.len(), 3, "{text}");
+    let revoked: Vec<&str> =
+        text.lines().filter(|l| l.starts_with("certforge_certificate_revoked{") && l.ends_with(" 1")).collect();
+    assert!(revoked.len() == 1 && revoked[0].contains("name=\"a.example.com.acme-"), "{revoked:?}");
     promtool_accepts(&text);
 
     // The plain port serves /metrics and /health, and nothing of ACME.

@@ -240,9 +240,14 @@ async fn answer<S: Store + 'static>(
     let reply = match (port, method.as_str(), path.as_str(), body) {
         (_, "GET", "/health", _) => health(&app).await,
         (Port::Acme | Port::Metrics, "GET", "/metrics", _) => {
-            // The text exposition format 0.0.4, which Prometheus and
-            // promtool read.
-            Reply::typed(200, "text/plain; version=0.0.4; charset=utf-8", app.metrics.render(OffsetDateTime::now_utc()))
+            // On a blocking thread: once a minute it reads the depot's
+            // certificates. The text exposition format 0.0.4, which
+            // Prometheus and promtool read.
+            let metrics = app.metrics.clone();
+            match tokio::task::spawn_blocking(move || metrics.render(OffsetDateTime::now_utc())).await {
+                Ok(text) => Reply::typed(200, "text/plain; version=0.0.4; charset=utf-8", text),
+                Err(e) => Reply::typed(500, "text/plain", format!("the metrics could not be rendered: {e}\n")),
+            }
         }
         (Port::Acme | Port::Crl, "GET", p, _) if p.starts_with("/crl/") => crl(&app.crls, &p["/crl/".len()..]),
         (Port::Crl, ..) => Reply::typed(

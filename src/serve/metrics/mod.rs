@@ -13,8 +13,8 @@ pub mod meter;
 mod process;
 
 use std::fmt::Write as _;
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -23,6 +23,7 @@ use time::OffsetDateTime;
 use super::crl::CrlSource;
 use crate::acme::problem::Kind;
 use crate::acme::Route;
+use crate::depot::Depot;
 
 /// The metric names, Prometheus style: `certforge_` and the thing, base
 /// units (seconds, bytes), `_total` on counters.
@@ -155,19 +156,20 @@ pub struct Metrics {
     ca_not_after: OffsetDateTime,
     /// The CRLs served (file name, where the bytes are).
     crls: Vec<(String, CrlSource)>,
-    /// More families to append, rendered at each scrape (the depot's
-    /// certificates' expiry).
-    extra: Option<Box<dyn Fn() -> String + Send + Sync>>,
+    /// The depot whose certificates' expiry gauges follow, and the last
+    /// rendering of them with when it was made.
+    depot: Option<(Depot, Mutex<Option<(Instant, String)>>)>,
 }
+
+/// How long the depot's expiry gauges are reused: reading every
+/// certificate of a large depot at each scrape would cost more than the
+/// answer is worth, and an expiry alert waits days, not seconds.
+const DEPOT_RESCAN: Duration = Duration::from_secs(60);
 
 impl Metrics {
     /// Installs the exporter (once per process) and keeps its histograms
     /// bounded from now on: call within the server's runtime.
-    pub fn start(
-        ca_not_after: OffsetDateTime,
-        crls: Vec<(String, CrlSource)>,
-        extra: Option<Box<dyn Fn() -> String + Send + Sync>>,
-    ) -> Arc<Metrics> {
+    pub fn start(ca_not_after: OffsetDateTime, crls: Vec<(String, CrlSource)>, depot: Option<Depot>) -> Arc<Metrics> {
         let handle = handle();
         // Counters are there from the start at 0, so that a rate() or an
         // alert on them has a series before the first event.
@@ -186,7 +188,7 @@ impl Metrics {
                 handle.run_upkeep();
             }
         });
-        Arc::new(Metrics { handle, ca_not_after, crls, extra })
+        Arc::new(Metrics { handle, ca_not_after, crls, depot: depot.map(|d| (d, Mutex::new(None))) })
     }
 
     /// The exposition: the counters and histograms, then the gauges read
@@ -221,8 +223,13 @@ impl Metrics {
             }
         }
         process::render(&mut out);
-        if let Some(extra) = &self.extra {
-            out.push_str(&extra());
+        if let Some((depot, last)) = &self.depot {
+            let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+            if last.as_ref().is_none_or(|(at, _)| at.elapsed() >= DEPOT_RESCAN) {
+                let entries = crate::authority::listing::scan(depot, now).entries;
+                *last = Some((Instant::now(), crate::authority::expiry::prometheus_gauges(&entries)));
+            }
+            out.push_str(last.as_ref().map_or("", |(_, text)| text));
         }
         out
     }
