@@ -156,9 +156,15 @@ pub struct Metrics {
     ca_not_after: OffsetDateTime,
     /// The CRLs served (file name, where the bytes are).
     crls: Vec<(String, CrlSource)>,
-    /// The depot whose certificates' expiry gauges follow, and the last
-    /// rendering of them with when it was made.
-    depot: Option<(Depot, Mutex<Option<(Instant, String)>>)>,
+    /// The depot whose certificates' expiry gauges follow.
+    depot: Option<DepotGauges>,
+}
+
+/// A depot and the last rendering of its expiry gauges, with when it was
+/// made.
+struct DepotGauges {
+    depot: Depot,
+    last: Mutex<Option<(Instant, String)>>,
 }
 
 /// How long the depot's expiry gauges are reused: reading every
@@ -188,7 +194,12 @@ impl Metrics {
                 handle.run_upkeep();
             }
         });
-        Arc::new(Metrics { handle, ca_not_after, crls, depot: depot.map(|d| (d, Mutex::new(None))) })
+        Arc::new(Metrics {
+            handle,
+            ca_not_after,
+            crls,
+            depot: depot.map(|depot| DepotGauges { depot, last: Mutex::new(None) }),
+        })
     }
 
     /// The exposition: the counters and histograms, then the gauges read
@@ -223,7 +234,7 @@ impl Metrics {
             }
         }
         process::render(&mut out);
-        if let Some((depot, last)) = &self.depot {
+        if let Some(DepotGauges { depot, last }) = &self.depot {
             let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
             if last.as_ref().is_none_or(|(at, _)| at.elapsed() >= DEPOT_RESCAN) {
                 let entries = crate::authority::listing::scan(depot, now).entries;
