@@ -447,10 +447,23 @@ pub fn extract_deb(deb: &Path, root: &Path) {
 /// installs into a temporary root and says where in CERTFORGE_INSTALLED.
 /// Without it the test skips, saying SKIPPED, except under .ci/run.
 pub fn the_installed_binary() -> Option<PathBuf> {
-    let Some(bin) = std::env::var_os("CERTFORGE_INSTALLED") else {
-        assert!(!required(), ".ci/run runs `cargo install --locked --path .` and sets CERTFORGE_INSTALLED");
-        eprintln!("SKIPPED: CERTFORGE_INSTALLED is not set (.ci/run sets it)");
+    path_from_ci("CERTFORGE_INSTALLED", "runs `cargo install --locked --path .`")
+}
+
+/// The release binary `bash pkg/build-dist.sh` built and printed: .ci/run
+/// says where in CERTFORGE_DIST. Without it the test skips, saying
+/// SKIPPED, except under .ci/run.
+pub fn the_dist_binary() -> Option<PathBuf> {
+    path_from_ci("CERTFORGE_DIST", "builds the release binary with `bash pkg/build-dist.sh`")
+}
+
+/// The path in `var`, which .ci/run sets after it `does` something;
+/// without it None and SKIPPED, or a failure under .ci/run.
+fn path_from_ci(var: &str, does: &str) -> Option<PathBuf> {
+    let Some(path) = std::env::var_os(var) else {
+        assert!(!required(), ".ci/run {does} and sets {var}");
+        eprintln!("SKIPPED: {var} is not set (.ci/run {does} and sets it)");
         return None;
     };
-    Some(PathBuf::from(bin))
+    Some(PathBuf::from(path))
 }
