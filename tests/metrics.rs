@@ -8,6 +8,8 @@ mod acme_server;
 #[path = "common/clients.rs"]
 mod clients;
 mod common;
+#[path = "common/prom.rs"]
+mod prom;
 #[path = "common/raw_acme.rs"]
 mod raw_acme;
 
@@ -16,7 +18,8 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use acme_server::Server;
-use common::Env;
+use common::{need, Env};
+use prom::{NodeExporter, Prometheus};
 use raw_acme::*;
 use serde_json::json;
 
@@ -141,5 +144,81 @@ fn metrics_count_orders_checks_nonces_and_revocations_and_promtool_lints_them_cl
     let (status, body) = get_plain(&plain, "/directory");
     assert_eq!((status, body.as_str()), (404, "this port serves /metrics and /health only\n"));
     assert_eq!(get_plain(&plain, "/health").0, 200);
+    server.stop();
+}
+
+/// The README's alert expression, as a reader copies it.
+fn readme_alert_expr() -> String {
+    let readme = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let rule = &readme[readme.find("- alert: CertificateExpiresSoon").expect("the README's alert rule")..];
+    rule.lines().find_map(|l| l.trim().strip_prefix("expr: ")).expect("its expr").to_string()
+}
+
+/// A real Prometheus scrapes `serve` over HTTPS, trusting the depot's CA,
+/// and node_exporter's textfile collector reading `list --format
+/// prometheus`; its query API then gives the counters of what was done,
+/// and the README's alert expression finds exactly the certificate made to
+/// expire within 30 days.
+#[test]
+fn a_real_prometheus_scrapes_serve_and_the_expiry_file_and_the_alert_finds_the_certificate_due_soon() {
+    if !need("prometheus", "prometheus") || !need("prometheus-node-exporter", "prometheus-node-exporter") {
+        return;
+    }
+    let env = Env::new();
+    env.ok(&["init", "--cn", "Scraped CA", "--passphrase", ""]);
+    for (name, extra) in [("soon.test", &["--expires", "10 days"][..]), ("later.test", &[][..])] {
+        env.ok(&["request-cert", "--domain", name]);
+        env.ok(&[&["sign", name, "--CA", "Scraped CA"][..], extra].concat());
+    }
+    let mut server = Server::start(&env, &["--CA", "Scraped CA", "--listen", "127.0.0.1:0", "--skip-validation"]);
+    let acme = Acme::new(&server);
+    let account = acme.register(Key::p256());
+    let mut issued: Vec<Vec<u8>> = (0..3).map(|i| acme.issue(&account, &format!("n{i}.example.com"))).collect();
+    acme.ok(&account, "/revoke-cert", Some(&json!({ "certificate": b64(issued.remove(0)) })), 200);
+
+    let textfiles = tempfile::tempdir().unwrap();
+    let prom = textfiles.path().join("certforge.prom");
+    env.ok(&["list", "--format", "prometheus", "--out", &prom.display().to_string()]);
+    let node = NodeExporter::start(textfiles.path());
+    let ca = server.ca_file.display().to_string();
+    let jobs = format!(
+        "  - job_name: certforge\n    scheme: https\n    tls_config: {{ ca_file: '{ca}' }}\n    \
+         static_configs: [{{ targets: ['127.0.0.1:{}'] }}]\n  \
+         - job_name: node\n    static_configs: [{{ targets: ['127.0.0.1:{}'] }}]\n",
+        server.port(),
+        node.port
+    );
+    let p = Prometheus::start(&jobs);
+    p.until("both targets up", 30, || (p.query("up == 1").len() == 2).then_some(()));
+    // A scrape after the orders, counted as they were.
+    p.until("the finalized orders", 30, || p.query("certforge_orders_finalized_total").first().map(|_| ()));
+    assert_eq!(p.value("certforge_orders_finalized_total"), 3.0);
+    assert_eq!(p.value("certforge_orders_created_total"), 3.0);
+    assert_eq!(p.value("certforge_revocations_total"), 1.0);
+    assert_eq!(p.value("sum(certforge_challenge_validations_total{result=\"valid\"})"), 3.0);
+    assert_eq!(p.value("certforge_crl_number"), 2.0, "init's CRL, then the revocation's");
+    assert!(p.value("certforge_nonces_issued_total") >= 10.0);
+    assert!(p.value("certforge_ca_expiry_seconds") > 9.0 * 365.0 * 86400.0);
+    assert!(p.value("process_resident_memory_bytes{job=\"certforge\"}") > 1e6);
+    // The revoked ACME certificate is flagged in what serve exports.
+    let revoked = p.query("certforge_certificate_revoked{job=\"certforge\"} == 1");
+    assert_eq!(revoked.len(), 1, "{revoked:?}");
+    assert!(revoked[0]["metric"]["name"].as_str().unwrap().starts_with("n0.example.com.acme-"), "{revoked:?}");
+
+    // The README's alert expression: the certificate due in 10 days, from
+    // the file node_exporter reads and from serve, and nothing else (the
+    // ACME ones live 45 days, the CA 10 years).
+    let expr = readme_alert_expr();
+    let due = p.query(&expr);
+    let mut found: Vec<(String, String)> = due
+        .iter()
+        .map(|s| (s["metric"]["job"].as_str().unwrap().into(), s["metric"]["name"].as_str().unwrap().into()))
+        .collect();
+    found.sort();
+    let want = [("certforge".to_string(), "soon.test".to_string()), ("node".into(), "soon.test".into())];
+    assert_eq!(found, want, "{expr}: {due:?}");
+    let left: f64 = due[0]["value"][1].as_str().unwrap().parse().unwrap();
+    assert!((9.0 * 86400.0..10.0 * 86400.0).contains(&left), "time left: {left}");
+    eprintln!("Prometheus's alert expression found: {found:?}");
     server.stop();
 }

@@ -5,14 +5,15 @@
 //! CERTFORGE_REQUIRE_PEERS, so there a missing one fails the test.
 
 mod common;
+#[path = "common/prom.rs"]
+mod prom;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Seek, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use common::{need, with_cert, Env};
+use prom::NodeExporter;
 
 const NOT_AFTER: &str = "certforge_certificate_not_after_timestamp_seconds";
 const NOT_BEFORE: &str = "certforge_certificate_not_before_timestamp_seconds";
@@ -129,65 +130,6 @@ fn assert_depot_gauges(env: &Env, samples: &[Sample]) {
         .map(|r| r.0)
         .collect();
     assert_eq!(due, ["soon.test"]);
-}
-
-/// node_exporter on 127.0.0.1, killed when dropped.
-struct NodeExporter {
-    child: Child,
-    port: u16,
-    /// Its log, shown when it does not answer.
-    log: std::fs::File,
-}
-
-impl NodeExporter {
-    /// Only the textfile collector, reading `dir`.
-    fn start(dir: &Path) -> NodeExporter {
-        let port = common::free_port();
-        let log = tempfile::tempfile().unwrap();
-        let child = Command::new("prometheus-node-exporter")
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .args(["--collector.disable-defaults", "--collector.textfile", "--web.disable-exporter-metrics"])
-            .arg(format!("--collector.textfile.directory={}", dir.display()))
-            .stdout(Stdio::null())
-            .stderr(log.try_clone().unwrap())
-            .spawn()
-            .expect("start prometheus-node-exporter");
-        NodeExporter { child, port, log }
-    }
-
-    /// GET /metrics, retried until it answers 200 (at most 10 s).
-    fn scrape(&self) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(body) = http_get(self.port, "/metrics") {
-                return body;
-            }
-            if Instant::now() >= deadline {
-                let mut log = String::new();
-                let _ = (&self.log).rewind().and_then(|()| (&self.log).read_to_string(&mut log));
-                panic!("node_exporter on port {} did not answer within 10 s:\n{log}", self.port);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for NodeExporter {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The body of a 200 answer to a plain HTTP/1.0 GET, bounded to 5 s.
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    tcp.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    tcp.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes()).ok()?;
-    let mut raw = String::new();
-    tcp.read_to_string(&mut raw).ok()?;
-    let (head, body) = raw.split_once("\r\n\r\n")?;
-    (head.split(' ').nth(1) == Some("200")).then(|| body.to_string())
 }
 
 #[test]
