@@ -335,6 +335,19 @@ fn a_revocation_through_one_instance_is_in_every_crl_within_five_seconds() {
     if let Some((was, _)) = before {
         assert_ne!(was, number, "a new CRL number");
     }
+    // Each instance's /metrics says the same CRL number, counts the
+    // revocation where it was made, and times a PostgreSQL store.
+    for (i, acme) in [&a, &b, &c].into_iter().enumerate() {
+        let text = String::from_utf8(acme.get("/metrics").body).unwrap();
+        let value = |series: &str| -> Option<f64> {
+            text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        };
+        let crl = text.lines().find(|l| l.starts_with("certforge_crl_number{")).unwrap_or_else(|| panic!("{text}"));
+        assert_eq!(crl.rsplit(' ').next(), Some(number.as_str()), "instance {i}: {crl}");
+        assert_eq!(value("certforge_revocations_total"), Some(if i == 0 { 1.0 } else { 0.0 }), "instance {i}");
+        assert_eq!(value("certforge_store_errors_total{store=\"postgresql\"}"), Some(0.0), "instance {i}");
+        assert!(value("certforge_store_operation_duration_seconds_count{store=\"postgresql\"}") > Some(0.0));
+    }
 
     let ari = c.get(&format!("/renewal-info/{}", cert_id(&der)));
     assert_eq!(ari.status, 200, "{}", ari.show());
