@@ -8,13 +8,12 @@ mod clients;
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use clients::{require, Trust};
-use common::{openssl_leaked_leaf, snapshot, Env};
+use common::{openssl_leaked_leaf, snapshot, Env, Namespace};
 
 const MARKER: &str = "certforge-trust-page";
 
@@ -312,66 +311,6 @@ fn chromium_trusts_the_ca_after_trust_install_and_not_after_uninstall() {
     assert_eq!(text(&out).matches("removed ").count(), 3, "{}", text(&out));
 }
 
-/// A private mount namespace over copies of the system store's files
-/// (tests/interop/private_stores.sh); stopped and its copies dropped on Drop.
-struct Namespace {
-    child: Child,
-    _work: tempfile::TempDir,
-}
-
-impl Namespace {
-    fn start() -> Namespace {
-        let work = tempfile::tempdir().unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/private_stores.sh");
-        let mut child = Command::new("unshare")
-            .args(["-m", "bash"])
-            .arg(script)
-            .arg(work.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("unshare");
-        // Bounded wait for "ready": copying /var/lib/dpkg takes a moment.
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(out).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx.recv_timeout(Duration::from_secs(120)).unwrap_or_default();
-        // Built before the check, so that its Drop stops the process either way.
-        let ns = Namespace { child, _work: work };
-        assert_eq!(line.trim(), "ready", "the private namespace did not come up");
-        ns
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// A path as this namespace sees it, read from outside.
-    fn view(&self, path: &str) -> PathBuf {
-        PathBuf::from(format!("/proc/{}/root{path}", self.pid()))
-    }
-}
-
-impl Drop for Namespace {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The host files the Debian hook and dpkg triggers touch, beyond the stores.
 fn host_dpkg() -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
     let mut all = BTreeMap::new();
@@ -414,7 +353,9 @@ fn the_system_store_and_java_trust_the_ca_in_a_private_namespace() {
     let server = clients::serve(&chain, &key, MARKER);
     let home = env.tmp.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
-    let ns = Namespace::start();
+    // Private copies of the system store's files (tests/interop/private_stores.sh);
+    // copying /var/lib/dpkg takes a moment.
+    let ns = Namespace::start("private_stores.sh", Duration::from_secs(120));
     let certforge = |args: &[&str]| {
         let mut cmd = env.cmd(args);
         cmd.env("HOME", &home).env_remove("JAVA_HOME");

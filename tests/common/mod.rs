@@ -443,6 +443,75 @@ pub fn extract_deb(deb: &Path, root: &Path) {
     assert!(ok.success(), "dpkg-deb -x {}", deb.display());
 }
 
+/// A process in a mount namespace of its own, running
+/// tests/interop/SCRIPT WORKDIR (under `unshare -m`), which prints "ready"
+/// once its mounts are in place and then waits for stdin to close. Dropping
+/// it closes stdin, so the namespace and its mounts end, and the workdir
+/// is deleted.
+pub struct Namespace {
+    child: std::process::Child,
+    work: tempfile::TempDir,
+}
+
+impl Namespace {
+    /// Starts the script and waits at most `ready` for its "ready".
+    pub fn start(script: &str, ready: std::time::Duration) -> Namespace {
+        use std::io::BufRead;
+        use std::process::Stdio;
+        let work = tempfile::tempdir().unwrap();
+        let mut child = Command::new("unshare")
+            .args(["-m", "bash"])
+            .arg(interop_script(script))
+            .arg(work.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("unshare");
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(out).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(ready).unwrap_or_default();
+        // Built before the check, so that its Drop stops the process either way.
+        let ns = Namespace { child, work };
+        assert_eq!(line.trim(), "ready", "the private namespace of {script} did not come up");
+        ns
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The directory the script was given.
+    pub fn work(&self) -> &Path {
+        self.work.path()
+    }
+
+    /// A path as this namespace sees it, read from outside.
+    pub fn view(&self, path: &str) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/root{path}", self.pid()))
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The binary `cargo install --locked --path .` installed: .ci/run
 /// installs into a temporary root and says where in CERTFORGE_INSTALLED.
 /// Without it the test skips, saying SKIPPED, except under .ci/run.
