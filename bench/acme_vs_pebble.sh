@@ -311,13 +311,8 @@ shm=/dev/shm/certforge-bench-$$
 # Whatever happens, no server or cluster outlives the script.
 trap 'stop_servers; stop_cluster; rm -rf "$work" "$shm"' EXIT
 
-# The bench profile is release's: build once, then run the binaries
-# themselves so that no cargo start-up sits between the rows. (Their paths
-# come from cargo: CARGO_TARGET_DIR may move them.)
-LOAD=$(cargo bench --bench acme_load --no-run --message-format=json --quiet |
-  jq -r 'select(.target.name == "acme_load" and .executable != null) | .executable')
-CERTFORGE=$(cargo build --release --quiet --bin certforge --message-format=json |
-  jq -r 'select(.target.name == "certforge" and .executable != null) | .executable')
+# LOAD and CERTFORGE, built once.
+source bench/acme_binaries.sh
 results=$work/results.jsonl
 : >"$results"
 

@@ -35,10 +35,8 @@ stop() {
 }
 trap 'stop; rm -rf "$work"' EXIT
 
-LOAD=$(cargo bench --bench acme_load --no-run --message-format=json --quiet |
-  jq -r 'select(.target.name == "acme_load" and .executable != null) | .executable')
-CERTFORGE=$(cargo build --release --quiet --bin certforge --message-format=json |
-  jq -r 'select(.target.name == "certforge" and .executable != null) | .executable')
+# LOAD and CERTFORGE, built once.
+source bench/acme_binaries.sh
 results=$work/results.jsonl
 : >"$results"
 

@@ -22,6 +22,9 @@ use crate::storage::StorageError;
 /// Reads the account with this id (the ACME store's `account`).
 pub type ReadAccount<'a> = &'a dyn Fn(&str) -> Result<Option<Account>, StorageError>;
 
+/// What checking a request's nonce (and reading its signer) came to.
+pub type Checked = Result<Presented, StorageError>;
+
 /// What a request signed by an account's kid presented.
 #[derive(Debug, Clone)]
 pub enum Presented {
@@ -43,17 +46,16 @@ pub trait NoncePool: Send + Sync {
     /// as `read` finds it: the two things every request signed by a kid
     /// needs first. A fleet's pool, whose spent nonces are kept beside the
     /// accounts, has both in one database round trip.
-    fn consume_for(
-        &self,
-        nonce: &str,
-        now: OffsetDateTime,
-        id: &str,
-        read: ReadAccount,
-    ) -> Result<Presented, StorageError> {
-        match self.consume(nonce, now)? {
-            true => read(id).map(Presented::Good),
-            false => Ok(Presented::BadNonce),
-        }
+    fn consume_for(&self, nonce: &str, now: OffsetDateTime, id: &str, read: ReadAccount) -> Checked {
+        then_read(self.consume(nonce, now)?, id, read)
+    }
+}
+
+/// The account `id` once a nonce was `good`: a bad nonce reads nothing.
+fn then_read(good: bool, id: &str, read: ReadAccount) -> Checked {
+    match good {
+        true => read(id).map(Presented::Good),
+        false => Ok(Presented::BadNonce),
     }
 }
 
@@ -101,17 +103,8 @@ pub trait SpentNonces: Send + Sync {
     /// [`SpentNonces::spend`], then, the first time, account `id`. A store
     /// that keeps the accounts too (the fleet's database) reads it itself,
     /// in the same round trip, rather than through `read`.
-    fn spend_for(
-        &self,
-        nonce: &str,
-        expires: OffsetDateTime,
-        id: &str,
-        read: ReadAccount,
-    ) -> Result<Presented, StorageError> {
-        match self.spend(nonce, expires)? {
-            true => read(id).map(Presented::Good),
-            false => Ok(Presented::BadNonce),
-        }
+    fn spend_for(&self, nonce: &str, expires: OffsetDateTime, id: &str, read: ReadAccount) -> Checked {
+        then_read(self.spend(nonce, expires)?, id, read)
     }
 }
 
@@ -186,13 +179,7 @@ impl<S: SpentNonces> NoncePool for SharedNonces<S> {
         }
     }
 
-    fn consume_for(
-        &self,
-        nonce: &str,
-        now: OffsetDateTime,
-        id: &str,
-        read: ReadAccount,
-    ) -> Result<Presented, StorageError> {
+    fn consume_for(&self, nonce: &str, now: OffsetDateTime, id: &str, read: ReadAccount) -> Checked {
         match self.expires(nonce, now) {
             Some(expires) => self.spent.spend_for(nonce, expires, id, read),
             None => Ok(Presented::BadNonce),

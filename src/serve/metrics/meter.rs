@@ -11,7 +11,7 @@ use super::name;
 use crate::acme::ca::Issuer;
 use crate::acme::db::Stored;
 use crate::acme::model::{Account, Authorization, ChallengeKind, Ident, Order, Status};
-use crate::acme::nonce::{NoncePool, Presented, ReadAccount};
+use crate::acme::nonce::{Checked, NoncePool, Presented, ReadAccount};
 use crate::acme::problem::Problem;
 use crate::acme::{Store, Validator};
 use crate::pki::crl::Reason;
@@ -77,13 +77,7 @@ impl NoncePool for MeteredNonces {
         Ok(good)
     }
 
-    fn consume_for(
-        &self,
-        nonce: &str,
-        now: OffsetDateTime,
-        id: &str,
-        read: ReadAccount,
-    ) -> Result<Presented, StorageError> {
+    fn consume_for(&self, nonce: &str, now: OffsetDateTime, id: &str, read: ReadAccount) -> Checked {
         let presented = self.0.consume_for(nonce, now, id, read)?;
         if matches!(presented, Presented::BadNonce) {
             counter!(name::NONCES_REJECTED).increment(1);

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
 
 use super::PgDb;
-use crate::acme::nonce::{Presented, ReadAccount, SpentNonces};
+use crate::acme::nonce::{Checked, Presented, ReadAccount, SpentNonces};
 use crate::storage::StorageError;
 
 impl SpentNonces for PgDb {
@@ -36,13 +36,7 @@ impl SpentNonces for PgDb {
 
     /// The spend and the account read in one statement, one round trip:
     /// the fleet's accounts are in this database, so `read` is not needed.
-    fn spend_for(
-        &self,
-        nonce: &str,
-        expires: OffsetDateTime,
-        id: &str,
-        _: ReadAccount,
-    ) -> Result<Presented, StorageError> {
+    fn spend_for(&self, nonce: &str, expires: OffsetDateTime, id: &str, _: ReadAccount) -> Checked {
         let (nonce, key) = (nonce.to_string(), id.to_string());
         let (spent, body) = self.run("spending a nonce and reading the account", move |c| {
             Box::pin(async move {
