@@ -319,6 +319,44 @@ fn serve_refuses_a_database_that_is_not_postgres_and_an_external_url_that_is_not
     assert_eq!(server.directory, "https://acme.example.com:8443/directory");
 }
 
+/// A port that cannot be had stops the start saying why in terms of what
+/// to do, and naming the flag that asked for it: another server on it, a
+/// low port without the right to it, an address this machine lacks.
+#[test]
+fn a_port_that_cannot_be_had_is_refused_saying_why_and_with_which_flag() {
+    let env = Env::new();
+    env.ok(&["init", "--cn", "Ports CA", "--passphrase", ""]);
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    let taken = format!("127.0.0.1:{port}");
+    let base = ["serve", "--CA", "Ports CA"];
+    let err = env.fails(&[&base[..], &["--listen", &taken]].concat(), 1);
+    assert!(
+        err.contains(&format!("cannot listen on {taken}"))
+            && err.contains("another server is on that port; choose another with --listen"),
+        "{err}"
+    );
+    let err = env.fails(&[&base[..], &["--listen", "127.0.0.1:0", "--metrics-listen", &port]].concat(), 1);
+    assert!(err.contains("choose another with --metrics-listen"), "a port alone is loopback's: {err}");
+    let err = env.fails(&[&base[..], &["--listen", "192.0.2.1:14000"]].concat(), 1);
+    assert!(err.contains("no interface of this machine has that address"), "{err}");
+    // Port 444 as a user without CAP_NET_BIND_SERVICE (root drops to
+    // nobody for it, as the unit's user would be without the capability).
+    let mut low = env.cmd(&[&base[..], &["--listen", "127.0.0.1:444"]].concat());
+    // SAFETY: geteuid(2) only reads the process's credentials.
+    if unsafe { libc::geteuid() } == 0 {
+        let mut nobody = std::process::Command::new("setpriv");
+        nobody.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(low.get_program()).args(low.get_args());
+        nobody.current_dir(env.tmp.path()).env_remove("CERTFORGE_DEPOT_PATH");
+        low = nobody;
+    }
+    let out = low.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("ports below 1024 need root or the CAP_NET_BIND_SERVICE capability"), "{err}");
+    drop(busy);
+}
+
 /// Behind a TCP-mode balancer the peer is the balancer; with
 /// `--proxy-protocol` the PROXY v2 header names the client, which the
 /// request log (and the per-address limit) then sees. A connection that

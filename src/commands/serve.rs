@@ -56,15 +56,10 @@ pub fn run(depot: &Depot, args: &ServeArgs) -> Result<()> {
         failed_validations: Rate { per_hour: args.rate_failed_validations },
     };
 
-    let bind = |a: &SocketAddr| {
-        std::net::TcpListener::bind(a).map_err(|e| {
-            anyhow!("cannot listen on {a}: {e} (is another server on that port? choose another with --listen)")
-        })
-    };
-    let listeners: Vec<std::net::TcpListener> = args.listen.iter().map(bind).collect::<Result<_>>()?;
-    let crl_listeners: Vec<std::net::TcpListener> = args.crl_listen.iter().map(bind).collect::<Result<_>>()?;
+    let listeners = bind_all("--listen", &args.listen)?;
+    let crl_listeners = bind_all("--crl-listen", &args.crl_listen)?;
     let crl_bound: Vec<SocketAddr> = crl_listeners.iter().map(|l| l.local_addr()).collect::<std::io::Result<_>>()?;
-    let metrics_listeners: Vec<std::net::TcpListener> = args.metrics_listen.iter().map(bind).collect::<Result<_>>()?;
+    let metrics_listeners = bind_all("--metrics-listen", &args.metrics_listen)?;
     let metrics_bound: Vec<SocketAddr> =
         metrics_listeners.iter().map(|l| l.local_addr()).collect::<std::io::Result<_>>()?;
     // Port 0 picks a free port; the URL names the one the system chose.
@@ -141,6 +136,29 @@ pub fn run(depot: &Depot, args: &ServeArgs) -> Result<()> {
             eprintln!("{}", banner.join("\n"));
         }),
     })
+}
+
+/// Listens on each of `addrs`, given by `flag`; an error says why in
+/// terms of what to do: another port, or the right to a low one.
+fn bind_all(flag: &str, addrs: &[SocketAddr]) -> Result<Vec<std::net::TcpListener>> {
+    let bind = |a: &SocketAddr| {
+        std::net::TcpListener::bind(a).map_err(|e| {
+            let why = match e.kind() {
+                std::io::ErrorKind::AddrInUse => format!("another server is on that port; choose another with {flag}"),
+                // Linux: below net.ipv4.ip_unprivileged_port_start (1024).
+                std::io::ErrorKind::PermissionDenied => format!(
+                    "ports below 1024 need root or the CAP_NET_BIND_SERVICE capability (the certforge-serve \
+                     unit has it; in a container, --cap-add NET_BIND_SERVICE); or choose a port from 1024 up with {flag}"
+                ),
+                std::io::ErrorKind::AddrNotAvailable => {
+                    format!("no interface of this machine has that address; choose one it has with {flag}")
+                }
+                _ => format!("choose another address with {flag}"),
+            };
+            anyhow!("cannot listen on {a}: {e} ({why})")
+        })
+    };
+    addrs.iter().map(bind).collect()
 }
 
 /// The banner's line for Prometheus: /metrics on the HTTPS port, and on
