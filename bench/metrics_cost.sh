@@ -9,7 +9,11 @@
 #   bash bench/metrics_cost.sh
 #   RUNS=7 ORDERS=300 bash bench/metrics_cost.sh
 #
-# Settings (environment): RUNS pairs of runs (default 5), PARALLEL clients
+# With BASELINE=PATH (a certforge binary built before /metrics existed,
+# e.g. from commit a9fee56), each round also runs that binary, so the
+# counting itself is measured too, not only the scrapes.
+#
+# Settings (environment): RUNS rounds of runs (default 5), PARALLEL clients
 # (16), ORDERS per client (200: a run lasts about 6 s), TMPDIR where the depots go (mktemp's
 # default), PORT and METRICS_PORT on loopback (14300, 14301).
 # Writes bench/results/metrics_cost.json and prints the table.
@@ -43,10 +47,11 @@ results=$work/results.jsonl
 # One run: a fresh depot and server; with $2 = scraped, a loop fetching
 # /metrics every second for as long as the run lasts.
 run() {
-  local n=$1 mode=$2 depot=$work/depot-$1-$2 line scrapes=0
-  "$CERTFORGE" --depot-path "$depot" init --cn "Bench CA" --passphrase "" >/dev/null 2>&1
-  "$CERTFORGE" --depot-path "$depot" serve --CA "Bench CA" --listen "127.0.0.1:$PORT" \
-    --metrics-listen "$METRICS_PORT" --skip-validation --log-format json >"$work/serve.log" 2>&1 &
+  local n=$1 mode=$2 depot=$work/depot-$1-$2 line scrapes=0 bin=$CERTFORGE flags=(--metrics-listen "$METRICS_PORT")
+  if [ "$mode" = baseline ]; then bin=$BASELINE flags=(); fi
+  "$bin" --depot-path "$depot" init --cn "Bench CA" --passphrase "" >/dev/null 2>&1
+  "$bin" --depot-path "$depot" serve --CA "Bench CA" --listen "127.0.0.1:$PORT" \
+    "${flags[@]}" --skip-validation --log-format json >"$work/serve.log" 2>&1 &
   server=$!
   local until=$((SECONDS + 10))
   until curl -sf --max-time 1 --cacert "$depot/Bench_CA.crt" -o /dev/null "https://127.0.0.1:$PORT/directory"; do
@@ -69,9 +74,13 @@ run() {
     '{mode: $m, run: $run, scrapes: $scrapes} + .' <<<"$line" >>"$results"
 }
 
+modes=(plain scraped)
+if [ -n "${BASELINE:-}" ]; then modes+=(baseline); fi
 for n in $(seq "$RUNS"); do
-  # Alternate which goes first, so neither always gets the warmer minute.
-  if [ $((n % 2)) = 1 ]; then run "$n" plain && run "$n" scraped; else run "$n" scraped && run "$n" plain; fi
+  # Rotate which goes first, so none always gets the warmer minute.
+  for i in $(seq 0 $((${#modes[@]} - 1))); do
+    run "$n" "${modes[$(((i + n) % ${#modes[@]}))]}"
+  done
 done
 
 # What one scrape costs the server, measured directly: its CPU time over
@@ -113,4 +122,13 @@ jq -rs 'def median: sort | .[(length - 1) / 2 | floor];
   ([.[] | select(.mode == "scraped") | .server_cpu_ms_per_order] | median) as $sc |
   "medians: \($plain | . * 10 | round / 10) orders/s unscraped, \($scraped | . * 10 | round / 10) scraped every second: " +
   "\((1 - $scraped / $plain) * 1000 | round / 10) % fewer (target: under 3 %); server CPU \($pc * 100 | round / 100) against \($sc * 100 | round / 100) ms/order"' "$results"
+if [ -n "${BASELINE:-}" ]; then
+  jq -rs 'def median: sort | .[(length - 1) / 2 | floor];
+    ([.[] | select(.mode == "baseline") | .orders_per_s] | median) as $base |
+    ([.[] | select(.mode == "plain") | .orders_per_s] | median) as $plain |
+    ([.[] | select(.mode == "baseline") | .server_cpu_ms_per_order] | median) as $bc |
+    ([.[] | select(.mode == "plain") | .server_cpu_ms_per_order] | median) as $pc |
+    "counting, unscraped, against the baseline binary: \($plain | . * 10 | round / 10) against \($base | . * 10 | round / 10) orders/s, " +
+    "\((1 - $plain / $base) * 1000 | round / 10) % fewer; server CPU \($pc * 100 | round / 100) against \($bc * 100 | round / 100) ms/order"' "$results"
+fi
 jq -r '"one scrape: \(.scrape_cpu_ms) ms of server CPU (the first, reading \(.depot_certificates) certificates: \(.first_scrape_cpu_ms) ms)"' <<<"$cost"

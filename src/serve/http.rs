@@ -25,7 +25,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::crl::CrlSource;
 use super::log::Log;
-use super::metrics::{answered, route_label, InFlight};
+use super::metrics::route_label;
 use crate::acme::db::Stored;
 use crate::acme::problem::{malformed, Kind, Problem};
 use crate::acme::wfe::MAX_BODY;
@@ -230,7 +230,7 @@ async fn answer<S: Store + 'static>(
     peer: IpAddr,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let started = Instant::now();
-    let _in_flight = InFlight::start();
+    let _in_flight = app.metrics.in_flight();
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
     let content_type = req.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -279,7 +279,7 @@ async fn answer<S: Store + 'static>(
             }
         }
     };
-    answered(label, reply.status, reply.problem, started.elapsed());
+    app.metrics.answered(label, reply.status, reply.problem, started.elapsed());
     let level = if reply.status >= 500 { "error" } else { "info" };
     let mut fields = vec![
         ("method", json!(method)),

@@ -172,7 +172,7 @@ fn serve_with<S: Store + 'static>(
         engine: Engine {
             base: config.base,
             store: MeteredStore::new(store, kind),
-            nonces: Box::new(MeteredNonces(nonces)),
+            nonces: Box::new(MeteredNonces::new(nonces)),
             limits: config.limits,
             limiter,
             policy: config.policy,

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use metrics::{counter, histogram};
+use metrics::{counter, histogram, Counter, Histogram};
 use time::OffsetDateTime;
 
 use super::name;
@@ -61,26 +61,36 @@ impl Issuer for MeteredIssuer {
 }
 
 /// Counts nonces handed out and refused.
-pub struct MeteredNonces(pub Box<dyn NoncePool>);
+pub struct MeteredNonces {
+    pool: Box<dyn NoncePool>,
+    issued: Counter,
+    rejected: Counter,
+}
+
+impl MeteredNonces {
+    pub fn new(pool: Box<dyn NoncePool>) -> MeteredNonces {
+        MeteredNonces { pool, issued: counter!(name::NONCES_ISSUED), rejected: counter!(name::NONCES_REJECTED) }
+    }
+}
 
 impl NoncePool for MeteredNonces {
     fn issue(&self, now: OffsetDateTime) -> String {
-        counter!(name::NONCES_ISSUED).increment(1);
-        self.0.issue(now)
+        self.issued.increment(1);
+        self.pool.issue(now)
     }
 
     fn consume(&self, nonce: &str, now: OffsetDateTime) -> Result<bool, StorageError> {
-        let good = self.0.consume(nonce, now)?;
+        let good = self.pool.consume(nonce, now)?;
         if !good {
-            counter!(name::NONCES_REJECTED).increment(1);
+            self.rejected.increment(1);
         }
         Ok(good)
     }
 
     fn consume_for(&self, nonce: &str, now: OffsetDateTime, id: &str, read: ReadAccount) -> Checked {
-        let presented = self.0.consume_for(nonce, now, id, read)?;
+        let presented = self.pool.consume_for(nonce, now, id, read)?;
         if matches!(presented, Presented::BadNonce) {
-            counter!(name::NONCES_REJECTED).increment(1);
+            self.rejected.increment(1);
         }
         Ok(presented)
     }
@@ -107,23 +117,24 @@ impl StoreKind {
 /// versions (PostgreSQL's) must not fall back to the trait's defaults.
 pub struct MeteredStore<S> {
     inner: S,
-    kind: StoreKind,
+    duration: Histogram,
+    errors: Counter,
 }
 
 impl<S: Store> MeteredStore<S> {
     pub fn new(inner: S, kind: StoreKind) -> MeteredStore<S> {
+        let errors = counter!(name::STORE_ERRORS, "store" => kind.label());
         // At 0 from the start: an alert on store errors has a series.
-        counter!(name::STORE_ERRORS, "store" => kind.label()).increment(0);
-        MeteredStore { inner, kind }
+        errors.increment(0);
+        MeteredStore { inner, duration: histogram!(name::STORE_DURATION, "store" => kind.label()), errors }
     }
 
     fn timed<T>(&self, call: impl FnOnce(&S) -> Stored<T>) -> Stored<T> {
         let started = Instant::now();
         let result = call(&self.inner);
-        let store = self.kind.label();
-        histogram!(name::STORE_DURATION, "store" => store).record(started.elapsed().as_secs_f64());
+        self.duration.record(started.elapsed().as_secs_f64());
         if result.is_err() {
-            counter!(name::STORE_ERRORS, "store" => store).increment(1);
+            self.errors.increment(1);
         }
         result
     }
