@@ -114,6 +114,26 @@ impl TestRoot {
     }
 }
 
+/// Whether this machine can make a [`TestRoot`] and install the .deb in it
+/// (root, for a mount namespace and an overlay; the tools dpkg and the
+/// package's scripts call), with the `extra` tools a test needs besides;
+/// if not, SKIPPED, or a failure under .ci/run.
+fn can_make_test_roots(extra: &[(&str, &str)]) -> bool {
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(!required(), "a test root needs root (a mount namespace and an overlay)");
+        eprintln!("SKIPPED: a test root needs root (a mount namespace and an overlay)");
+        return false;
+    }
+    let tools = [
+        ("unshare", "util-linux"),
+        ("nsenter", "util-linux"),
+        ("dpkg", "dpkg"),
+        ("adduser", "adduser"),
+        ("systemd-analyze", "systemd"),
+    ];
+    tools.iter().chain(extra).all(|(tool, package)| need(tool, package))
+}
+
 /// What installing into the test root must leave as it is on the host.
 fn host_state() -> Vec<(String, Vec<u8>)> {
     ["/etc/passwd", "/etc/group", "/var/lib/dpkg/status"]
@@ -131,21 +151,8 @@ fn host_state() -> Vec<(String, Vec<u8>)> {
 #[test]
 fn the_deb_installs_removes_and_purges_cleanly_in_a_test_root() {
     let Some(deb) = common::the_deb() else { return };
-    if unsafe { libc::geteuid() } != 0 {
-        assert!(!required(), "the dpkg test needs root (a mount namespace and an overlay)");
-        eprintln!("SKIPPED: the dpkg test needs root (a mount namespace and an overlay)");
+    if !can_make_test_roots(&[]) {
         return;
-    }
-    for (tool, package) in [
-        ("unshare", "util-linux"),
-        ("nsenter", "util-linux"),
-        ("dpkg", "dpkg"),
-        ("adduser", "adduser"),
-        ("systemd-analyze", "systemd"),
-    ] {
-        if !need(tool, package) {
-            return;
-        }
     }
     let host = host_state();
     let root = TestRoot::start();
@@ -249,4 +256,254 @@ fn the_deb_installs_removes_and_purges_cleanly_in_a_test_root() {
 
     drop(root);
     assert!(host_state() == host, "the host's users or dpkg database changed");
+}
+
+/// A container booted from a [`TestRoot`] by systemd-nspawn, with systemd
+/// as its PID 1, on this machine's network (so that its services are
+/// reached on 127.0.0.1). It boots only as far as sysinit.target, so that
+/// no other service this machine has installed starts in it (Prometheus,
+/// podman's). Dropping it halts it, and kills what is left.
+struct Booted {
+    nspawn: std::process::Child,
+    /// The container's systemd, as this machine's PID namespace numbers it.
+    init: u32,
+}
+
+impl Booted {
+    fn boot(root: &TestRoot) -> Booted {
+        use std::io::{Read, Seek};
+        use std::process::Stdio;
+        // nspawn mounts a /dev, /proc and /run of its own and refuses a
+        // populated /dev: the test root's go first (so its chroot commands
+        // are done once it boots). nspawn keeps its state under
+        // /run/systemd/nspawn: a tmpfs over /run in the test root's mount
+        // namespace keeps that off this machine. --keep-unit and
+        // --register=no: no systemd or machined runs here to register the
+        // container with.
+        let dir = root.dir().display().to_string();
+        let script = format!(
+            "umount -l {dir}/dev {dir}/proc {dir}/run && mount -t tmpfs tmpfs /run && exec systemd-nspawn -D {dir} \
+             --boot --console=passive --register=no --link-journal=no --keep-unit -- systemd.unit=sysinit.target"
+        );
+        let mut console = tempfile::tempfile().unwrap();
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", &script]);
+        let nspawn = clients::nsenter(root.0.pid(), &cmd)
+            .stdin(Stdio::null())
+            .stdout(console.try_clone().unwrap())
+            .stderr(console.try_clone().unwrap())
+            .spawn()
+            .expect("nsenter");
+        let mut booted = Booted { nspawn, init: 0 };
+        // nsenter and sh exec into nspawn, whose child is the container's
+        // systemd; it is up once systemctl gets an answer from it. Its
+        // console (systemd's boot messages) is for a boot that fails.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut state = String::new();
+        while std::time::Instant::now() < deadline {
+            booted.init = booted.init.max(child_of(booted.nspawn.id()).unwrap_or(0));
+            if booted.init != 0 {
+                state = booted.run(&["systemctl", "is-system-running"]).1.trim().to_string();
+                if ["running", "degraded"].contains(&state.as_str()) {
+                    return booted;
+                }
+            }
+            if let Ok(Some(status)) = booted.nspawn.try_wait() {
+                state = format!("systemd-nspawn exited with {status}");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let mut said = String::new();
+        console.rewind().unwrap();
+        console.read_to_string(&mut said).unwrap();
+        panic!("the container did not boot within 30 s ({state}); its console:\n{said}");
+    }
+
+    /// `args` inside the container (all its namespaces), for at most a
+    /// minute: (exited 0, stdout + stderr).
+    fn run(&self, args: &[&str]) -> (bool, String) {
+        let mut cmd = Command::new("nsenter");
+        cmd.args(["-t", &self.init.to_string(), "-a", "--"]).args(args).env("LC_ALL", "C");
+        clients::run_bounded(&mut cmd, 60)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (ok, said) = self.run(args);
+        assert!(ok, "{args:?} in the container:\n{said}");
+        said
+    }
+
+    /// One property of the unit, as `systemctl show` gives it.
+    fn show(&self, property: &str) -> String {
+        self.ok(&["systemctl", "show", "--value", "-p", property, UNIT]).trim().to_string()
+    }
+
+    /// The unit's journal, messages only.
+    fn journal(&self) -> String {
+        self.run(&["journalctl", "--no-pager", "-o", "cat", "-u", UNIT]).1
+    }
+
+    /// Waits at most `secs` for the unit to be active with a main process
+    /// other than `not`, and returns that process (in the container's
+    /// numbering).
+    fn wait_active(&self, not: &str, secs: u64) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let pid = self.show("MainPID");
+            if self.show("ActiveState") == "active" && pid != "0" && pid != not {
+                return pid;
+            }
+            assert!(std::time::Instant::now() < deadline, "{UNIT} not active within {secs} s:\n{}", self.journal());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// The first child of process `pid`, from any of its threads.
+fn child_of(pid: u32) -> Option<u32> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .find_map(|c| c.split_whitespace().next().and_then(|p| p.parse().ok()))
+}
+
+impl Drop for Booted {
+    fn drop(&mut self) {
+        // SIGTERM asks nspawn to halt the container: systemd stops its
+        // units and powers off. What does not end in time is killed: the
+        // container's PID 1 takes everything in its PID namespace with it.
+        unsafe { libc::kill(self.nspawn.id() as i32, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.nspawn.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if self.init != 0 {
+            unsafe { libc::kill(self.init as i32, libc::SIGKILL) };
+        }
+        let _ = self.nspawn.kill();
+        let _ = self.nspawn.wait();
+    }
+}
+
+/// A port below 1024 that nothing holds on 127.0.0.1 (this test runs as
+/// root, so it can try them).
+fn free_low_port() -> u16 {
+    (600..1000)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port below 1024 on 127.0.0.1")
+}
+
+/// The unit as systemd runs it. The .deb is installed in a test root, the
+/// CA is made as the settings file says, and systemd is PID 1 of a
+/// container booted from that root. `systemctl start` runs serve as the
+/// certforge user with one capability (binding a port below 1024), no way
+/// to gain others, and the system-call filter; lego gets a certificate from
+/// it, which the service wrote into its depot; killed, it is restarted;
+/// `systemctl stop` drains it and it ends cleanly; with settings it cannot
+/// start with, it fails once and is not restarted.
+#[test]
+fn systemd_runs_the_unit_sandboxed_and_it_issues_to_lego() {
+    let Some(deb) = common::the_deb() else { return };
+    if !can_make_test_roots(&[("systemd-nspawn", "systemd-container"), ("lego", "lego")]) {
+        return;
+    }
+    let root = TestRoot::start();
+    std::fs::copy(&deb, root.view("/tmp/certforge.deb")).unwrap();
+    root.ok(&["dpkg", "-i", "/tmp/certforge.deb"]);
+    let uid = root.passwd("certforge").expect("the postinst made the user certforge")[2].clone();
+    let depot = ["--depot-path", "/var/lib/certforge"];
+    root.ok(&[&["runuser", "-u", "certforge", "--", "certforge"][..], &depot, &["init", "--cn", "Staging CA"]].concat());
+
+    // Settings as an operator edits them: the CA, and a port below 1024
+    // that only the unit's capability lets its user open.
+    let (port, http01) = (free_low_port(), common::free_port());
+    let defaults = root.view("/etc/default/certforge-serve");
+    let settings: String = std::fs::read_to_string(&defaults)
+        .unwrap()
+        .lines()
+        .map(|l| match l {
+            "CERTFORGE_CA=" => "CERTFORGE_CA=\"Staging CA\"".to_string(),
+            l if l.starts_with("CERTFORGE_SERVE_ARGS=") => {
+                format!("CERTFORGE_SERVE_ARGS=\"--listen 127.0.0.1:{port} --http01-port {http01}\"")
+            }
+            l => l.to_string(),
+        })
+        .map(|l| l + "\n")
+        .collect();
+    std::fs::write(&defaults, settings).unwrap();
+    // A machine ID of its own, as a cloned machine gets: with this
+    // machine's, nspawn refuses to share the journal, and without one
+    // systemd takes the boot for a first boot and enables every unit.
+    let id = std::fs::read_to_string("/proc/sys/kernel/random/uuid").unwrap().trim().replace('-', "");
+    std::fs::write(root.view("/etc/machine-id"), format!("{id}\n")).unwrap();
+
+    let booted = Booted::boot(&root);
+    assert_eq!(booted.run(&["systemctl", "is-enabled", UNIT]).1.trim(), "disabled", "the package enables nothing");
+    booted.ok(&["systemctl", "start", UNIT]);
+    let pid = booted.wait_active("0", 30);
+
+    // As whom, and with what, systemd runs it: capability 10 is
+    // CAP_NET_BIND_SERVICE (linux/capability.h); Seccomp 2 is a filter.
+    let status = booted.ok(&["cat", &format!("/proc/{pid}/status")]);
+    let field = |key: &str| -> Vec<&str> {
+        let line = status.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(':'));
+        line.unwrap_or_else(|| panic!("no {key} in:\n{status}")).split_whitespace().collect()
+    };
+    assert_eq!(field("Uid"), [uid.as_str(); 4], "{status}");
+    for caps in ["CapEff", "CapPrm", "CapBnd", "CapAmb"] {
+        assert_eq!(field(caps), ["0000000000000400"], "{caps} holds more than CAP_NET_BIND_SERVICE:\n{status}");
+    }
+    assert_eq!(field("NoNewPrivs"), ["1"], "{status}");
+    assert_eq!(field("Seccomp"), ["2"], "no system-call filter:\n{status}");
+
+    // lego, trusting the depot's CA alone, answers http-01 on 127.0.0.1.
+    let ca = root.view("/var/lib/certforge/Staging_CA.crt");
+    let work = tempfile::tempdir().unwrap();
+    let lego_dir = work.path().join("lego");
+    let mut lego = Command::new("lego");
+    lego.env("LEGO_CA_CERTIFICATES", &ca).args(["--server", &format!("https://127.0.0.1:{port}/directory")]);
+    lego.args(["--accept-tos", "--email", "a@example.com", "--path"]).arg(&lego_dir);
+    lego.args(["--domains", "localhost", "--http", "--http.port", &format!("127.0.0.1:{http01}"), "run"]);
+    let (ok, out) = clients::run_bounded(&mut lego, 120);
+    assert!(ok, "lego failed:\n{out}\nthe journal:\n{}", booted.journal());
+    let cert = lego_dir.join("certificates/localhost.crt");
+    common::openssl_verify_server(work.path(), &ca.display().to_string(), None, &cert.display().to_string());
+    let written: Vec<u32> = std::fs::read_dir(root.view("/var/lib/certforge"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("localhost.acme-"))
+        .map(|e| e.metadata().unwrap().uid())
+        .collect();
+    assert!(!written.is_empty(), "no localhost.acme-* entry in the service's depot");
+    assert!(written.iter().all(|u| u.to_string() == uid), "depot entries not the service user's: {written:?}");
+
+    // A crash: systemd starts it again (Restart=on-failure, RestartSec=5).
+    booted.ok(&["systemctl", "kill", "--signal", "SIGKILL", UNIT]);
+    let again = booted.wait_active(&pid, 30);
+    println!("killed as PID {pid}, restarted as PID {again}");
+
+    // systemctl stop: SIGTERM, the drain, a clean end.
+    booted.ok(&["systemctl", "stop", UNIT]);
+    let state = (booted.show("ActiveState"), booted.show("Result"));
+    assert_eq!(state, ("inactive".to_string(), "success".to_string()), "{}", booted.journal());
+    let journal = booted.journal();
+    assert!(journal.contains("stopping: no new connections"), "no drain in the journal:\n{journal}");
+
+    // A usage error (exit status 2: here an empty CERTFORGE_CA) is not
+    // restarted: the settings must change first (RestartPreventExitStatus=2).
+    let settings = std::fs::read_to_string(&defaults).unwrap();
+    std::fs::write(&defaults, settings.replace("CERTFORGE_CA=\"Staging CA\"", "CERTFORGE_CA=")).unwrap();
+    let restarts = booted.show("NRestarts");
+    let _ = booted.run(&["systemctl", "start", UNIT]);
+    std::thread::sleep(Duration::from_secs(7));
+    let state = (booted.show("ActiveState"), booted.show("ExecMainStatus"), booted.show("NRestarts"));
+    assert_eq!(state, ("failed".to_string(), "2".to_string(), restarts), "{}", booted.journal());
+    assert!(booted.journal().contains("--CA: the name is empty"), "{}", booted.journal());
+    drop(booted);
+    drop(root);
 }
