@@ -1,7 +1,9 @@
 //! certforge-serve.service as an operator meets it: systemd's own checks
-//! of the unit (`systemd-analyze verify` and `security`), and the .deb that
+//! of the unit (`systemd-analyze verify` and `security`), the .deb that
 //! ships it installed, removed and purged by dpkg in a throw-away root, with
-//! its maintainer scripts run for real, the host left as it was.
+//! its maintainer scripts run for real, the host left as it was, and the
+//! unit run by a real systemd, PID 1 of a container booted from such a
+//! root, with a CA key in a file and on SoftHSM.
 
 #[path = "common/clients.rs"]
 mod clients;
@@ -398,6 +400,91 @@ fn free_low_port() -> u16 {
         .expect("a free port below 1024 on 127.0.0.1")
 }
 
+/// A test root with the .deb installed and the CA made as the service's
+/// user, its settings file edited as an operator would: the CA, the server
+/// on a port below 1024 of 127.0.0.1 (which only the unit's capability
+/// lets that user open), http-01 on a free port, and `extra` lines.
+struct Installed {
+    root: TestRoot,
+    /// The certforge user's uid in the root, as /etc/passwd gives it.
+    uid: String,
+    port: u16,
+    http01: u16,
+}
+
+impl Installed {
+    const DEPOT: [&str; 2] = ["--depot-path", "/var/lib/certforge"];
+
+    /// The root with the .deb installed; `prepare` runs next (making a
+    /// token, say), then `certforge init --cn CA INIT_ARGS` as the
+    /// service's user.
+    fn new(deb: &Path, ca: &str, prepare: impl FnOnce(&TestRoot), init_args: &[&str], extra: &[&str]) -> Installed {
+        let root = TestRoot::start();
+        std::fs::copy(deb, root.view("/tmp/certforge.deb")).unwrap();
+        root.ok(&["dpkg", "-i", "/tmp/certforge.deb"]);
+        let uid = root.passwd("certforge").expect("the postinst made the user certforge")[2].clone();
+        prepare(&root);
+        let init = [&["runuser", "-u", "certforge", "--", "certforge"][..], &Self::DEPOT, &["init", "--cn", ca]];
+        root.ok(&[&init[..], &[init_args]].concat().concat());
+
+        let (port, http01) = (free_low_port(), common::free_port());
+        let defaults = root.view("/etc/default/certforge-serve");
+        let settings: String = std::fs::read_to_string(&defaults)
+            .unwrap()
+            .lines()
+            .map(|l| match l {
+                "CERTFORGE_CA=" => format!("CERTFORGE_CA=\"{ca}\""),
+                l if l.starts_with("CERTFORGE_SERVE_ARGS=") => {
+                    format!("CERTFORGE_SERVE_ARGS=\"--listen 127.0.0.1:{port} --http01-port {http01}\"")
+                }
+                l => l.to_string(),
+            })
+            .chain(extra.iter().map(|l| l.to_string()))
+            .map(|l| l + "\n")
+            .collect();
+        std::fs::write(&defaults, settings).unwrap();
+        // A machine ID of its own, as a cloned machine gets: with this
+        // machine's, nspawn refuses to share the journal, and without one
+        // systemd takes the boot for a first boot and enables every unit.
+        let id = std::fs::read_to_string("/proc/sys/kernel/random/uuid").unwrap().trim().replace('-', "");
+        std::fs::write(root.view("/etc/machine-id"), format!("{id}\n")).unwrap();
+        Installed { root, uid, port, http01 }
+    }
+
+    fn settings_file(&self) -> PathBuf {
+        self.root.view("/etc/default/certforge-serve")
+    }
+
+    /// lego, trusting the depot's CA file `ca` alone, gets a certificate
+    /// for localhost from the service (answering http-01 on 127.0.0.1);
+    /// openssl verifies it, and the service wrote it into its depot as
+    /// its user.
+    fn lego_gets_a_certificate(&self, booted: &Booted, ca: &str) {
+        let ca = self.root.view(&format!("/var/lib/certforge/{ca}"));
+        let work = tempfile::tempdir().unwrap();
+        let lego_dir = work.path().join("lego");
+        let mut lego = Command::new("lego");
+        lego.env("LEGO_CA_CERTIFICATES", &ca).args(["--server", &format!("https://127.0.0.1:{}/directory", self.port)]);
+        lego.args(["--accept-tos", "--email", "a@example.com", "--path"]).arg(&lego_dir);
+        lego.args(["--domains", "localhost", "--http", "--http.port", &format!("127.0.0.1:{}", self.http01), "run"]);
+        let (ok, out) = clients::run_bounded(&mut lego, 120);
+        assert!(ok, "lego failed:\n{out}\nthe journal:\n{}", booted.journal());
+        let cert = lego_dir.join("certificates/localhost.crt");
+        common::openssl_verify_server(work.path(), &ca.display().to_string(), None, &cert.display().to_string());
+        let written: Vec<u32> = std::fs::read_dir(self.root.view("/var/lib/certforge"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("localhost.acme-"))
+            .map(|e| e.metadata().unwrap().uid())
+            .collect();
+        assert!(!written.is_empty(), "no localhost.acme-* entry in the service's depot");
+        assert!(written.iter().all(|u| u.to_string() == self.uid), "depot entries not the service user's: {written:?}");
+    }
+}
+
+/// The tools a test of the unit under systemd needs, beyond a test root's.
+const BOOT_TOOLS: [(&str, &str); 2] = [("systemd-nspawn", "systemd-container"), ("lego", "lego")];
+
 /// The unit as systemd runs it. The .deb is installed in a test root, the
 /// CA is made as the settings file says, and systemd is PID 1 of a
 /// container booted from that root. `systemctl start` runs serve as the
@@ -409,40 +496,11 @@ fn free_low_port() -> u16 {
 #[test]
 fn systemd_runs_the_unit_sandboxed_and_it_issues_to_lego() {
     let Some(deb) = common::the_deb() else { return };
-    if !can_make_test_roots(&[("systemd-nspawn", "systemd-container"), ("lego", "lego")]) {
+    if !can_make_test_roots(&BOOT_TOOLS) {
         return;
     }
-    let root = TestRoot::start();
-    std::fs::copy(&deb, root.view("/tmp/certforge.deb")).unwrap();
-    root.ok(&["dpkg", "-i", "/tmp/certforge.deb"]);
-    let uid = root.passwd("certforge").expect("the postinst made the user certforge")[2].clone();
-    let depot = ["--depot-path", "/var/lib/certforge"];
-    root.ok(&[&["runuser", "-u", "certforge", "--", "certforge"][..], &depot, &["init", "--cn", "Staging CA"]].concat());
-
-    // Settings as an operator edits them: the CA, and a port below 1024
-    // that only the unit's capability lets its user open.
-    let (port, http01) = (free_low_port(), common::free_port());
-    let defaults = root.view("/etc/default/certforge-serve");
-    let settings: String = std::fs::read_to_string(&defaults)
-        .unwrap()
-        .lines()
-        .map(|l| match l {
-            "CERTFORGE_CA=" => "CERTFORGE_CA=\"Staging CA\"".to_string(),
-            l if l.starts_with("CERTFORGE_SERVE_ARGS=") => {
-                format!("CERTFORGE_SERVE_ARGS=\"--listen 127.0.0.1:{port} --http01-port {http01}\"")
-            }
-            l => l.to_string(),
-        })
-        .map(|l| l + "\n")
-        .collect();
-    std::fs::write(&defaults, settings).unwrap();
-    // A machine ID of its own, as a cloned machine gets: with this
-    // machine's, nspawn refuses to share the journal, and without one
-    // systemd takes the boot for a first boot and enables every unit.
-    let id = std::fs::read_to_string("/proc/sys/kernel/random/uuid").unwrap().trim().replace('-', "");
-    std::fs::write(root.view("/etc/machine-id"), format!("{id}\n")).unwrap();
-
-    let booted = Booted::boot(&root);
+    let installed = Installed::new(&deb, "Staging CA", |_| {}, &[], &[]);
+    let booted = Booted::boot(&installed.root);
     assert_eq!(booted.run(&["systemctl", "is-enabled", UNIT]).1.trim(), "disabled", "the package enables nothing");
     booted.ok(&["systemctl", "start", UNIT]);
     let pid = booted.wait_active("0", 30);
@@ -454,33 +512,14 @@ fn systemd_runs_the_unit_sandboxed_and_it_issues_to_lego() {
         let line = status.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(':'));
         line.unwrap_or_else(|| panic!("no {key} in:\n{status}")).split_whitespace().collect()
     };
-    assert_eq!(field("Uid"), [uid.as_str(); 4], "{status}");
+    assert_eq!(field("Uid"), [installed.uid.as_str(); 4], "{status}");
     for caps in ["CapEff", "CapPrm", "CapBnd", "CapAmb"] {
         assert_eq!(field(caps), ["0000000000000400"], "{caps} holds more than CAP_NET_BIND_SERVICE:\n{status}");
     }
     assert_eq!(field("NoNewPrivs"), ["1"], "{status}");
     assert_eq!(field("Seccomp"), ["2"], "no system-call filter:\n{status}");
 
-    // lego, trusting the depot's CA alone, answers http-01 on 127.0.0.1.
-    let ca = root.view("/var/lib/certforge/Staging_CA.crt");
-    let work = tempfile::tempdir().unwrap();
-    let lego_dir = work.path().join("lego");
-    let mut lego = Command::new("lego");
-    lego.env("LEGO_CA_CERTIFICATES", &ca).args(["--server", &format!("https://127.0.0.1:{port}/directory")]);
-    lego.args(["--accept-tos", "--email", "a@example.com", "--path"]).arg(&lego_dir);
-    lego.args(["--domains", "localhost", "--http", "--http.port", &format!("127.0.0.1:{http01}"), "run"]);
-    let (ok, out) = clients::run_bounded(&mut lego, 120);
-    assert!(ok, "lego failed:\n{out}\nthe journal:\n{}", booted.journal());
-    let cert = lego_dir.join("certificates/localhost.crt");
-    common::openssl_verify_server(work.path(), &ca.display().to_string(), None, &cert.display().to_string());
-    let written: Vec<u32> = std::fs::read_dir(root.view("/var/lib/certforge"))
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("localhost.acme-"))
-        .map(|e| e.metadata().unwrap().uid())
-        .collect();
-    assert!(!written.is_empty(), "no localhost.acme-* entry in the service's depot");
-    assert!(written.iter().all(|u| u.to_string() == uid), "depot entries not the service user's: {written:?}");
+    installed.lego_gets_a_certificate(&booted, "Staging_CA.crt");
 
     // A crash: systemd starts it again (Restart=on-failure, RestartSec=5).
     booted.ok(&["systemctl", "kill", "--signal", "SIGKILL", UNIT]);
@@ -496,14 +535,49 @@ fn systemd_runs_the_unit_sandboxed_and_it_issues_to_lego() {
 
     // A usage error (exit status 2: here an empty CERTFORGE_CA) is not
     // restarted: the settings must change first (RestartPreventExitStatus=2).
-    let settings = std::fs::read_to_string(&defaults).unwrap();
-    std::fs::write(&defaults, settings.replace("CERTFORGE_CA=\"Staging CA\"", "CERTFORGE_CA=")).unwrap();
+    let settings = std::fs::read_to_string(installed.settings_file()).unwrap();
+    std::fs::write(installed.settings_file(), settings.replace("CERTFORGE_CA=\"Staging CA\"", "CERTFORGE_CA="))
+        .unwrap();
     let restarts = booted.show("NRestarts");
     let _ = booted.run(&["systemctl", "start", UNIT]);
     std::thread::sleep(Duration::from_secs(7));
     let state = (booted.show("ActiveState"), booted.show("ExecMainStatus"), booted.show("NRestarts"));
     assert_eq!(state, ("failed".to_string(), "2".to_string(), restarts), "{}", booted.journal());
     assert!(booted.journal().contains("--CA: the name is empty"), "{}", booted.journal());
-    drop(booted);
-    drop(root);
+}
+
+/// A CA key on SoftHSM under the unit, set up as the README says: the
+/// service's user in the softhsm group makes the token in SoftHSM's system
+/// token directory, `init --key pkcs11:…` makes the key there, and the
+/// settings file names the module and the PIN. systemd starts serve with no
+/// drop-in (signing only reads the token, which ProtectSystem=strict
+/// allows), and lego gets a certificate signed on the token.
+#[test]
+fn systemd_runs_the_unit_with_a_softhsm_ca_key() {
+    let Some(deb) = common::the_deb() else { return };
+    if !can_make_test_roots(&[&BOOT_TOOLS[..], &[("softhsm2-util", "softhsm2")]].concat()) {
+        return;
+    }
+    let module = "/usr/lib/softhsm/libsofthsm2.so";
+    let prepare = |root: &TestRoot| {
+        root.ok(&["adduser", "certforge", "softhsm"]);
+        let as_certforge = ["runuser", "-u", "certforge", "--"];
+        let token = ["softhsm2-util", "--init-token", "--free", "--label", "certforge", "--pin", "1234"];
+        root.ok(&[&as_certforge[..], &token, &["--so-pin", "5678"]].concat());
+        root.ok(&[&as_certforge[..], &["sh", "-c", "umask 077; echo 1234 > /var/lib/certforge/pin"]].concat());
+    };
+    let key = ["--key", "pkcs11:token=certforge;object=staging-ca", "--pin-file", "/var/lib/certforge/pin"];
+    let init_args = [&key[..], &["--pkcs11-module", module]].concat();
+    let extra = [format!("CERTFORGE_PKCS11_MODULE={module}"), "CERTFORGE_PKCS11_PIN=1234".to_string()];
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let installed = Installed::new(&deb, "HSM CA", prepare, &init_args, &extra);
+    std::fs::remove_file(installed.root.view("/var/lib/certforge/pin")).unwrap();
+    assert!(!installed.root.view("/var/lib/certforge/HSM_CA.key").exists(), "a key file beside the token's key");
+
+    let booted = Booted::boot(&installed.root);
+    booted.ok(&["systemctl", "start", UNIT]);
+    booted.wait_active("0", 30);
+    installed.lego_gets_a_certificate(&booted, "HSM_CA.crt");
+    let journal = booted.journal();
+    assert!(journal.contains(r#"PKCS#11: token "certforge", object "staging-ca""#), "{journal}");
 }
