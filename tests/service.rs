@@ -393,7 +393,8 @@ impl Drop for Booted {
 }
 
 /// A port below 1024 that nothing holds on 127.0.0.1 (this test runs as
-/// root, so it can try them).
+/// root, so it can try them). Only one test takes one, so no other test
+/// can race it for the same port.
 fn free_low_port() -> u16 {
     (600..1000)
         .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
@@ -402,8 +403,7 @@ fn free_low_port() -> u16 {
 
 /// A test root with the .deb installed and the CA made as the service's
 /// user, its settings file edited as an operator would: the CA, the server
-/// on a port below 1024 of 127.0.0.1 (which only the unit's capability
-/// lets that user open), http-01 on a free port, and `extra` lines.
+/// on `port` of 127.0.0.1, http-01 on a free port, and `extra` lines.
 struct Installed {
     root: TestRoot,
     /// The certforge user's uid in the root, as /etc/passwd gives it.
@@ -418,7 +418,14 @@ impl Installed {
     /// The root with the .deb installed; `prepare` runs next (making a
     /// token, say), then `certforge init --cn CA INIT_ARGS` as the
     /// service's user.
-    fn new(deb: &Path, ca: &str, prepare: impl FnOnce(&TestRoot), init_args: &[&str], extra: &[&str]) -> Installed {
+    fn new(
+        deb: &Path,
+        ca: &str,
+        prepare: impl FnOnce(&TestRoot),
+        init_args: &[&str],
+        port: u16,
+        extra: &[&str],
+    ) -> Installed {
         let root = TestRoot::start();
         std::fs::copy(deb, root.view("/tmp/certforge.deb")).unwrap();
         root.ok(&["dpkg", "-i", "/tmp/certforge.deb"]);
@@ -427,7 +434,7 @@ impl Installed {
         let init = [&["runuser", "-u", "certforge", "--", "certforge"][..], &Self::DEPOT, &["init", "--cn", ca]];
         root.ok(&[&init[..], &[init_args]].concat().concat());
 
-        let (port, http01) = (free_low_port(), common::free_port());
+        let http01 = common::free_port();
         let defaults = root.view("/etc/default/certforge-serve");
         let settings: String = std::fs::read_to_string(&defaults)
             .unwrap()
@@ -499,7 +506,9 @@ fn systemd_runs_the_unit_sandboxed_and_it_issues_to_lego() {
     if !can_make_test_roots(&BOOT_TOOLS) {
         return;
     }
-    let installed = Installed::new(&deb, "Staging CA", |_| {}, &[], &[]);
+    // A port below 1024, which only the unit's capability lets its user
+    // open.
+    let installed = Installed::new(&deb, "Staging CA", |_| {}, &[], free_low_port(), &[]);
     let booted = Booted::boot(&installed.root);
     assert_eq!(booted.run(&["systemctl", "is-enabled", UNIT]).1.trim(), "disabled", "the package enables nothing");
     booted.ok(&["systemctl", "start", UNIT]);
@@ -522,7 +531,9 @@ fn systemd_runs_the_unit_sandboxed_and_it_issues_to_lego() {
     installed.lego_gets_a_certificate(&booted, "Staging_CA.crt");
 
     // A crash: systemd starts it again (Restart=on-failure, RestartSec=5).
-    booted.ok(&["systemctl", "kill", "--signal", "SIGKILL", UNIT]);
+    // (kill(1) rather than `systemctl kill`: this machine's cgroups refuse
+    // systemd's signal to the whole control group, EIO.)
+    booted.ok(&["kill", "-KILL", &pid]);
     let again = booted.wait_active(&pid, 30);
     println!("killed as PID {pid}, restarted as PID {again}");
 
@@ -570,7 +581,7 @@ fn systemd_runs_the_unit_with_a_softhsm_ca_key() {
     let init_args = [&key[..], &["--pkcs11-module", module]].concat();
     let extra = [format!("CERTFORGE_PKCS11_MODULE={module}"), "CERTFORGE_PKCS11_PIN=1234".to_string()];
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-    let installed = Installed::new(&deb, "HSM CA", prepare, &init_args, &extra);
+    let installed = Installed::new(&deb, "HSM CA", prepare, &init_args, common::free_port(), &extra);
     std::fs::remove_file(installed.root.view("/var/lib/certforge/pin")).unwrap();
     assert!(!installed.root.view("/var/lib/certforge/HSM_CA.key").exists(), "a key file beside the token's key");
 
