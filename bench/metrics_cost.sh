@@ -115,20 +115,21 @@ echo "|---:|---|---:|---:|---:|---:|"
 jq -r 'def f(d): (. * pow(10; d) | round) / pow(10; d) | tostring;
   "| \(.run) | \(.mode) | \(.scrapes) | \(.orders_per_s | f(1)) | \(.p99_ms | f(1)) | \(.server_cpu_ms_per_order | f(2)) |"' "$results"
 echo
-jq -rs 'def median: sort | .[(length - 1) / 2 | floor];
-  ([.[] | select(.mode == "plain") | .orders_per_s] | median) as $plain |
-  ([.[] | select(.mode == "scraped") | .orders_per_s] | median) as $scraped |
-  ([.[] | select(.mode == "plain") | .server_cpu_ms_per_order] | median) as $pc |
-  ([.[] | select(.mode == "scraped") | .server_cpu_ms_per_order] | median) as $sc |
-  "medians: \($plain | . * 10 | round / 10) orders/s unscraped, \($scraped | . * 10 | round / 10) scraped every second: " +
-  "\((1 - $scraped / $plain) * 1000 | round / 10) % fewer (target: under 3 %); server CPU \($pc * 100 | round / 100) against \($sc * 100 | round / 100) ms/order"' "$results"
+# A mode's medians of orders/s and server CPU per order; how many percent
+# fewer orders/s one mode made than another; rounding to d decimals.
+medians='def median: sort | .[(length - 1) / 2 | floor];
+  def of(m): [.[] | select(.mode == m)] |
+    {ops: ([.[].orders_per_s] | median), cpu: ([.[].server_cpu_ms_per_order] | median)};
+  def fewer(a; b): (1 - a.ops / b.ops) * 1000 | round / 10;
+  def r(d): . * pow(10; d) | round / pow(10; d);'
+jq -rs "$medians"'
+  of("plain") as $plain | of("scraped") as $scraped |
+  "medians: \($plain.ops | r(1)) orders/s unscraped, \($scraped.ops | r(1)) scraped every second: " +
+  "\(fewer($scraped; $plain)) % fewer (target: under 3 %); server CPU \($plain.cpu | r(2)) against \($scraped.cpu | r(2)) ms/order"' "$results"
 if [ -n "${BASELINE:-}" ]; then
-  jq -rs 'def median: sort | .[(length - 1) / 2 | floor];
-    ([.[] | select(.mode == "baseline") | .orders_per_s] | median) as $base |
-    ([.[] | select(.mode == "plain") | .orders_per_s] | median) as $plain |
-    ([.[] | select(.mode == "baseline") | .server_cpu_ms_per_order] | median) as $bc |
-    ([.[] | select(.mode == "plain") | .server_cpu_ms_per_order] | median) as $pc |
-    "counting, unscraped, against the baseline binary: \($plain | . * 10 | round / 10) against \($base | . * 10 | round / 10) orders/s, " +
-    "\((1 - $plain / $base) * 1000 | round / 10) % fewer; server CPU \($pc * 100 | round / 100) against \($bc * 100 | round / 100) ms/order"' "$results"
+  jq -rs "$medians"'
+    of("baseline") as $base | of("plain") as $plain |
+    "counting, unscraped, against the baseline binary: \($plain.ops | r(1)) against \($base.ops | r(1)) orders/s, " +
+    "\(fewer($plain; $base)) % fewer; server CPU \($plain.cpu | r(2)) against \($base.cpu | r(2)) ms/order"' "$results"
 fi
 jq -r '"one scrape: \(.scrape_cpu_ms) ms of server CPU (the first, reading \(.depot_certificates) certificates: \(.first_scrape_cpu_ms) ms)"' <<<"$cost"

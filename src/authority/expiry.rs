@@ -4,7 +4,8 @@
 //! (<https://prometheus.io/docs/instrumenting/exposition_formats/>). That
 //! is the format node_exporter's textfile collector reads from `*.prom`
 //! files (`list --format prometheus --out`), and `serve` appends the same
-//! text to its own `/metrics`. Pure: entries in, text out.
+//! text to its own `/metrics`, whose other families use this module's
+//! [`family`] and [`escape`] too. Pure: entries in, text out.
 
 use std::fmt::Write as _;
 
@@ -32,13 +33,24 @@ pub fn prometheus_gauges(entries: &[Entry]) -> String {
         return out;
     }
     for (name, help, value) in FAMILIES {
-        // Writing to a String cannot fail.
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        family(&mut out, name, GAUGE, help);
         for r in &rows {
+            // Writing to a String cannot fail.
             let _ = writeln!(out, "{name}{{{}}} {}", r.labels, value(r));
         }
     }
     out
+}
+
+/// The `# TYPE` of a family whose samples go up and down.
+pub const GAUGE: &str = "gauge";
+/// The `# TYPE` of a family whose sample only goes up.
+pub const COUNTER: &str = "counter";
+
+/// A metric family's `# HELP` and `# TYPE` lines, which come once before
+/// its samples.
+pub fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
 /// A gauge family: its name, its help text, and its value for a row.
@@ -82,7 +94,7 @@ impl Row {
 
 /// A label value as the text format wants it: backslash, double quote and
 /// line feed escaped as `\\`, `\"` and `\n`; everything else as is (UTF-8).
-fn escape(value: &str) -> String {
+pub fn escape(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
         match c {

@@ -25,7 +25,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::crl::CrlSource;
 use super::log::Log;
-use super::metrics::route_label;
+use super::metrics::Served;
 use crate::acme::db::Stored;
 use crate::acme::problem::{malformed, Kind, Problem};
 use crate::acme::wfe::MAX_BODY;
@@ -236,7 +236,7 @@ async fn answer<S: Store + 'static>(
     let content_type = req.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
     let body = Limited::new(req.into_body(), MAX_BODY).collect().await.map(|b| b.to_bytes());
     let route = (port == Port::Acme).then(|| Route::parse(&method, &path)).and_then(Result::ok);
-    let label = route_label(route.as_ref(), &path);
+    let served = Served::of(route.as_ref(), &path);
     let reply = match (port, method.as_str(), path.as_str(), body) {
         (_, "GET", "/health", _) => health(&app).await,
         (Port::Acme | Port::Metrics, "GET", "/metrics", _) => {
@@ -279,7 +279,7 @@ async fn answer<S: Store + 'static>(
             }
         }
     };
-    app.metrics.answered(label, reply.status, reply.problem, started.elapsed());
+    app.metrics.answered(served, reply.status, reply.problem, started.elapsed());
     let level = if reply.status >= 500 { "error" } else { "info" };
     let mut fields = vec![
         ("method", json!(method)),

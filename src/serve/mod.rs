@@ -165,7 +165,7 @@ fn serve_with<S: Store + 'static>(
             .with_cert_resolver(own.clone());
     tls_config.alpn_protocols = vec![b"http/1.1".to_vec()];
     // First: the decorators below count into it from their first call.
-    let depot = Some(config.issuer.depot.clone());
+    let depot = config.issuer.depot.clone();
     let metrics = runtime.block_on(async { metrics::Metrics::start(ca.not_after, config.crls.clone(), depot) });
     let kind = if database.is_some() { StoreKind::Postgresql } else { StoreKind::Sqlite };
     let app = Arc::new(http::App {

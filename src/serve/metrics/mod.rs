@@ -26,6 +26,7 @@ use time::OffsetDateTime;
 use super::crl::CrlSource;
 use crate::acme::problem::Kind;
 use crate::acme::Route;
+use crate::authority::expiry::{self, escape, family, GAUGE};
 use crate::depot::Depot;
 
 /// The metric names, Prometheus style: `certforge_` and the thing, base
@@ -109,15 +110,38 @@ fn describe() {
     describe_counter!(STORE_ERRORS, "Calls to the ACME store that failed, by store.");
 }
 
-/// What a request was, for its series: the ACME resource's name, or one
-/// of the server's own paths.
-pub fn route_label(route: Option<&Route>, path: &str) -> &'static str {
-    match route {
-        Some(route) => route.name(),
-        None if path == "/health" => "health",
-        None if path == "/metrics" => "metrics",
-        None if path.starts_with("/crl/") => "crl",
-        None => "unknown",
+/// What a request was, for its series and the order counters.
+#[derive(Debug, Clone, Copy)]
+pub struct Served {
+    /// The ACME resource's name, or one of the server's own paths.
+    label: &'static str,
+    /// What it may do to an order.
+    order: Option<OrderStep>,
+}
+
+/// The two requests that make an order or fail it (RFC 8555 §7.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OrderStep {
+    New,
+    Finalize,
+}
+
+impl Served {
+    /// A request for `path`, routed to `route` when it is an ACME resource.
+    pub fn of(route: Option<&Route>, path: &str) -> Served {
+        let label = match route {
+            Some(route) => route.name(),
+            None if path == "/health" => "health",
+            None if path == "/metrics" => "metrics",
+            None if path.starts_with("/crl/") => "crl",
+            None => "unknown",
+        };
+        let order = match route {
+            Some(Route::NewOrder) => Some(OrderStep::New),
+            Some(Route::Finalize(_)) => Some(OrderStep::Finalize),
+            _ => None,
+        };
+        Served { label, order }
     }
 }
 
@@ -153,7 +177,7 @@ pub struct Metrics {
     /// The CRLs served (file name, where the bytes are).
     crls: Vec<(String, CrlSource)>,
     /// The depot whose certificates' expiry gauges follow.
-    depot: Option<DepotGauges>,
+    depot: DepotGauges,
     hot: Hot,
 }
 
@@ -172,7 +196,7 @@ const DEPOT_RESCAN: Duration = Duration::from_secs(60);
 impl Metrics {
     /// Installs the exporter (once per process) and keeps its histograms
     /// bounded from now on: call within the server's runtime.
-    pub fn start(ca_not_after: OffsetDateTime, crls: Vec<(String, CrlSource)>, depot: Option<Depot>) -> Arc<Metrics> {
+    pub fn start(ca_not_after: OffsetDateTime, crls: Vec<(String, CrlSource)>, depot: Depot) -> Arc<Metrics> {
         let handle = handle();
         // Counters are there from the start at 0, so that a rate() or an
         // alert on them has a series before the first event.
@@ -197,7 +221,7 @@ impl Metrics {
             orders_finalized: counter!(name::ORDERS_FINALIZED),
             by_route: Mutex::new(HashMap::new()),
         };
-        let depot = depot.map(|depot| DepotGauges { depot, last: Mutex::new(None) });
+        let depot = DepotGauges { depot, last: Mutex::new(None) };
         Arc::new(Metrics { handle, ca_not_after, crls, depot, hot })
     }
 
@@ -208,7 +232,8 @@ impl Metrics {
     }
 
     /// Counts one answered request, and what it did to an order.
-    pub fn answered(&self, route: &'static str, status: u16, problem: Option<Kind>, took: Duration) {
+    pub fn answered(&self, served: Served, status: u16, problem: Option<Kind>, took: Duration) {
+        let route = served.label;
         let (count, time) = {
             let mut by_route = self.hot.by_route.lock().unwrap_or_else(|p| p.into_inner());
             let handles = by_route.entry((route, status)).or_insert_with(|| {
@@ -219,12 +244,10 @@ impl Metrics {
         };
         count.increment(1);
         time.record(took.as_secs_f64());
-        match (route, status, problem) {
-            ("newOrder", 201, _) => self.hot.orders_created.increment(1),
-            ("finalize", 200, _) => self.hot.orders_finalized.increment(1),
-            ("newOrder" | "finalize", _, Some(kind)) => {
-                counter!(name::ORDERS_FAILED, "problem" => kind.name()).increment(1)
-            }
+        match (served.order, status, problem) {
+            (Some(OrderStep::New), 201, _) => self.hot.orders_created.increment(1),
+            (Some(OrderStep::Finalize), 200, _) => self.hot.orders_finalized.increment(1),
+            (Some(_), _, Some(kind)) => counter!(name::ORDERS_FAILED, "problem" => kind.name()).increment(1),
             _ => {}
         }
     }
@@ -235,7 +258,12 @@ impl Metrics {
         self.handle.run_upkeep();
         let mut out = self.handle.render();
         let secs = |d: time::Duration| d.as_seconds_f64();
-        family(&mut out, name::CA_EXPIRY, "Seconds until the issuing CA's certificate expires (negative once it has).");
+        family(
+            &mut out,
+            name::CA_EXPIRY,
+            GAUGE,
+            "Seconds until the issuing CA's certificate expires (negative once it has).",
+        );
         let _ = writeln!(out, "{} {}", name::CA_EXPIRY, secs(self.ca_not_after - now));
         let served: Vec<(&str, u64, OffsetDateTime)> = self
             .crls
@@ -250,36 +278,24 @@ impl Metrics {
             family(
                 &mut out,
                 name::CRL_NUMBER,
+                GAUGE,
                 "The CRL number (RFC 5280 section 5.2.3) of the CRL served now, by file.",
             );
             for (file, number, _) in &served {
                 let _ = writeln!(out, "{}{{crl=\"{}\"}} {number}", name::CRL_NUMBER, escape(file));
             }
-            family(&mut out, name::CRL_AGE, "Seconds since the thisUpdate of the CRL served now, by file.");
+            family(&mut out, name::CRL_AGE, GAUGE, "Seconds since the thisUpdate of the CRL served now, by file.");
             for (file, _, this_update) in &served {
                 let _ = writeln!(out, "{}{{crl=\"{}\"}} {}", name::CRL_AGE, escape(file), secs(now - *this_update));
             }
         }
         process::render(&mut out);
-        if let Some(DepotGauges { depot, last }) = &self.depot {
-            let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
-            if last.as_ref().is_none_or(|(at, _)| at.elapsed() >= DEPOT_RESCAN) {
-                let entries = crate::authority::listing::scan(depot, now).entries;
-                *last = Some((Instant::now(), crate::authority::expiry::prometheus_gauges(&entries)));
-            }
-            out.push_str(last.as_ref().map_or("", |(_, text)| text));
+        let mut last = self.depot.last.lock().unwrap_or_else(|p| p.into_inner());
+        if last.as_ref().is_none_or(|(at, _)| at.elapsed() >= DEPOT_RESCAN) {
+            let entries = crate::authority::listing::scan(&self.depot.depot, now).entries;
+            *last = Some((Instant::now(), expiry::prometheus_gauges(&entries)));
         }
+        out.push_str(last.as_ref().map_or("", |(_, text)| text));
         out
     }
-}
-
-/// A gauge family's HELP and TYPE lines.
-fn family(out: &mut String, name: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-}
-
-/// A label value as the exposition format writes it: backslash, double
-/// quote and line feed escaped.
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }

@@ -6,24 +6,22 @@
 
 use std::fmt::Write as _;
 
+use crate::authority::expiry::{family, COUNTER, GAUGE};
+
 /// Appends the process families that /proc/self can tell.
 pub fn render(out: &mut String) {
     let Some(p) = read() else { return };
     let mut gauge = |name: &str, kind: &str, help: &str, value: f64| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        family(out, name, kind, help);
+        let _ = writeln!(out, "{name} {value}");
     };
-    gauge("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.", p.cpu_seconds);
-    gauge("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", p.resident_bytes);
-    gauge("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", p.virtual_bytes);
-    gauge(
-        "process_start_time_seconds",
-        "gauge",
-        "Start time of the process since unix epoch in seconds.",
-        p.start_time,
-    );
-    gauge("process_open_fds", "gauge", "Number of open file descriptors.", p.open_fds);
+    gauge("process_cpu_seconds_total", COUNTER, "Total user and system CPU time spent in seconds.", p.cpu_seconds);
+    gauge("process_resident_memory_bytes", GAUGE, "Resident memory size in bytes.", p.resident_bytes);
+    gauge("process_virtual_memory_bytes", GAUGE, "Virtual memory size in bytes.", p.virtual_bytes);
+    gauge("process_start_time_seconds", GAUGE, "Start time of the process since unix epoch in seconds.", p.start_time);
+    gauge("process_open_fds", GAUGE, "Number of open file descriptors.", p.open_fds);
     if let Some(max) = p.max_fds {
-        gauge("process_max_fds", "gauge", "Maximum number of open file descriptors.", max);
+        gauge("process_max_fds", GAUGE, "Maximum number of open file descriptors.", max);
     }
 }
 
