@@ -190,10 +190,41 @@ pub fn free_port() -> u16 {
 }
 
 /// `N` distinct ports free on 127.0.0.1: all bound at once (so no two are
-/// the same), then let go.
+/// the same), then let go, for servers a test starts a moment later.
+///
+/// They are picked at random below the kernel's ephemeral range
+/// (net.ipv4.ip_local_port_range, 32768 and up by default). Every outgoing
+/// connection takes its local port from that range (haproxy's health
+/// checks, clients of PostgreSQL, of other tests' servers), so a port
+/// picked there with bind(0) can be taken by one of them before the server
+/// binds it: a fleet test once failed so ("Address already in use" on its
+/// --crl-listen port). At random, so that tests running at once seldom try
+/// the same port.
 pub fn free_ports<const N: usize>() -> [u16; N] {
-    let held: Vec<std::net::TcpListener> =
-        (0..N).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port")).collect();
+    use std::hash::{BuildHasher, Hasher};
+    const LOW: u64 = 10_000;
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(32_768);
+    let span = ephemeral.saturating_sub(LOW);
+    let mut held: Vec<std::net::TcpListener> = Vec::new();
+    // A few tries per port; on a machine whose ephemeral range starts low,
+    // or that holds most of these ports, bind(0) as before.
+    for _ in 0..(N * 50) {
+        if held.len() == N || span < 1_000 {
+            break;
+        }
+        // RandomState: std's per-process random keys, a new one each call.
+        let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+        let port = u16::try_from(LOW + random % span).expect("below the ephemeral range");
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            held.push(listener);
+        }
+    }
+    while held.len() < N {
+        held.push(std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"));
+    }
     std::array::from_fn(|i| held[i].local_addr().unwrap().port())
 }
 
