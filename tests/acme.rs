@@ -214,9 +214,9 @@ async fn two_servers_share_one_depot_one_checking_one_skipping() {
     let unused = Answers::default();
     let (chain_a, chain_b) = tokio::join!(obtain(&a, &ids_a, &answers), obtain(&b, &ids_b, &unused));
     assert_ne!(chain_a, chain_b);
-    let loud =
-        |s: &Server| s.lines().iter().any(|l| l.contains("challenge NOT checked") && l.contains("ci.example.com"));
-    assert!(loud(&skipping) && !loud(&checking), "each skipped check is in the skipping server's log");
+    let loud = |l: &str| l.contains("challenge NOT checked") && l.contains("ci.example.com");
+    skipping.wait_line("line for the skipped check", loud);
+    assert!(!checking.lines().iter().any(|l| loud(l)), "a skipped check in the checking server's log");
     // A CLI command takes the depot lock beside them.
     env.ok(&["request-cert", "--cn", "beside", "--passphrase", ""]);
     env.ok(&["sign", "--CA", "Shared CA", "beside"]);
@@ -391,12 +391,10 @@ async fn with_proxy_protocol_the_header_names_the_client_and_a_bare_connection_i
     header.extend_from_slice(&[192, 0, 2, 7, 127, 0, 0, 1, 0xC3, 0x50, 0x01, 0xBB]);
     let answered = exchange([&header[..], &get[..]].concat()).await;
     assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !server.lines().iter().any(|l| l.contains("path=/health") && l.contains("client=192.0.2.7 ")) {
-        assert!(std::time::Instant::now() < deadline, "no request line from the proxied client:\n{:?}", server.lines());
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    server.wait_line("request line from the proxied client", |l| {
+        l.contains("path=/health") && l.contains("client=192.0.2.7 ")
+    });
     let bare = exchange(get.to_vec()).await;
     assert_eq!(bare, "", "a connection without the header gets no answer");
-    assert!(server.lines().iter().any(|l| l.contains("PROXY header refused")), "{:?}", server.lines());
+    server.wait_line("refusal of the connection without a header", |l| l.contains("PROXY header refused"));
 }

@@ -87,6 +87,18 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
+    /// Waits at most 10 s for a line of the server's log that `wanted`
+    /// accepts, and panics naming `what` without one. The log reaches the
+    /// test through a pipe and a thread, so a line can come a moment after
+    /// the reply or the closed connection it belongs to.
+    pub fn wait_line(&self, what: &str, wanted: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.lines().iter().any(|l| wanted(l)) {
+            assert!(Instant::now() < deadline, "no {what} in the server's log:\n{}", self.lines().join("\n"));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
     }
